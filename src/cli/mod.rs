@@ -1,0 +1,604 @@
+//! The command line: flags, human output, output files and exit codes.
+//!
+//! Layer 4: nothing imports it. Exit codes: 0 success; 1 a failure of the machine (an output
+//! file could not be written); 2 bad input or flags (the message names the file, row group,
+//! row and column where they apply).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use streamfit::config::TrainConfig;
+use streamfit::data::source::write::Compression;
+use streamfit::data::{ColumnSpec, FeatureSelection, RowBlock};
+use streamfit::error::Error;
+use streamfit::generate::{GenerateConfig, Task, generate};
+use streamfit::model::ModelKind;
+use streamfit::pipeline::{LastBatch, Pipeline};
+use streamfit::telemetry::peak_rss_bytes;
+use streamfit::train::{
+    BatchSize, EpochSummary, Eval, MetricsWriter, ModelFile, Report, StepRecord, TrainObserver,
+    TrainerConfig, train,
+};
+
+/// Mini-batch gradient descent on Parquet datasets larger than RAM, with bounded memory.
+#[derive(Parser, Debug)]
+#[command(name = "streamfit", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a linear or logistic model by mini-batch gradient descent, streaming the data.
+    ///
+    /// With no DATA, trains on a synthetic demo dataset (1M rows × 64 features, ~260 MB of
+    /// Parquet in 4 shards) generated once under target/streamfit-demo/.
+    Train(TrainArgs),
+    /// Write a synthetic dataset (Parquet shards plus truth.json) with a known true model.
+    Generate(GenerateArgs),
+    /// Read and decode the data with the training readers, without training: the read ceiling.
+    Scan(ScanArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ColumnArgs {
+    /// Feature columns, comma-separated [default: every numeric column except the label]
+    #[arg(long, value_delimiter = ',', conflicts_with = "features_column")]
+    features: Option<Vec<String>>,
+    /// One FixedSizeList/List column of floats that holds all features of a row
+    #[arg(long, value_name = "NAME")]
+    features_column: Option<String>,
+    /// Label (target) column
+    #[arg(long, default_value = "label", value_name = "NAME")]
+    label: String,
+}
+
+impl ColumnArgs {
+    fn spec(&self) -> ColumnSpec {
+        let features = match (&self.features, &self.features_column) {
+            (Some(cols), _) => FeatureSelection::Columns(cols.clone()),
+            (None, Some(col)) => FeatureSelection::ListColumn(col.clone()),
+            (None, None) => FeatureSelection::AllNumeric,
+        };
+        ColumnSpec {
+            features,
+            label: self.label.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModelArg {
+    /// Linear regression, mean squared error
+    Linear,
+    /// Logistic regression, binary cross-entropy (labels 0/1)
+    Logistic,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Parquet files and/or directories of .parquet shards with one schema [default: the demo dataset]
+    #[arg(value_name = "DATA")]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    /// Model to train
+    #[arg(long, value_enum, default_value = "logistic")]
+    model: ModelArg,
+    /// Rows per iteration: a number (1 = SGD) or `full` (batch gradient descent, one update per epoch)
+    #[arg(long, default_value = "256", value_parser = parse_batch_size)]
+    batch_size: BatchSize,
+    /// Drop the last partial batch of each epoch (floor(N/b) iterations instead of ceil)
+    #[arg(long)]
+    drop_last: bool,
+    /// Learning rate of SGD
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Passes over the data
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Seed of every random choice (unit order, shuffle buffer)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rows held by the shuffle buffer (memory: rows × (4·features + 12) bytes)
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    shuffle_buffer: usize,
+    /// Read units and rows in file order (no shuffling)
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Batches prepared ahead of the trainer
+    #[arg(long, default_value_t = 4, value_name = "P")]
+    prefetch: usize,
+    /// Reader (decoder) threads
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    readers: usize,
+    /// Threads computing the gradient [default: all cores]
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// Skip the full-data loss pass after each epoch
+    #[arg(long)]
+    no_eval: bool,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write JSON lines: one per iteration and one per epoch
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+    /// Write a JSON report at the end (iterations, loss, rows/s, stall, peak RSS, memory budget)
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Save the trained model as JSON (written atomically, only when training succeeds)
+    #[arg(long, value_name = "FILE")]
+    save_model: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TaskArg {
+    Linear,
+    Logistic,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CompressionArg {
+    None,
+    Snappy,
+    Zstd,
+    Lz4,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Kind of label: logistic (0/1 from σ(x·w+b)) or linear (x·w+b+noise)
+    #[arg(long, value_enum, default_value = "logistic")]
+    task: TaskArg,
+    /// Total rows
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Feature columns f0..f{D-1}
+    #[arg(long, default_value_t = 64)]
+    features: usize,
+    /// Number of Parquet files
+    #[arg(long, default_value_t = 4)]
+    shards: usize,
+    /// Rows per row group
+    #[arg(long, default_value_t = 65_536)]
+    row_group_rows: usize,
+    /// Page compression
+    #[arg(long, value_enum, default_value = "snappy")]
+    compression: CompressionArg,
+    /// Seed of every random draw
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (created)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// Parquet files and/or directories of .parquet shards
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    /// Reader (decoder) threads
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    readers: usize,
+    /// Print one JSON object instead of a line
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
+    if s.eq_ignore_ascii_case("full") {
+        return Ok(BatchSize::Full);
+    }
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1, or `full`".to_string()),
+        Ok(b) => Ok(BatchSize::Rows(b)),
+        Err(_) => Err(format!("`{s}` is not a number of rows or `full`")),
+    }
+}
+
+/// Parses the arguments, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let input_error = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<Error>())
+                .is_some_and(Error::is_input_error);
+            ExitCode::from(if input_error { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Generate(args) => run_generate(args),
+        Command::Scan(args) => run_scan(args),
+    }
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let config = GenerateConfig {
+        task: match args.task {
+            TaskArg::Linear => Task::Linear,
+            TaskArg::Logistic => Task::Logistic,
+        },
+        rows: args.rows,
+        features: args.features,
+        shards: args.shards,
+        row_group_rows: args.row_group_rows,
+        compression: match args.compression {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Lz4 => Compression::Lz4,
+        },
+        seed: args.seed,
+        out: args.out,
+        ..GenerateConfig::default()
+    };
+    run_generate_config(&config, args.quiet)
+}
+
+fn run_generate_config(config: &GenerateConfig, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let total = config.rows;
+    let progress = Progress::new(quiet);
+    generate(config, &|rows| progress.update(rows, total))?;
+    progress.clear();
+    let bytes = dir_bytes(&config.out);
+    let secs = started.elapsed().as_secs_f64();
+    if !quiet {
+        println!(
+            "wrote {} rows × {} features to {} in {} file(s): {} in {:.1} s ({:.0} MB/s)",
+            thousands(config.rows),
+            config.features,
+            config.out.display(),
+            config.shards,
+            megabytes(bytes),
+            secs,
+            bytes as f64 / 1e6 / secs.max(1e-9),
+        );
+    }
+    Ok(())
+}
+
+/// The demo dataset of `train` without DATA, generated once.
+fn demo_dataset(quiet: bool) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let dir = target.join("streamfit-demo");
+    if dir.join("truth.json").is_file() {
+        return Ok(dir);
+    }
+    let partial = target.join("streamfit-demo.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    if !quiet {
+        println!(
+            "no DATA given: generating the demo dataset (1,000,000 rows × 64 features, logistic) in {}",
+            dir.display()
+        );
+    }
+    let config = GenerateConfig {
+        out: partial.clone(),
+        ..GenerateConfig::default()
+    };
+    run_generate_config(&config, quiet)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&partial, &dir)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
+    Ok(dir)
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let data = if args.data.is_empty() {
+        vec![demo_dataset(args.quiet)?]
+    } else {
+        args.data.clone()
+    };
+    let mut trainer = TrainerConfig {
+        model: match args.model {
+            ModelArg::Linear => ModelKind::Linear,
+            ModelArg::Logistic => ModelKind::Logistic,
+        },
+        learning_rate: args.lr,
+        epochs: args.epochs,
+        eval: if args.no_eval {
+            Eval::Off
+        } else {
+            Eval::EveryEpoch
+        },
+        ..TrainerConfig::default()
+    };
+    if let Some(t) = args.threads {
+        trainer.num_threads = t;
+    }
+    let config = TrainConfig {
+        data,
+        columns: args.columns.spec(),
+        batch_size: args.batch_size,
+        last_batch: if args.drop_last {
+            LastBatch::Drop
+        } else {
+            LastBatch::Keep
+        },
+        seed: args.seed,
+        shuffle: !args.no_shuffle,
+        shuffle_buffer_rows: args.shuffle_buffer,
+        prefetch: args.prefetch,
+        num_readers: args.readers,
+        trainer,
+    };
+    config.check()?;
+    let source = config.open_source()?;
+    let num_rows = source.num_rows();
+    let d = source.num_features();
+    let pipeline_config = config.pipeline_config(num_rows);
+    let budget = pipeline_config.memory_budget_bytes(d, num_rows);
+    let pipeline = Pipeline::new(source.clone(), pipeline_config);
+    if pipeline.steps_per_epoch() == 0 {
+        return Err(Error::config(
+            "--batch-size",
+            format!(
+                "with --drop-last, a batch of {} rows leaves no full batch in {num_rows} rows",
+                pipeline.config().step_rows
+            ),
+        )
+        .into());
+    }
+    // Fail on an unwritable output before training, not after.
+    let mut metrics = args
+        .metrics
+        .as_deref()
+        .map(MetricsWriter::create)
+        .transpose()?;
+    let quiet = args.quiet;
+    if !quiet {
+        println!(
+            "data: {} rows × {} features in {} file(s), {} units, {} on disk; label `{}`",
+            thousands(num_rows),
+            d,
+            source.files().len(),
+            source.units().len(),
+            megabytes(source.file_bytes()),
+            source.schema().label,
+        );
+        let batch = match config.batch_size {
+            BatchSize::Full => format!("full ({} rows)", thousands(num_rows)),
+            BatchSize::Rows(b) => thousands(b),
+        };
+        println!(
+            "train: {:?} model, batch {batch}, {} iterations/epoch, {} epoch(s), lr {}, {} reader(s), {} gradient thread(s)",
+            config.trainer.model,
+            thousands(pipeline.steps_per_epoch()),
+            config.trainer.epochs,
+            config.trainer.learning_rate,
+            config.num_readers,
+            config.trainer.num_threads,
+        );
+        println!(
+            "memory budget: {} (shuffle buffer {} rows, prefetch {} batches, {} readers)",
+            megabytes(budget),
+            thousands(if config.shuffle {
+                config.shuffle_buffer_rows.min(num_rows as usize) as u64
+            } else {
+                0
+            }),
+            config.prefetch,
+            config.num_readers,
+        );
+    }
+    let mut observer = CliObserver {
+        quiet,
+        epochs: config.trainer.epochs,
+        metrics: metrics.as_mut(),
+    };
+    let result = train(&pipeline, &config.trainer, &mut observer)?;
+    let report = Report {
+        model: config.trainer.model,
+        rows: num_rows,
+        num_features: d,
+        batch_size: pipeline.config().step_rows,
+        epochs: result.epochs.len(),
+        iterations: result.iterations(),
+        iterations_per_epoch: result.iterations_per_epoch,
+        rows_per_epoch: result.rows_per_epoch,
+        final_loss: result.final_loss(),
+        seconds: result.seconds,
+        rows_per_s: result.rows_per_s(),
+        stall_fraction: result.stall_fraction(),
+        peak_rss_bytes: peak_rss_bytes(),
+        memory_budget_bytes: budget,
+        epoch_summaries: result.epochs.iter().map(Into::into).collect(),
+    };
+    if let Some(path) = &args.save_model {
+        ModelFile::new(
+            config.trainer.model,
+            source.schema().feature_names.clone(),
+            source.schema().label.clone(),
+            &result.params,
+        )
+        .save(path)?;
+    }
+    if let Some(path) = &args.report {
+        report.save(path)?;
+    }
+    if !quiet {
+        println!(
+            "done: {} iterations in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
+            thousands(report.iterations),
+            report.seconds,
+            thousands(report.rows_per_s as u64),
+            report.stall_fraction * 100.0,
+            report.peak_rss_bytes.map_or("n/a".to_string(), megabytes),
+            args.save_model.as_ref().map_or(String::new(), |p| format!(
+                "; model saved to {}",
+                p.display()
+            )),
+        );
+    }
+    Ok(())
+}
+
+struct CliObserver<'a> {
+    quiet: bool,
+    epochs: usize,
+    metrics: Option<&'a mut MetricsWriter>,
+}
+
+impl TrainObserver for CliObserver<'_> {
+    fn on_step(&mut self, step: &StepRecord) -> streamfit::error::Result<()> {
+        if let Some(m) = self.metrics.as_deref_mut() {
+            m.step(step)?;
+        }
+        Ok(())
+    }
+
+    fn on_epoch(&mut self, e: &EpochSummary) -> streamfit::error::Result<()> {
+        if let Some(m) = self.metrics.as_deref_mut() {
+            m.epoch(e)?;
+        }
+        if !self.quiet {
+            let loss = e
+                .full_loss
+                .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
+            println!(
+                "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, {:.2} s (+{:.2} s eval)",
+                e.epoch,
+                self.epochs,
+                thousands(e.iterations),
+                thousands(e.rows),
+                thousands(e.rows_per_s as u64),
+                e.stall_fraction * 100.0,
+                e.seconds,
+                e.eval_seconds,
+            );
+        }
+        Ok(())
+    }
+}
+
+fn run_scan(args: ScanArgs) -> Result<()> {
+    let config = TrainConfig {
+        data: args.data.clone(),
+        columns: args.columns.spec(),
+        num_readers: args.readers,
+        ..TrainConfig::default()
+    };
+    config.check()?;
+    let source = config.open_source()?;
+    let num_rows = source.num_rows();
+    let pipeline = Pipeline::new(source.clone(), config.pipeline_config(num_rows));
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut checksum = 0.0f64;
+    pipeline.scan(|block: &RowBlock| {
+        rows += block.num_rows() as u64;
+        // Touch the decoded rows so the scan cannot be optimised into nothing.
+        checksum += f64::from(block.targets().iter().sum::<f32>());
+    })?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let d = source.num_features();
+    let decoded_bytes = rows * (d as u64 + 1) * 4;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rows": rows,
+                "num_features": d,
+                "seconds": secs,
+                "rows_per_s": rows as f64 / secs,
+                "decoded_gb_per_s": decoded_bytes as f64 / 1e9 / secs,
+                "file_gb_per_s": source.file_bytes() as f64 / 1e9 / secs,
+                "label_sum": checksum,
+                "peak_rss_bytes": peak_rss_bytes(),
+            })
+        );
+    } else {
+        println!(
+            "scan: {} rows × {} features in {:.2} s: {} rows/s, {:.2} GB/s decoded, {:.2} GB/s of file, {} reader(s)",
+            thousands(rows),
+            d,
+            secs,
+            thousands((rows as f64 / secs) as u64),
+            decoded_bytes as f64 / 1e9 / secs,
+            source.file_bytes() as f64 / 1e9 / secs,
+            config.num_readers,
+        );
+    }
+    Ok(())
+}
+
+/// A one-line progress indicator on stderr, shown only on a terminal.
+struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&self, done: u64, total: u64) {
+        if self.enabled {
+            eprint!(
+                "\r{} / {} rows ({:.0}%)",
+                thousands(done),
+                thousands(total),
+                done as f64 * 100.0 / total.max(1) as f64
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! Validated configuration of a training run.
+//!
+//! Layer 3: [`TrainConfig`] gathers what the user chose (plain data, `Default` = the documented
+//! defaults); [`TrainConfig::check`] validates it once, before any file is opened or thread
+//! started, and [`TrainConfig::pipeline_config`] derives the pipeline's settings. Running code
+//! never re-validates.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::data::ColumnSpec;
+use crate::data::source::{ParquetSource, Source};
+use crate::error::{Error, Result};
+use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
+use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
+
+/// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
+pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
+
+/// Everything a `train` run needs.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Parquet files and/or directories of them.
+    pub data: Vec<PathBuf>,
+    /// Feature and label columns.
+    pub columns: ColumnSpec,
+    /// Rows per step. By default 256.
+    pub batch_size: BatchSize,
+    /// Keep or drop the last partial batch. By default keep.
+    pub last_batch: LastBatch,
+    /// Seed of every random choice. By default 0.
+    pub seed: u64,
+    /// Shuffle units and rows. By default on.
+    pub shuffle: bool,
+    /// Rows in the shuffle buffer. By default 65,536.
+    pub shuffle_buffer_rows: usize,
+    /// Batches prefetched ahead of the trainer. By default 4.
+    pub prefetch: usize,
+    /// Reader threads. By default 2.
+    pub num_readers: usize,
+    /// Model, optimizer and loop settings.
+    pub trainer: TrainerConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: Vec::new(),
+            columns: ColumnSpec::default(),
+            batch_size: BatchSize::Rows(256),
+            last_batch: LastBatch::Keep,
+            seed: 0,
+            shuffle: true,
+            shuffle_buffer_rows: 65_536,
+            prefetch: 4,
+            num_readers: 2,
+            trainer: TrainerConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Validates every setting that does not need the data.
+    pub fn check(&self) -> Result<()> {
+        if self.data.is_empty() {
+            return Err(Error::config("DATA", "no input files or directories given"));
+        }
+        if self.batch_size == BatchSize::Rows(0) {
+            return Err(Error::config(
+                "--batch-size",
+                "must be at least 1 (or `full`)",
+            ));
+        }
+        let lr = self.trainer.learning_rate;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::config(
+                "--lr",
+                format!("must be a positive number, got {lr}"),
+            ));
+        }
+        if self.trainer.epochs == 0 {
+            return Err(Error::config("--epochs", "must be at least 1"));
+        }
+        if self.trainer.num_threads == 0 || self.trainer.num_threads > 1024 {
+            return Err(Error::config("--threads", "must be between 1 and 1024"));
+        }
+        if self.prefetch > 1024 {
+            return Err(Error::config("--prefetch", "must be at most 1024"));
+        }
+        self.pipeline_config(1).check()
+    }
+
+    /// The pipeline settings for a dataset of `num_rows` rows.
+    pub fn pipeline_config(&self, num_rows: u64) -> PipelineConfig {
+        PipelineConfig {
+            step_rows: step_rows(self.batch_size, num_rows),
+            piece_rows: PIECE_ROWS,
+            last_batch: self.last_batch,
+            shuffle: if self.shuffle {
+                Shuffle::Seeded(self.seed)
+            } else {
+                Shuffle::Off
+            },
+            shuffle_buffer_rows: self.shuffle_buffer_rows,
+            prefetch: self.prefetch,
+            num_readers: self.num_readers,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// Opens the data (parsing every footer once).
+    pub fn open_source(&self) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(ParquetSource::open(&self.data, &self.columns)?))
+    }
+}

@@ -1,0 +1,14 @@
+//! Data: rows, schemas and the sources that decode files into rows.
+//!
+//! Layer 1: knows files and formats, nothing of threads, models or training.
+//!
+//! - [`RowBlock`]: row-major rows with targets and global row ids (chunks and batches).
+//! - [`ColumnSpec`] / [`Schema`]: which columns are features and label, asked and resolved.
+//! - [`source`]: the [`Source`](source::Source) trait and its Parquet implementation.
+
+pub mod rows;
+pub mod schema;
+pub mod source;
+
+pub use self::rows::RowBlock;
+pub use self::schema::{ColumnSpec, FeatureSelection, Schema};

@@ -1,0 +1,161 @@
+//! `RowBlock`: a contiguous, row-major block of decoded rows.
+//!
+//! Rows never travel through streamfit as individual heap objects: a reader decodes a unit into
+//! blocks (chunks), the shuffle stage copies rows out of them into batch blocks, and both kinds
+//! of block are recycled. A block owns three parallel arrays: the features (`rows × d` f32,
+//! row-major), the targets (one f32 per row) and the rows' global ids (their position in the
+//! dataset in file order).
+
+/// A block of rows in row-major layout with their targets and global row ids.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowBlock {
+    num_features: usize,
+    features: Vec<f32>,
+    targets: Vec<f32>,
+    row_ids: Vec<u64>,
+}
+
+impl RowBlock {
+    /// An empty block for rows of `num_features` features with room for `capacity_rows` rows.
+    pub fn with_capacity(num_features: usize, capacity_rows: usize) -> Self {
+        RowBlock {
+            num_features,
+            features: Vec::with_capacity(num_features * capacity_rows),
+            targets: Vec::with_capacity(capacity_rows),
+            row_ids: Vec::with_capacity(capacity_rows),
+        }
+    }
+
+    /// Number of features per row.
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// Number of rows held.
+    pub fn num_rows(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when the block holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// All features, row-major: row `i` is `features()[i * d..(i + 1) * d]`.
+    pub fn features(&self) -> &[f32] {
+        &self.features
+    }
+
+    /// One target per row.
+    pub fn targets(&self) -> &[f32] {
+        &self.targets
+    }
+
+    /// One global row id per row.
+    pub fn row_ids(&self) -> &[u64] {
+        &self.row_ids
+    }
+
+    /// The features of row `i`. Panics when `i` is out of range (a caller bug).
+    pub fn row(&self, i: usize) -> &[f32] {
+        let d = self.num_features;
+        &self.features[i * d..(i + 1) * d]
+    }
+
+    /// Removes all rows and sets the row width, keeping the allocation.
+    pub fn reset(&mut self, num_features: usize) {
+        self.num_features = num_features;
+        self.features.clear();
+        self.targets.clear();
+        self.row_ids.clear();
+    }
+
+    /// Appends one row. `features.len()` must equal [`RowBlock::num_features`].
+    #[inline]
+    pub fn push_row(&mut self, features: &[f32], target: f32, row_id: u64) {
+        debug_assert_eq!(features.len(), self.num_features);
+        self.features.extend_from_slice(features);
+        self.targets.push(target);
+        self.row_ids.push(row_id);
+    }
+
+    /// Appends rows `rows` of `other` (which must have the same row width).
+    pub fn extend_from(&mut self, other: &RowBlock, rows: std::ops::Range<usize>) {
+        debug_assert_eq!(other.num_features, self.num_features);
+        let d = self.num_features;
+        self.features
+            .extend_from_slice(&other.features[rows.start * d..rows.end * d]);
+        self.targets.extend_from_slice(&other.targets[rows.clone()]);
+        self.row_ids.extend_from_slice(&other.row_ids[rows]);
+    }
+
+    /// Overwrites row `i` in place. Panics when `i` is out of range (a caller bug).
+    #[inline]
+    pub fn set_row(&mut self, i: usize, features: &[f32], target: f32, row_id: u64) {
+        let d = self.num_features;
+        self.features[i * d..(i + 1) * d].copy_from_slice(features);
+        self.targets[i] = target;
+        self.row_ids[i] = row_id;
+    }
+
+    /// Removes row `i` by moving the last row into its place.
+    pub fn swap_remove(&mut self, i: usize) {
+        let d = self.num_features;
+        let last = self.targets.len() - 1;
+        if i != last {
+            self.features.copy_within(last * d..(last + 1) * d, i * d);
+        }
+        self.features.truncate(last * d);
+        self.targets.swap_remove(i);
+        self.row_ids.swap_remove(i);
+    }
+
+    /// Appends `num_rows` rows whose values are then written by `fill` into the returned
+    /// slices (features row-major, targets), with ids `first_row_id..first_row_id + num_rows`.
+    ///
+    /// The new slots start zeroed; `fill` must overwrite all of them.
+    pub fn append_with<E>(
+        &mut self,
+        num_rows: usize,
+        first_row_id: u64,
+        fill: impl FnOnce(&mut [f32], &mut [f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let d = self.num_features;
+        let start = self.targets.len();
+        self.features.resize((start + num_rows) * d, 0.0);
+        self.targets.resize(start + num_rows, 0.0);
+        self.row_ids
+            .extend(first_row_id..first_row_id + num_rows as u64);
+        fill(&mut self.features[start * d..], &mut self.targets[start..])
+    }
+
+    /// Approximate heap bytes one row occupies in a block with `num_features` features.
+    pub fn bytes_per_row(num_features: usize) -> usize {
+        num_features * 4 + 4 + 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_and_append_keep_rows_aligned() {
+        let mut block = RowBlock::with_capacity(2, 4);
+        block.push_row(&[1.0, 2.0], 0.5, 7);
+        block
+            .append_with::<()>(2, 10, |x, y| {
+                x.copy_from_slice(&[3.0, 4.0, 5.0, 6.0]);
+                y.copy_from_slice(&[1.0, 0.0]);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(block.num_rows(), 3);
+        assert_eq!(block.row(2), &[5.0, 6.0]);
+        assert_eq!(block.targets(), &[0.5, 1.0, 0.0]);
+        assert_eq!(block.row_ids(), &[7, 10, 11]);
+        block.reset(3);
+        assert!(block.is_empty());
+        assert_eq!(block.num_features(), 3);
+    }
+}

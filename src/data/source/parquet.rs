@@ -1,0 +1,822 @@
+//! Parquet files read through a memory map, one row group per unit.
+//!
+//! Each file is mapped once and its footer parsed once at open. A unit (row group) is decoded
+//! with a projection mask so only the feature and label columns are read, in record batches of
+//! at most `max_block_rows` rows, so a huge row group is never materialised whole. Each batch is
+//! checked (nulls, non-finite values, list lengths) and transposed into a row-major
+//! [`RowBlock`]. Float64, integer and boolean columns are cast to f32. After a unit is read its
+//! byte range is released from this process's resident set (`MADV_DONTNEED`; the page cache
+//! keeps it), so mapped files do not grow the resident memory with the dataset.
+//!
+//! This module is the only one that touches the arrow/parquet readers.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use bytes::Bytes;
+use memmap2::{Mmap, UncheckedAdvice};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+
+use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::source::{ChunkSink, Source, Unit};
+use crate::error::{Error, Result};
+
+/// A dataset of one or more Parquet files with one schema.
+pub struct ParquetSource {
+    paths: Vec<PathBuf>,
+    files: Vec<ParquetFile>,
+    schema: Schema,
+    units: Vec<Unit>,
+    file_bytes: u64,
+}
+
+/// One opened file: its map, parsed footer and where the used columns sit.
+struct ParquetFile {
+    map: Arc<Mmap>,
+    bytes: Bytes,
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    layout: Layout,
+}
+
+/// Where the used columns are in a projected record batch (positions, not names).
+#[derive(Debug, Clone)]
+enum Layout {
+    Scalars {
+        features: Vec<usize>,
+        label: usize,
+    },
+    List {
+        column: usize,
+        len: usize,
+        label: usize,
+    },
+}
+
+/// Owner that lets `Bytes` borrow a shared memory map.
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl ParquetSource {
+    /// Opens files and/or directories of `.parquet` files (sorted by name) with one schema,
+    /// resolving the feature and label columns of `spec`.
+    ///
+    /// Every footer is parsed here, once; a file that is not Parquet, a schema that differs
+    /// between files, a missing or unsupported column, or a dataset without rows is an error.
+    pub fn open(paths: &[PathBuf], spec: &ColumnSpec) -> Result<Self> {
+        let paths = expand_paths(paths)?;
+        let mut files = Vec::with_capacity(paths.len());
+        let mut units = Vec::new();
+        let mut schema: Option<(Schema, SchemaRef)> = None;
+        let mut next_row_id = 0u64;
+        let mut file_bytes = 0u64;
+        for (file_index, path) in paths.iter().enumerate() {
+            let (map, bytes, metadata) = open_file(path)?;
+            file_bytes += map.len() as u64;
+            let arrow_schema = metadata.schema().clone();
+            if let Some((_, first_schema)) = &schema
+                && !same_fields(first_schema, &arrow_schema)
+            {
+                return Err(Error::SchemaMismatch {
+                    first: paths[0].clone(),
+                    first_schema: describe_schema(first_schema),
+                    other: path.clone(),
+                    other_schema: describe_schema(&arrow_schema),
+                });
+            }
+            let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
+            let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
+            let mut file = ParquetFile {
+                map,
+                bytes,
+                metadata,
+                mask,
+                layout: resolved.layout,
+            };
+            if let Layout::List { len: 0, .. } = file.layout {
+                file.layout = probe_list_length(path, &file)?;
+            }
+            let names = match (&file.layout, &resolved.feature_names) {
+                (Layout::List { len, .. }, FeatureNames::List(column)) => {
+                    (0..*len).map(|i| format!("{column}[{i}]")).collect()
+                }
+                (_, FeatureNames::Scalars(names)) => names.clone(),
+                (_, FeatureNames::List(_)) => unreachable!("list layout pairs with list names"),
+            };
+            let file_schema = Schema {
+                feature_names: names,
+                label: spec.label.clone(),
+            };
+            match &schema {
+                None => schema = Some((file_schema, arrow_schema)),
+                Some((first, first_arrow)) if *first != file_schema => {
+                    return Err(Error::SchemaMismatch {
+                        first: paths[0].clone(),
+                        first_schema: format!(
+                            "{} ({} features)",
+                            describe_schema(first_arrow),
+                            first.num_features()
+                        ),
+                        other: path.clone(),
+                        other_schema: format!("{} features", file_schema.num_features()),
+                    });
+                }
+                Some(_) => {}
+            }
+            for (rg, meta) in file.metadata.metadata().row_groups().iter().enumerate() {
+                let num_rows = u64::try_from(meta.num_rows()).map_err(|_| Error::Corrupt {
+                    file: path.clone(),
+                    row_group: Some(rg),
+                    reason: format!("negative row count {}", meta.num_rows()),
+                })?;
+                if num_rows == 0 {
+                    continue;
+                }
+                units.push(Unit {
+                    file: file_index,
+                    index_in_file: rg,
+                    num_rows,
+                    first_row_id: next_row_id,
+                });
+                next_row_id += num_rows;
+            }
+            files.push(file);
+        }
+        let Some((schema, _)) = schema else {
+            return Err(Error::EmptyDataset {
+                what: "no input files".to_string(),
+            });
+        };
+        if next_row_id == 0 {
+            return Err(Error::EmptyDataset {
+                what: format!("{} file(s) hold no rows", paths.len()),
+            });
+        }
+        Ok(ParquetSource {
+            paths,
+            files,
+            schema,
+            units,
+            file_bytes,
+        })
+    }
+
+    fn corrupt(&self, unit: &Unit, reason: impl ToString) -> Error {
+        Error::Corrupt {
+            file: self.paths[unit.file].clone(),
+            row_group: Some(unit.index_in_file),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Releases a row group's pages from this process's resident set.
+    fn release(&self, unit: &Unit) {
+        let file = &self.files[unit.file];
+        let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+        let (mut start, mut end) = (u64::MAX, 0u64);
+        for column in row_group.columns() {
+            let (offset, len) = column.byte_range();
+            start = start.min(offset);
+            end = end.max(offset.saturating_add(len));
+        }
+        let map_len = file.map.len() as u64;
+        let end = end.min(map_len);
+        if start < end {
+            // SAFETY: the map is a read-only, shared file mapping; MADV_DONTNEED only drops
+            // this process's page-table entries and later reads fault the same bytes back in
+            // from the page cache, so no memory that Rust can observe changes.
+            let _ = unsafe {
+                file.map.unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    start as usize,
+                    (end - start) as usize,
+                )
+            };
+        }
+    }
+}
+
+impl Source for ParquetSource {
+    fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn files(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    fn read_unit(
+        &self,
+        unit_index: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let unit = self.units[unit_index];
+        let file = &self.files[unit.file];
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file.bytes.clone(),
+            file.metadata.clone(),
+        )
+        .with_projection(file.mask.clone())
+        .with_row_groups(vec![unit.index_in_file])
+        .with_batch_size(max_block_rows.max(1))
+        .build()
+        .map_err(|e| self.corrupt(&unit, e))?;
+        let ctx = DecodeContext {
+            path: &self.paths[unit.file],
+            row_group: unit.index_in_file,
+            schema: &self.schema,
+        };
+        let d = self.schema.num_features();
+        let mut rows_read = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            let n = batch.num_rows();
+            if rows_read + n as u64 > unit.num_rows {
+                return Err(Error::RowCountMismatch {
+                    file: ctx.path.to_path_buf(),
+                    row_group: unit.index_in_file,
+                    expected: unit.num_rows,
+                    found: rows_read + n as u64,
+                });
+            }
+            let mut block = sink.empty_block();
+            block.reset(d);
+            block.append_with(n, unit.first_row_id + rows_read, |x, y| {
+                ctx.decode(&file.layout, &batch, rows_read, x, y)
+            })?;
+            rows_read += n as u64;
+            if sink.send(block).is_break() {
+                return Ok(());
+            }
+        }
+        if rows_read != unit.num_rows {
+            return Err(Error::RowCountMismatch {
+                file: ctx.path.to_path_buf(),
+                row_group: unit.index_in_file,
+                expected: unit.num_rows,
+                found: rows_read,
+            });
+        }
+        self.release(&unit);
+        Ok(())
+    }
+}
+
+/// Lists the Parquet files named by `paths`: files as given, directories expanded to their
+/// `.parquet`/`.parq` files sorted by name (hidden and `_`-prefixed names skipped).
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_parquet_name(p))
+            .collect();
+        if found.is_empty() {
+            return Err(Error::EmptyDataset {
+                what: format!("no .parquet files in {}", path.display()),
+            });
+        }
+        found.sort();
+        out.extend(found);
+    }
+    if out.is_empty() {
+        return Err(Error::EmptyDataset {
+            what: "no input files".to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn is_parquet_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.')
+        && !name.starts_with('_')
+        && (name.ends_with(".parquet") || name.ends_with(".parq"))
+}
+
+/// Maps a file and parses its footer.
+fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        row_group: None,
+        reason,
+    };
+    if len < 12 {
+        return Err(corrupt(format!(
+            "file is {len} bytes, too small to be a parquet file"
+        )));
+    }
+    // SAFETY: the map is read-only. streamfit never writes its input files; a file truncated
+    // by another process while mapped is outside what any reader can defend against.
+    let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
+    let bytes = Bytes::from_owner(MapOwner(map.clone()));
+    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok((map, bytes, metadata))
+}
+
+fn same_fields(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields().iter())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn describe_schema(schema: &SchemaRef) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    format!("columns [{}]", cols.join(", "))
+}
+
+fn is_scalar_number(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Boolean
+    )
+}
+
+enum FeatureNames {
+    Scalars(Vec<String>),
+    List(String),
+}
+
+struct Resolved {
+    feature_names: FeatureNames,
+    layout: Layout,
+}
+
+/// Finds the used columns in a file's schema; returns the resolution and the root indices to
+/// project. A list layout's length is 0 when the schema does not fix it (a variable `List`).
+fn resolve_columns(
+    path: &Path,
+    schema: &SchemaRef,
+    spec: &ColumnSpec,
+) -> Result<(Resolved, Vec<usize>)> {
+    let available = || {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |name: &str| {
+        schema.index_of(name).map_err(|_| Error::MissingColumn {
+            file: path.to_path_buf(),
+            column: name.to_string(),
+            available: available(),
+        })
+    };
+    let unsupported = |index: usize, list_expected: bool| {
+        let field = schema.field(index);
+        Error::UnsupportedType {
+            file: path.to_path_buf(),
+            column: field.name().clone(),
+            data_type: field.data_type().to_string(),
+            list_expected,
+        }
+    };
+    let label = find(&spec.label)?;
+    if !is_scalar_number(schema.field(label).data_type()) {
+        return Err(unsupported(label, false));
+    }
+    let reject_label = |name: &str| {
+        if name == spec.label {
+            Err(Error::config(
+                "--features",
+                format!("the label column `{name}` cannot also be a feature"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match &spec.features {
+        FeatureSelection::AllNumeric | FeatureSelection::Columns(_) => {
+            let feature_roots: Vec<usize> = match &spec.features {
+                FeatureSelection::Columns(names) => {
+                    let mut roots = Vec::with_capacity(names.len());
+                    for name in names {
+                        reject_label(name)?;
+                        let index = find(name)?;
+                        if !is_scalar_number(schema.field(index).data_type()) {
+                            return Err(unsupported(index, false));
+                        }
+                        roots.push(index);
+                    }
+                    roots
+                }
+                _ => (0..schema.fields().len())
+                    .filter(|&i| i != label && is_scalar_number(schema.field(i).data_type()))
+                    .collect(),
+            };
+            if feature_roots.is_empty() {
+                return Err(Error::config(
+                    "--features",
+                    format!(
+                        "{}: no numeric feature columns besides the label (columns: {})",
+                        path.display(),
+                        available()
+                    ),
+                ));
+            }
+            let mut roots = feature_roots.clone();
+            roots.push(label);
+            let position = projected_positions(&roots);
+            let names = feature_roots
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect();
+            let layout = Layout::Scalars {
+                features: feature_roots.iter().map(|r| position(*r)).collect(),
+                label: position(label),
+            };
+            Ok((
+                Resolved {
+                    feature_names: FeatureNames::Scalars(names),
+                    layout,
+                },
+                roots,
+            ))
+        }
+        FeatureSelection::ListColumn(name) => {
+            reject_label(name)?;
+            let index = find(name)?;
+            let len = match schema.field(index).data_type() {
+                DataType::FixedSizeList(item, len) if is_scalar_number(item.data_type()) => {
+                    usize::try_from(*len).unwrap_or(0)
+                }
+                DataType::List(item) | DataType::LargeList(item)
+                    if is_scalar_number(item.data_type()) =>
+                {
+                    0
+                }
+                _ => return Err(unsupported(index, true)),
+            };
+            let roots = vec![index, label];
+            let position = projected_positions(&roots);
+            Ok((
+                Resolved {
+                    feature_names: FeatureNames::List(name.clone()),
+                    layout: Layout::List {
+                        column: position(index),
+                        len,
+                        label: position(label),
+                    },
+                },
+                roots,
+            ))
+        }
+    }
+}
+
+/// Position of each root column inside a batch projected to `roots` (schema order).
+fn projected_positions(roots: &[usize]) -> impl Fn(usize) -> usize + use<> {
+    let mut sorted = roots.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    move |root| sorted.binary_search(&root).expect("root is projected")
+}
+
+/// Reads the first row of a variable-length list column to learn the feature count.
+fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layout> {
+    let Layout::List { column, label, .. } = file.layout else {
+        unreachable!("probe only for list layouts")
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        row_group: None,
+        reason,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.bytes.clone(),
+        file.metadata.clone(),
+    )
+    .with_projection(file.mask.clone())
+    .with_batch_size(1)
+    .build()
+    .map_err(|e| corrupt(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let array = batch.column(column);
+        let len = match array.data_type() {
+            DataType::List(_) => array.as_list::<i32>().value_length(0) as usize,
+            DataType::LargeList(_) => array.as_list::<i64>().value_length(0) as usize,
+            _ => 0,
+        };
+        if len == 0 {
+            return Err(corrupt(
+                "the first row of the feature list is empty".to_string(),
+            ));
+        }
+        return Ok(Layout::List { column, len, label });
+    }
+    Err(corrupt(
+        "no rows to learn the feature list length from".to_string(),
+    ))
+}
+
+/// A column's values as a typed slice (offset already applied).
+enum Values<'a> {
+    F16(&'a [<Float16Type as arrow_array::ArrowPrimitiveType>::Native]),
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Bool(&'a BooleanArray),
+}
+
+impl<'a> Values<'a> {
+    fn of(array: &'a dyn Array) -> Option<Self> {
+        Some(match array.data_type() {
+            DataType::Float16 => Values::F16(array.as_primitive::<Float16Type>().values()),
+            DataType::Float32 => Values::F32(array.as_primitive::<Float32Type>().values()),
+            DataType::Float64 => Values::F64(array.as_primitive::<Float64Type>().values()),
+            DataType::Int8 => Values::I8(array.as_primitive::<Int8Type>().values()),
+            DataType::Int16 => Values::I16(array.as_primitive::<Int16Type>().values()),
+            DataType::Int32 => Values::I32(array.as_primitive::<Int32Type>().values()),
+            DataType::Int64 => Values::I64(array.as_primitive::<Int64Type>().values()),
+            DataType::UInt8 => Values::U8(array.as_primitive::<UInt8Type>().values()),
+            DataType::UInt16 => Values::U16(array.as_primitive::<UInt16Type>().values()),
+            DataType::UInt32 => Values::U32(array.as_primitive::<UInt32Type>().values()),
+            DataType::UInt64 => Values::U64(array.as_primitive::<UInt64Type>().values()),
+            DataType::Boolean => Values::Bool(array.as_boolean()),
+            _ => return None,
+        })
+    }
+
+    /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`.
+    fn scatter(&self, rows: std::ops::Range<usize>, out: &mut [f32], stride: usize, offset: usize) {
+        macro_rules! copy {
+            ($slice:expr, $conv:expr) => {
+                for (dst, v) in out.chunks_exact_mut(stride).zip(&$slice[rows]) {
+                    dst[offset] = $conv(*v);
+                }
+            };
+        }
+        match self {
+            Values::F16(s) => copy!(s, |v: HalfF16| v.to_f32()),
+            Values::F32(s) => copy!(s, |v: f32| v),
+            Values::F64(s) => copy!(s, |v: f64| v as f32),
+            Values::I8(s) => copy!(s, |v: i8| v as f32),
+            Values::I16(s) => copy!(s, |v: i16| v as f32),
+            Values::I32(s) => copy!(s, |v: i32| v as f32),
+            Values::I64(s) => copy!(s, |v: i64| v as f32),
+            Values::U8(s) => copy!(s, |v: u8| v as f32),
+            Values::U16(s) => copy!(s, |v: u16| v as f32),
+            Values::U32(s) => copy!(s, |v: u32| v as f32),
+            Values::U64(s) => copy!(s, |v: u64| v as f32),
+            Values::Bool(b) => {
+                for (dst, i) in out.chunks_exact_mut(stride).zip(rows) {
+                    dst[offset] = if b.value(i) { 1.0 } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+type HalfF16 = <Float16Type as arrow_array::ArrowPrimitiveType>::Native;
+
+/// Rows per tile of the column-to-row transpose: a tile of 64 features stays in L1/L2.
+const TILE_ROWS: usize = 128;
+
+/// What a decode error needs to name its place.
+struct DecodeContext<'a> {
+    path: &'a Path,
+    row_group: usize,
+    schema: &'a Schema,
+}
+
+impl DecodeContext<'_> {
+    /// Decodes one record batch into row-major `features` and `targets` (already sized).
+    /// `first_row` is the batch's first row within the row group, for error messages.
+    fn decode(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+        targets: &mut [f32],
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let d = self.schema.num_features();
+        let label_index = match layout {
+            Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
+        };
+        let label = batch.column(label_index);
+        self.check_nulls(label, &self.schema.label, first_row)?;
+        let label_values = Values::of(label.as_ref())
+            .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
+        label_values.scatter(0..n, targets, 1, 0);
+        match layout {
+            Layout::Scalars { features: cols, .. } => {
+                let mut columns = Vec::with_capacity(cols.len());
+                for (j, &c) in cols.iter().enumerate() {
+                    let array = batch.column(c);
+                    let name = &self.schema.feature_names[j];
+                    self.check_nulls(array, name, first_row)?;
+                    columns.push(
+                        Values::of(array.as_ref()).ok_or_else(|| self.unsupported(array, name))?,
+                    );
+                }
+                for start in (0..n).step_by(TILE_ROWS) {
+                    let end = (start + TILE_ROWS).min(n);
+                    let tile = &mut features[start * d..end * d];
+                    for (j, values) in columns.iter().enumerate() {
+                        values.scatter(start..end, tile, d, j);
+                    }
+                }
+            }
+            Layout::List { column, len, .. } => {
+                self.decode_list(batch.column(*column), *len, first_row, features)?;
+            }
+        }
+        self.check_finite(features, d, first_row, |j| {
+            self.schema.feature_names[j].clone()
+        })?;
+        self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())
+    }
+
+    fn decode_list(
+        &self,
+        array: &ArrayRef,
+        len: usize,
+        first_row: u64,
+        features: &mut [f32],
+    ) -> Result<()> {
+        let n = array.len();
+        let name = self.list_name();
+        self.check_nulls(array, &name, first_row)?;
+        let (values, start) = match array.data_type() {
+            DataType::FixedSizeList(_, _) => (array.as_fixed_size_list().values().clone(), 0),
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                let offsets = list.value_offsets();
+                self.check_list_lengths(
+                    offsets.windows(2).map(|w| (w[1] - w[0]) as usize),
+                    len,
+                    first_row,
+                )?;
+                (list.values().clone(), offsets[0] as usize)
+            }
+            DataType::LargeList(_) => {
+                let list = array.as_list::<i64>();
+                let offsets = list.value_offsets();
+                self.check_list_lengths(
+                    offsets.windows(2).map(|w| (w[1] - w[0]) as usize),
+                    len,
+                    first_row,
+                )?;
+                (list.values().clone(), offsets[0] as usize)
+            }
+            _ => return Err(self.unsupported(array, &name)),
+        };
+        let values = values.slice(start, n * len);
+        if values.null_count() > 0 {
+            let k = values
+                .nulls()
+                .and_then(|b| b.iter().position(|valid| !valid))
+                .unwrap_or(0);
+            return Err(Error::Null {
+                file: self.path.to_path_buf(),
+                row_group: self.row_group,
+                row: first_row + (k / len) as u64,
+                column: format!("{name}[{}]", k % len),
+            });
+        }
+        let typed = Values::of(values.as_ref()).ok_or_else(|| self.unsupported(&values, &name))?;
+        typed.scatter(0..n * len, features, 1, 0);
+        Ok(())
+    }
+
+    fn list_name(&self) -> String {
+        let first = &self.schema.feature_names[0];
+        first.strip_suffix("[0]").unwrap_or(first).to_string()
+    }
+
+    fn check_list_lengths(
+        &self,
+        lengths: impl Iterator<Item = usize>,
+        expected: usize,
+        first_row: u64,
+    ) -> Result<()> {
+        for (i, found) in lengths.enumerate() {
+            if found != expected {
+                return Err(Error::ListLength {
+                    file: self.path.to_path_buf(),
+                    row_group: self.row_group,
+                    row: first_row + i as u64,
+                    column: self.list_name(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_nulls(&self, array: &ArrayRef, column: &str, first_row: u64) -> Result<()> {
+        if array.null_count() == 0 {
+            return Ok(());
+        }
+        let i = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+        Err(Error::Null {
+            file: self.path.to_path_buf(),
+            row_group: self.row_group,
+            row: first_row + i as u64,
+            column: column.to_string(),
+        })
+    }
+
+    /// Finds the first NaN or infinity in a row-major slice of `stride` columns.
+    fn check_finite(
+        &self,
+        values: &[f32],
+        stride: usize,
+        first_row: u64,
+        column_name: impl Fn(usize) -> String,
+    ) -> Result<()> {
+        // Branch-free OR over the exponent bits vectorises; the slow search runs only on error.
+        let any_bad = values.iter().fold(0u32, |acc, v| {
+            acc | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+        });
+        if any_bad == 0 {
+            return Ok(());
+        }
+        let k = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        Err(Error::NonFinite {
+            file: self.path.to_path_buf(),
+            row_group: self.row_group,
+            row: first_row + (k / stride) as u64,
+            column: column_name(k % stride),
+            value: f64::from(values[k]),
+        })
+    }
+
+    fn unsupported(&self, array: &dyn Array, column: &str) -> Error {
+        Error::UnsupportedType {
+            file: self.path.to_path_buf(),
+            column: column.to_string(),
+            data_type: array.data_type().to_string(),
+            list_expected: false,
+        }
+    }
+}

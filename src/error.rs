@@ -1,0 +1,155 @@
+//! Error types for the whole library.
+//!
+//! Every error that bad input can cause is a structured variant naming the file, the row group
+//! or row, and the column, so a user can find the offending value. Messages are lowercase with
+//! no trailing period. [`Error::is_input_error`] separates "your data or flags are wrong" (the
+//! binary exits with code 2) from failures of the machine (code 1).
+
+use std::path::PathBuf;
+
+/// Result alias used throughout streamfit.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading data, training or writing results.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, mapped, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A Parquet file whose footer or pages cannot be decoded.
+    #[error("{}: corrupt parquet{}: {reason}", file.display(), fmt_row_group(*row_group))]
+    Corrupt {
+        file: PathBuf,
+        row_group: Option<usize>,
+        reason: String,
+    },
+
+    /// Two files of one dataset disagree on the columns that training uses.
+    #[error(
+        "schema mismatch: {} has {first_schema}, but {} has {other_schema}",
+        first.display(),
+        other.display()
+    )]
+    SchemaMismatch {
+        first: PathBuf,
+        first_schema: String,
+        other: PathBuf,
+        other_schema: String,
+    },
+
+    /// A column named by the configuration is not in the file.
+    #[error("{}: column `{column}` not found (columns: {available})", file.display())]
+    MissingColumn {
+        file: PathBuf,
+        column: String,
+        available: String,
+    },
+
+    /// A column whose type cannot be used as a feature or label.
+    #[error("{}: column `{column}` has unsupported type {data_type} (expected a numeric or boolean column{})", file.display(), if *list_expected { ", or a list of floats" } else { "" })]
+    UnsupportedType {
+        file: PathBuf,
+        column: String,
+        data_type: String,
+        list_expected: bool,
+    },
+
+    /// A used column holds a null.
+    #[error("{}: row group {row_group}, row {row}: null in column `{column}`", file.display())]
+    Null {
+        file: PathBuf,
+        row_group: usize,
+        row: u64,
+        column: String,
+    },
+
+    /// A used column holds NaN or an infinity.
+    #[error("{}: row group {row_group}, row {row}: non-finite value {value} in column `{column}`", file.display())]
+    NonFinite {
+        file: PathBuf,
+        row_group: usize,
+        row: u64,
+        column: String,
+        value: f64,
+    },
+
+    /// A list feature column whose rows do not all have the same length.
+    #[error("{}: row group {row_group}, row {row}: column `{column}` has {found} values, expected {expected}", file.display())]
+    ListLength {
+        file: PathBuf,
+        row_group: usize,
+        row: u64,
+        column: String,
+        expected: usize,
+        found: usize,
+    },
+
+    /// A row group whose decoded row count differs from its footer.
+    #[error("{}: row group {row_group}: footer says {expected} rows but the pages hold {found}", file.display())]
+    RowCountMismatch {
+        file: PathBuf,
+        row_group: usize,
+        expected: u64,
+        found: u64,
+    },
+
+    /// The dataset holds no rows (or no files).
+    #[error("empty dataset: {what}")]
+    EmptyDataset { what: String },
+
+    /// A flag or configuration value that cannot be used.
+    #[error("invalid {field}: {reason}")]
+    Config { field: &'static str, reason: String },
+
+    /// Training produced a non-finite loss or gradient.
+    #[error(
+        "training diverged at epoch {epoch}, iteration {iteration}: {what} is not finite (try a smaller --lr)"
+    )]
+    Diverged {
+        epoch: usize,
+        iteration: u64,
+        what: &'static str,
+    },
+
+    /// Writing an output file (model, metrics, dataset) failed.
+    #[error("cannot write {}: {reason}", path.display())]
+    Output { path: PathBuf, reason: String },
+}
+
+fn fmt_row_group(row_group: Option<usize>) -> String {
+    match row_group {
+        Some(rg) => format!(", row group {rg}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// True when the error is caused by the user's data or flags rather than by the machine.
+    ///
+    /// Reading input (including a missing input file) counts as the user's; writing an output
+    /// does not. The binary exits with code 2 for these and 1 for the rest.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Error::Output { .. })
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for a [`Error::Config`].
+    pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The bounded pipeline from a [`Source`] to a stream of batches.
+//!
+//! ```text
+//!  plan ──► reader-0..R ──blocks──► shuffle ──batches──► prefetch queue (P) ──► consumer
+//!                        bounded    (ShuffleBuffer +      bounded
+//!                        channels    batcher)
+//!                                        ◄──── batch buffers recycled on drop ◄────
+//! ```
+//! Layer 2: spawns the reader threads and the `shuffle` thread, knows nothing of models or
+//! training. [`Pipeline::epoch`] starts one pass and returns a [`BatchStream`]; the batch
+//! sequence is a pure function of (data, seed, epoch, config), whatever the reader count or
+//! timing, because readers take units round-robin and the shuffle stage consumes them in plan
+//! order. Every channel is bounded and batch buffers come from a fixed pool, so resident
+//! memory is bounded by [`PipelineConfig::memory_budget_bytes`]. An error anywhere ends the
+//! stream with that error promptly; dropping the stream early stops and joins every thread.
+
+pub mod plan;
+pub mod reader;
+pub mod shuffle;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use crate::data::RowBlock;
+use crate::data::source::Source;
+use crate::error::{Error, Result};
+
+pub use self::plan::{RngStream, Shuffle, epoch_plan, rng_for};
+pub use self::reader::{ErrorSlot, Next, PlanOrderReceiver, ReaderSettings, spawn_readers};
+pub use self::shuffle::ShuffleBuffer;
+
+/// What happens to a last batch smaller than the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastBatch {
+    /// Emit it (an epoch has ceil(N/b) steps).
+    Keep,
+    /// Drop its rows (an epoch has floor(N/b) steps).
+    Drop,
+}
+
+/// Settings of one pipeline pass. Checked by [`PipelineConfig::check`] before any thread.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Rows per step (the batch size b). A step larger than `piece_rows` arrives in several
+    /// batches, the last one marked [`Batch::ends_step`].
+    pub step_rows: u64,
+    /// Largest batch the pipeline materialises. By default 16,384.
+    pub piece_rows: usize,
+    /// Keep or drop a final partial step. By default keep.
+    pub last_batch: LastBatch,
+    /// Unit and row order. By default seeded with 0.
+    pub shuffle: Shuffle,
+    /// Rows held by the shuffle buffer. By default 65,536.
+    pub shuffle_buffer_rows: usize,
+    /// Batches queued ahead of the consumer. By default 4.
+    pub prefetch: usize,
+    /// Reader threads. By default 2.
+    pub num_readers: usize,
+    /// Rows per decoded block. By default 8,192.
+    pub block_rows: usize,
+    /// Blocks each reader may queue. By default 2.
+    pub reader_channel_blocks: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            step_rows: 256,
+            piece_rows: 16_384,
+            last_batch: LastBatch::Keep,
+            shuffle: Shuffle::Seeded(0),
+            shuffle_buffer_rows: 65_536,
+            prefetch: 4,
+            num_readers: 2,
+            block_rows: 8_192,
+            reader_channel_blocks: 2,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Validates the settings.
+    pub fn check(&self) -> Result<()> {
+        if self.step_rows == 0 {
+            return Err(Error::config("--batch-size", "must be at least 1"));
+        }
+        if self.piece_rows == 0 || self.block_rows == 0 {
+            return Err(Error::config("piece/block rows", "must be at least 1"));
+        }
+        if self.num_readers == 0 || self.num_readers > 256 {
+            return Err(Error::config("--readers", "must be between 1 and 256"));
+        }
+        if matches!(self.shuffle, Shuffle::Seeded(_)) && self.shuffle_buffer_rows == 0 {
+            return Err(Error::config(
+                "--shuffle-buffer",
+                "must be at least 1 row (use --no-shuffle to read in file order)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rows of the largest batch: `min(step_rows, piece_rows)`.
+    pub fn batch_rows(&self) -> usize {
+        self.step_rows.min(self.piece_rows as u64) as usize
+    }
+
+    /// Batch buffers in circulation: the prefetch queue, one being filled, one at the consumer.
+    pub fn num_batch_buffers(&self) -> usize {
+        self.prefetch + 2
+    }
+
+    /// The resident-memory budget this configuration implies for rows of `num_features`:
+    /// shuffle buffer + batch buffers + reader blocks (queued, being decoded, being consumed).
+    pub fn memory_budget_bytes(&self, num_features: usize, num_rows: u64) -> u64 {
+        let row = RowBlock::bytes_per_row(num_features) as u64;
+        let shuffle_rows = match self.shuffle {
+            Shuffle::Off => 0,
+            Shuffle::Seeded(_) => (self.shuffle_buffer_rows as u64).min(num_rows),
+        };
+        let batch_rows = (self.num_batch_buffers() * self.batch_rows()) as u64;
+        // Per reader: queued blocks, the block being filled and the decoder's arrow batch;
+        // plus the block the consumer holds.
+        let block_rows = (self.num_readers * (self.reader_channel_blocks + 2) + 1) as u64
+            * (self.block_rows as u64).min(num_rows);
+        (shuffle_rows + batch_rows + block_rows) * row
+    }
+}
+
+/// A batch of rows on its way to the consumer. Its buffer returns to the pipeline's pool when
+/// the batch is dropped, so steady-state training allocates nothing per batch.
+pub struct Batch {
+    /// The rows.
+    pub rows: RowBlock,
+    /// Step (iteration) index within the epoch, from 0.
+    pub step: u64,
+    /// True for the last batch of a step: the consumer updates after it.
+    pub ends_step: bool,
+    home: Sender<RowBlock>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let _ = self.home.try_send(std::mem::take(&mut self.rows));
+    }
+}
+
+/// A running pass over the data. Yields batches in order, then `None`; an error ends it.
+/// Dropping it stops and joins all pipeline threads.
+pub struct BatchStream {
+    batches: Option<Receiver<Result<Batch>>>,
+    cancel: Option<Sender<()>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    wait: Duration,
+}
+
+impl BatchStream {
+    /// Total time [`Iterator::next`] spent blocked waiting for a batch (the consumer's stall).
+    pub fn wait_time(&self) -> Duration {
+        self.wait
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cancel.take();
+        self.batches.take();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        let rx = self.batches.as_ref()?;
+        let started = Instant::now();
+        let received = {
+            let _span = tracing::trace_span!("wait").entered();
+            rx.recv()
+        };
+        self.wait += started.elapsed();
+        match received {
+            Ok(Ok(batch)) => Some(Ok(batch)),
+            Ok(Err(e)) => {
+                self.shutdown();
+                Some(Err(e))
+            }
+            Err(_) => {
+                self.shutdown();
+                None
+            }
+        }
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts passes over one source.
+pub struct Pipeline {
+    source: Arc<dyn Source>,
+    config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// A pipeline over `source`; `config` must have passed [`PipelineConfig::check`].
+    pub fn new(source: Arc<dyn Source>, config: PipelineConfig) -> Self {
+        Pipeline { source, config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The source.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// Number of steps in an epoch: ceil(N/b), or floor(N/b) when the last batch is dropped.
+    pub fn steps_per_epoch(&self) -> u64 {
+        let n = self.source.num_rows();
+        let b = self.config.step_rows;
+        match self.config.last_batch {
+            LastBatch::Keep => n.div_ceil(b),
+            LastBatch::Drop => n / b,
+        }
+    }
+
+    /// Starts epoch `epoch`: readers, the shuffle thread, and the prefetch queue.
+    pub fn epoch(&self, epoch: u64) -> Result<BatchStream> {
+        let cfg = &self.config;
+        let plan = Arc::new(epoch_plan(self.source.units().len(), cfg.shuffle, epoch));
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(ErrorSlot::default());
+        let settings = ReaderSettings {
+            num_readers: cfg.num_readers,
+            block_rows: cfg.block_rows,
+            channel_blocks: cfg.reader_channel_blocks,
+        };
+        let (mut threads, blocks) =
+            spawn_readers(self.source.clone(), plan, settings, stop.clone(), errors)?;
+        let (batch_tx, batch_rx) = bounded(cfg.prefetch);
+        let (cancel_tx, cancel_rx) = bounded::<()>(0);
+        let (pool_tx, pool_rx) = bounded(cfg.num_batch_buffers());
+        let num_rows = self.source.num_rows();
+        let emit_rows = match cfg.last_batch {
+            LastBatch::Keep => num_rows,
+            LastBatch::Drop => num_rows / cfg.step_rows * cfg.step_rows,
+        };
+        let stage = ShuffleStage {
+            blocks,
+            buffer: match cfg.shuffle {
+                Shuffle::Off => None,
+                Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
+                    cfg.shuffle_buffer_rows,
+                    self.source.num_features(),
+                    rng_for(seed, epoch, RngStream::ShuffleBuffer),
+                )),
+            },
+            batcher: Batcher {
+                out: batch_tx,
+                cancel: cancel_rx,
+                pool_tx,
+                pool_rx,
+                num_allocated: 0,
+                max_buffers: cfg.num_batch_buffers(),
+                num_features: self.source.num_features(),
+                batch_rows: cfg.batch_rows(),
+                step_rows: cfg.step_rows,
+                rows_left: emit_rows,
+                rows_in_step: 0,
+                step: 0,
+                current: None,
+            },
+        };
+        let shuffle_thread = std::thread::Builder::new()
+            .name("shuffle".to_string())
+            .spawn(move || stage.run());
+        match shuffle_thread {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(Error::io("<thread spawn>", e));
+            }
+        }
+        Ok(BatchStream {
+            batches: Some(batch_rx),
+            cancel: Some(cancel_tx),
+            stop,
+            threads,
+            wait: Duration::ZERO,
+        })
+    }
+
+    /// Reads every unit with the readers only (no shuffle, no batching) and calls `consume`
+    /// on each block in file order: the read ceiling that training is compared to.
+    pub fn scan(&self, mut consume: impl FnMut(&RowBlock)) -> Result<()> {
+        let plan = Arc::new(epoch_plan(self.source.units().len(), Shuffle::Off, 0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let settings = ReaderSettings {
+            num_readers: self.config.num_readers,
+            block_rows: self.config.block_rows,
+            channel_blocks: self.config.reader_channel_blocks,
+        };
+        let (threads, mut blocks) = spawn_readers(
+            self.source.clone(),
+            plan,
+            settings,
+            stop.clone(),
+            Arc::new(ErrorSlot::default()),
+        )?;
+        let (_cancel_tx, cancel_rx) = bounded::<()>(0);
+        let result = loop {
+            match blocks.next_block(&cancel_rx) {
+                Ok(Next::Block(block)) => {
+                    consume(&block);
+                    blocks.recycle(block);
+                }
+                Ok(Next::Finished | Next::Cancelled) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        drop(blocks);
+        for handle in threads {
+            let _ = handle.join();
+        }
+        result
+    }
+}
+
+/// The `shuffle` thread: blocks in plan order → shuffle buffer → batcher.
+struct ShuffleStage {
+    blocks: PlanOrderReceiver,
+    buffer: Option<ShuffleBuffer>,
+    batcher: Batcher,
+}
+
+impl ShuffleStage {
+    fn run(mut self) {
+        if let Err(e) = self.pump() {
+            let _ = self.batcher.out.send(Err(e));
+        }
+    }
+
+    /// Moves every row through; returns early (Ok) when the consumer went away.
+    fn pump(&mut self) -> Result<()> {
+        loop {
+            let block = match self.blocks.next_block(&self.batcher.cancel)? {
+                Next::Block(block) => block,
+                Next::Cancelled => return Ok(()),
+                Next::Finished => break,
+            };
+            let flow = {
+                let _span = tracing::trace_span!("shuffle", rows = block.num_rows()).entered();
+                let batcher = &mut self.batcher;
+                let mut emit = |x: &[f32], y: f32, id: u64| batcher.push(x, y, id);
+                match &mut self.buffer {
+                    Some(buffer) => buffer.push_block(&block, &mut emit),
+                    None => (0..block.num_rows()).try_for_each(|i| {
+                        emit(block.row(i), block.targets()[i], block.row_ids()[i])
+                    }),
+                }
+            };
+            self.blocks.recycle(block);
+            if flow.is_break() {
+                return Ok(());
+            }
+        }
+        if let Some(buffer) = &mut self.buffer {
+            let batcher = &mut self.batcher;
+            if buffer
+                .drain(&mut |x: &[f32], y: f32, id: u64| batcher.push(x, y, id))
+                .is_break()
+            {
+                return Ok(());
+            }
+        }
+        let _ = self.batcher.finish();
+        Ok(())
+    }
+}
+
+/// Packs emitted rows into batches of `batch_rows`, marking step ends, and sends them.
+struct Batcher {
+    out: Sender<Result<Batch>>,
+    cancel: Receiver<()>,
+    pool_tx: Sender<RowBlock>,
+    pool_rx: Receiver<RowBlock>,
+    num_allocated: usize,
+    max_buffers: usize,
+    num_features: usize,
+    batch_rows: usize,
+    step_rows: u64,
+    /// Rows still to emit this epoch (fewer than N when the last partial step is dropped).
+    rows_left: u64,
+    rows_in_step: u64,
+    step: u64,
+    current: Option<RowBlock>,
+}
+
+impl Batcher {
+    #[inline]
+    fn push(&mut self, x: &[f32], y: f32, id: u64) -> ControlFlow<()> {
+        if self.rows_left == 0 {
+            return ControlFlow::Continue(()); // a dropped last partial step
+        }
+        if self.current.is_none() {
+            self.current = Some(self.take_buffer()?);
+        }
+        let current = self.current.as_mut().expect("just set");
+        current.push_row(x, y, id);
+        self.rows_left -= 1;
+        self.rows_in_step += 1;
+        if self.rows_in_step == self.step_rows || self.rows_left == 0 {
+            self.send(true)
+        } else if current.num_rows() == self.batch_rows {
+            self.send(false)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn take_buffer(&mut self) -> ControlFlow<(), RowBlock> {
+        if let Ok(mut block) = self.pool_rx.try_recv() {
+            block.reset(self.num_features);
+            return ControlFlow::Continue(block);
+        }
+        if self.num_allocated < self.max_buffers {
+            self.num_allocated += 1;
+            return ControlFlow::Continue(RowBlock::with_capacity(
+                self.num_features,
+                self.batch_rows,
+            ));
+        }
+        select! {
+            recv(self.pool_rx) -> block => match block {
+                Ok(mut block) => {
+                    block.reset(self.num_features);
+                    ControlFlow::Continue(block)
+                }
+                Err(_) => ControlFlow::Break(()),
+            },
+            recv(self.cancel) -> _ => ControlFlow::Break(()),
+        }
+    }
+
+    fn send(&mut self, ends_step: bool) -> ControlFlow<()> {
+        let rows = self.current.take().expect("a batch is being filled");
+        let _span =
+            tracing::trace_span!("batch", rows = rows.num_rows(), step = self.step).entered();
+        let batch = Batch {
+            rows,
+            step: self.step,
+            ends_step,
+            home: self.pool_tx.clone(),
+        };
+        if ends_step {
+            self.step += 1;
+            self.rows_in_step = 0;
+        }
+        match self.out.send(Ok(batch)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+
+    /// Sends the final partial step, if any.
+    fn finish(&mut self) -> ControlFlow<()> {
+        if self.current.as_ref().is_some_and(|c| !c.is_empty()) {
+            self.send(true)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}

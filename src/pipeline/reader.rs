@@ -1,0 +1,249 @@
+//! Reader threads: decode units into row blocks, in plan order, round-robin.
+//!
+//! Reader `k` of `R` reads the units at plan positions `k, k + R, k + 2R, …` and sends their
+//! blocks down its own bounded channel, each unit closed by [`ReaderMsg::UnitDone`]. The
+//! consumer ([`PlanOrderReceiver`]) takes position `p` from channel `p mod R`, so blocks come
+//! out in plan order whatever the number of readers or their timing. A reader that fails sends
+//! the error down its channel, records it in the shared [`ErrorSlot`] (so the consumer can stop
+//! promptly instead of finishing earlier units first) and stops.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use crate::data::RowBlock;
+use crate::data::source::{ChunkSink, Source};
+use crate::error::{Error, Result};
+
+/// What a reader sends.
+pub enum ReaderMsg {
+    /// Decoded rows of the current unit.
+    Block(RowBlock),
+    /// The current unit is complete.
+    UnitDone,
+    /// The reader failed and stopped; the error is in the [`ErrorSlot`].
+    Failed,
+}
+
+/// The first error any stage hit, shared so every stage can stop early.
+#[derive(Default)]
+pub struct ErrorSlot {
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl ErrorSlot {
+    /// Records `error` unless an earlier one is already recorded.
+    pub fn record(&self, error: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// True once an error is recorded.
+    pub fn is_set(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Takes the recorded error, if any.
+    pub fn take(&self) -> Option<Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Settings of the reader threads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReaderSettings {
+    pub num_readers: usize,
+    pub block_rows: usize,
+    pub channel_blocks: usize,
+}
+
+/// Spawns the readers for one pass over `plan`. Returns their handles and the consumer.
+pub fn spawn_readers(
+    source: Arc<dyn Source>,
+    plan: Arc<Vec<usize>>,
+    settings: ReaderSettings,
+    stop: Arc<AtomicBool>,
+    errors: Arc<ErrorSlot>,
+) -> Result<(Vec<JoinHandle<()>>, PlanOrderReceiver)> {
+    let num_readers = settings.num_readers.max(1);
+    // Recycled blocks: the consumer returns emptied blocks, readers reuse them.
+    let (pool_tx, pool_rx) = bounded::<RowBlock>(num_readers * (settings.channel_blocks + 2));
+    let mut handles = Vec::with_capacity(num_readers);
+    let mut channels = Vec::with_capacity(num_readers);
+    for k in 0..num_readers {
+        let (tx, rx) = bounded(settings.channel_blocks.max(1));
+        channels.push(rx);
+        let reader = Reader {
+            index: k,
+            source: source.clone(),
+            plan: plan.clone(),
+            num_readers,
+            block_rows: settings.block_rows,
+            tx,
+            pool: pool_rx.clone(),
+            stop: stop.clone(),
+            errors: errors.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("reader-{k}"))
+            .spawn(move || reader.run())
+            .map_err(|e| Error::io("<thread spawn>", e))?;
+        handles.push(handle);
+    }
+    Ok((
+        handles,
+        PlanOrderReceiver {
+            channels,
+            plan_len: plan.len(),
+            position: 0,
+            pool: pool_tx,
+            errors,
+        },
+    ))
+}
+
+struct Reader {
+    index: usize,
+    source: Arc<dyn Source>,
+    plan: Arc<Vec<usize>>,
+    num_readers: usize,
+    block_rows: usize,
+    tx: Sender<ReaderMsg>,
+    pool: Receiver<RowBlock>,
+    stop: Arc<AtomicBool>,
+    errors: Arc<ErrorSlot>,
+}
+
+impl Reader {
+    fn run(self) {
+        let d = self.source.num_features();
+        for position in (self.index..self.plan.len()).step_by(self.num_readers) {
+            if self.stop.load(Ordering::Relaxed) || self.errors.is_set() {
+                return;
+            }
+            let unit = self.plan[position];
+            let mut sink = ChannelSink {
+                tx: &self.tx,
+                pool: &self.pool,
+                num_features: d,
+                block_rows: self.block_rows,
+                closed: false,
+            };
+            let _span = tracing::trace_span!("read", unit, position).entered();
+            match self.source.read_unit(unit, self.block_rows, &mut sink) {
+                Ok(()) if sink.closed => return,
+                Ok(()) => {
+                    if self.tx.send(ReaderMsg::UnitDone).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // The slot lets the consumer stop at its next block; the message wakes it
+                    // if it is waiting on this reader.
+                    self.errors.record(e);
+                    let _ = self.tx.send(ReaderMsg::Failed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct ChannelSink<'a> {
+    tx: &'a Sender<ReaderMsg>,
+    pool: &'a Receiver<RowBlock>,
+    num_features: usize,
+    block_rows: usize,
+    closed: bool,
+}
+
+impl ChunkSink for ChannelSink<'_> {
+    fn empty_block(&mut self) -> RowBlock {
+        match self.pool.try_recv() {
+            Ok(mut block) => {
+                block.reset(self.num_features);
+                block
+            }
+            Err(_) => RowBlock::with_capacity(self.num_features, self.block_rows),
+        }
+    }
+
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        if self.tx.send(ReaderMsg::Block(block)).is_err() {
+            self.closed = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Receives the readers' blocks in plan order.
+pub struct PlanOrderReceiver {
+    channels: Vec<Receiver<ReaderMsg>>,
+    plan_len: usize,
+    position: usize,
+    pool: Sender<RowBlock>,
+    errors: Arc<ErrorSlot>,
+}
+
+/// What [`PlanOrderReceiver::next_block`] yields.
+pub enum Next {
+    /// The next block in plan order.
+    Block(RowBlock),
+    /// Every unit of the plan has been delivered.
+    Finished,
+    /// The consumer was cancelled while waiting.
+    Cancelled,
+}
+
+impl PlanOrderReceiver {
+    /// The next block in plan order, waiting for its reader. Returns the first error any
+    /// reader hit as soon as it is known; `cancel` disconnecting stops the wait.
+    pub fn next_block(&mut self, cancel: &Receiver<()>) -> Result<Next> {
+        loop {
+            if self.errors.is_set() {
+                return Err(self.take_error());
+            }
+            if self.position >= self.plan_len {
+                return Ok(Next::Finished);
+            }
+            let rx = &self.channels[self.position % self.channels.len()];
+            let msg = select! {
+                recv(rx) -> msg => msg,
+                recv(cancel) -> _ => return Ok(Next::Cancelled),
+            };
+            match msg {
+                Ok(ReaderMsg::Block(block)) => return Ok(Next::Block(block)),
+                Ok(ReaderMsg::UnitDone) => self.position += 1,
+                Ok(ReaderMsg::Failed) => return Err(self.take_error()),
+                Err(_) => {
+                    return Err(Error::config(
+                        "reader",
+                        "a reader thread stopped unexpectedly".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Hands an emptied block back to the readers.
+    pub fn recycle(&self, block: RowBlock) {
+        let _ = self.pool.try_send(block);
+    }
+
+    fn take_error(&self) -> Error {
+        self.errors.take().unwrap_or_else(|| {
+            Error::config(
+                "reader",
+                "a reader failed (error already reported)".to_string(),
+            )
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! `GradientEngine`: the averaged gradient of a step, on rayon workers, deterministically.
+//!
+//! A batch is split into fixed chunks of [`CHUNK_ROWS`] rows (the split depends on the row
+//! count only, never on the thread count); each chunk's summed gradient is computed in f32 on a
+//! worker into its own scratch slot, then the slots are added in chunk order into an f64
+//! accumulator. A step that arrives in several batches (a large b, or the whole epoch for
+//! batch gradient descent) accumulates across them; [`GradientEngine::finish_step`] divides by
+//! the step's row count. Batches of a single chunk skip rayon entirely.
+
+use rayon::prelude::*;
+
+use crate::data::RowBlock;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Rows per gradient chunk. Pipeline pieces are a multiple of it, so a step's partition into
+/// chunks does not depend on how the step was split into batches.
+pub const CHUNK_ROWS: usize = 1024;
+
+struct ChunkScratch {
+    grad: Vec<f32>,
+    loss: f64,
+}
+
+/// Accumulates summed gradients over the batches of a step; see the module docs.
+pub struct GradientEngine<'m> {
+    model: &'m dyn Model,
+    pool: rayon::ThreadPool,
+    scratch: Vec<ChunkScratch>,
+    grad_sum: Vec<f64>,
+    loss_sum: f64,
+    rows: u64,
+}
+
+impl<'m> GradientEngine<'m> {
+    /// An engine for `model` on a pool of `num_threads` rayon threads.
+    pub fn new(model: &'m dyn Model, num_threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(num_threads.max(1))
+            .thread_name(|i| format!("gradient-{i}"))
+            .build()
+            .map_err(|e| Error::config("--threads", e.to_string()))?;
+        Ok(GradientEngine {
+            model,
+            pool,
+            scratch: Vec::new(),
+            grad_sum: vec![0.0; model.num_params()],
+            loss_sum: 0.0,
+            rows: 0,
+        })
+    }
+
+    /// Adds the summed loss and gradient of `rows` to the current step.
+    pub fn accumulate(&mut self, params: &[f32], rows: &RowBlock) {
+        let n = rows.num_rows();
+        if n == 0 {
+            return;
+        }
+        let num_chunks = n.div_ceil(CHUNK_ROWS);
+        let p = self.model.num_params();
+        while self.scratch.len() < num_chunks {
+            self.scratch.push(ChunkScratch {
+                grad: vec![0.0; p],
+                loss: 0.0,
+            });
+        }
+        let d = rows.num_features();
+        let (x, y) = (rows.features(), rows.targets());
+        let model = self.model;
+        let work = |c: usize, slot: &mut ChunkScratch| {
+            let start = c * CHUNK_ROWS;
+            let end = (start + CHUNK_ROWS).min(n);
+            slot.grad.fill(0.0);
+            slot.loss = model.loss_grad_sum(
+                params,
+                &x[start * d..end * d],
+                &y[start..end],
+                &mut slot.grad,
+            );
+        };
+        let slots = &mut self.scratch[..num_chunks];
+        {
+            let _span = tracing::trace_span!("gradient", rows = n).entered();
+            if num_chunks == 1 {
+                work(0, &mut slots[0]);
+            } else {
+                self.pool.install(|| {
+                    slots
+                        .par_iter_mut()
+                        .enumerate()
+                        .for_each(|(c, slot)| work(c, slot));
+                });
+            }
+        }
+        for slot in slots.iter() {
+            for (acc, g) in self.grad_sum.iter_mut().zip(&slot.grad) {
+                *acc += f64::from(*g);
+            }
+            self.loss_sum += slot.loss;
+        }
+        self.rows += n as u64;
+    }
+
+    /// Ends the step: writes the averaged gradient into `grad` and returns the step's mean
+    /// loss and row count, then resets for the next step.
+    pub fn finish_step(&mut self, grad: &mut [f32]) -> (f64, u64) {
+        let rows = self.rows.max(1) as f64;
+        for (g, acc) in grad.iter_mut().zip(self.grad_sum.iter_mut()) {
+            *g = (*acc / rows) as f32;
+            *acc = 0.0;
+        }
+        let out = (self.loss_sum / rows, self.rows);
+        self.loss_sum = 0.0;
+        self.rows = 0;
+        out
+    }
+
+    /// Summed loss of `rows` (no gradient), chunked and summed in chunk order like
+    /// [`GradientEngine::accumulate`].
+    pub fn loss_sum(&mut self, params: &[f32], rows: &RowBlock) -> f64 {
+        let n = rows.num_rows();
+        let d = rows.num_features();
+        let (x, y) = (rows.features(), rows.targets());
+        let model = self.model;
+        let num_chunks = n.div_ceil(CHUNK_ROWS);
+        while self.scratch.len() < num_chunks {
+            self.scratch.push(ChunkScratch {
+                grad: vec![0.0; model.num_params()],
+                loss: 0.0,
+            });
+        }
+        let slots = &mut self.scratch[..num_chunks];
+        let _span = tracing::trace_span!("eval", rows = n).entered();
+        self.pool.install(|| {
+            slots.par_iter_mut().enumerate().for_each(|(c, slot)| {
+                let start = c * CHUNK_ROWS;
+                let end = (start + CHUNK_ROWS).min(n);
+                slot.loss = model.loss_sum(params, &x[start * d..end * d], &y[start..end]);
+            });
+        });
+        slots.iter().map(|s| s.loss).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LinearModel, ModelKind};
+
+    fn rows(n: usize, d: usize) -> RowBlock {
+        let mut b = RowBlock::with_capacity(d, n);
+        for i in 0..n {
+            let x: Vec<f32> = (0..d)
+                .map(|j| ((i * 31 + j * 17) % 97) as f32 / 97.0 - 0.5)
+                .collect();
+            b.push_row(&x, (i % 2) as f32, i as u64);
+        }
+        b
+    }
+
+    #[test]
+    fn gradient_is_bit_identical_for_any_thread_count_and_split() {
+        let d = 5;
+        let model = LinearModel::new(ModelKind::Logistic, d);
+        let params: Vec<f32> = (0..=d).map(|j| j as f32 * 0.1 - 0.2).collect();
+        let all = rows(5000, d);
+        let mut results = Vec::new();
+        for threads in [1, 2, 3] {
+            let mut engine = GradientEngine::new(&model, threads).unwrap();
+            engine.accumulate(&params, &all);
+            let mut g = vec![0.0; d + 1];
+            let (loss, n) = engine.finish_step(&mut g);
+            assert_eq!(n, 5000);
+            results.push((
+                loss.to_bits(),
+                g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            ));
+        }
+        // The same step split into two batches at a chunk boundary.
+        let mut first = RowBlock::with_capacity(d, 0);
+        first.extend_from(&all, 0..2 * CHUNK_ROWS);
+        let mut second = RowBlock::with_capacity(d, 0);
+        second.extend_from(&all, 2 * CHUNK_ROWS..5000);
+        let mut engine = GradientEngine::new(&model, 2).unwrap();
+        engine.accumulate(&params, &first);
+        engine.accumulate(&params, &second);
+        let mut g = vec![0.0; d + 1];
+        let (loss, _) = engine.finish_step(&mut g);
+        results.push((loss.to_bits(), g.iter().map(|v| v.to_bits()).collect()));
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+    }
+}
