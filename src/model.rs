@@ -114,12 +114,14 @@ fn loss_and_residual(kind: ModelKind, z: f32, y: f32) -> (f32, f32) {
             (r * r, 2.0 * r)
         }
         ModelKind::Logistic => {
-            // log(1 + e^z) − y·z, stable for any z; σ(z) without overflow.
-            let loss = z.max(0.0) - y * z + (-z.abs()).exp().ln_1p();
+            // log(1 + e^z) − y·z = max(z, 0) − y·z + log(1 + e^−|z|), stable for any z, and
+            // σ(z) from the same e^−|z| without overflow. ln(1 + e) instead of ln_1p(e): the
+            // absolute error is below 1e-7 and ln is several times cheaper.
+            let e = (-z.abs()).exp();
+            let loss = z.max(0.0) - y * z + (1.0 + e).ln();
             let p = if z >= 0.0 {
-                1.0 / (1.0 + (-z).exp())
+                1.0 / (1.0 + e)
             } else {
-                let e = z.exp();
                 e / (1.0 + e)
             };
             (loss, p - y)

@@ -23,6 +23,26 @@ pub struct ShuffleBuffer {
     capacity_rows: usize,
     arena: RowBlock,
     rng: Xoshiro256PlusPlus,
+    /// Slots drawn for the current block (reused allocation).
+    slots: Vec<usize>,
+}
+
+/// How many evictions ahead a row is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading `row` into cache (a hint; no effect on results).
+#[inline(always)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        for line in row.chunks(16) {
+            // SAFETY: prefetch is a hint on a valid address; it never faults or writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
 }
 
 impl ShuffleBuffer {
@@ -34,6 +54,7 @@ impl ShuffleBuffer {
             capacity_rows: capacity_rows.max(1),
             arena: RowBlock::with_capacity(num_features, 0),
             rng,
+            slots: Vec::new(),
         }
     }
 
@@ -59,9 +80,18 @@ impl ShuffleBuffer {
             i = room.min(n);
             self.arena.extend_from(block, 0..i);
         }
-        // Full: each incoming row evicts a random resident.
-        while i < n {
-            let slot = self.rng.random_range(0..self.capacity_rows);
+        // Full: each incoming row evicts a random resident. The slots are drawn for the whole
+        // block first (the same draws in the same order as one at a time), so the rows a few
+        // steps ahead can be prefetched: the arena is larger than the caches and random
+        // slots defeat the hardware prefetcher.
+        self.slots.clear();
+        self.slots
+            .extend((i..n).map(|_| self.rng.random_range(0..self.capacity_rows)));
+        for k in 0..self.slots.len() {
+            if let Some(&ahead) = self.slots.get(k + PREFETCH_AHEAD) {
+                prefetch(self.arena.row(ahead));
+            }
+            let slot = self.slots[k];
             emit(
                 self.arena.row(slot),
                 self.arena.targets()[slot],
