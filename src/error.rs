@@ -116,6 +116,11 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A failure inside streamfit itself (a thread that could not start or stopped
+    /// unexpectedly, a broken internal invariant): not the user's input.
+    #[error("internal error: {what}")]
+    Internal { what: String },
+
     /// Writing an output file (model, metrics, dataset) failed.
     #[error("cannot write {}: {reason}", path.display())]
     Output { path: PathBuf, reason: String },
@@ -134,7 +139,7 @@ impl Error {
     /// Reading input (including a missing input file) counts as the user's; writing an output
     /// does not. The binary exits with code 2 for these and 1 for the rest.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Output { .. })
+        !matches!(self, Error::Output { .. } | Error::Internal { .. })
     }
 
     /// Wraps an I/O error with the path it concerns.
@@ -143,6 +148,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Shorthand for an [`Error::Internal`].
+    pub fn internal(what: impl Into<String>) -> Self {
+        Error::Internal { what: what.into() }
     }
 
     /// Shorthand for a [`Error::Config`].

@@ -33,6 +33,7 @@ fn logistic_regression_recovers_the_true_weights() {
 }
 
 /// Solves `a x = b` (a symmetric positive definite) by Cholesky, in f64.
+#[allow(clippy::needless_range_loop)] // index form mirrors the textbook algorithm
 fn solve_spd(mut a: Vec<Vec<f64>>, b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for j in 0..n {

@@ -47,7 +47,7 @@ enum Command {
 
 #[derive(Args, Debug, Clone)]
 struct ColumnArgs {
-    /// Feature columns, comma-separated [default: every numeric column except the label]
+    /// Feature columns, comma-separated [default: every numeric or boolean column except the label]
     #[arg(long, value_delimiter = ',', conflicts_with = "features_column")]
     features: Option<Vec<String>>,
     /// One FixedSizeList/List column of floats that holds all features of a row
@@ -350,7 +350,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let num_rows = source.num_rows();
     let d = source.num_features();
     let pipeline_config = config.pipeline_config(num_rows);
-    let budget = pipeline_config.memory_budget_bytes(d, num_rows);
+    // Training and the evaluation pass never run at once: the budget is the larger of the two.
+    let eval_config = streamfit::train::eval_config(&pipeline_config, &source);
+    let budget = pipeline_config
+        .memory_budget_bytes(d, num_rows)
+        .max(eval_config.memory_budget_bytes(d, num_rows));
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
@@ -363,6 +367,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
         .into());
     }
     // Fail on an unwritable output before training, not after.
+    for path in [&args.report, &args.save_model].into_iter().flatten() {
+        check_output_dir(path)?;
+    }
     let mut metrics = args
         .metrics
         .as_deref()
@@ -492,6 +499,22 @@ impl TrainObserver for CliObserver<'_> {
         }
         Ok(())
     }
+}
+
+/// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.
+fn check_output_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Output {
+            path: path.to_path_buf(),
+            reason: format!("directory {} does not exist", dir.display()),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn run_scan(args: ScanArgs) -> Result<()> {

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::data::RowBlock;
 use crate::data::source::Source;
@@ -274,8 +274,6 @@ impl Pipeline {
                 cancel: cancel_rx,
                 pool_tx,
                 pool_rx,
-                num_allocated: 0,
-                max_buffers: cfg.num_batch_buffers(),
                 num_features: self.source.num_features(),
                 batch_rows: cfg.batch_rows(),
                 step_rows: cfg.step_rows,
@@ -292,7 +290,7 @@ impl Pipeline {
             Ok(handle) => threads.push(handle),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
-                return Err(Error::io("<thread spawn>", e));
+                return Err(Error::internal(format!("cannot start shuffle thread: {e}")));
             }
         }
         Ok(BatchStream {
@@ -399,8 +397,6 @@ struct Batcher {
     cancel: Receiver<()>,
     pool_tx: Sender<RowBlock>,
     pool_rx: Receiver<RowBlock>,
-    num_allocated: usize,
-    max_buffers: usize,
     num_features: usize,
     batch_rows: usize,
     step_rows: u64,
@@ -418,7 +414,7 @@ impl Batcher {
             return ControlFlow::Continue(()); // a dropped last partial step
         }
         if self.current.is_none() {
-            self.current = Some(self.take_buffer()?);
+            self.current = Some(self.take_buffer());
         }
         let current = self.current.as_mut().expect("just set");
         current.push_row(x, y, id);
@@ -433,27 +429,16 @@ impl Batcher {
         }
     }
 
-    fn take_buffer(&mut self) -> ControlFlow<(), RowBlock> {
-        if let Ok(mut block) = self.pool_rx.try_recv() {
-            block.reset(self.num_features);
-            return ControlFlow::Continue(block);
-        }
-        if self.num_allocated < self.max_buffers {
-            self.num_allocated += 1;
-            return ControlFlow::Continue(RowBlock::with_capacity(
-                self.num_features,
-                self.batch_rows,
-            ));
-        }
-        select! {
-            recv(self.pool_rx) -> block => match block {
-                Ok(mut block) => {
-                    block.reset(self.num_features);
-                    ControlFlow::Continue(block)
-                }
-                Err(_) => ControlFlow::Break(()),
-            },
-            recv(self.cancel) -> _ => ControlFlow::Break(()),
+    /// A recycled buffer, or a new one when none has come back. The prefetch queue bounds
+    /// the buffers in flight to P + 1; more exist only while the consumer holds batches (the
+    /// trainer holds one), and the pool frees any surplus that is returned.
+    fn take_buffer(&mut self) -> RowBlock {
+        match self.pool_rx.try_recv() {
+            Ok(mut block) => {
+                block.reset(self.num_features);
+                block
+            }
+            Err(_) => RowBlock::with_capacity(self.num_features, self.batch_rows),
         }
     }
 

@@ -94,7 +94,7 @@ pub fn spawn_readers(
         let handle = std::thread::Builder::new()
             .name(format!("reader-{k}"))
             .spawn(move || reader.run())
-            .map_err(|e| Error::io("<thread spawn>", e))?;
+            .map_err(|e| Error::internal(format!("cannot start reader thread: {e}")))?;
         handles.push(handle);
     }
     Ok((
@@ -224,10 +224,11 @@ impl PlanOrderReceiver {
                 Ok(ReaderMsg::UnitDone) => self.position += 1,
                 Ok(ReaderMsg::Failed) => return Err(self.take_error()),
                 Err(_) => {
-                    return Err(Error::config(
-                        "reader",
-                        "a reader thread stopped unexpectedly".to_string(),
-                    ));
+                    // A reader that failed disconnects after recording its error; prefer it.
+                    if self.errors.is_set() {
+                        return Err(self.take_error());
+                    }
+                    return Err(Error::internal("a reader thread stopped unexpectedly"));
                 }
             }
         }

@@ -39,7 +39,7 @@ impl<'m> GradientEngine<'m> {
             .num_threads(num_threads.max(1))
             .thread_name(|i| format!("gradient-{i}"))
             .build()
-            .map_err(|e| Error::config("--threads", e.to_string()))?;
+            .map_err(|e| Error::internal(format!("cannot start gradient threads: {e}")))?;
         Ok(GradientEngine {
             model,
             pool,

@@ -228,10 +228,9 @@ pub fn train(
         let stall = stream.wait_time().as_secs_f64();
         drop(stream);
         if steps != steps_per_epoch {
-            return Err(Error::config(
-                "pipeline",
-                format!("epoch {epoch} made {steps} steps, expected {steps_per_epoch}"),
-            ));
+            return Err(Error::internal(format!(
+                "epoch {epoch} made {steps} steps, expected {steps_per_epoch}"
+            )));
         }
         rows_per_epoch = rows;
         let eval_started = Instant::now();
@@ -281,7 +280,7 @@ fn diverged(epoch: usize, iteration: u64, what: &'static str) -> Error {
 }
 
 /// The evaluation pass: file order, every row, batches as large as the pipeline allows.
-fn eval_config(train: &PipelineConfig, source: &Arc<dyn Source>) -> PipelineConfig {
+pub fn eval_config(train: &PipelineConfig, source: &Arc<dyn Source>) -> PipelineConfig {
     PipelineConfig {
         step_rows: source.num_rows().max(1),
         last_batch: LastBatch::Keep,
@@ -303,5 +302,11 @@ pub fn full_loss(
         loss += engine.loss_sum(params, &batch.rows);
         rows += batch.rows.num_rows() as u64;
     }
-    Ok(loss / rows.max(1) as f64)
+    let expected = pipeline.source().num_rows();
+    if rows != expected {
+        return Err(Error::internal(format!(
+            "evaluation saw {rows} rows, expected {expected}"
+        )));
+    }
+    Ok(loss / rows as f64)
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Bounded memory: peak RSS training on ~250 MB vs ~2 GB of Parquet with the same settings
+# (logistic, b = 256, defaults otherwise, 1 epoch with the evaluation pass). Prints a table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=target/release/streamfit
+small=target/bench-1m
+large=target/bench-8m
+[[ -f $small/truth.json ]] || $bin generate --rows 1000000 --features 64 --shards 4 --seed 0 --out "$small" --quiet
+[[ -f $large/truth.json ]] || $bin generate --rows 8000000 --features 64 --shards 8 --seed 0 --out "$large" --quiet
+report=$(mktemp)
+echo "| dataset | on disk | rows | peak RSS | memory budget |"
+echo "|---|---|---|---|---|"
+declare -A peak
+for data in "$small" "$large"; do
+  $bin train "$data" --batch-size 256 --epochs 1 --quiet --report "$report"
+  size=$(du -sm "$data" | cut -f1)
+  read -r rows rss budget < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["rows"], r["peak_rss_bytes"], r["memory_budget_bytes"])' "$report")
+  peak[$data]=$rss
+  printf '| %s | %s MB | %s | %.1f MB | %.1f MB |\n' "$data" "$size" "$rows" "$(awk "BEGIN{print $rss/1e6}")" "$(awk "BEGIN{print $budget/1e6}")"
+done
+rm -f "$report"
+diff=$(( ${peak[$large]} - ${peak[$small]} ))
+printf '\npeak RSS difference (2 GB minus 250 MB): %.1f MB (acceptance: within 64 MB)\n' "$(awk "BEGIN{print $diff/1e6}")"
