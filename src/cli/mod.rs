@@ -24,6 +24,25 @@ use streamfit::train::{
     TrainerConfig, train,
 };
 
+/// `println!` that ends the process quietly when stdout is a closed pipe (`streamfit ... | head`),
+/// as a command-line tool killed by SIGPIPE would (exit code 141), instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Mini-batch gradient descent on Parquet datasets larger than RAM, with bounded memory.
 #[derive(Parser, Debug)]
 #[command(name = "streamfit", version, about, long_about = None)]
@@ -264,7 +283,7 @@ fn run_generate_config(config: &GenerateConfig, quiet: bool) -> Result<()> {
     let bytes = dir_bytes(&config.out);
     let secs = started.elapsed().as_secs_f64();
     if !quiet {
-        println!(
+        say!(
             "wrote {} rows × {} features to {} in {} file(s): {} in {:.1} s ({:.0} MB/s)",
             thousands(config.rows),
             config.features,
@@ -290,7 +309,7 @@ fn demo_dataset(quiet: bool) -> Result<PathBuf> {
     let partial = target.join("streamfit-demo.partial");
     let _ = std::fs::remove_dir_all(&partial);
     if !quiet {
-        println!(
+        say!(
             "no DATA given: generating the demo dataset (1,000,000 rows × 64 features, logistic) in {}",
             dir.display()
         );
@@ -377,7 +396,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         .transpose()?;
     let quiet = args.quiet;
     if !quiet {
-        println!(
+        say!(
             "data: {} rows × {} features in {} file(s), {} units, {} on disk; label `{}`",
             thousands(num_rows),
             d,
@@ -390,7 +409,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             BatchSize::Full => format!("full ({} rows)", thousands(num_rows)),
             BatchSize::Rows(b) => thousands(b),
         };
-        println!(
+        say!(
             "train: {:?} model, batch {batch}, {} iterations/epoch, {} epoch(s), lr {}, {} reader(s), {} gradient thread(s)",
             config.trainer.model,
             thousands(pipeline.steps_per_epoch()),
@@ -399,7 +418,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             config.num_readers,
             config.trainer.num_threads,
         );
-        println!(
+        say!(
             "memory budget: {} (shuffle buffer {} rows, prefetch {} batches, {} readers)",
             megabytes(budget),
             thousands(if config.shuffle {
@@ -447,7 +466,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         report.save(path)?;
     }
     if !quiet {
-        println!(
+        say!(
             "done: {} iterations in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
             thousands(report.iterations),
             report.seconds,
@@ -485,7 +504,7 @@ impl TrainObserver for CliObserver<'_> {
             let loss = e
                 .full_loss
                 .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
-            println!(
+            say!(
                 "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, {:.2} s (+{:.2} s eval)",
                 e.epoch,
                 self.epochs,
@@ -540,7 +559,7 @@ fn run_scan(args: ScanArgs) -> Result<()> {
     let d = source.num_features();
     let decoded_bytes = rows * (d as u64 + 1) * 4;
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({
                 "rows": rows,
@@ -554,7 +573,7 @@ fn run_scan(args: ScanArgs) -> Result<()> {
             })
         );
     } else {
-        println!(
+        say!(
             "scan: {} rows × {} features in {:.2} s: {} rows/s, {:.2} GB/s decoded, {:.2} GB/s of file, {} reader(s)",
             thousands(rows),
             d,
