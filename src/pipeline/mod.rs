@@ -433,13 +433,7 @@ impl Batcher {
     /// the buffers in flight to P + 1; more exist only while the consumer holds batches (the
     /// trainer holds one), and the pool frees any surplus that is returned.
     fn take_buffer(&mut self) -> RowBlock {
-        match self.pool_rx.try_recv() {
-            Ok(mut block) => {
-                block.reset(self.num_features);
-                block
-            }
-            Err(_) => RowBlock::with_capacity(self.num_features, self.batch_rows),
-        }
+        reader::recycled_or_new(&self.pool_rx, self.num_features, self.batch_rows)
     }
 
     fn send(&mut self, ends_step: bool) -> ControlFlow<()> {

@@ -156,6 +156,22 @@ impl Reader {
     }
 }
 
+/// An emptied block from `pool`, or a new one of `capacity_rows` rows when none is waiting.
+/// Never blocks: a block that does not come back is simply replaced.
+pub fn recycled_or_new(
+    pool: &Receiver<RowBlock>,
+    num_features: usize,
+    capacity_rows: usize,
+) -> RowBlock {
+    match pool.try_recv() {
+        Ok(mut block) => {
+            block.reset(num_features);
+            block
+        }
+        Err(_) => RowBlock::with_capacity(num_features, capacity_rows),
+    }
+}
+
 struct ChannelSink<'a> {
     tx: &'a Sender<ReaderMsg>,
     pool: &'a Receiver<RowBlock>,
@@ -166,13 +182,7 @@ struct ChannelSink<'a> {
 
 impl ChunkSink for ChannelSink<'_> {
     fn empty_block(&mut self) -> RowBlock {
-        match self.pool.try_recv() {
-            Ok(mut block) => {
-                block.reset(self.num_features);
-                block
-            }
-            Err(_) => RowBlock::with_capacity(self.num_features, self.block_rows),
-        }
+        recycled_or_new(self.pool, self.num_features, self.block_rows)
     }
 
     fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
