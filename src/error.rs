@@ -150,6 +150,14 @@ impl Error {
         }
     }
 
+    /// An [`Error::Output`] for `path` with `reason` as its message.
+    pub fn output(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Error::Output {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// Shorthand for an [`Error::Internal`].
     pub fn internal(what: impl Into<String>) -> Self {
         Error::Internal { what: what.into() }

@@ -125,10 +125,7 @@ impl Truth {
 /// of rows written so far (from several threads).
 pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Result<Truth> {
     config.check()?;
-    std::fs::create_dir_all(&config.out).map_err(|e| Error::Output {
-        path: config.out.clone(),
-        reason: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&config.out).map_err(|e| Error::output(&config.out, e))?;
     let d = config.features;
     let mut rng = rng_for(config.seed, u64::MAX, RngStream::Generate);
     let scale = 1.0 / (d as f32).sqrt();
@@ -175,11 +172,9 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
         seed: config.seed,
         files,
     };
-    let json = serde_json::to_vec_pretty(&truth).map_err(|e| Error::Output {
-        path: config.out.join("truth.json"),
-        reason: e.to_string(),
-    })?;
-    write_atomically(&config.out.join("truth.json"), &json)?;
+    let truth_path = config.out.join("truth.json");
+    let json = serde_json::to_vec_pretty(&truth).map_err(|e| Error::output(&truth_path, e))?;
+    write_atomically(&truth_path, &json)?;
     Ok(truth)
 }
 

@@ -228,3 +228,33 @@ fn other_numeric_types_are_cast_to_f32() {
     assert_eq!(batch.rows.targets(), &[1.0, 0.0, 1.0, 0.0]);
     let _ = DataType::Float32;
 }
+
+#[test]
+fn unused_columns_may_differ_between_files() {
+    let dir = common::tempdir();
+    write(
+        &dir.path().join("a.parquet"),
+        vec![
+            ("x", floats(&[1.0])),
+            ("note_a", floats(&[0.0])),
+            ("label", floats(&[1.0])),
+        ],
+    );
+    write(
+        &dir.path().join("b.parquet"),
+        vec![("x", floats(&[2.0])), ("label", floats(&[0.0]))],
+    );
+    let config = streamfit::config::TrainConfig {
+        data: vec![dir.path().to_path_buf()],
+        columns: streamfit::data::ColumnSpec {
+            features: streamfit::data::FeatureSelection::Columns(vec!["x".into()]),
+            label: "label".into(),
+        },
+        shuffle: false,
+        ..streamfit::config::TrainConfig::default()
+    };
+    let pipeline = common::pipeline(&config);
+    let batch = pipeline.epoch(0).unwrap().next().unwrap().unwrap();
+    assert_eq!(batch.rows.features(), &[1.0, 2.0]);
+    assert_eq!(batch.rows.targets(), &[1.0, 0.0]);
+}

@@ -451,7 +451,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         stall_fraction: result.stall_fraction(),
         peak_rss_bytes: peak_rss_bytes(),
         memory_budget_bytes: budget,
-        epoch_summaries: result.epochs.iter().map(Into::into).collect(),
+        epoch_summaries: result.epochs.clone(),
     };
     if let Some(path) = &args.save_model {
         ModelFile::new(
@@ -527,11 +527,9 @@ fn check_output_dir(path: &Path) -> Result<()> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(Error::Output {
-            path: path.to_path_buf(),
-            reason: format!("directory {} does not exist", dir.display()),
-        }
-        .into());
+        return Err(
+            Error::output(path, format!("directory {} does not exist", dir.display())).into(),
+        );
     }
     Ok(())
 }

@@ -104,6 +104,15 @@ impl PipelineConfig {
         Ok(())
     }
 
+    /// The reader threads' part of the settings.
+    pub fn reader_settings(&self) -> ReaderSettings {
+        ReaderSettings {
+            num_readers: self.num_readers,
+            block_rows: self.block_rows,
+            channel_blocks: self.reader_channel_blocks,
+        }
+    }
+
     /// Rows of the largest batch: `min(step_rows, piece_rows)`.
     pub fn batch_rows(&self) -> usize {
         self.step_rows.min(self.piece_rows as u64) as usize
@@ -244,13 +253,13 @@ impl Pipeline {
         let plan = Arc::new(epoch_plan(self.source.units().len(), cfg.shuffle, epoch));
         let stop = Arc::new(AtomicBool::new(false));
         let errors = Arc::new(ErrorSlot::default());
-        let settings = ReaderSettings {
-            num_readers: cfg.num_readers,
-            block_rows: cfg.block_rows,
-            channel_blocks: cfg.reader_channel_blocks,
-        };
-        let (mut threads, blocks) =
-            spawn_readers(self.source.clone(), plan, settings, stop.clone(), errors)?;
+        let (mut threads, blocks) = spawn_readers(
+            self.source.clone(),
+            plan,
+            cfg.reader_settings(),
+            stop.clone(),
+            errors,
+        )?;
         let (batch_tx, batch_rx) = bounded(cfg.prefetch);
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
         let (pool_tx, pool_rx) = bounded(cfg.num_batch_buffers());
@@ -307,15 +316,10 @@ impl Pipeline {
     pub fn scan(&self, mut consume: impl FnMut(&RowBlock)) -> Result<()> {
         let plan = Arc::new(epoch_plan(self.source.units().len(), Shuffle::Off, 0));
         let stop = Arc::new(AtomicBool::new(false));
-        let settings = ReaderSettings {
-            num_readers: self.config.num_readers,
-            block_rows: self.config.block_rows,
-            channel_blocks: self.config.reader_channel_blocks,
-        };
         let (threads, mut blocks) = spawn_readers(
             self.source.clone(),
             plan,
-            settings,
+            self.config.reader_settings(),
             stop.clone(),
             Arc::new(ErrorSlot::default()),
         )?;
@@ -386,8 +390,14 @@ impl ShuffleStage {
                 return Ok(());
             }
         }
-        let _ = self.batcher.finish();
-        Ok(())
+        // The last row emitted ends the last step, so nothing is left to flush; a shortfall
+        // means a source broke its row-count contract.
+        match self.batcher.rows_left {
+            0 => Ok(()),
+            missing => Err(Error::internal(format!(
+                "the epoch ended {missing} rows short of the dataset's row count"
+            ))),
+        }
     }
 }
 
@@ -453,15 +463,6 @@ impl Batcher {
         match self.out.send(Ok(batch)) {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) => ControlFlow::Break(()),
-        }
-    }
-
-    /// Sends the final partial step, if any.
-    fn finish(&mut self) -> ControlFlow<()> {
-        if self.current.as_ref().is_some_and(|c| !c.is_empty()) {
-            self.send(true)
-        } else {
-            ControlFlow::Continue(())
         }
     }
 }

@@ -56,43 +56,15 @@ impl<'m> GradientEngine<'m> {
         if n == 0 {
             return;
         }
-        let num_chunks = n.div_ceil(CHUNK_ROWS);
-        let p = self.model.num_params();
-        while self.scratch.len() < num_chunks {
-            self.scratch.push(ChunkScratch {
-                grad: vec![0.0; p],
-                loss: 0.0,
-            });
-        }
-        let d = rows.num_features();
-        let (x, y) = (rows.features(), rows.targets());
         let model = self.model;
-        let work = |c: usize, slot: &mut ChunkScratch| {
-            let start = c * CHUNK_ROWS;
-            let end = (start + CHUNK_ROWS).min(n);
-            slot.grad.fill(0.0);
-            slot.loss = model.loss_grad_sum(
-                params,
-                &x[start * d..end * d],
-                &y[start..end],
-                &mut slot.grad,
-            );
-        };
-        let slots = &mut self.scratch[..num_chunks];
-        {
+        let num_chunks = {
             let _span = tracing::trace_span!("gradient", rows = n).entered();
-            if num_chunks == 1 {
-                work(0, &mut slots[0]);
-            } else {
-                self.pool.install(|| {
-                    slots
-                        .par_iter_mut()
-                        .enumerate()
-                        .for_each(|(c, slot)| work(c, slot));
-                });
-            }
-        }
-        for slot in slots.iter() {
+            self.run_chunks(rows, |x, y, slot| {
+                slot.grad.fill(0.0);
+                slot.loss = model.loss_grad_sum(params, x, y, &mut slot.grad);
+            })
+        };
+        for slot in &self.scratch[..num_chunks] {
             for (acc, g) in self.grad_sum.iter_mut().zip(&slot.grad) {
                 *acc += f64::from(*g);
             }
@@ -118,27 +90,50 @@ impl<'m> GradientEngine<'m> {
     /// Summed loss of `rows` (no gradient), chunked and summed in chunk order like
     /// [`GradientEngine::accumulate`].
     pub fn loss_sum(&mut self, params: &[f32], rows: &RowBlock) -> f64 {
+        let model = self.model;
+        let _span = tracing::trace_span!("eval", rows = rows.num_rows()).entered();
+        let num_chunks = self.run_chunks(rows, |x, y, slot| {
+            slot.loss = model.loss_sum(params, x, y);
+        });
+        self.scratch[..num_chunks].iter().map(|s| s.loss).sum()
+    }
+
+    /// Runs `work` on each fixed chunk of `rows` (features, targets, the chunk's scratch slot):
+    /// on this thread for a single chunk, on the pool otherwise. Returns the number of chunks,
+    /// whose results are in `scratch[..num_chunks]` in chunk order.
+    fn run_chunks(
+        &mut self,
+        rows: &RowBlock,
+        work: impl Fn(&[f32], &[f32], &mut ChunkScratch) + Sync,
+    ) -> usize {
         let n = rows.num_rows();
         let d = rows.num_features();
         let (x, y) = (rows.features(), rows.targets());
-        let model = self.model;
         let num_chunks = n.div_ceil(CHUNK_ROWS);
+        let num_params = self.model.num_params();
         while self.scratch.len() < num_chunks {
             self.scratch.push(ChunkScratch {
-                grad: vec![0.0; model.num_params()],
+                grad: vec![0.0; num_params],
                 loss: 0.0,
             });
         }
         let slots = &mut self.scratch[..num_chunks];
-        let _span = tracing::trace_span!("eval", rows = n).entered();
-        self.pool.install(|| {
-            slots.par_iter_mut().enumerate().for_each(|(c, slot)| {
-                let start = c * CHUNK_ROWS;
-                let end = (start + CHUNK_ROWS).min(n);
-                slot.loss = model.loss_sum(params, &x[start * d..end * d], &y[start..end]);
+        let chunk = |c: usize, slot: &mut ChunkScratch| {
+            let start = c * CHUNK_ROWS;
+            let end = (start + CHUNK_ROWS).min(n);
+            work(&x[start * d..end * d], &y[start..end], slot);
+        };
+        if num_chunks == 1 {
+            chunk(0, &mut slots[0]);
+        } else {
+            self.pool.install(|| {
+                slots
+                    .par_iter_mut()
+                    .enumerate()
+                    .for_each(|(c, slot)| chunk(c, slot));
             });
-        });
-        slots.iter().map(|s| s.loss).sum()
+        }
+        num_chunks
     }
 }
 

@@ -13,7 +13,7 @@ pub mod output;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::source::Source;
 use crate::error::{Error, Result};
@@ -82,8 +82,8 @@ pub struct StepRecord {
     pub rows: u64,
 }
 
-/// One finished epoch.
-#[derive(Debug, Clone, Serialize)]
+/// One finished epoch (a line of the metrics file and an entry of the report).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochSummary {
     /// Epoch, from 1.
     pub epoch: usize,

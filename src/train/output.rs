@@ -49,7 +49,7 @@ impl ModelFile {
 
     /// Writes the file atomically as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| output_error(path, e))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::output(path, e))?;
         write_atomically(path, &json)
     }
 
@@ -86,37 +86,13 @@ pub struct Report {
     /// Resident-memory budget the configuration implies for data in flight.
     pub memory_budget_bytes: u64,
     /// Per-epoch figures.
-    pub epoch_summaries: Vec<EpochRecord>,
-}
-
-/// A per-epoch line of the report and the metrics file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub iterations: u64,
-    pub full_loss: Option<f64>,
-    pub seconds: f64,
-    pub rows_per_s: f64,
-    pub stall_fraction: f64,
-}
-
-impl From<&EpochSummary> for EpochRecord {
-    fn from(e: &EpochSummary) -> Self {
-        EpochRecord {
-            epoch: e.epoch,
-            iterations: e.iterations,
-            full_loss: e.full_loss,
-            seconds: e.seconds,
-            rows_per_s: e.rows_per_s,
-            stall_fraction: e.stall_fraction,
-        }
-    }
+    pub epoch_summaries: Vec<EpochSummary>,
 }
 
 impl Report {
     /// Writes the report atomically as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| output_error(path, e))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::output(path, e))?;
         write_atomically(path, &json)
     }
 }
@@ -130,7 +106,7 @@ pub struct MetricsWriter {
 impl MetricsWriter {
     /// Creates (truncates) `path`.
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|e| output_error(path, e))?;
+        let file = File::create(path).map_err(|e| Error::output(path, e))?;
         Ok(MetricsWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
@@ -142,17 +118,18 @@ impl MetricsWriter {
         self.line(step)
     }
 
-    /// Appends `{"epoch","iterations","full_loss","seconds","rows_per_s","stall_fraction"}`.
+    /// Appends `{"epoch","iterations","rows","full_loss","seconds","rows_per_s",
+    /// "stall_fraction","eval_seconds"}`.
     pub fn epoch(&mut self, epoch: &EpochSummary) -> Result<()> {
-        self.line(&EpochRecord::from(epoch))?;
-        self.out.flush().map_err(|e| output_error(&self.path, e))
+        self.line(epoch)?;
+        self.out.flush().map_err(|e| Error::output(&self.path, e))
     }
 
     fn line(&mut self, value: &impl Serialize) -> Result<()> {
-        serde_json::to_writer(&mut self.out, value).map_err(|e| output_error(&self.path, e))?;
+        serde_json::to_writer(&mut self.out, value).map_err(|e| Error::output(&self.path, e))?;
         self.out
             .write_all(b"\n")
-            .map_err(|e| output_error(&self.path, e))
+            .map_err(|e| Error::output(&self.path, e))
     }
 }
 
@@ -176,14 +153,41 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
-        return Err(output_error(path, e));
+        return Err(Error::output(path, e));
     }
     Ok(())
 }
 
-fn output_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_file_round_trips_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        let model = ModelFile::new(
+            ModelKind::Logistic,
+            vec!["a".into(), "b".into()],
+            "y".into(),
+            &[0.5, -1.25, 3.0],
+        );
+        model.save(&path).unwrap();
+        model.save(&path).unwrap(); // replacing an existing file works too
+        assert_eq!(ModelFile::load(&path).unwrap(), model);
+        assert_eq!(model.weights, vec![0.5, -1.25]);
+        assert_eq!(model.bias, 3.0);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("model.json")]);
+    }
+
+    #[test]
+    fn writing_into_a_missing_directory_is_an_output_error() {
+        let err = write_atomically(Path::new("/nonexistent-dir/x.json"), b"{}").unwrap_err();
+        assert!(matches!(err, Error::Output { .. }));
+        assert!(!err.is_input_error());
     }
 }

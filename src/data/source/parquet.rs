@@ -83,23 +83,14 @@ impl ParquetSource {
         let paths = expand_paths(paths)?;
         let mut files = Vec::with_capacity(paths.len());
         let mut units = Vec::new();
-        let mut schema: Option<(Schema, SchemaRef)> = None;
+        // The first file's resolved schema and used columns; every other file must match them.
+        let mut schema: Option<(Schema, UsedColumns)> = None;
         let mut next_row_id = 0u64;
         let mut file_bytes = 0u64;
         for (file_index, path) in paths.iter().enumerate() {
             let (map, bytes, metadata) = open_file(path)?;
             file_bytes += map.len() as u64;
             let arrow_schema = metadata.schema().clone();
-            if let Some((_, first_schema)) = &schema
-                && !same_fields(first_schema, &arrow_schema)
-            {
-                return Err(Error::SchemaMismatch {
-                    first: paths[0].clone(),
-                    first_schema: describe_schema(first_schema),
-                    other: path.clone(),
-                    other_schema: describe_schema(&arrow_schema),
-                });
-            }
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let mut file = ParquetFile {
@@ -123,18 +114,15 @@ impl ParquetSource {
                 feature_names: names,
                 label: spec.label.clone(),
             };
+            let used = UsedColumns::new(&arrow_schema, &roots, file_schema.num_features());
             match &schema {
-                None => schema = Some((file_schema, arrow_schema)),
-                Some((first, first_arrow)) if *first != file_schema => {
+                None => schema = Some((file_schema, used)),
+                Some((first, first_used)) if *first != file_schema || *first_used != used => {
                     return Err(Error::SchemaMismatch {
                         first: paths[0].clone(),
-                        first_schema: format!(
-                            "{} ({} features)",
-                            describe_schema(first_arrow),
-                            first.num_features()
-                        ),
+                        first_schema: first_used.to_string(),
                         other: path.clone(),
-                        other_schema: format!("{} features", file_schema.num_features()),
+                        other_schema: used.to_string(),
                     });
                 }
                 Some(_) => {}
@@ -350,21 +338,45 @@ fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
     Ok((map, bytes, metadata))
 }
 
-fn same_fields(a: &SchemaRef, b: &SchemaRef) -> bool {
-    a.fields().len() == b.fields().len()
-        && a.fields()
-            .iter()
-            .zip(b.fields().iter())
-            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+/// The columns training reads from a file, with their types, and the feature count: what two
+/// files of one dataset must agree on (other columns may differ).
+#[derive(Debug, PartialEq)]
+struct UsedColumns {
+    columns: Vec<(String, DataType)>,
+    num_features: usize,
 }
 
-fn describe_schema(schema: &SchemaRef) -> String {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
-        .collect();
-    format!("columns [{}]", cols.join(", "))
+impl UsedColumns {
+    fn new(schema: &SchemaRef, roots: &[usize], num_features: usize) -> Self {
+        UsedColumns {
+            columns: roots
+                .iter()
+                .map(|&r| {
+                    (
+                        schema.field(r).name().clone(),
+                        schema.field(r).data_type().clone(),
+                    )
+                })
+                .collect(),
+            num_features,
+        }
+    }
+}
+
+impl std::fmt::Display for UsedColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, data_type)| format!("{name}: {data_type}"))
+            .collect();
+        write!(
+            f,
+            "columns [{}] ({} features)",
+            cols.join(", "),
+            self.num_features
+        )
+    }
 }
 
 fn is_scalar_number(data_type: &DataType) -> bool {

@@ -75,9 +75,9 @@ impl ParquetWriter {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temp_path = path.with_file_name(format!(".{file_name}.tmp"));
-        let file = File::create(&temp_path).map_err(|e| output_error(&temp_path, e))?;
+        let file = File::create(&temp_path).map_err(|e| Error::output(&temp_path, e))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
-            .map_err(|e| output_error(path, e))?;
+            .map_err(|e| Error::output(path, e))?;
         Ok(ParquetWriter {
             writer,
             schema,
@@ -94,10 +94,10 @@ impl ParquetWriter {
             .collect();
         columns.push(Arc::new(Float32Array::from(labels)));
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| output_error(&self.path, e))?;
+            .map_err(|e| Error::output(&self.path, e))?;
         self.writer
             .write(&batch)
-            .map_err(|e| output_error(&self.path, e))
+            .map_err(|e| Error::output(&self.path, e))
     }
 
     /// Writes the footer and gives the file its final name. (No fsync: the rename protects
@@ -105,14 +105,7 @@ impl ParquetWriter {
     pub fn finish(self) -> Result<()> {
         self.writer
             .close()
-            .map_err(|e| output_error(&self.path, e))?;
-        std::fs::rename(&self.temp_path, &self.path).map_err(|e| output_error(&self.path, e))
-    }
-}
-
-fn output_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+            .map_err(|e| Error::output(&self.path, e))?;
+        std::fs::rename(&self.temp_path, &self.path).map_err(|e| Error::output(&self.path, e))
     }
 }
