@@ -4,11 +4,13 @@
 //!
 //! - [`RowBlock`]: row-major rows with targets and global row ids (chunks and batches).
 //! - [`ColumnSpec`] / [`Schema`]: which columns are features and label, asked and resolved.
+//! - [`transpose`]: eight float32 columns into row-major rows, checking for NaN/inf.
 //! - [`source`]: the [`Source`](source::Source) trait and its Parquet implementation.
 
 pub mod rows;
 pub mod schema;
 pub mod source;
+pub mod transpose;
 
 pub use self::rows::RowBlock;
 pub use self::schema::{ColumnSpec, FeatureSelection, Schema};

@@ -50,6 +50,34 @@ impl RowBlock {
         }
     }
 
+    /// Asks the kernel to back the reserved feature storage with transparent huge pages
+    /// (Linux; a hint with no effect on contents, nothing elsewhere). For large blocks read at
+    /// random, like the shuffle arena: 2 MiB pages cut the TLB misses of random row reads.
+    /// The advice covers the current allocation; reserve the capacity first.
+    pub fn advise_huge_pages(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            const HUGE_PAGE: usize = 2 << 20;
+            let start = self.features.as_ptr() as usize;
+            let end = start + self.features.capacity() * size_of::<f32>();
+            let (first, last) = (
+                start.next_multiple_of(HUGE_PAGE),
+                end / HUGE_PAGE * HUGE_PAGE,
+            );
+            if last > first {
+                // SAFETY: [first, last) lies inside this vector's allocation, and MADV_HUGEPAGE
+                // changes only how the kernel backs the pages, never what they hold.
+                unsafe {
+                    libc::madvise(
+                        first as *mut libc::c_void,
+                        last - first,
+                        libc::MADV_HUGEPAGE,
+                    )
+                };
+            }
+        }
+    }
+
     /// Number of features per row.
     pub fn num_features(&self) -> usize {
         self.num_features

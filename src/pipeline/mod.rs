@@ -273,7 +273,8 @@ impl Pipeline {
             buffer: match cfg.shuffle {
                 Shuffle::Off => None,
                 Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
-                    cfg.shuffle_buffer_rows,
+                    cfg.shuffle_buffer_rows
+                        .min(usize::try_from(num_rows).unwrap_or(usize::MAX)),
                     self.source.num_features(),
                     rng_for(seed, epoch, RngStream::ShuffleBuffer),
                 )),

@@ -30,29 +30,34 @@ pub struct ShuffleBuffer {
 /// How many evictions ahead a row is prefetched.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Asks the CPU to start loading `row` into cache (a hint; no effect on results).
+/// Asks the CPU to start loading `values` into cache (a hint; no effect on results).
 #[inline(always)]
-fn prefetch(row: &[f32]) {
+fn prefetch<T>(values: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        for line in row.chunks(16) {
-            // SAFETY: prefetch is a hint on a valid address; it never faults or writes.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        let start = values.as_ptr().cast::<i8>();
+        for offset in (0..size_of_val(values)).step_by(64) {
+            // SAFETY: the address lies inside `values`; prefetch never faults or writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
+    let _ = values;
 }
 
 impl ShuffleBuffer {
     /// An empty buffer of `capacity_rows` (at least 1) rows of `num_features` features.
-    /// The arena is allocated as it fills, so a buffer larger than the dataset costs only
-    /// the dataset.
+    /// The arena's address space is reserved at once (with huge pages advised: random slots
+    /// otherwise miss the TLB on most reads), but pages become resident only as rows fill
+    /// them. Callers clamp the capacity to the dataset's row count, which changes no result:
+    /// a buffer that never fills only drains.
     pub fn new(capacity_rows: usize, num_features: usize, rng: Xoshiro256PlusPlus) -> Self {
+        let mut arena = RowBlock::with_capacity(num_features, capacity_rows.max(1));
+        arena.advise_huge_pages();
         ShuffleBuffer {
             capacity_rows: capacity_rows.max(1),
-            arena: RowBlock::with_capacity(num_features, 0),
+            arena,
             rng,
             slots: Vec::new(),
         }
@@ -90,6 +95,8 @@ impl ShuffleBuffer {
         for k in 0..self.slots.len() {
             if let Some(&ahead) = self.slots.get(k + PREFETCH_AHEAD) {
                 prefetch(self.arena.row(ahead));
+                prefetch(&self.arena.targets()[ahead..=ahead]);
+                prefetch(&self.arena.row_ids()[ahead..=ahead]);
             }
             let slot = self.slots[k];
             emit(

@@ -30,6 +30,7 @@ use parquet::arrow::arrow_reader::{
 
 use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
 use crate::data::source::{ChunkSink, Source, Unit};
+use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
 /// A dataset of one or more Parquet files with one schema.
@@ -615,12 +616,22 @@ impl<'a> Values<'a> {
         })
     }
 
-    /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`.
-    fn scatter(&self, rows: std::ops::Range<usize>, out: &mut [f32], stride: usize, offset: usize) {
+    /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`; returns true when
+    /// any converted value is NaN or infinite (a float64 beyond the f32 range becomes one).
+    fn scatter(
+        &self,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) -> bool {
+        let mut bad = false;
         macro_rules! copy {
             ($slice:expr, $conv:expr) => {
                 for (dst, v) in out.chunks_exact_mut(stride).zip(&$slice[rows]) {
-                    dst[offset] = $conv(*v);
+                    let value: f32 = $conv(*v);
+                    bad |= !value.is_finite();
+                    dst[offset] = value;
                 }
             };
         }
@@ -642,6 +653,7 @@ impl<'a> Values<'a> {
                 }
             }
         }
+        bad
     }
 }
 
@@ -663,26 +675,6 @@ fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
         }
     }
     Some(block)
-}
-
-/// Writes rows `rows` of eight float32 columns into `out[(i - rows.start) * stride + offset..][..8]`.
-fn transpose8(
-    columns: [&[f32]; 8],
-    rows: std::ops::Range<usize>,
-    out: &mut [f32],
-    stride: usize,
-    offset: usize,
-) {
-    let c = columns.map(|col| &col[rows.clone()]);
-    let n = rows.len();
-    for (i, row) in out.chunks_exact_mut(stride).take(n).enumerate() {
-        let dst: &mut [f32; 8] = (&mut row[offset..offset + 8])
-            .try_into()
-            .expect("eight slots");
-        *dst = [
-            c[0][i], c[1][i], c[2][i], c[3][i], c[4][i], c[5][i], c[6][i], c[7][i],
-        ];
-    }
 }
 
 /// What a decode error needs to name its place.
@@ -712,7 +704,11 @@ impl DecodeContext<'_> {
         self.check_nulls(label, &self.schema.label, first_row)?;
         let label_values = Values::of(label.as_ref())
             .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
-        label_values.scatter(0..n, targets, 1, 0);
+        if label_values.scatter(0..n, targets, 1, 0) {
+            self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
+        }
+        // Every conversion reports NaN/inf as it writes; only then is the slow search run.
+        let mut any_bad = false;
         match layout {
             Layout::Scalars { features: cols, .. } => {
                 let mut columns = Vec::with_capacity(cols.len());
@@ -731,23 +727,25 @@ impl DecodeContext<'_> {
                     while j < columns.len() {
                         // Eight float32 columns at a time: one contiguous 32-byte write per row.
                         if let Some(block) = f32_block(&columns[j..]) {
-                            transpose8(block, start..end, tile, d, j);
+                            any_bad |= transpose8(block, start..end, tile, d, j);
                             j += 8;
                         } else {
-                            columns[j].scatter(start..end, tile, d, j);
+                            any_bad |= columns[j].scatter(start..end, tile, d, j);
                             j += 1;
                         }
                     }
                 }
             }
             Layout::List { column, len, .. } => {
-                self.decode_list(batch.column(*column), *len, first_row, features)?;
+                any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;
             }
         }
-        self.check_finite(features, d, first_row, |j| {
-            self.schema.feature_names[j].clone()
-        })?;
-        self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())
+        if any_bad {
+            self.check_finite(features, d, first_row, |j| {
+                self.schema.feature_names[j].clone()
+            })?;
+        }
+        Ok(())
     }
 
     fn decode_list(
@@ -756,7 +754,7 @@ impl DecodeContext<'_> {
         len: usize,
         first_row: u64,
         features: &mut [f32],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let n = array.len();
         let name = self.list_name();
         self.check_nulls(array, &name, first_row)?;
@@ -798,8 +796,7 @@ impl DecodeContext<'_> {
             });
         }
         let typed = Values::of(values.as_ref()).ok_or_else(|| self.unsupported(&values, &name))?;
-        typed.scatter(0..n * len, features, 1, 0);
-        Ok(())
+        Ok(typed.scatter(0..n * len, features, 1, 0))
     }
 
     fn list_name(&self) -> String {
@@ -841,7 +838,8 @@ impl DecodeContext<'_> {
         })
     }
 
-    /// Finds the first NaN or infinity in a row-major slice of `stride` columns.
+    /// Finds the first NaN or infinity in a row-major slice of `stride` columns (the slow
+    /// search, run once a conversion has reported one).
     fn check_finite(
         &self,
         values: &[f32],
@@ -849,14 +847,9 @@ impl DecodeContext<'_> {
         first_row: u64,
         column_name: impl Fn(usize) -> String,
     ) -> Result<()> {
-        // Branch-free OR over the exponent bits vectorises; the slow search runs only on error.
-        let any_bad = values.iter().fold(0u32, |acc, v| {
-            acc | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-        });
-        if any_bad == 0 {
+        let Some(k) = values.iter().position(|v| !v.is_finite()) else {
             return Ok(());
-        }
-        let k = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        };
         Err(Error::NonFinite {
             file: self.path.to_path_buf(),
             row_group: self.row_group,
