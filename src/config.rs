@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::ColumnSpec;
-use crate::data::source::{ParquetSource, Source};
+use crate::data::source::shard::is_shard_dataset;
+use crate::data::source::{ParquetSource, ShardSource, Source};
 use crate::error::{Error, Result};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
 use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
@@ -20,7 +21,7 @@ pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
 /// Everything a `train` run needs.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    /// Parquet files and/or directories of them.
+    /// Parquet files and/or directories of them, or one shard dataset directory.
     pub data: Vec<PathBuf>,
     /// Feature and label columns.
     pub columns: ColumnSpec,
@@ -38,6 +39,8 @@ pub struct TrainConfig {
     pub prefetch: usize,
     /// Reader threads. By default 2.
     pub num_readers: usize,
+    /// Check each block of shard rows against its checksum on first touch. By default on.
+    pub verify_checksums: bool,
     /// Model, optimizer and loop settings.
     pub trainer: TrainerConfig,
 }
@@ -54,6 +57,7 @@ impl Default for TrainConfig {
             shuffle_buffer_rows: 65_536,
             prefetch: 4,
             num_readers: 2,
+            verify_checksums: true,
             trainer: TrainerConfig::default(),
         }
     }
@@ -108,8 +112,25 @@ impl TrainConfig {
         }
     }
 
-    /// Opens the data (parsing every footer once).
+    /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
+    /// anything else is Parquet (every footer parsed once).
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
+        if let Some(dir) = self.data.iter().find(|p| is_shard_dataset(p)) {
+            if self.data.len() != 1 {
+                return Err(Error::config(
+                    "DATA",
+                    format!(
+                        "{} is a shard dataset; give it alone, not with other paths",
+                        dir.display()
+                    ),
+                ));
+            }
+            return Ok(Arc::new(ShardSource::open(
+                dir,
+                &self.columns,
+                self.verify_checksums,
+            )?));
+        }
         Ok(Arc::new(ParquetSource::open(&self.data, &self.columns)?))
     }
 }

@@ -29,6 +29,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A streamfit shard (or its manifest) that fails validation: bad magic or version, a
+    /// header that disagrees with the file's length, or a block of rows whose checksum fails.
+    #[error("{}: corrupt shard{}: {reason}", file.display(), block.map(|b| format!(", block {b}")).unwrap_or_default())]
+    CorruptShard {
+        file: PathBuf,
+        block: Option<u64>,
+        reason: String,
+    },
+
     /// Two files of one dataset disagree on the columns that training uses.
     #[error(
         "schema mismatch: {} has {first_schema}, but {} has {other_schema}",

@@ -26,10 +26,11 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`generate`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`]. The binary's
 //! `cli` sits on top.
 
 pub mod config;
+pub mod convert;
 pub mod data;
 pub mod error;
 pub mod generate;

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use streamfit::config::TrainConfig;
+use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::source::write::Compression;
 use streamfit::data::{ColumnSpec, FeatureSelection, RowBlock};
 use streamfit::error::Error;
@@ -62,6 +63,10 @@ enum Command {
     Generate(GenerateArgs),
     /// Read and decode the data with the training readers, without training: the read ceiling.
     Scan(ScanArgs),
+    /// Convert Parquet into streamfit shards: a memory-mapped, zero-decode format for
+    /// repeated training. Each row group becomes one unit, so training on the shards gives the
+    /// same batches and parameters as training on the Parquet source with the same seed.
+    Convert(ConvertArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -101,7 +106,7 @@ enum ModelArg {
 
 #[derive(Args, Debug)]
 struct TrainArgs {
-    /// Parquet files and/or directories of .parquet shards with one schema [default: the demo dataset]
+    /// Parquet files and/or directories of .parquet files with one schema, or one shard dataset directory [default: the demo dataset]
     #[arg(value_name = "DATA")]
     data: Vec<PathBuf>,
     #[command(flatten)]
@@ -136,6 +141,9 @@ struct TrainArgs {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
     readers: usize,
+    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    verify_checksums: bool,
     /// Threads computing the gradient [default: all cores]
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
@@ -203,7 +211,7 @@ struct GenerateArgs {
 
 #[derive(Args, Debug)]
 struct ScanArgs {
-    /// Parquet files and/or directories of .parquet shards
+    /// Parquet files and/or directories of .parquet files, or one shard dataset directory
     #[arg(value_name = "DATA", required = true)]
     data: Vec<PathBuf>,
     #[command(flatten)]
@@ -211,9 +219,30 @@ struct ScanArgs {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
     readers: usize,
+    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    verify_checksums: bool,
     /// Print one JSON object instead of a line
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    /// Parquet files and/or directories of .parquet files with one schema
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    /// Output directory of the shard dataset (must not exist; written as DIR.partial, then renamed)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Rows per shard file, whole row groups only [default: about 256 MB of rows]
+    #[arg(long, value_name = "N")]
+    shard_rows: Option<u64>,
+    /// Reader (decoder) threads
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    readers: usize,
 }
 
 fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
@@ -248,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args),
         Command::Scan(args) => run_scan(args),
+        Command::Convert(args) => run_convert(args),
     }
 }
 
@@ -362,6 +392,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         shuffle_buffer_rows: args.shuffle_buffer,
         prefetch: args.prefetch,
         num_readers: args.readers,
+        verify_checksums: args.verify_checksums,
         trainer,
     };
     config.check()?;
@@ -534,11 +565,36 @@ fn check_output_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+fn run_convert(args: ConvertArgs) -> Result<()> {
+    let config = ConvertConfig {
+        data: args.data,
+        columns: args.columns.spec(),
+        out: args.out,
+        shard_rows: args.shard_rows,
+        num_readers: args.readers,
+    };
+    let summary = convert(&config, &mut |_| {})?;
+    say!(
+        "convert: {} rows × {} features, {} units → {} shard(s) in {} ({:.1} MB, from {:.1} MB of Parquet) in {:.2} s ({:.0} MB/s written)",
+        thousands(summary.rows),
+        summary.num_features,
+        summary.units,
+        summary.shards,
+        config.out.display(),
+        summary.bytes as f64 / 1e6,
+        summary.source_bytes as f64 / 1e6,
+        summary.seconds,
+        summary.bytes as f64 / 1e6 / summary.seconds.max(1e-9),
+    );
+    Ok(())
+}
+
 fn run_scan(args: ScanArgs) -> Result<()> {
     let config = TrainConfig {
         data: args.data.clone(),
         columns: args.columns.spec(),
         num_readers: args.readers,
+        verify_checksums: args.verify_checksums,
         ..TrainConfig::default()
     };
     config.check()?;
@@ -552,6 +608,7 @@ fn run_scan(args: ScanArgs) -> Result<()> {
         rows += block.num_rows() as u64;
         // Touch the decoded rows so the scan cannot be optimised into nothing.
         checksum += f64::from(block.targets().iter().sum::<f32>());
+        Ok(())
     })?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     let d = source.num_features();

@@ -313,8 +313,10 @@ impl Pipeline {
     }
 
     /// Reads every unit with the readers only (no shuffle, no batching) and calls `consume`
-    /// on each block in file order: the read ceiling that training is compared to.
-    pub fn scan(&self, mut consume: impl FnMut(&RowBlock)) -> Result<()> {
+    /// on each block in file order: the read ceiling that training is compared to, and the
+    /// way `convert` and `inspect --stats` stream a dataset. An error from `consume` stops the
+    /// readers and is returned.
+    pub fn scan(&self, mut consume: impl FnMut(&RowBlock) -> Result<()>) -> Result<()> {
         let plan = Arc::new(epoch_plan(self.source.units().len(), Shuffle::Off, 0));
         let stop = Arc::new(AtomicBool::new(false));
         let (threads, mut blocks) = spawn_readers(
@@ -328,7 +330,9 @@ impl Pipeline {
         let result = loop {
             match blocks.next_block(&cancel_rx) {
                 Ok(Next::Block(block)) => {
-                    consume(&block);
+                    if let Err(e) = consume(&block) {
+                        break Err(e);
+                    }
                     blocks.recycle(block);
                 }
                 Ok(Next::Finished | Next::Cancelled) => break Ok(()),

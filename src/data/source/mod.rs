@@ -7,9 +7,11 @@
 //!
 //! - [`parquet`]: Parquet files through a memory map (the only module that touches the
 //!   arrow/parquet readers).
+//! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
 //! - [`write`]: the Parquet writer used by `generate`.
 
 pub mod parquet;
+pub mod shard;
 pub mod write;
 
 use std::ops::ControlFlow;
@@ -19,6 +21,7 @@ use crate::data::{RowBlock, Schema};
 use crate::error::Result;
 
 pub use self::parquet::ParquetSource;
+pub use self::shard::ShardSource;
 
 /// One independently readable piece of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

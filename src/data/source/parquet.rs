@@ -38,6 +38,8 @@ pub struct ParquetSource {
     paths: Vec<PathBuf>,
     files: Vec<ParquetFile>,
     schema: Schema,
+    /// The used columns of the first file (every file agrees) with their Arrow types.
+    used: UsedColumns,
     units: Vec<Unit>,
     file_bytes: u64,
 }
@@ -147,7 +149,7 @@ impl ParquetSource {
             }
             files.push(file);
         }
-        let Some((schema, _)) = schema else {
+        let Some((schema, used)) = schema else {
             return Err(Error::EmptyDataset {
                 what: "no input files".to_string(),
             });
@@ -161,9 +163,16 @@ impl ParquetSource {
             paths,
             files,
             schema,
+            used,
             units,
             file_bytes,
         })
+    }
+
+    /// The used columns and their Arrow types, e.g. `columns [f0: Float32, label: Float32]
+    /// (1 features)`.
+    pub fn describe_columns(&self) -> String {
+        self.used.to_string()
     }
 
     fn corrupt(&self, unit: &Unit, reason: impl ToString) -> Error {
