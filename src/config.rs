@@ -112,6 +112,22 @@ impl TrainConfig {
         }
     }
 
+    /// Resident-memory budget of training on `source` with these settings: the larger of the
+    /// training pipeline's and the evaluation pass's (they never run at once).
+    pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
+        let (rows, d) = (source.num_rows(), source.num_features());
+        let train = self.pipeline_config(rows);
+        let eval = crate::train::eval_config(&train, source);
+        train
+            .memory_budget_bytes(d, rows)
+            .max(eval.memory_budget_bytes(d, rows))
+    }
+
+    /// True when the data is one shard dataset directory.
+    pub fn is_shard_dataset(&self) -> bool {
+        self.data.len() == 1 && is_shard_dataset(&self.data[0])
+    }
+
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
     /// anything else is Parquet (every footer parsed once).
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
@@ -131,6 +147,24 @@ impl TrainConfig {
                 self.verify_checksums,
             )?));
         }
-        Ok(Arc::new(ParquetSource::open(&self.data, &self.columns)?))
+        let source = ParquetSource::open(&self.data, &self.columns)?;
+        if source.num_features() == 0 {
+            return Err(Error::config(
+                "--features",
+                format!(
+                    "{}: no numeric feature columns besides the label `{}` (columns: {})",
+                    source.files()[0].display(),
+                    self.columns.label,
+                    source
+                        .describe()
+                        .columns
+                        .iter()
+                        .map(|c| format!("{}: {}", c.name, c.arrow_type))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(Arc::new(source))
     }
 }

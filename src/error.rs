@@ -29,6 +29,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// An encrypted Parquet file: streamfit takes no keys, so it cannot read one.
+    #[error("{}: the file is encrypted ({detail}); streamfit reads only unencrypted parquet", file.display())]
+    Encrypted { file: PathBuf, detail: String },
+
     /// A streamfit shard (or its manifest) that fails validation: bad magic or version, a
     /// header that disagrees with the file's length, or a block of rows whose checksum fails.
     #[error("{}: corrupt shard{}: {reason}", file.display(), block.map(|b| format!(", block {b}")).unwrap_or_default())]

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`]. The binary's
 //! `cli` sits on top.
 
 pub mod config;
@@ -34,6 +34,7 @@ pub mod convert;
 pub mod data;
 pub mod error;
 pub mod generate;
+pub mod inspect;
 pub mod model;
 pub mod optim;
 pub mod pipeline;

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use streamfit::data::Schema;
-use streamfit::data::source::{ChunkSink, Source, Unit};
+use streamfit::data::source::{ChunkSink, Source, SourceInfo, Unit};
 use streamfit::error::{Error, Result};
 use streamfit::pipeline::{Pipeline, PipelineConfig, Shuffle};
 
@@ -51,6 +51,15 @@ impl Source for FakeSource {
     fn files(&self) -> &[PathBuf] {
         &self.files
     }
+    fn describe(&self) -> SourceInfo {
+        SourceInfo {
+            format: "fake",
+            unit_kind: "unit",
+            columns: Vec::new(),
+            codecs: Vec::new(),
+        }
+    }
+
     fn file_bytes(&self) -> u64 {
         0
     }

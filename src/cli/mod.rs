@@ -13,10 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use streamfit::config::TrainConfig;
 use streamfit::convert::{ConvertConfig, convert};
+use streamfit::data::source::ColumnRole;
 use streamfit::data::source::write::Compression;
 use streamfit::data::{ColumnSpec, FeatureSelection, RowBlock};
 use streamfit::error::Error;
 use streamfit::generate::{GenerateConfig, Task, generate};
+use streamfit::inspect::{Inspection, inspect};
 use streamfit::model::ModelKind;
 use streamfit::pipeline::{LastBatch, Pipeline};
 use streamfit::telemetry::peak_rss_bytes;
@@ -67,6 +69,10 @@ enum Command {
     /// repeated training. Each row group becomes one unit, so training on the shards gives the
     /// same batches and parameters as training on the Parquet source with the same seed.
     Convert(ConvertArgs),
+    /// Show what is in a dataset and what training would use: columns with their stored and
+    /// cast types and roles, rows, units, codecs, bytes per row and the memory budget for the
+    /// given training flags; with --stats, per-column statistics from one streamed pass.
+    Inspect(InspectArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +100,17 @@ impl ColumnArgs {
             label: self.label.clone(),
         }
     }
+}
+
+/// How the data is read (train, scan, inspect).
+#[derive(Args, Debug, Clone, Copy)]
+struct ReadArgs {
+    /// Reader (decoder) threads
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    readers: usize,
+    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    verify_checksums: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -138,12 +155,8 @@ struct TrainArgs {
     /// Batches prepared ahead of the trainer
     #[arg(long, default_value_t = 4, value_name = "P")]
     prefetch: usize,
-    /// Reader (decoder) threads
-    #[arg(long, default_value_t = 2, value_name = "R")]
-    readers: usize,
-    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    verify_checksums: bool,
+    #[command(flatten)]
+    read: ReadArgs,
     /// Threads computing the gradient [default: all cores]
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
@@ -216,12 +229,8 @@ struct ScanArgs {
     data: Vec<PathBuf>,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Reader (decoder) threads
-    #[arg(long, default_value_t = 2, value_name = "R")]
-    readers: usize,
-    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    verify_checksums: bool,
+    #[command(flatten)]
+    read: ReadArgs,
     /// Print one JSON object instead of a line
     #[arg(long)]
     json: bool,
@@ -243,6 +252,33 @@ struct ConvertArgs {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
     readers: usize,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Parquet files and/or directories of .parquet files, or one shard dataset directory
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    /// Also stream every used column once: count, mean, std, min, max, nulls, non-finite
+    /// values. Exits with code 2 after printing when a used column holds a null or NaN/inf
+    #[arg(long)]
+    stats: bool,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+    /// Batch size the memory budget is computed for (as in `train`)
+    #[arg(long, default_value = "256", value_parser = parse_batch_size)]
+    batch_size: BatchSize,
+    /// Shuffle-buffer rows the memory budget is computed for (as in `train`)
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    shuffle_buffer: usize,
+    /// Prefetch depth the memory budget is computed for (as in `train`)
+    #[arg(long, default_value_t = 4, value_name = "P")]
+    prefetch: usize,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
@@ -278,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => run_generate(args),
         Command::Scan(args) => run_scan(args),
         Command::Convert(args) => run_convert(args),
+        Command::Inspect(args) => run_inspect(args),
     }
 }
 
@@ -391,8 +428,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         shuffle: !args.no_shuffle,
         shuffle_buffer_rows: args.shuffle_buffer,
         prefetch: args.prefetch,
-        num_readers: args.readers,
-        verify_checksums: args.verify_checksums,
+        num_readers: args.read.readers,
+        verify_checksums: args.read.verify_checksums,
         trainer,
     };
     config.check()?;
@@ -400,11 +437,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let num_rows = source.num_rows();
     let d = source.num_features();
     let pipeline_config = config.pipeline_config(num_rows);
-    // Training and the evaluation pass never run at once: the budget is the larger of the two.
-    let eval_config = streamfit::train::eval_config(&pipeline_config, &source);
-    let budget = pipeline_config
-        .memory_budget_bytes(d, num_rows)
-        .max(eval_config.memory_budget_bytes(d, num_rows));
+    let budget = config.memory_budget_bytes(&source);
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
@@ -589,12 +622,139 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_inspect(args: InspectArgs) -> Result<()> {
+    let config = TrainConfig {
+        data: args.data.clone(),
+        columns: args.columns.spec(),
+        batch_size: args.batch_size,
+        shuffle_buffer_rows: args.shuffle_buffer,
+        prefetch: args.prefetch,
+        num_readers: args.read.readers,
+        verify_checksums: args.read.verify_checksums,
+        ..TrainConfig::default()
+    };
+    let (found, problem) = inspect(&config, args.stats)?;
+    if args.json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&found).context("serialising the inspection")?
+        );
+    } else {
+        print_inspection(&found, &config);
+    }
+    match problem {
+        Some(e) => Err(anyhow::Error::new(e).context("training would stop here")),
+        None => Ok(()),
+    }
+}
+
+fn print_inspection(found: &Inspection, config: &TrainConfig) {
+    say!(
+        "dataset: {}, {} file(s), {}, {} rows in {} {}s ({} to {} rows each)",
+        found.format,
+        found.files.len(),
+        megabytes(found.file_bytes),
+        thousands(found.rows),
+        thousands(found.num_units as u64),
+        found.unit_kind,
+        thousands(found.unit_sizes.min_rows),
+        thousands(found.unit_sizes.max_rows),
+    );
+    say!("codecs: {}", found.codecs.join(", "));
+    say!(
+        "bytes per row: {:.1} in the files, {} decoded ({} features + label, f32)",
+        found.file_bytes_per_row,
+        found.decoded_bytes_per_row,
+        found.num_features,
+    );
+    say!(
+        "features: {} column(s); label: `{}`",
+        found.num_features,
+        found.label_column
+    );
+    say!(
+        "memory budget of train (batch {}, shuffle buffer {} rows, prefetch {}, {} readers): {}",
+        match config.batch_size {
+            BatchSize::Rows(b) => thousands(b),
+            BatchSize::Full => "full".to_string(),
+        },
+        thousands(config.shuffle_buffer_rows as u64),
+        config.prefetch,
+        config.num_readers,
+        megabytes(found.memory_budget_bytes),
+    );
+    let width = found
+        .schema
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(6);
+    say!("columns:");
+    say!(
+        "  {:<width$}  {:<7}  {:<24}  {:<12}  note",
+        "name",
+        "role",
+        "stored type",
+        "arrow type"
+    );
+    for c in &found.schema {
+        let role = match c.role {
+            ColumnRole::Feature => "feature",
+            ColumnRole::Label => "label",
+            ColumnRole::Unused => "-",
+        };
+        say!(
+            "  {:<width$}  {:<7}  {:<24}  {:<12}  {}",
+            c.name,
+            role,
+            c.stored_type,
+            c.arrow_type,
+            c.note
+        );
+    }
+    if let (Some(columns), Some(label)) = (&found.columns, &found.label) {
+        let width = columns
+            .iter()
+            .chain(std::iter::once(label))
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        say!("statistics (finite values):");
+        say!(
+            "  {:<width$}  {:>12}  {:>6}  {:>10}  {:>12}  {:>12}  {:>12}  {:>12}",
+            "column",
+            "count",
+            "nulls",
+            "non-finite",
+            "mean",
+            "std",
+            "min",
+            "max"
+        );
+        for c in columns.iter().chain(std::iter::once(label)) {
+            say!(
+                "  {:<width$}  {:>12}  {:>6}  {:>10}  {:>12.6}  {:>12.6}  {:>12.6}  {:>12.6}",
+                c.name,
+                thousands(c.count),
+                c.nulls,
+                c.non_finite,
+                c.mean,
+                c.std,
+                c.min,
+                c.max
+            );
+        }
+    }
+}
+
 fn run_scan(args: ScanArgs) -> Result<()> {
     let config = TrainConfig {
         data: args.data.clone(),
         columns: args.columns.spec(),
-        num_readers: args.readers,
-        verify_checksums: args.verify_checksums,
+        num_readers: args.read.readers,
+        verify_checksums: args.read.verify_checksums,
         ..TrainConfig::default()
     };
     config.check()?;

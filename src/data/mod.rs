@@ -4,12 +4,14 @@
 //!
 //! - [`RowBlock`]: row-major rows with targets and global row ids (chunks and batches).
 //! - [`ColumnSpec`] / [`Schema`]: which columns are features and label, asked and resolved.
+//! - [`stats`]: per-column count, mean, std, min, max, nulls and non-finite values.
 //! - [`transpose`]: eight float32 columns into row-major rows, checking for NaN/inf.
 //! - [`source`]: the [`Source`](source::Source) trait and its Parquet implementation.
 
 pub mod rows;
 pub mod schema;
 pub mod source;
+pub mod stats;
 pub mod transpose;
 
 pub use self::rows::RowBlock;

@@ -17,6 +17,8 @@ pub mod write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use crate::data::{RowBlock, Schema};
 use crate::error::Result;
 
@@ -34,6 +36,46 @@ pub struct Unit {
     pub num_rows: u64,
     /// Global id of the unit's first row: the number of rows before it in file order.
     pub first_row_id: u64,
+}
+
+/// What a column of a source is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnRole {
+    /// A feature (or the list column holding all features).
+    Feature,
+    /// The label.
+    Label,
+    /// Not read.
+    Unused,
+}
+
+/// One column of a source, as `inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// How the file stores it (Parquet physical and logical type, or `f32` in shards).
+    pub stored_type: String,
+    /// Its Arrow type as decoded (before the cast to f32).
+    pub arrow_type: String,
+    /// Feature, label or unused.
+    pub role: ColumnRole,
+    /// The cast applied, or why an unused column is not a feature.
+    pub note: String,
+}
+
+/// What a source is, for `inspect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    /// `parquet` or `shards`.
+    pub format: &'static str,
+    /// What one unit is (`row group`, `row range`).
+    pub unit_kind: &'static str,
+    /// Every top-level column of the (first) file.
+    pub columns: Vec<ColumnInfo>,
+    /// Compression codecs of the used column chunks.
+    pub codecs: Vec<String>,
 }
 
 /// Where a reader puts decoded rows.
@@ -76,4 +118,6 @@ pub trait Source: Send + Sync {
     }
     /// Bytes of the files on disk.
     fn file_bytes(&self) -> u64;
+    /// Columns, roles and codecs, for `inspect`.
+    fn describe(&self) -> SourceInfo;
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
@@ -27,9 +27,12 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use parquet::file::metadata::ParquetStatisticsPolicy;
 
+use crate::data::RowBlock;
 use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
-use crate::data::source::{ChunkSink, Source, Unit};
+use crate::data::source::{ChunkSink, ColumnInfo, ColumnRole, Source, SourceInfo, Unit};
+use crate::data::stats::StatsAccumulator;
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
@@ -175,6 +178,121 @@ impl ParquetSource {
         self.used.to_string()
     }
 
+    /// Statistics of one unit's used columns that count nulls and non-finite values instead
+    /// of stopping at them (for `inspect --stats`). Returns the accumulators and the first
+    /// null or non-finite value found, as the error training would stop with. A list feature
+    /// column is read strictly: a null, NaN or wrong length in it is returned as `Err`.
+    pub fn unit_stats(
+        &self,
+        unit_index: usize,
+        max_block_rows: usize,
+    ) -> Result<(StatsAccumulator, Option<Error>)> {
+        let unit = self.units[unit_index];
+        let file = &self.files[unit.file];
+        let d = self.schema.num_features();
+        let mut acc = StatsAccumulator::new(d);
+        let mut problem: Option<Error> = None;
+        if let Layout::List { .. } = file.layout {
+            let mut sink = StatsSink {
+                acc: &mut acc,
+                scratch: RowBlock::default(),
+            };
+            self.read_unit(unit_index, max_block_rows, &mut sink)?;
+            return Ok((acc, None));
+        }
+        let Layout::Scalars {
+            features: cols,
+            label,
+        } = &file.layout
+        else {
+            unreachable!("list layouts returned above")
+        };
+        let reader = self.unit_reader(&unit, max_block_rows)?;
+        let ctx = DecodeContext {
+            path: &self.paths[unit.file],
+            row_group: unit.index_in_file,
+            schema: &self.schema,
+        };
+        let mut rows_read = 0u64;
+        let mut values = Vec::with_capacity(max_block_rows);
+        for batch in reader {
+            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            let columns = cols
+                .iter()
+                .zip(&self.schema.feature_names)
+                .zip(acc.features.iter_mut())
+                .chain(std::iter::once((
+                    (label, &self.schema.label),
+                    &mut acc.label,
+                )));
+            for ((&c, name), moments) in columns {
+                let array = batch.column(c);
+                let typed =
+                    Values::of(array.as_ref()).ok_or_else(|| ctx.unsupported(array, name))?;
+                values.clear();
+                for i in 0..array.len() {
+                    if array.is_valid(i) {
+                        let v = typed.get(i);
+                        if !v.is_finite() && problem.is_none() {
+                            problem = Some(Error::NonFinite {
+                                file: ctx.path.to_path_buf(),
+                                row_group: ctx.row_group,
+                                row: rows_read + i as u64,
+                                column: name.clone(),
+                                value: f64::from(v),
+                            });
+                        }
+                        values.push(f64::from(v));
+                    } else if problem.is_none() {
+                        problem = Some(Error::Null {
+                            file: ctx.path.to_path_buf(),
+                            row_group: ctx.row_group,
+                            row: rows_read + i as u64,
+                            column: name.clone(),
+                        });
+                    }
+                }
+                moments.add(values.iter().copied());
+                moments.add_nulls(array.null_count() as u64);
+            }
+            rows_read += batch.num_rows() as u64;
+            acc.rows += batch.num_rows() as u64;
+        }
+        if rows_read != unit.num_rows {
+            return Err(self.row_count_mismatch(&unit, rows_read));
+        }
+        self.release(&unit);
+        Ok((acc, problem))
+    }
+
+    /// A reader over one unit's used columns, in batches of at most `max_block_rows` rows.
+    fn unit_reader(
+        &self,
+        unit: &Unit,
+        max_block_rows: usize,
+    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+        let file = &self.files[unit.file];
+        ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file.bytes.clone(),
+            file.metadata.clone(),
+        )
+        .with_projection(file.mask.clone())
+        .with_row_groups(vec![unit.index_in_file])
+        .with_batch_size(max_block_rows.max(1))
+        .build()
+        .map_err(|e| self.corrupt(unit, e))
+    }
+
+    /// The error for a unit whose pages held `found` rows instead of its footer's count.
+    fn row_count_mismatch(&self, unit: &Unit, found: u64) -> Error {
+        Error::RowCountMismatch {
+            file: self.paths[unit.file].clone(),
+            row_group: unit.index_in_file,
+            expected: unit.num_rows,
+            found,
+        }
+    }
+
     fn corrupt(&self, unit: &Unit, reason: impl ToString) -> Error {
         Error::Corrupt {
             file: self.paths[unit.file].clone(),
@@ -215,6 +333,88 @@ impl Source for ParquetSource {
         &self.units
     }
 
+    fn describe(&self) -> SourceInfo {
+        let file = &self.files[0];
+        let arrow = file.metadata.schema();
+        let parquet_fields = file.metadata.parquet_schema().root_schema().get_fields();
+        let list_column = match &file.layout {
+            Layout::List { .. } => self
+                .schema
+                .feature_names
+                .first()
+                .map(|first| first.strip_suffix("[0]").unwrap_or(first).to_string()),
+            Layout::Scalars { .. } => None,
+        };
+        let columns = arrow
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let name = field.name();
+                let data_type = field.data_type();
+                let role = if *name == self.schema.label {
+                    ColumnRole::Label
+                } else if list_column.as_ref() == Some(name)
+                    || (list_column.is_none() && self.schema.feature_names.contains(name))
+                {
+                    ColumnRole::Feature
+                } else {
+                    ColumnRole::Unused
+                };
+                let note = match role {
+                    _ if role != ColumnRole::Unused => match data_type {
+                        DataType::Float32 => String::new(),
+                        DataType::FixedSizeList(..)
+                        | DataType::List(_)
+                        | DataType::LargeList(_) => {
+                            format!("{} features", self.schema.num_features())
+                        }
+                        other => format!("cast {other} → f32"),
+                    },
+                    _ if is_scalar_number(data_type) => "not selected".to_string(),
+                    _ => "not a numeric column".to_string(),
+                };
+                let stored_type = parquet_fields
+                    .get(i)
+                    .map(|t| {
+                        if !t.is_primitive() {
+                            return "group".to_string();
+                        }
+                        let info = t.get_basic_info();
+                        match info.logical_type_ref() {
+                            Some(logical) => format!("{} ({logical:?})", t.get_physical_type()),
+                            None => t.get_physical_type().to_string(),
+                        }
+                    })
+                    .unwrap_or_default();
+                ColumnInfo {
+                    name: name.clone(),
+                    stored_type,
+                    arrow_type: data_type.to_string(),
+                    role,
+                    note,
+                }
+            })
+            .collect();
+        let mut codecs: Vec<String> = Vec::new();
+        for f in &self.files {
+            for rg in f.metadata.metadata().row_groups() {
+                for column in rg.columns() {
+                    let codec = format!("{:?}", column.compression()).to_lowercase();
+                    if !codecs.contains(&codec) {
+                        codecs.push(codec);
+                    }
+                }
+            }
+        }
+        SourceInfo {
+            format: "parquet",
+            unit_kind: "row group",
+            columns,
+            codecs,
+        }
+    }
+
     fn schema(&self) -> &Schema {
         &self.schema
     }
@@ -235,15 +435,7 @@ impl Source for ParquetSource {
     ) -> Result<()> {
         let unit = self.units[unit_index];
         let file = &self.files[unit.file];
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            file.bytes.clone(),
-            file.metadata.clone(),
-        )
-        .with_projection(file.mask.clone())
-        .with_row_groups(vec![unit.index_in_file])
-        .with_batch_size(max_block_rows.max(1))
-        .build()
-        .map_err(|e| self.corrupt(&unit, e))?;
+        let reader = self.unit_reader(&unit, max_block_rows)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
@@ -255,12 +447,7 @@ impl Source for ParquetSource {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             let n = batch.num_rows();
             if rows_read + n as u64 > unit.num_rows {
-                return Err(Error::RowCountMismatch {
-                    file: ctx.path.to_path_buf(),
-                    row_group: unit.index_in_file,
-                    expected: unit.num_rows,
-                    found: rows_read + n as u64,
-                });
+                return Err(self.row_count_mismatch(&unit, rows_read + n as u64));
             }
             let mut block = sink.empty_block();
             block.reset(d);
@@ -273,12 +460,7 @@ impl Source for ParquetSource {
             }
         }
         if rows_read != unit.num_rows {
-            return Err(Error::RowCountMismatch {
-                file: ctx.path.to_path_buf(),
-                row_group: unit.index_in_file,
-                expected: unit.num_rows,
-                found: rows_read,
-            });
+            return Err(self.row_count_mismatch(&unit, rows_read));
         }
         self.release(&unit);
         Ok(())
@@ -343,8 +525,39 @@ fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
     // by another process while mapped is outside what any reader can defend against.
     let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
     let bytes = Bytes::from_owner(MapOwner(map.clone()));
-    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
-        .map_err(|e| corrupt(e.to_string()))?;
+    // Training never uses column statistics: do not decode them.
+    let options = ArrowReaderOptions::new()
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
+    let encrypted = |detail: String| Error::Encrypted {
+        file: path.to_path_buf(),
+        detail,
+    };
+    if map.ends_with(b"PARE") {
+        return Err(encrypted("its footer is encrypted".to_string()));
+    }
+    let metadata = ArrowReaderMetadata::load(&bytes, options).map_err(|e| {
+        let reason = e.to_string();
+        if reason.contains("encrypted") {
+            encrypted(reason)
+        } else {
+            corrupt(reason)
+        }
+    })?;
+    // A plaintext footer can still describe encrypted column chunks: never decode those.
+    let encrypted_column = metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .find(|c| c.crypto_metadata().is_some());
+    if let Some(column) = encrypted_column {
+        return Err(encrypted(format!(
+            "column `{}` is encrypted; only the footer is plaintext",
+            column.column_path().string()
+        )));
+    }
     Ok((map, bytes, metadata))
 }
 
@@ -392,8 +605,7 @@ impl std::fmt::Display for UsedColumns {
 fn is_scalar_number(data_type: &DataType) -> bool {
     matches!(
         data_type,
-        DataType::Float16
-            | DataType::Float32
+        DataType::Float32
             | DataType::Float64
             | DataType::Int8
             | DataType::Int16
@@ -481,16 +693,8 @@ fn resolve_columns(
                     .filter(|&i| i != label && is_scalar_number(schema.field(i).data_type()))
                     .collect(),
             };
-            if feature_roots.is_empty() {
-                return Err(Error::config(
-                    "--features",
-                    format!(
-                        "{}: no numeric feature columns besides the label (columns: {})",
-                        path.display(),
-                        available()
-                    ),
-                ));
-            }
+            // No feature column is a valid source (inspect, a label-only file); training
+            // rejects it (`TrainConfig::open_source`).
             let mut roots = feature_roots.clone();
             roots.push(label);
             let position = projected_positions(&roots);
@@ -592,7 +796,6 @@ fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layout> {
 
 /// A column's values as a typed slice (offset already applied).
 enum Values<'a> {
-    F16(&'a [<Float16Type as arrow_array::ArrowPrimitiveType>::Native]),
     F32(&'a [f32]),
     F64(&'a [f64]),
     I8(&'a [i8]),
@@ -609,7 +812,6 @@ enum Values<'a> {
 impl<'a> Values<'a> {
     fn of(array: &'a dyn Array) -> Option<Self> {
         Some(match array.data_type() {
-            DataType::Float16 => Values::F16(array.as_primitive::<Float16Type>().values()),
             DataType::Float32 => Values::F32(array.as_primitive::<Float32Type>().values()),
             DataType::Float64 => Values::F64(array.as_primitive::<Float64Type>().values()),
             DataType::Int8 => Values::I8(array.as_primitive::<Int8Type>().values()),
@@ -623,6 +825,23 @@ impl<'a> Values<'a> {
             DataType::Boolean => Values::Bool(array.as_boolean()),
             _ => return None,
         })
+    }
+
+    /// Value `i` cast to f32, as training sees it.
+    fn get(&self, i: usize) -> f32 {
+        match self {
+            Values::F32(s) => s[i],
+            Values::F64(s) => s[i] as f32,
+            Values::I8(s) => f32::from(s[i]),
+            Values::I16(s) => f32::from(s[i]),
+            Values::I32(s) => s[i] as f32,
+            Values::I64(s) => s[i] as f32,
+            Values::U8(s) => f32::from(s[i]),
+            Values::U16(s) => f32::from(s[i]),
+            Values::U32(s) => s[i] as f32,
+            Values::U64(s) => s[i] as f32,
+            Values::Bool(b) => f32::from(u8::from(b.value(i))),
+        }
     }
 
     /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`; returns true when
@@ -645,7 +864,6 @@ impl<'a> Values<'a> {
             };
         }
         match self {
-            Values::F16(s) => copy!(s, |v: HalfF16| v.to_f32()),
             Values::F32(s) => copy!(s, |v: f32| v),
             Values::F64(s) => copy!(s, |v: f64| v as f32),
             Values::I8(s) => copy!(s, |v: i8| v as f32),
@@ -666,8 +884,6 @@ impl<'a> Values<'a> {
     }
 }
 
-type HalfF16 = <Float16Type as arrow_array::ArrowPrimitiveType>::Native;
-
 /// Rows per tile of the column-to-row transpose: a tile of 64 features (64 KiB) stays in L2.
 const TILE_ROWS: usize = 256;
 
@@ -684,6 +900,24 @@ fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
         }
     }
     Some(block)
+}
+
+/// A sink that adds every block to statistics and hands the block back for reuse.
+struct StatsSink<'a> {
+    acc: &'a mut StatsAccumulator,
+    scratch: RowBlock,
+}
+
+impl ChunkSink for StatsSink<'_> {
+    fn empty_block(&mut self) -> RowBlock {
+        std::mem::take(&mut self.scratch)
+    }
+
+    fn send(&mut self, block: RowBlock) -> std::ops::ControlFlow<()> {
+        self.acc.add_rows(block.features(), block.targets());
+        self.scratch = block;
+        std::ops::ControlFlow::Continue(())
+    }
 }
 
 /// What a decode error needs to name its place.

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 use serde::{Deserialize, Serialize};
 
-use crate::data::source::{ChunkSink, Source, Unit};
+use crate::data::source::{ChunkSink, ColumnInfo, ColumnRole, Source, SourceInfo, Unit};
 use crate::data::{ColumnSpec, FeatureSelection, RowBlock, Schema};
 use crate::error::{Error, Result};
 
@@ -651,6 +651,29 @@ impl Source for ShardSource {
 
     fn file_bytes(&self) -> u64 {
         self.file_bytes
+    }
+
+    fn describe(&self) -> SourceInfo {
+        let column = |name: &String, role| ColumnInfo {
+            name: name.clone(),
+            stored_type: "f32".to_string(),
+            arrow_type: "Float32".to_string(),
+            role,
+            note: String::new(),
+        };
+        let mut columns: Vec<ColumnInfo> = self
+            .schema
+            .feature_names
+            .iter()
+            .map(|n| column(n, ColumnRole::Feature))
+            .collect();
+        columns.push(column(&self.schema.label, ColumnRole::Label));
+        SourceInfo {
+            format: "shards",
+            unit_kind: "row range",
+            columns,
+            codecs: vec!["none".to_string()],
+        }
     }
 
     fn read_unit(

@@ -1,0 +1,177 @@
+//! `inspect`: what is in a dataset, what training would use, and (with `--stats`) per-column
+//! statistics from one streamed pass.
+//!
+//! Statistics of Parquet data count nulls and non-finite values instead of stopping at them
+//! (units are summarised in parallel and merged in unit order, so the figures do not depend on
+//! the thread count); a shard dataset holds only finite values and is scanned with the
+//! pipeline's readers. When a used column holds a null or a non-finite value, the inspection is
+//! still returned, together with the error training would stop with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::TrainConfig;
+use crate::data::source::{ColumnInfo, ParquetSource, Source};
+use crate::data::stats::{ColumnStats, DatasetStats, StatsAccumulator};
+use crate::error::{Error, Result};
+use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
+
+/// Rows per decoded block of the statistics pass.
+const STATS_BLOCK_ROWS: usize = 8_192;
+
+/// Sizes of the units, in rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitSizes {
+    /// Smallest unit.
+    pub min_rows: u64,
+    /// Largest unit.
+    pub max_rows: u64,
+    /// Mean rows per unit.
+    pub mean_rows: f64,
+}
+
+/// Everything `inspect` reports (the `--json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// `parquet` or `shards`.
+    pub format: &'static str,
+    /// The files read.
+    pub files: Vec<PathBuf>,
+    /// Bytes of the files on disk.
+    pub file_bytes: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Features per row.
+    pub num_features: usize,
+    /// Feature names in row order.
+    pub feature_columns: Vec<String>,
+    /// The label column.
+    pub label_column: String,
+    /// Units (row groups or shard row ranges).
+    pub num_units: usize,
+    /// What a unit is.
+    pub unit_kind: &'static str,
+    /// Rows per unit.
+    pub unit_sizes: UnitSizes,
+    /// Compression codecs of the used columns.
+    pub codecs: Vec<String>,
+    /// File bytes per row.
+    pub file_bytes_per_row: f64,
+    /// Decoded bytes per row (f32 features and target).
+    pub decoded_bytes_per_row: u64,
+    /// Resident-memory budget of `train` with the given flags.
+    pub memory_budget_bytes: u64,
+    /// Every column of the (first) file with its types and role.
+    pub schema: Vec<ColumnInfo>,
+    /// With `--stats`: statistics of each feature, in row order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnStats>>,
+    /// With `--stats`: statistics of the label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<ColumnStats>,
+}
+
+/// Inspects `config.data` (with its column flags; the pipeline flags size the memory budget).
+/// With `stats`, also streams every used column once. The second value is the error training
+/// would stop with when a used column holds a null or a non-finite value.
+pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<Error>)> {
+    config.check()?;
+    let parquet = if config.is_shard_dataset() {
+        None
+    } else {
+        Some(Arc::new(ParquetSource::open(
+            &config.data,
+            &config.columns,
+        )?))
+    };
+    let source: Arc<dyn Source> = match &parquet {
+        Some(p) => p.clone(),
+        None => config.open_source()?,
+    };
+    let info = source.describe();
+    let units = source.units();
+    let rows = source.num_rows();
+    let d = source.num_features();
+    let schema = source.schema().clone();
+    let mut inspection = Inspection {
+        format: info.format,
+        files: source.files().to_vec(),
+        file_bytes: source.file_bytes(),
+        rows,
+        num_features: d,
+        feature_columns: schema.feature_names.clone(),
+        label_column: schema.label.clone(),
+        num_units: units.len(),
+        unit_kind: info.unit_kind,
+        unit_sizes: UnitSizes {
+            min_rows: units.iter().map(|u| u.num_rows).min().unwrap_or(0),
+            max_rows: units.iter().map(|u| u.num_rows).max().unwrap_or(0),
+            mean_rows: rows as f64 / units.len().max(1) as f64,
+        },
+        codecs: info.codecs,
+        file_bytes_per_row: source.file_bytes() as f64 / rows.max(1) as f64,
+        decoded_bytes_per_row: 4 * (d as u64 + 1),
+        memory_budget_bytes: config.memory_budget_bytes(&source),
+        schema: info.columns,
+        columns: None,
+        label: None,
+    };
+    if !stats {
+        return Ok((inspection, None));
+    }
+    let (result, problem) = match &parquet {
+        Some(parquet) => parquet_stats(parquet)?,
+        None => (scan_stats(source.clone(), config.num_readers)?, None),
+    };
+    let DatasetStats {
+        features, label, ..
+    } = result;
+    inspection.columns = Some(features);
+    inspection.label = Some(label);
+    Ok((inspection, problem))
+}
+
+/// Lenient statistics of Parquet data: units in parallel, merged in unit order.
+fn parquet_stats(source: &ParquetSource) -> Result<(DatasetStats, Option<Error>)> {
+    let parts: Vec<Result<(StatsAccumulator, Option<Error>)>> = (0..source.units().len())
+        .into_par_iter()
+        .map(|u| source.unit_stats(u, STATS_BLOCK_ROWS))
+        .collect();
+    let schema = source.schema();
+    let mut total = StatsAccumulator::new(schema.num_features());
+    let mut first_problem = None;
+    for part in parts {
+        let (acc, problem) = part?;
+        total.merge(&acc);
+        if first_problem.is_none() {
+            first_problem = problem;
+        }
+    }
+    Ok((
+        total.finish(&schema.feature_names, &schema.label),
+        first_problem,
+    ))
+}
+
+/// Statistics through the pipeline's readers, blocks in file order.
+fn scan_stats(source: Arc<dyn Source>, num_readers: usize) -> Result<DatasetStats> {
+    let schema = source.schema().clone();
+    let mut total = StatsAccumulator::new(schema.num_features());
+    let pipeline = Pipeline::new(
+        source,
+        PipelineConfig {
+            shuffle: Shuffle::Off,
+            num_readers,
+            block_rows: STATS_BLOCK_ROWS,
+            ..PipelineConfig::default()
+        },
+    );
+    pipeline.scan(|block| {
+        total.add_rows(block.features(), block.targets());
+        Ok(())
+    })?;
+    Ok(total.finish(&schema.feature_names, &schema.label))
+}
