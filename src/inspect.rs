@@ -124,7 +124,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
     }
     let (result, problem) = match &parquet {
         Some(parquet) => parquet_stats(parquet)?,
-        None => (scan_stats(source.clone(), config.num_readers)?, None),
+        None => (dataset_stats(source.clone(), config.num_readers)?, None),
     };
     let DatasetStats {
         features, label, ..
@@ -156,8 +156,10 @@ fn parquet_stats(source: &ParquetSource) -> Result<(DatasetStats, Option<Error>)
     ))
 }
 
-/// Statistics through the pipeline's readers, blocks in file order.
-fn scan_stats(source: Arc<dyn Source>, num_readers: usize) -> Result<DatasetStats> {
+/// Statistics of every used column through the pipeline's readers (blocks in file order, so
+/// the result does not depend on the reader count). Stops at the first null or non-finite
+/// value, as training would; `train --standardize` uses it.
+pub fn dataset_stats(source: Arc<dyn Source>, num_readers: usize) -> Result<DatasetStats> {
     let schema = source.schema().clone();
     let mut total = StatsAccumulator::new(schema.num_features());
     let pipeline = Pipeline::new(

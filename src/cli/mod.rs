@@ -18,13 +18,13 @@ use streamfit::data::source::write::Compression;
 use streamfit::data::{ColumnSpec, FeatureSelection, RowBlock};
 use streamfit::error::Error;
 use streamfit::generate::{GenerateConfig, Task, generate};
-use streamfit::inspect::{Inspection, inspect};
+use streamfit::inspect::{Inspection, dataset_stats, inspect};
 use streamfit::model::ModelKind;
 use streamfit::pipeline::{LastBatch, Pipeline};
 use streamfit::telemetry::peak_rss_bytes;
 use streamfit::train::{
-    BatchSize, EpochSummary, Eval, MetricsWriter, ModelFile, Report, StepRecord, TrainObserver,
-    TrainerConfig, train,
+    BatchSize, EpochSummary, Eval, MetricsWriter, ModelFile, Report, Standardization, StepRecord,
+    TrainObserver, TrainerConfig, train,
 };
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`streamfit ... | head`),
@@ -163,6 +163,10 @@ struct TrainArgs {
     /// Skip the full-data loss pass after each epoch
     #[arg(long)]
     no_eval: bool,
+    /// Train on z-scored features (one extra streamed pass computes each feature's mean and
+    /// std); the saved model is folded back to take raw features
+    #[arg(long)]
+    standardize: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -415,7 +419,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(t) = args.threads {
         trainer.num_threads = t;
     }
-    let config = TrainConfig {
+    let mut config = TrainConfig {
         data,
         columns: args.columns.spec(),
         batch_size: args.batch_size,
@@ -438,6 +442,19 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let d = source.num_features();
     let pipeline_config = config.pipeline_config(num_rows);
     let budget = config.memory_budget_bytes(&source);
+    if args.standardize {
+        let started = Instant::now();
+        let stats = dataset_stats(source.clone(), config.num_readers)?;
+        config.trainer.standardize = Some(Standardization::from_stats(&stats));
+        if !args.quiet {
+            say!(
+                "standardize: mean and std of {} features over {} rows in {:.2} s",
+                d,
+                thousands(stats.rows),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
@@ -518,12 +535,15 @@ fn run_train(args: TrainArgs) -> Result<()> {
         epoch_summaries: result.epochs.clone(),
     };
     if let Some(path) = &args.save_model {
-        ModelFile::new(
-            config.trainer.model,
-            source.schema().feature_names.clone(),
-            source.schema().label.clone(),
-            &result.params,
-        )
+        ModelFile {
+            standardization: config.trainer.standardize.clone(),
+            ..ModelFile::new(
+                config.trainer.model,
+                source.schema().feature_names.clone(),
+                source.schema().label.clone(),
+                &result.params,
+            )
+        }
         .save(path)?;
     }
     if let Some(path) = &args.report {

@@ -98,6 +98,12 @@ impl RowBlock {
         &self.features[..self.targets.len() * self.num_features]
     }
 
+    /// All features, mutable (to transform rows in place).
+    pub fn features_mut(&mut self) -> &mut [f32] {
+        let n = self.targets.len() * self.num_features;
+        &mut self.features[..n]
+    }
+
     /// One target per row.
     pub fn targets(&self) -> &[f32] {
         &self.targets

@@ -9,6 +9,7 @@
 
 pub mod gradient;
 pub mod output;
+pub mod standardize;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,7 @@ use crate::pipeline::{LastBatch, Pipeline, PipelineConfig, Shuffle};
 
 pub use self::gradient::{CHUNK_ROWS, GradientEngine};
 pub use self::output::{MetricsWriter, ModelFile, Report};
+pub use self::standardize::Standardization;
 
 /// Rows per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub struct TrainerConfig {
     pub num_threads: usize,
     /// Full-data loss after each epoch. By default on.
     pub eval: Eval,
+    /// Train on z-scored features (the result's parameters are folded back to raw features).
+    /// By default off.
+    pub standardize: Option<Standardization>,
 }
 
 impl Default for TrainerConfig {
@@ -65,6 +70,7 @@ impl Default for TrainerConfig {
             epochs: 1,
             num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             eval: Eval::EveryEpoch,
+            standardize: None,
         }
     }
 }
@@ -121,7 +127,8 @@ impl TrainObserver for () {}
 /// The outcome of [`train`].
 #[derive(Debug, Clone)]
 pub struct TrainResult {
-    /// Final parameters `[w_0 .. w_{d-1}, bias]`.
+    /// Final parameters `[w_0 .. w_{d-1}, bias]`, for raw features (standardisation, when
+    /// on, is folded back into them).
     pub params: Vec<f32>,
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,
@@ -197,7 +204,10 @@ pub fn train(
         let mut rows = 0u64;
         let mut steps = 0u64;
         for batch in &mut stream {
-            let batch = batch?;
+            let mut batch = batch?;
+            if let Some(s) = &config.standardize {
+                s.apply(&mut batch.rows);
+            }
             engine.accumulate(&params, &batch.rows);
             rows += batch.rows.num_rows() as u64;
             if !batch.ends_step {
@@ -235,7 +245,12 @@ pub fn train(
         rows_per_epoch = rows;
         let eval_started = Instant::now();
         let full_loss = match config.eval {
-            Eval::EveryEpoch => Some(full_loss(&eval_pipeline, &mut engine, &params)?),
+            Eval::EveryEpoch => Some(full_loss(
+                &eval_pipeline,
+                &mut engine,
+                &params,
+                config.standardize.as_ref(),
+            )?),
             Eval::Off => None,
         };
         if full_loss.is_some_and(|l| !l.is_finite()) {
@@ -261,6 +276,9 @@ pub fn train(
         };
         observer.on_epoch(&summary)?;
         epochs.push(summary);
+    }
+    if let Some(s) = &config.standardize {
+        params = s.fold(&params);
     }
     Ok(TrainResult {
         params,
@@ -289,16 +307,21 @@ pub fn eval_config(train: &PipelineConfig, source: &Arc<dyn Source>) -> Pipeline
     }
 }
 
-/// Mean loss over every row of the dataset at `params`, streamed.
+/// Mean loss over every row of the dataset at `params`, streamed (rows standardised first
+/// when `standardize` is given).
 pub fn full_loss(
     pipeline: &Pipeline,
     engine: &mut GradientEngine<'_>,
     params: &[f32],
+    standardize: Option<&Standardization>,
 ) -> Result<f64> {
     let mut loss = 0.0f64;
     let mut rows = 0u64;
     for batch in pipeline.epoch(0)? {
-        let batch = batch?;
+        let mut batch = batch?;
+        if let Some(s) = standardize {
+            s.apply(&mut batch.rows);
+        }
         loss += engine.loss_sum(params, &batch.rows);
         rows += batch.rows.num_rows() as u64;
     }

@@ -30,6 +30,10 @@ pub struct ModelFile {
     pub weights: Vec<f32>,
     /// The intercept.
     pub bias: f32,
+    /// With `--standardize`: the feature statistics training z-scored with. The weights above
+    /// already apply to raw features; this is a record, not a step to repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardization: Option<crate::train::Standardization>,
 }
 
 impl ModelFile {
@@ -44,6 +48,7 @@ impl ModelFile {
             label,
             weights: weights.to_vec(),
             bias: bias[0],
+            standardization: None,
         }
     }
 

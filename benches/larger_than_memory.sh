@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Larger-than-memory training: 8M × 64 rows as streamfit shards (~2.1 GB) trained under a
+# memory cgroup cap of CAP MiB (page cache included, as the kernel charges it), with
+# ../shared/tools/memlimit. The dataset is more than three times the cap. Prints one line per
+# run: the source, the cap, peak usage, OOM kills, the exit status and the report's figures.
+# Each run starts with the dataset evicted from the page cache, so every page it reads counts.
+# Usage: benches/larger_than_memory.sh [CAP_MIB]   (default 640)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cap=${1:-640}
+cargo build --release --quiet
+bin=target/release/streamfit
+data=target/bench-8m
+shards=target/bench-8m-shards
+[[ -f $data/truth.json ]] || $bin generate --rows 8000000 --features 64 --shards 8 --seed 0 --out "$data" --quiet
+[[ -f $shards/manifest.json ]] || $bin convert "$data" --out "$shards"
+memlimit=../shared/tools/memlimit
+report=$(mktemp)
+# Evict the dataset from the page cache first: pages cached earlier are charged to whichever
+# cgroup read them, so a warm cache would hide the dataset from the cap.
+evict() { python3 -c 'import os,sys
+for d in sys.argv[1:]:
+    for n in os.listdir(d):
+        fd = os.open(os.path.join(d, n), os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"; }
+summary='import json,sys
+r = json.load(open(sys.argv[1]))
+print("rows %d, iterations %d, final loss %.4f, %.2f M rows/s, peak RSS %.0f MB" % (r["rows"], r["iterations"], r["final_loss"], r["rows_per_s"] / 1e6, r["peak_rss_bytes"] / 1e6))'
+for source in "$shards" "$data"; do
+  evict "$source"
+  size=$(du -sm "$source" | cut -f1)
+  echo "== $source: $size MB on disk, cap $cap MiB ($(awk "BEGIN{printf \"%.1f\", $size/$cap}")× the cap)"
+  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --quiet --report "$report"
+  python3 -c "$summary" "$report"
+done
+rm -f "$report"
