@@ -42,6 +42,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A checkpoint file that fails its length or checksum check (never loaded).
+    #[error("{}: corrupt checkpoint: {reason}", file.display())]
+    CorruptCheckpoint { file: PathBuf, reason: String },
+
+    /// Training stopped on SIGINT/SIGTERM at a step boundary.
+    #[error("interrupted at epoch {epoch}, iteration {iteration}{}", match checkpoint { Some(p) => format!("; checkpoint written to {} (continue with --resume)", p.display()), None => "; no checkpoint (no --checkpoint-dir)".to_string() })]
+    Interrupted {
+        epoch: usize,
+        iteration: u64,
+        checkpoint: Option<PathBuf>,
+    },
+
     /// Two files of one dataset disagree on the columns that training uses.
     #[error(
         "schema mismatch: {} has {first_schema}, but {} has {other_schema}",
@@ -152,7 +164,10 @@ impl Error {
     /// Reading input (including a missing input file) counts as the user's; writing an output
     /// does not. The binary exits with code 2 for these and 1 for the rest.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Output { .. } | Error::Internal { .. })
+        !matches!(
+            self,
+            Error::Output { .. } | Error::Internal { .. } | Error::Interrupted { .. }
+        )
     }
 
     /// Wraps an I/O error with the path it concerns.

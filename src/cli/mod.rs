@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -23,8 +25,8 @@ use streamfit::model::ModelKind;
 use streamfit::pipeline::{LastBatch, Pipeline};
 use streamfit::telemetry::peak_rss_bytes;
 use streamfit::train::{
-    BatchSize, EpochSummary, Eval, MetricsWriter, ModelFile, Report, Standardization, StepRecord,
-    TrainObserver, TrainerConfig, train,
+    BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
+    Standardization, StepRecord, TrainObserver, TrainerConfig, train,
 };
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`streamfit ... | head`),
@@ -179,6 +181,20 @@ struct TrainArgs {
     /// Save the trained model as JSON (written atomically, only when training succeeds)
     #[arg(long, value_name = "FILE")]
     save_model: Option<PathBuf>,
+    /// Write crash-safe checkpoints into DIR (at every epoch end, every --checkpoint-every
+    /// iterations, and on Ctrl-C/SIGTERM)
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every N iterations [default: only at epoch ends]
+    #[arg(long, value_name = "N", requires = "checkpoint_dir")]
+    checkpoint_every: Option<u64>,
+    /// Checkpoints to keep in --checkpoint-dir (older ones are deleted)
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    keep_checkpoints: usize,
+    /// Continue exactly where a run stopped: a checkpoint directory, or `auto` for
+    /// --checkpoint-dir (which starts fresh when it holds no checkpoint yet)
+    #[arg(long, value_name = "DIR|auto")]
+    resume: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -303,6 +319,12 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if e.chain()
+                .find_map(|c| c.downcast_ref::<Error>())
+                .is_some_and(|e| matches!(e, Error::Interrupted { .. }))
+            {
+                return ExitCode::from(130);
+            }
             let input_error = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<Error>())
@@ -455,6 +477,51 @@ fn run_train(args: TrainArgs) -> Result<()> {
             );
         }
     }
+    if args.checkpoint_every == Some(0) {
+        return Err(Error::config("--checkpoint-every", "must be at least 1").into());
+    }
+    if args.keep_checkpoints == 0 {
+        return Err(Error::config("--keep-checkpoints", "must be at least 1").into());
+    }
+    config.trainer.checkpoint = args.checkpoint_dir.clone().map(|dir| CheckpointConfig {
+        dir,
+        every_steps: args.checkpoint_every,
+        keep: args.keep_checkpoints,
+    });
+    if let Some(which) = &args.resume {
+        let dir = match (which.as_str(), &args.checkpoint_dir) {
+            ("auto", Some(dir)) => dir.clone(),
+            ("auto", None) => {
+                return Err(Error::config("--resume", "`auto` needs --checkpoint-dir").into());
+            }
+            (path, _) => PathBuf::from(path),
+        };
+        let fresh_auto = which == "auto" && !has_checkpoints(&dir);
+        if !fresh_auto {
+            let (checkpoint, path, warnings) = Checkpoint::load_latest(&dir)?;
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+            if !args.quiet {
+                say!(
+                    "resume: {} (iteration {}, epoch {})",
+                    path.display(),
+                    thousands(checkpoint.iteration),
+                    checkpoint.next_epoch + 1
+                );
+            }
+            config.trainer.resume = Some(Box::new(checkpoint));
+        }
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal sets the flag (training stops at the next step boundary); a second
+        // one, with the flag already set, exits at once with code 130.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, interrupt.clone())
+            .and_then(|_| signal_hook::flag::register(signal, interrupt.clone()))
+            .context("installing the signal handlers")?;
+    }
+    config.trainer.interrupt = Some(interrupt);
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
@@ -533,7 +600,16 @@ fn run_train(args: TrainArgs) -> Result<()> {
         peak_rss_bytes: peak_rss_bytes(),
         memory_budget_bytes: budget,
         epoch_summaries: result.epochs.clone(),
+        resumed: result.resumed,
     };
+    if let (Some(info), false) = (result.resumed, quiet) {
+        say!(
+            "resumed at iteration {} (epoch {}): re-read {} rows to rebuild the shuffle buffer",
+            thousands(info.from_iteration),
+            info.epoch,
+            thousands(info.rows_reread),
+        );
+    }
     if let Some(path) = &args.save_model {
         ModelFile {
             standardization: config.trainer.standardize.clone(),
@@ -605,6 +681,15 @@ impl TrainObserver for CliObserver<'_> {
 }
 
 /// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.
+/// True when `dir` holds at least one checkpoint file.
+fn has_checkpoints(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".sfck"))
+    })
+}
+
 fn check_output_dir(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

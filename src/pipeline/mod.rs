@@ -16,6 +16,7 @@
 
 pub mod plan;
 pub mod reader;
+pub mod resume;
 pub mod shuffle;
 
 use std::ops::ControlFlow;
@@ -32,6 +33,7 @@ use crate::error::{Error, Result};
 
 pub use self::plan::{RngStream, Shuffle, epoch_plan, rng_for};
 pub use self::reader::{ErrorSlot, Next, PlanOrderReceiver, ReaderSettings, spawn_readers};
+pub use self::resume::{CursorTracker, StreamCursor};
 pub use self::shuffle::ShuffleBuffer;
 
 /// What happens to a last batch smaller than the batch size.
@@ -247,15 +249,62 @@ impl Pipeline {
         }
     }
 
+    /// Restarts an epoch exactly where `cursor` stands (see [`resume`]): rebuilds the shuffle
+    /// buffer by re-reading only the units that hold its rows, then streams the rest of the
+    /// plan. Returns the stream and the number of rows re-read.
+    pub fn resume(&self, cursor: &StreamCursor) -> Result<(BatchStream, u64)> {
+        let (start, plan, reread) = resume::restart(self, cursor)?;
+        Ok((self.start(plan, start)?, reread))
+    }
+
     /// Starts epoch `epoch`: readers, the shuffle thread, and the prefetch queue.
     pub fn epoch(&self, epoch: u64) -> Result<BatchStream> {
         let cfg = &self.config;
-        let plan = Arc::new(epoch_plan(self.source.units().len(), cfg.shuffle, epoch));
+        let plan = epoch_plan(self.source.units().len(), cfg.shuffle, epoch);
+        let buffer = match cfg.shuffle {
+            Shuffle::Off => None,
+            Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
+                self.buffer_capacity(),
+                self.source.num_features(),
+                rng_for(seed, epoch, RngStream::ShuffleBuffer),
+            )),
+        };
+        self.start(
+            plan,
+            StreamStart {
+                skip_rows: 0,
+                buffer,
+                step: 0,
+                rows_emitted: 0,
+            },
+        )
+    }
+
+    /// Rows the shuffle buffer holds: the configured size, at most the dataset (a buffer that
+    /// never fills only drains, so the clamp changes no result).
+    pub fn buffer_capacity(&self) -> usize {
+        self.config
+            .shuffle_buffer_rows
+            .min(usize::try_from(self.source.num_rows()).unwrap_or(usize::MAX))
+    }
+
+    /// Rows an epoch emits: all of them, or whole steps only with [`LastBatch::Drop`].
+    pub fn rows_per_epoch(&self) -> u64 {
+        let n = self.source.num_rows();
+        match self.config.last_batch {
+            LastBatch::Keep => n,
+            LastBatch::Drop => n / self.config.step_rows * self.config.step_rows,
+        }
+    }
+
+    /// Starts the readers on `plan` and the shuffle thread in state `from`.
+    fn start(&self, plan: Vec<usize>, from: StreamStart) -> Result<BatchStream> {
+        let cfg = &self.config;
         let stop = Arc::new(AtomicBool::new(false));
         let errors = Arc::new(ErrorSlot::default());
         let (mut threads, blocks) = spawn_readers(
             self.source.clone(),
-            plan,
+            Arc::new(plan),
             cfg.reader_settings(),
             stop.clone(),
             errors,
@@ -263,22 +312,10 @@ impl Pipeline {
         let (batch_tx, batch_rx) = bounded(cfg.prefetch);
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
         let (pool_tx, pool_rx) = bounded(cfg.num_batch_buffers());
-        let num_rows = self.source.num_rows();
-        let emit_rows = match cfg.last_batch {
-            LastBatch::Keep => num_rows,
-            LastBatch::Drop => num_rows / cfg.step_rows * cfg.step_rows,
-        };
         let stage = ShuffleStage {
             blocks,
-            buffer: match cfg.shuffle {
-                Shuffle::Off => None,
-                Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
-                    cfg.shuffle_buffer_rows
-                        .min(usize::try_from(num_rows).unwrap_or(usize::MAX)),
-                    self.source.num_features(),
-                    rng_for(seed, epoch, RngStream::ShuffleBuffer),
-                )),
-            },
+            skip_rows: from.skip_rows,
+            buffer: from.buffer,
             batcher: Batcher {
                 out: batch_tx,
                 cancel: cancel_rx,
@@ -287,9 +324,9 @@ impl Pipeline {
                 num_features: self.source.num_features(),
                 batch_rows: cfg.batch_rows(),
                 step_rows: cfg.step_rows,
-                rows_left: emit_rows,
+                rows_left: self.rows_per_epoch() - from.rows_emitted,
                 rows_in_step: 0,
-                step: 0,
+                step: from.step,
                 current: None,
             },
         };
@@ -351,8 +388,18 @@ impl Pipeline {
 /// The `shuffle` thread: blocks in plan order → shuffle buffer → batcher.
 struct ShuffleStage {
     blocks: PlanOrderReceiver,
+    /// Leading rows of the plan to drop (already consumed before a resume).
+    skip_rows: u64,
     buffer: Option<ShuffleBuffer>,
     batcher: Batcher,
+}
+
+/// Where a stream starts: a fresh epoch, or a resumed one.
+struct StreamStart {
+    skip_rows: u64,
+    buffer: Option<ShuffleBuffer>,
+    step: u64,
+    rows_emitted: u64,
 }
 
 impl ShuffleStage {
@@ -365,11 +412,23 @@ impl ShuffleStage {
     /// Moves every row through; returns early (Ok) when the consumer went away.
     fn pump(&mut self) -> Result<()> {
         loop {
-            let block = match self.blocks.next_block(&self.batcher.cancel)? {
+            let mut block = match self.blocks.next_block(&self.batcher.cancel)? {
                 Next::Block(block) => block,
                 Next::Cancelled => return Ok(()),
                 Next::Finished => break,
             };
+            if self.skip_rows > 0 {
+                let n = block.num_rows() as u64;
+                if n <= self.skip_rows {
+                    self.skip_rows -= n;
+                    self.blocks.recycle(block);
+                    continue;
+                }
+                let mut rest = RowBlock::with_capacity(block.num_features(), 0);
+                rest.extend_from(&block, self.skip_rows as usize..block.num_rows());
+                self.skip_rows = 0;
+                self.blocks.recycle(std::mem::replace(&mut block, rest));
+            }
             let flow = {
                 let _span = tracing::trace_span!("shuffle", rows = block.num_rows()).entered();
                 let batcher = &mut self.batcher;

@@ -111,18 +111,47 @@ impl ShuffleBuffer {
         ControlFlow::Continue(())
     }
 
-    /// Emits every held row in uniformly random order and empties the buffer.
+    /// Emits every held row in uniformly random order and empties the buffer. When `emit`
+    /// breaks, the row it was given is already removed, so the buffer is left in the state of
+    /// exactly that many emissions (a cursor can stop mid-drain and resume).
     pub fn drain(&mut self, emit: &mut Emit<'_>) -> ControlFlow<()> {
         while !self.arena.is_empty() {
             let slot = self.rng.random_range(0..self.arena.num_rows());
-            emit(
+            let flow = emit(
                 self.arena.row(slot),
                 self.arena.targets()[slot],
                 self.arena.row_ids()[slot],
-            )?;
+            );
             self.arena.swap_remove(slot);
+            flow?;
         }
         ControlFlow::Continue(())
+    }
+
+    /// A buffer restored from a checkpoint: `arena` holds the rows in slot order and `rng`
+    /// is the generator's state at that point.
+    pub fn from_parts(capacity_rows: usize, arena: RowBlock, rng: Xoshiro256PlusPlus) -> Self {
+        ShuffleBuffer {
+            capacity_rows: capacity_rows.max(1),
+            arena,
+            rng,
+            slots: Vec::new(),
+        }
+    }
+
+    /// The generator's current state.
+    pub fn rng(&self) -> &Xoshiro256PlusPlus {
+        &self.rng
+    }
+
+    /// Ids of the held rows, in slot order.
+    pub fn row_ids(&self) -> &[u64] {
+        self.arena.row_ids()
+    }
+
+    /// The most rows the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity_rows
     }
 }
 

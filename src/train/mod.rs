@@ -7,11 +7,14 @@
 //! one algorithm, one knob. After each epoch an unshuffled streamed pass computes the
 //! full-data loss (unless turned off).
 
+pub mod checkpoint;
 pub mod gradient;
 pub mod output;
 pub mod standardize;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -20,8 +23,9 @@ use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::model::{LinearModel, Model, ModelKind};
 use crate::optim::{Optimizer, Sgd};
-use crate::pipeline::{LastBatch, Pipeline, PipelineConfig, Shuffle};
+use crate::pipeline::{CursorTracker, LastBatch, Pipeline, PipelineConfig, Shuffle};
 
+pub use self::checkpoint::{Checkpoint, CheckpointConfig, RunFingerprint};
 pub use self::gradient::{CHUNK_ROWS, GradientEngine};
 pub use self::output::{MetricsWriter, ModelFile, Report};
 pub use self::standardize::Standardization;
@@ -60,6 +64,13 @@ pub struct TrainerConfig {
     /// Train on z-scored features (the result's parameters are folded back to raw features).
     /// By default off.
     pub standardize: Option<Standardization>,
+    /// Write checkpoints. By default off.
+    pub checkpoint: Option<CheckpointConfig>,
+    /// Continue from this checkpoint (checked against the run and the data first).
+    pub resume: Option<Box<Checkpoint>>,
+    /// When set (by a signal handler), stop at the next step boundary, writing a checkpoint
+    /// if checkpoints are on, and return [`Error::Interrupted`].
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TrainerConfig {
@@ -71,6 +82,9 @@ impl Default for TrainerConfig {
             num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             eval: Eval::EveryEpoch,
             standardize: None,
+            checkpoint: None,
+            resume: None,
+            interrupt: None,
         }
     }
 }
@@ -138,6 +152,22 @@ pub struct TrainResult {
     pub rows_per_epoch: u64,
     /// Wall-clock seconds of the whole run, evaluation included.
     pub seconds: f64,
+    /// When resumed: the iteration it continued from and the rows re-read to rebuild the
+    /// shuffle buffer.
+    pub resumed: Option<ResumeInfo>,
+    /// The last checkpoint written, if any.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// What a resume did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeInfo {
+    /// Iterations already done by the checkpoint.
+    pub from_iteration: u64,
+    /// Epoch (from 1) it continued in.
+    pub epoch: u64,
+    /// Rows read again to refill the shuffle buffer.
+    pub rows_reread: u64,
 }
 
 impl TrainResult {
@@ -179,6 +209,73 @@ pub fn step_rows(batch: BatchSize, num_rows: u64) -> u64 {
     }
 }
 
+/// The fingerprint of a run: what a resume must not change.
+pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprint {
+    let cfg = pipeline.config();
+    let schema = pipeline.source().schema();
+    RunFingerprint {
+        model: config.model,
+        learning_rate: config.learning_rate,
+        batch_rows: cfg.step_rows,
+        drop_last: cfg.last_batch == LastBatch::Drop,
+        shuffle_seed: match cfg.shuffle {
+            Shuffle::Off => None,
+            Shuffle::Seeded(seed) => Some(seed),
+        },
+        shuffle_buffer_rows: cfg.shuffle_buffer_rows,
+        features: schema.feature_names.clone(),
+        label: schema.label.clone(),
+        standardize: config.standardize.clone(),
+    }
+}
+
+/// Writes checkpoints for one run.
+struct Checkpointer<'a> {
+    config: &'a CheckpointConfig,
+    fingerprint: RunFingerprint,
+    data: Vec<checkpoint::DataFile>,
+    /// Follows the current epoch's shuffle state (created on the first mid-epoch checkpoint).
+    tracker: Option<CursorTracker>,
+    last: Option<PathBuf>,
+}
+
+impl Checkpointer<'_> {
+    /// Writes a checkpoint after `steps` steps of epoch `epoch` (from 0); `steps` equal to
+    /// the epoch's step count means the epoch is done.
+    fn write(
+        &mut self,
+        pipeline: &Pipeline,
+        epoch: u64,
+        steps: u64,
+        iteration: u64,
+        params: &[f32],
+        epochs_done: &[EpochSummary],
+    ) -> Result<()> {
+        let _span = tracing::trace_span!("checkpoint", iteration).entered();
+        let (next_epoch, cursor) = if steps == pipeline.steps_per_epoch() {
+            self.tracker = None;
+            (epoch + 1, None)
+        } else {
+            let tracker = self
+                .tracker
+                .get_or_insert_with(|| CursorTracker::new(pipeline, epoch));
+            (epoch, Some(tracker.advance_to(steps)))
+        };
+        let checkpoint = Checkpoint {
+            fingerprint: self.fingerprint.clone(),
+            data: self.data.clone(),
+            iteration,
+            next_epoch,
+            cursor,
+            params: params.to_vec(),
+            optimizer_state: Vec::new(),
+            epochs_done: epochs_done.to_vec(),
+        };
+        self.last = Some(checkpoint.save(self.config)?);
+        Ok(())
+    }
+}
+
 /// Trains a model on `pipeline`'s data; see the module docs.
 pub fn train(
     pipeline: &Pipeline,
@@ -197,12 +294,63 @@ pub fn train(
     let mut epochs = Vec::with_capacity(config.epochs);
     let mut iteration = 0u64;
     let steps_per_epoch = pipeline.steps_per_epoch();
-    let mut rows_per_epoch = 0;
-    for epoch in 1..=config.epochs {
+    let mut rows_per_epoch = pipeline.rows_per_epoch();
+    let fingerprint = fingerprint(pipeline, config);
+    let needs_identity = config.checkpoint.is_some() || config.resume.is_some();
+    let data = if needs_identity {
+        checkpoint::data_identity(source.as_ref())?
+    } else {
+        Vec::new()
+    };
+    let mut checkpointer = config.checkpoint.as_ref().map(|c| Checkpointer {
+        config: c,
+        fingerprint: fingerprint.clone(),
+        data: data.clone(),
+        tracker: None,
+        last: None,
+    });
+    let mut first_epoch = 0u64;
+    let mut resume_cursor = None;
+    let mut resumed = None;
+    if let Some(checkpoint) = &config.resume {
+        checkpoint.check_compatible(&fingerprint, &data)?;
+        if checkpoint.params.len() != params.len() {
+            return Err(Error::config(
+                "--resume",
+                "the checkpoint's parameter count does not match the model",
+            ));
+        }
+        params.copy_from_slice(&checkpoint.params);
+        epochs = checkpoint.epochs_done.clone();
+        iteration = checkpoint.iteration;
+        first_epoch = checkpoint.next_epoch;
+        resume_cursor = checkpoint.cursor.clone();
+        resumed = Some(ResumeInfo {
+            from_iteration: iteration,
+            epoch: first_epoch + 1,
+            rows_reread: 0,
+        });
+    }
+    for epoch in (first_epoch as usize + 1)..=config.epochs {
         let epoch_started = Instant::now();
-        let mut stream = pipeline.epoch(epoch as u64 - 1)?;
+        let (mut stream, mut steps) = match resume_cursor.take() {
+            Some(cursor) if cursor.epoch == epoch as u64 - 1 => {
+                let (stream, reread) = pipeline.resume(&cursor)?;
+                if let Some(info) = resumed.as_mut() {
+                    info.rows_reread = reread;
+                }
+                (stream, cursor.steps)
+            }
+            Some(_) => {
+                return Err(Error::config(
+                    "--resume",
+                    "the checkpoint's stream cursor is for another epoch",
+                ));
+            }
+            None => (pipeline.epoch(epoch as u64 - 1)?, 0),
+        };
         let mut rows = 0u64;
-        let mut steps = 0u64;
+        let first_step = steps;
         for batch in &mut stream {
             let mut batch = batch?;
             if let Some(s) = &config.standardize {
@@ -233,6 +381,22 @@ pub fn train(
                 batch_loss,
                 rows: step_rows,
             })?;
+            // An epoch's last step is checkpointed after its evaluation, below.
+            if steps < steps_per_epoch {
+                let due = checkpointer.as_ref().is_some_and(|c| {
+                    c.config
+                        .every_steps
+                        .is_some_and(|k| iteration.is_multiple_of(k))
+                });
+                stop_point(
+                    config,
+                    &mut checkpointer,
+                    due,
+                    (pipeline, epoch, steps, iteration),
+                    &params,
+                    &epochs,
+                )?;
+            }
         }
         let seconds = epoch_started.elapsed().as_secs_f64();
         let stall = stream.wait_time().as_secs_f64();
@@ -241,6 +405,10 @@ pub fn train(
             return Err(Error::internal(format!(
                 "epoch {epoch} made {steps} steps, expected {steps_per_epoch}"
             )));
+        }
+        if first_step > 0 {
+            // A resumed epoch: its rows are those of the whole epoch.
+            rows = pipeline.rows_per_epoch();
         }
         rows_per_epoch = rows;
         let eval_started = Instant::now();
@@ -276,6 +444,15 @@ pub fn train(
         };
         observer.on_epoch(&summary)?;
         epochs.push(summary);
+        // Epoch ends are always checkpointed (when checkpoints are on).
+        stop_point(
+            config,
+            &mut checkpointer,
+            true,
+            (pipeline, epoch, steps, iteration),
+            &params,
+            &epochs,
+        )?;
     }
     if let Some(s) = &config.standardize {
         params = s.fold(&params);
@@ -286,7 +463,39 @@ pub fn train(
         iterations_per_epoch: steps_per_epoch,
         rows_per_epoch,
         seconds: started.elapsed().as_secs_f64(),
+        resumed,
+        last_checkpoint: checkpointer.and_then(|c| c.last),
     })
+}
+
+/// A step boundary: writes a checkpoint when one is `due` or training was interrupted, then
+/// returns [`Error::Interrupted`] if it was.
+fn stop_point(
+    config: &TrainerConfig,
+    checkpointer: &mut Option<Checkpointer<'_>>,
+    due: bool,
+    (pipeline, epoch, steps, iteration): (&Pipeline, usize, u64, u64),
+    params: &[f32],
+    epochs: &[EpochSummary],
+) -> Result<()> {
+    let interrupted = config
+        .interrupt
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::Relaxed));
+    if let Some(c) = checkpointer.as_mut()
+        && (due || interrupted)
+    {
+        c.write(pipeline, epoch as u64 - 1, steps, iteration, params, epochs)?;
+    }
+    let finished = epoch == config.epochs && steps == pipeline.steps_per_epoch();
+    if interrupted && !finished {
+        return Err(Error::Interrupted {
+            epoch,
+            iteration,
+            checkpoint: checkpointer.as_ref().and_then(|c| c.last.clone()),
+        });
+    }
+    Ok(())
 }
 
 fn diverged(epoch: usize, iteration: u64, what: &'static str) -> Error {

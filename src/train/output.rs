@@ -92,6 +92,9 @@ pub struct Report {
     pub memory_budget_bytes: u64,
     /// Per-epoch figures.
     pub epoch_summaries: Vec<EpochSummary>,
+    /// When the run resumed from a checkpoint: from where, and the rows it re-read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<crate::train::ResumeInfo>,
 }
 
 impl Report {

@@ -120,4 +120,19 @@ pub trait Source: Send + Sync {
     fn file_bytes(&self) -> u64;
     /// Columns, roles and codecs, for `inspect`.
     fn describe(&self) -> SourceInfo;
+
+    /// Reads at least the rows at `offsets` (sorted, within the unit) of one unit into `sink`
+    /// and returns how many rows were read. By default the whole unit is read; a source with
+    /// direct row access reads just those rows (used to refill a shuffle buffer on resume).
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        let _ = offsets;
+        self.read_unit(unit, max_block_rows, sink)?;
+        Ok(self.units()[unit].num_rows)
+    }
 }

@@ -676,6 +676,44 @@ impl Source for ShardSource {
         }
     }
 
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        let u = self.units[unit];
+        let file = &self.files[u.file];
+        let h = &file.header;
+        let d = h.num_features as usize;
+        let first = self.unit_offsets[unit];
+        for piece in offsets.chunks(max_block_rows.max(1)) {
+            let mut block = sink.empty_block();
+            block.reset(d);
+            for &offset in piece {
+                assert!(offset < u.num_rows, "row {offset} outside unit {unit}");
+                let row = first + offset;
+                if self.verify_checksums {
+                    self.verify(file, row..row + 1)?;
+                }
+                let at = row_bytes(h, &(row..row + 1));
+                let (values, _) = file.map[at].as_chunks::<4>();
+                let features: Vec<f32> =
+                    values[..d].iter().map(|v| f32::from_le_bytes(*v)).collect();
+                block.push_row(
+                    &features,
+                    f32::from_le_bytes(values[d]),
+                    u.first_row_id + offset,
+                );
+            }
+            if sink.send(block).is_break() {
+                break;
+            }
+        }
+        Ok(offsets.len() as u64)
+    }
+
     fn read_unit(
         &self,
         unit: usize,

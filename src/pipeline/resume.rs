@@ -1,0 +1,299 @@
+//! Exact mid-epoch restarts: where a stream stands, and how to start it there again.
+//!
+//! The batches of an epoch are a pure function of the data, the seed and the configuration, and
+//! the shuffle decisions depend only on row ids, never on feature values. So the state of the
+//! shuffle stage after k steps can be computed without reading any data: [`CursorTracker`]
+//! replays the epoch's plan through a [`ShuffleBuffer`] of row ids alone (zero features, the
+//! same code as the real stage) up to the step boundary. The [`StreamCursor`] it returns holds
+//! the rows consumed from the plan, the generator's state and the ids in the buffer in slot
+//! order. [`Pipeline::resume`](super::Pipeline::resume) turns a cursor back into a running
+//! stream: it re-reads only the units holding the buffered rows, refills the slots, and reads
+//! the rest of the plan, so the resumed epoch emits exactly the rows, in exactly the order, the
+//! uninterrupted one would have.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use super::{Pipeline, Shuffle, ShuffleBuffer, StreamStart, epoch_plan, rng_for};
+use crate::data::RowBlock;
+use crate::data::source::{ChunkSink, Unit};
+use crate::error::{Error, Result};
+use crate::pipeline::RngStream;
+
+/// Where an epoch's stream stands at a step boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamCursor {
+    /// Epoch, from 0.
+    pub epoch: u64,
+    /// Steps of this epoch completed.
+    pub steps: u64,
+    /// Rows emitted into those steps.
+    pub rows_emitted: u64,
+    /// Rows taken from the plan (in plan order) so far.
+    pub rows_consumed: u64,
+    /// The shuffle buffer's generator (absent without shuffling).
+    pub rng: Option<Xoshiro256PlusPlus>,
+    /// Ids of the rows in the shuffle buffer, in slot order.
+    pub buffer_ids: Vec<u64>,
+}
+
+/// Follows one epoch's shuffle decisions on row ids, forward only.
+pub struct CursorTracker {
+    epoch: u64,
+    units: Vec<Unit>,
+    plan: Vec<usize>,
+    step_rows: u64,
+    rows_per_epoch: u64,
+    buffer: Option<ShuffleBuffer>,
+    /// Plan position and rows taken from the unit there.
+    position: usize,
+    offset: u64,
+    rows_consumed: u64,
+    rows_emitted: u64,
+    steps: u64,
+}
+
+impl CursorTracker {
+    /// A tracker at the start of epoch `epoch` of `pipeline`.
+    pub fn new(pipeline: &Pipeline, epoch: u64) -> Self {
+        let cfg = pipeline.config();
+        let units = pipeline.source().units().to_vec();
+        CursorTracker {
+            epoch,
+            plan: epoch_plan(units.len(), cfg.shuffle, epoch),
+            units,
+            step_rows: cfg.step_rows,
+            rows_per_epoch: pipeline.rows_per_epoch(),
+            buffer: match cfg.shuffle {
+                Shuffle::Off => None,
+                Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
+                    pipeline.buffer_capacity(),
+                    0,
+                    rng_for(seed, epoch, RngStream::ShuffleBuffer),
+                )),
+            },
+            position: 0,
+            offset: 0,
+            rows_consumed: 0,
+            rows_emitted: 0,
+            steps: 0,
+        }
+    }
+
+    /// Moves forward to the end of step `steps` of the epoch (not before the current one) and
+    /// returns the cursor there.
+    pub fn advance_to(&mut self, steps: u64) -> StreamCursor {
+        assert!(steps >= self.steps, "a cursor only moves forward");
+        let target = (steps * self.step_rows).min(self.rows_per_epoch);
+        match &mut self.buffer {
+            None => {
+                self.rows_emitted = target;
+                self.rows_consumed = target;
+            }
+            Some(buffer) => {
+                while self.rows_emitted < target {
+                    if self.position < self.plan.len() {
+                        // Feed a run of rows that cannot overshoot: while filling, at most the
+                        // free slots (nothing is emitted); once full, one emission per row.
+                        let unit = self.units[self.plan[self.position]];
+                        let left_in_unit = unit.num_rows - self.offset;
+                        let room = (buffer.capacity() - buffer.len()) as u64;
+                        let n = if room > 0 {
+                            room.min(left_in_unit)
+                        } else {
+                            (target - self.rows_emitted).min(left_in_unit)
+                        };
+                        let mut ids = RowBlock::with_capacity(0, n as usize);
+                        ids.append_with::<()>(
+                            n as usize,
+                            unit.first_row_id + self.offset,
+                            |_, _| Ok(()),
+                        )
+                        .expect("nothing to fill");
+                        let mut emitted = 0u64;
+                        let _ = buffer.push_block(&ids, &mut |_, _, _| {
+                            emitted += 1;
+                            ControlFlow::Continue(())
+                        });
+                        self.rows_emitted += emitted;
+                        self.rows_consumed += n;
+                        self.offset += n;
+                        if self.offset == unit.num_rows {
+                            self.position += 1;
+                            self.offset = 0;
+                        }
+                    } else {
+                        let mut left = target - self.rows_emitted;
+                        let _ = buffer.drain(&mut |_, _, _| {
+                            left -= 1;
+                            if left == 0 {
+                                ControlFlow::Break(())
+                            } else {
+                                ControlFlow::Continue(())
+                            }
+                        });
+                        self.rows_emitted = target;
+                    }
+                }
+            }
+        }
+        self.steps = steps;
+        StreamCursor {
+            epoch: self.epoch,
+            steps,
+            rows_emitted: self.rows_emitted,
+            rows_consumed: self.rows_consumed,
+            rng: self.buffer.as_ref().map(|b| b.rng().clone()),
+            buffer_ids: self
+                .buffer
+                .as_ref()
+                .map(|b| b.row_ids().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Collects the rows of re-read units into their shuffle-buffer slots.
+struct SlotFiller<'a> {
+    slots: &'a HashMap<u64, usize>,
+    arena: &'a mut RowBlock,
+    filled: usize,
+    scratch: RowBlock,
+}
+
+impl ChunkSink for SlotFiller<'_> {
+    fn empty_block(&mut self) -> RowBlock {
+        std::mem::take(&mut self.scratch)
+    }
+
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        for i in 0..block.num_rows() {
+            let id = block.row_ids()[i];
+            if let Some(&slot) = self.slots.get(&id) {
+                self.arena
+                    .set_row(slot, block.row(i), block.targets()[i], id);
+                self.filled += 1;
+            }
+        }
+        self.scratch = block;
+        ControlFlow::Continue(())
+    }
+}
+
+/// The start state, the rest of the plan and the rows re-read, for resuming at `cursor`.
+pub(super) fn restart(
+    pipeline: &Pipeline,
+    cursor: &StreamCursor,
+) -> Result<(StreamStart, Vec<usize>, u64)> {
+    let cfg = pipeline.config();
+    let source = pipeline.source();
+    let units = source.units();
+    let bad =
+        |what: String| Error::config("--resume", format!("the checkpoint's stream cursor {what}"));
+    if cursor.rows_consumed > source.num_rows()
+        || cursor.rows_emitted > pipeline.rows_per_epoch()
+        || cursor.buffer_ids.len() > pipeline.buffer_capacity()
+        || cursor.rows_emitted != (cursor.steps * cfg.step_rows).min(pipeline.rows_per_epoch())
+    {
+        return Err(bad("does not fit this dataset and batch size".into()));
+    }
+    let plan = epoch_plan(units.len(), cfg.shuffle, cursor.epoch);
+    // The plan position holding row `rows_consumed`, and the rows to skip there.
+    let mut before = 0u64;
+    let mut position = plan.len();
+    for (p, &u) in plan.iter().enumerate() {
+        if before + units[u].num_rows > cursor.rows_consumed {
+            position = p;
+            break;
+        }
+        before += units[u].num_rows;
+    }
+    let skip_rows = cursor.rows_consumed - before.min(cursor.rows_consumed);
+    let (buffer, reread) = match (cfg.shuffle, &cursor.rng) {
+        (Shuffle::Off, None) if cursor.buffer_ids.is_empty() => (None, 0),
+        (Shuffle::Seeded(_), Some(rng)) => {
+            let (arena, reread) = refill(pipeline, &cursor.buffer_ids)?;
+            (
+                Some(ShuffleBuffer::from_parts(
+                    pipeline.buffer_capacity(),
+                    arena,
+                    rng.clone(),
+                )),
+                reread,
+            )
+        }
+        _ => return Err(bad("does not match the shuffle setting".into())),
+    };
+    Ok((
+        StreamStart {
+            skip_rows,
+            buffer,
+            step: cursor.steps,
+            rows_emitted: cursor.rows_emitted,
+        },
+        plan[position..].to_vec(),
+        reread,
+    ))
+}
+
+/// Reads the units holding `ids` and returns the rows in that (slot) order, with the number of
+/// rows read.
+fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
+    let source = pipeline.source();
+    let units = source.units();
+    let d = source.num_features();
+    let mut arena = RowBlock::with_capacity(d, pipeline.buffer_capacity());
+    arena
+        .append_with::<()>(ids.len(), 0, |x, y| {
+            x.fill(0.0);
+            y.fill(0.0);
+            Ok(())
+        })
+        .expect("zero fill");
+    let mut slots = HashMap::with_capacity(ids.len());
+    // Per unit, the offsets of the rows wanted from it.
+    let mut wanted: HashMap<usize, Vec<u64>> = HashMap::new();
+    for (slot, &id) in ids.iter().enumerate() {
+        if slots.insert(id, slot).is_some() {
+            return Err(Error::config(
+                "--resume",
+                format!("the checkpoint lists row {id} twice in the shuffle buffer"),
+            ));
+        }
+        let unit = units.partition_point(|u| u.first_row_id + u.num_rows <= id);
+        if unit == units.len() {
+            return Err(Error::config(
+                "--resume",
+                format!("the checkpoint's shuffle buffer holds row {id}, beyond the dataset"),
+            ));
+        }
+        wanted
+            .entry(unit)
+            .or_default()
+            .push(id - units[unit].first_row_id);
+    }
+    let mut needed: Vec<(usize, Vec<u64>)> = wanted.into_iter().collect();
+    needed.sort_unstable_by_key(|(unit, _)| *unit);
+    let mut filler = SlotFiller {
+        slots: &slots,
+        arena: &mut arena,
+        filled: 0,
+        scratch: RowBlock::default(),
+    };
+    let mut reread = 0u64;
+    for (unit, mut offsets) in needed {
+        offsets.sort_unstable();
+        reread += source.read_rows(unit, &offsets, pipeline.config().block_rows, &mut filler)?;
+    }
+    if filler.filled != ids.len() {
+        return Err(Error::internal(format!(
+            "refilled {} of {} shuffle-buffer rows",
+            filler.filled,
+            ids.len()
+        )));
+    }
+    Ok((arena, reread))
+}
