@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::ColumnSpec;
+use crate::data::source::parquet::SkippedFiles;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{ParquetSource, ShardSource, Source};
 use crate::error::{Error, Result};
@@ -41,6 +42,9 @@ pub struct TrainConfig {
     pub num_readers: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
+    /// Leave out Parquet files that cannot be opened (see
+    /// [`TrainConfig::open_source_skipping`]). By default off.
+    pub skip_bad_files: bool,
     /// Model, optimizer and loop settings.
     pub trainer: TrainerConfig,
 }
@@ -58,6 +62,7 @@ impl Default for TrainConfig {
             prefetch: 4,
             num_readers: 2,
             verify_checksums: true,
+            skip_bad_files: false,
             trainer: TrainerConfig::default(),
         }
     }
@@ -129,8 +134,18 @@ impl TrainConfig {
     }
 
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
-    /// anything else is Parquet (every footer parsed once).
+    /// anything else is Parquet (every footer parsed once). Any unreadable file is an error.
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
+        let strict = TrainConfig {
+            skip_bad_files: false,
+            ..self.clone()
+        };
+        Ok(strict.open_source_skipping()?.0)
+    }
+
+    /// Opens the data like [`TrainConfig::open_source`], but with `skip_bad_files` leaves out
+    /// Parquet files that cannot be opened and returns them with their errors.
+    pub fn open_source_skipping(&self) -> Result<(Arc<dyn Source>, SkippedFiles)> {
         if let Some(dir) = self.data.iter().find(|p| is_shard_dataset(p)) {
             if self.data.len() != 1 {
                 return Err(Error::config(
@@ -141,13 +156,11 @@ impl TrainConfig {
                     ),
                 ));
             }
-            return Ok(Arc::new(ShardSource::open(
-                dir,
-                &self.columns,
-                self.verify_checksums,
-            )?));
+            let source = ShardSource::open(dir, &self.columns, self.verify_checksums)?;
+            return Ok((Arc::new(source), Vec::new()));
         }
-        let source = ParquetSource::open(&self.data, &self.columns)?;
+        let (source, skipped) =
+            ParquetSource::open_skipping(&self.data, &self.columns, self.skip_bad_files)?;
         if source.num_features() == 0 {
             return Err(Error::config(
                 "--features",
@@ -165,6 +178,6 @@ impl TrainConfig {
                 ),
             ));
         }
-        Ok(Arc::new(source))
+        Ok((Arc::new(source), skipped))
     }
 }

@@ -63,3 +63,50 @@ fn a_truncated_middle_shard_fails_training_naming_the_file() {
             .unwrap();
     });
 }
+
+#[test]
+fn on_bad_file_skip_leaves_out_an_unreadable_file_and_reports_it() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 40_000, 4, 4, 5_000, 3);
+    let victim = data.join("part-00001.parquet");
+    std::fs::write(&victim, b"not parquet at all").unwrap();
+    let report = dir.path().join("report.json");
+    let args = |policy: &'static str| {
+        vec![
+            "train".to_string(),
+            data.to_str().unwrap().to_string(),
+            "--on-bad-file".to_string(),
+            policy.to_string(),
+            "--report".to_string(),
+            report.to_str().unwrap().to_string(),
+        ]
+    };
+    let strict = args("error");
+    let out = common::run(
+        &strict.iter().map(String::as_str).collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("part-00001.parquet"), "{stderr}");
+
+    let lenient = args("skip");
+    let out = common::run(
+        &lenient.iter().map(String::as_str).collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipping unreadable file")
+            && stderr.contains("part-00001.parquet"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 unreadable file(s) skipped"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["rows"], 30_000);
+    assert_eq!(report["skipped_files"].as_array().unwrap().len(), 1);
+}

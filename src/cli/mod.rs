@@ -26,7 +26,7 @@ use streamfit::pipeline::{LastBatch, Pipeline};
 use streamfit::telemetry::peak_rss_bytes;
 use streamfit::train::{
     BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
-    Standardization, StepRecord, TrainObserver, TrainerConfig, train,
+    SkippedFile, Standardization, StepRecord, TrainObserver, TrainerConfig, train,
 };
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`streamfit ... | head`),
@@ -115,6 +115,14 @@ struct ReadArgs {
     verify_checksums: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnBadFile {
+    /// Stop with the file's error
+    Error,
+    /// Leave the file out, with a warning
+    Skip,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ModelArg {
     /// Linear regression, mean squared error
@@ -165,6 +173,11 @@ struct TrainArgs {
     /// Skip the full-data loss pass after each epoch
     #[arg(long)]
     no_eval: bool,
+    /// What to do with a Parquet file that cannot be opened (missing, not Parquet, corrupt
+    /// footer, encrypted) in a multi-file dataset: stop (`error`) or leave it out with a
+    /// warning, counted in the epoch lines and the report (`skip`)
+    #[arg(long, value_enum, default_value = "error")]
+    on_bad_file: OnBadFile,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
@@ -456,10 +469,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
         prefetch: args.prefetch,
         num_readers: args.read.readers,
         verify_checksums: args.read.verify_checksums,
+        skip_bad_files: args.on_bad_file == OnBadFile::Skip,
         trainer,
     };
     config.check()?;
-    let source = config.open_source()?;
+    let (source, skipped) = config.open_source_skipping()?;
+    for (path, error) in &skipped {
+        eprintln!(
+            "warning: skipping unreadable file {}: {error}",
+            path.display()
+        );
+    }
     let num_rows = source.num_rows();
     let d = source.num_features();
     let pipeline_config = config.pipeline_config(num_rows);
@@ -580,6 +600,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     let mut observer = CliObserver {
         quiet,
+        skipped_files: skipped.len(),
         epochs: config.trainer.epochs,
         metrics: metrics.as_mut(),
     };
@@ -601,6 +622,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
         memory_budget_bytes: budget,
         epoch_summaries: result.epochs.clone(),
         resumed: result.resumed,
+        skipped_files: skipped
+            .iter()
+            .map(|(path, error)| SkippedFile {
+                path: path.clone(),
+                error: error.clone(),
+            })
+            .collect(),
     };
     if let (Some(info), false) = (result.resumed, quiet) {
         say!(
@@ -644,6 +672,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
 
 struct CliObserver<'a> {
     quiet: bool,
+    /// Files left out by `--on-bad-file skip`.
+    skipped_files: usize,
     epochs: usize,
     metrics: Option<&'a mut MetricsWriter>,
 }
@@ -665,7 +695,7 @@ impl TrainObserver for CliObserver<'_> {
                 .full_loss
                 .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
             say!(
-                "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, {:.2} s (+{:.2} s eval)",
+                "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, {:.2} s (+{:.2} s eval){}",
                 e.epoch,
                 self.epochs,
                 thousands(e.iterations),
@@ -674,13 +704,16 @@ impl TrainObserver for CliObserver<'_> {
                 e.stall_fraction * 100.0,
                 e.seconds,
                 e.eval_seconds,
+                match self.skipped_files {
+                    0 => String::new(),
+                    n => format!(", {n} unreadable file(s) skipped"),
+                },
             );
         }
         Ok(())
     }
 }
 
-/// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.
 /// True when `dir` holds at least one checkpoint file.
 fn has_checkpoints(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
@@ -690,6 +723,7 @@ fn has_checkpoints(dir: &Path) -> bool {
     })
 }
 
+/// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.
 fn check_output_dir(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

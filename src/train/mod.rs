@@ -27,7 +27,7 @@ use crate::pipeline::{CursorTracker, LastBatch, Pipeline, PipelineConfig, Shuffl
 
 pub use self::checkpoint::{Checkpoint, CheckpointConfig, RunFingerprint};
 pub use self::gradient::{CHUNK_ROWS, GradientEngine};
-pub use self::output::{MetricsWriter, ModelFile, Report};
+pub use self::output::{MetricsWriter, ModelFile, Report, SkippedFile};
 pub use self::standardize::Standardization;
 
 /// Rows per step.

@@ -66,6 +66,15 @@ impl ModelFile {
     }
 }
 
+/// A file `--on-bad-file skip` left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why it could not be read.
+    pub error: String,
+}
+
 /// The final report (`--report`): one JSON object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -95,6 +104,9 @@ pub struct Report {
     /// When the run resumed from a checkpoint: from where, and the rows it re-read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<crate::train::ResumeInfo>,
+    /// Files left out by `--on-bad-file skip`, with the reason.
+    #[serde(default)]
+    pub skipped_files: Vec<SkippedFile>,
 }
 
 impl Report {

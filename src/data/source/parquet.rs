@@ -36,6 +36,9 @@ use crate::data::stats::StatsAccumulator;
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
+/// Files left out of a dataset, each with the error that made it unreadable.
+pub type SkippedFiles = Vec<(PathBuf, String)>;
+
 /// A dataset of one or more Parquet files with one schema.
 pub struct ParquetSource {
     paths: Vec<PathBuf>,
@@ -86,15 +89,36 @@ impl ParquetSource {
     /// Every footer is parsed here, once; a file that is not Parquet, a schema that differs
     /// between files, a missing or unsupported column, or a dataset without rows is an error.
     pub fn open(paths: &[PathBuf], spec: &ColumnSpec) -> Result<Self> {
-        let paths = expand_paths(paths)?;
+        Ok(Self::open_skipping(paths, spec, false)?.0)
+    }
+
+    /// Like [`ParquetSource::open`], but with `skip_unreadable` a file that cannot be opened
+    /// (missing, not Parquet, a corrupt footer, encrypted) is left out instead of failing the
+    /// whole dataset; the skipped files come back with their errors. A file whose footer
+    /// reads but whose pages are damaged is found only while reading, and still fails the run.
+    pub fn open_skipping(
+        paths: &[PathBuf],
+        spec: &ColumnSpec,
+        skip_unreadable: bool,
+    ) -> Result<(Self, SkippedFiles)> {
+        let mut skipped = Vec::new();
+        let mut paths = expand_paths(paths)?;
+        let mut opened = Vec::with_capacity(paths.len());
+        for path in &paths {
+            match open_file(path) {
+                Ok(file) => opened.push(file),
+                Err(e) if skip_unreadable => skipped.push((path.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        paths.retain(|p| !skipped.iter().any(|(s, _)| s == p));
         let mut files = Vec::with_capacity(paths.len());
         let mut units = Vec::new();
         // The first file's resolved schema and used columns; every other file must match them.
         let mut schema: Option<(Schema, UsedColumns)> = None;
         let mut next_row_id = 0u64;
         let mut file_bytes = 0u64;
-        for (file_index, path) in paths.iter().enumerate() {
-            let (map, bytes, metadata) = open_file(path)?;
+        for (file_index, (path, (map, bytes, metadata))) in paths.iter().zip(opened).enumerate() {
             file_bytes += map.len() as u64;
             let arrow_schema = metadata.schema().clone();
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
@@ -162,14 +186,15 @@ impl ParquetSource {
                 what: format!("{} file(s) hold no rows", paths.len()),
             });
         }
-        Ok(ParquetSource {
+        let source = ParquetSource {
             paths,
             files,
             schema,
             used,
             units,
             file_bytes,
-        })
+        };
+        Ok((source, skipped))
     }
 
     /// The used columns and their Arrow types, e.g. `columns [f0: Float32, label: Float32]

@@ -711,6 +711,19 @@ impl Source for ShardSource {
                 break;
             }
         }
+        // Release every page this touched (rows and the blocks their checks read).
+        let blocks = block_span(h, &(first..first + u.num_rows));
+        let block_rows = u64::from(h.block_rows);
+        let touched = row_bytes(
+            h,
+            &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
+        );
+        // SAFETY: as in `read_unit`: DONTNEED on a read-only file map drops only this
+        // process's copies of the pages.
+        let _ = unsafe {
+            file.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+        };
         Ok(offsets.len() as u64)
     }
 
