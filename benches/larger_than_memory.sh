@@ -32,4 +32,21 @@ for source in "$shards" "$data"; do
   $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --quiet --report "$report"
   python3 -c "$summary" "$report"
 done
+# Interrupted and resumed under the same cap: SIGINT after 3 s (a checkpoint is written at the
+# next step boundary), then --resume auto; both halves run inside the cap.
+for source in "$shards" "$data"; do
+  ck=$(mktemp -d)
+  evict "$source"
+  echo "== $source: interrupted after 3 s and resumed, cap $cap MiB"
+  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --quiet \
+    --checkpoint-dir "$ck" --checkpoint-every 5000 &
+  pid=$!
+  sleep 3
+  pkill -INT -P "$pid" streamfit || true
+  wait "$pid" || true
+  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 \
+    --checkpoint-dir "$ck" --resume auto --report "$report" | grep -E '^(resume|resumed)'
+  python3 -c "$summary" "$report"
+  rm -rf "$ck"
+done
 rm -f "$report"
