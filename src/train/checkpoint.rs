@@ -65,6 +65,11 @@ pub struct RunFingerprint {
 }
 
 impl RunFingerprint {
+    /// CRC32C of the JSON form.
+    pub fn hash(&self) -> u32 {
+        crc32c::crc32c(&serde_json::to_vec(self).expect("a fingerprint serialises"))
+    }
+
     /// The first difference from `other` (this run's), as "field: checkpoint X, now Y".
     pub fn difference(&self, now: &RunFingerprint) -> Option<String> {
         let mut diffs = Vec::new();
@@ -160,6 +165,8 @@ pub fn data_identity(source: &dyn Source) -> Result<Vec<DataFile>> {
 pub struct Checkpoint {
     /// What the run was.
     pub fingerprint: RunFingerprint,
+    /// CRC32C of the fingerprint's JSON: a quick identity of the run's configuration.
+    pub fingerprint_hash: u32,
     /// The data it read.
     pub data: Vec<DataFile>,
     /// Iterations done over the whole run.

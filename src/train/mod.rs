@@ -262,6 +262,7 @@ impl Checkpointer<'_> {
             (epoch, Some(tracker.advance_to(steps)))
         };
         let checkpoint = Checkpoint {
+            fingerprint_hash: self.fingerprint.hash(),
             fingerprint: self.fingerprint.clone(),
             data: self.data.clone(),
             iteration,
