@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use streamfit::config::TrainConfig;
 use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::source::ColumnRole;
@@ -23,11 +24,15 @@ use streamfit::generate::{GenerateConfig, Task, generate};
 use streamfit::inspect::{Inspection, dataset_stats, inspect};
 use streamfit::model::ModelKind;
 use streamfit::pipeline::{LastBatch, Pipeline};
-use streamfit::telemetry::peak_rss_bytes;
+use streamfit::telemetry::{Profile, ProfileLayer, peak_rss_bytes};
 use streamfit::train::{
     BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
     SkippedFile, Standardization, StepRecord, TrainObserver, TrainerConfig, train,
 };
+use tracing_chrome::ChromeLayerBuilder;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// `println!` that ends the process quietly when stdout is a closed pipe (`streamfit ... | head`),
 /// as a command-line tool killed by SIGPIPE would (exit code 141), instead of panicking.
@@ -62,7 +67,7 @@ enum Command {
     ///
     /// With no DATA, trains on a synthetic demo dataset (1M rows × 64 features, ~260 MB of
     /// Parquet in 4 shards) generated once under target/streamfit-demo/.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Write a synthetic dataset (Parquet shards plus truth.json) with a known true model.
     Generate(GenerateArgs),
     /// Read and decode the data with the training readers, without training: the read ceiling.
@@ -178,6 +183,13 @@ struct TrainArgs {
     /// warning, counted in the epoch lines and the report (`skip`)
     #[arg(long, value_enum, default_value = "error")]
     on_bad_file: OnBadFile,
+    /// At the end, print per-stage busy time, throughput, the trainer's stall, the prefetch
+    /// queue's occupancy and a diagnosis (input- or compute-bound); also in the report
+    #[arg(long)]
+    profile: bool,
+    /// Write a Chrome trace-event file of every stage's spans (open it in ui.perfetto.dev)
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
@@ -349,7 +361,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(*args),
         Command::Generate(args) => run_generate(args),
         Command::Scan(args) => run_scan(args),
         Command::Convert(args) => run_convert(args),
@@ -533,6 +545,30 @@ fn run_train(args: TrainArgs) -> Result<()> {
             config.trainer.resume = Some(Box::new(checkpoint));
         }
     }
+    let profiler = args.profile.then(ProfileLayer::new);
+    let (chrome, _trace_guard) = match &args.trace {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| Error::output(path, e))?;
+            let (layer, guard) = ChromeLayerBuilder::new()
+                .writer(file)
+                .include_args(true)
+                .include_locations(false)
+                .build();
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let log_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(log_filter),
+        )
+        .with(profiler.clone())
+        .with(chrome)
+        .try_init();
     let interrupt = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal sets the flag (training stops at the next step boundary); a second
@@ -598,13 +634,56 @@ fn run_train(args: TrainArgs) -> Result<()> {
             config.num_readers,
         );
     }
+    let total_steps = pipeline.steps_per_epoch() * config.trainer.epochs as u64;
+    let progress = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr())
+    };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {human_pos}/{human_len} iterations, {per_sec}, ETA {eta} {msg}",
+        )
+        .expect("a valid template"),
+    );
+    if let Some(checkpoint) = &config.trainer.resume {
+        progress.set_position(checkpoint.iteration);
+        progress.reset_eta();
+    }
     let mut observer = CliObserver {
         quiet,
+        progress: progress.clone(),
         skipped_files: skipped.len(),
         epochs: config.trainer.epochs,
         metrics: metrics.as_mut(),
     };
-    let result = train(&pipeline, &config.trainer, &mut observer)?;
+    let started = Instant::now();
+    let trained = train(&pipeline, &config.trainer, &mut observer);
+    progress.finish_and_clear();
+    let result = trained?;
+    let profile = profiler.map(|layer| {
+        let epochs = &result.epochs;
+        let asks: f64 = epochs
+            .iter()
+            .map(|e| e.iterations as f64)
+            .sum::<f64>()
+            .max(1.0);
+        let weighted = |f: fn(&EpochSummary) -> f64| {
+            epochs
+                .iter()
+                .map(|e| f(e) * e.iterations as f64)
+                .sum::<f64>()
+                / asks
+        };
+        Profile::build(
+            &layer.take(),
+            started.elapsed().as_secs_f64(),
+            4 * (d as u64 + 1),
+            result.stall_fraction(),
+            weighted(|e| e.queue_occupancy),
+            weighted(|e| e.queue_full_fraction),
+        )
+    });
     let report = Report {
         model: config.trainer.model,
         rows: num_rows,
@@ -622,6 +701,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         memory_budget_bytes: budget,
         epoch_summaries: result.epochs.clone(),
         resumed: result.resumed,
+        profile: profile.clone(),
         skipped_files: skipped
             .iter()
             .map(|(path, error)| SkippedFile {
@@ -653,6 +733,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.report {
         report.save(path)?;
     }
+    if let Some(profile) = &profile {
+        print_profile(profile, config.prefetch);
+    }
     if !quiet {
         say!(
             "done: {} iterations in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
@@ -670,8 +753,41 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn print_profile(profile: &Profile, prefetch: usize) {
+    say!("profile (wall {:.2} s):", profile.wall_seconds);
+    say!(
+        "  {:<10}  {:<26}  {:>8}  {:>7}  {:>12}  {:>9}",
+        "stage",
+        "threads",
+        "busy s",
+        "share",
+        "rows/s",
+        "MB/s"
+    );
+    for stage in &profile.stages {
+        say!(
+            "  {:<10}  {:<26}  {:>8.3}  {:>6.1}%  {:>12}  {:>9.0}",
+            stage.stage,
+            stage.threads.join(","),
+            stage.busy_seconds,
+            stage.share_of_wall * 100.0,
+            thousands(stage.rows_per_s as u64),
+            stage.mb_per_s,
+        );
+    }
+    say!(
+        "  trainer stall {:.1}%; prefetch queue: mean {:.2} of {prefetch} batches waiting, full {:.1}% of the time",
+        profile.stall_fraction * 100.0,
+        profile.queue_mean_occupancy,
+        profile.queue_full_fraction * 100.0
+    );
+    say!("  diagnosis: {}", profile.diagnosis);
+}
+
 struct CliObserver<'a> {
     quiet: bool,
+    /// The progress bar (hidden with --quiet or when stderr is not a terminal).
+    progress: ProgressBar,
     /// Files left out by `--on-bad-file skip`.
     skipped_files: usize,
     epochs: usize,
@@ -682,6 +798,13 @@ impl TrainObserver for CliObserver<'_> {
     fn on_step(&mut self, step: &StepRecord) -> streamfit::error::Result<()> {
         if let Some(m) = self.metrics.as_deref_mut() {
             m.step(step)?;
+        }
+        self.progress.inc(1);
+        if step.iteration.is_multiple_of(64) {
+            self.progress.set_message(format!(
+                "epoch {}/{}, batch loss {:.4}",
+                step.epoch, self.epochs, step.batch_loss
+            ));
         }
         Ok(())
     }
@@ -694,21 +817,25 @@ impl TrainObserver for CliObserver<'_> {
             let loss = e
                 .full_loss
                 .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
-            say!(
-                "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, {:.2} s (+{:.2} s eval){}",
-                e.epoch,
-                self.epochs,
-                thousands(e.iterations),
-                thousands(e.rows),
-                thousands(e.rows_per_s as u64),
-                e.stall_fraction * 100.0,
-                e.seconds,
-                e.eval_seconds,
-                match self.skipped_files {
-                    0 => String::new(),
-                    n => format!(", {n} unreadable file(s) skipped"),
-                },
-            );
+            let skipped = match self.skipped_files {
+                0 => String::new(),
+                n => format!(", {n} unreadable file(s) skipped"),
+            };
+            self.progress.suspend(|| {
+                say!(
+                    "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {:.3}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
+                    e.epoch,
+                    self.epochs,
+                    thousands(e.iterations),
+                    thousands(e.rows),
+                    thousands(e.rows_per_s as u64),
+                    e.stall_fraction * 100.0,
+                    e.shuffle_spearman,
+                    e.units_per_step,
+                    e.seconds,
+                    e.eval_seconds,
+                )
+            });
         }
         Ok(())
     }

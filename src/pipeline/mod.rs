@@ -120,9 +120,28 @@ impl PipelineConfig {
         self.step_rows.min(self.piece_rows as u64) as usize
     }
 
-    /// Batch buffers in circulation: the prefetch queue, one being filled, one at the consumer.
+    /// Batches handed over per message: small batches travel in groups of about
+    /// [`GROUP_ROWS`] rows, so the shuffle thread wakes a waiting trainer once per group
+    /// instead of once per batch (a wake-up costs microseconds, a 256-row batch about 20).
+    pub fn batches_per_group(&self) -> usize {
+        (GROUP_ROWS / self.batch_rows().max(1)).max(1)
+    }
+
+    /// Groups the prefetch queue holds: `prefetch` batches, rounded up to whole groups
+    /// (0 keeps the queue a rendezvous).
+    pub fn queue_groups(&self) -> usize {
+        match self.prefetch {
+            0 => 0,
+            // Two groups at least: one queue slot alone makes the shuffle thread wait for
+            // every group the trainer has not started yet.
+            p => p.div_ceil(self.batches_per_group()).max(2),
+        }
+    }
+
+    /// Batch buffers in circulation: the groups in the prefetch queue, the group being filled
+    /// and the group at the consumer.
     pub fn num_batch_buffers(&self) -> usize {
-        self.prefetch + 2
+        (self.queue_groups() + 2) * self.batches_per_group()
     }
 
     /// The resident-memory budget this configuration implies for rows of `num_features`:
@@ -142,6 +161,10 @@ impl PipelineConfig {
     }
 }
 
+/// Rows per message from the shuffle thread to the trainer (see
+/// [`PipelineConfig::batches_per_group`]).
+pub const GROUP_ROWS: usize = 4_096;
+
 /// A batch of rows on its way to the consumer. Its buffer returns to the pipeline's pool when
 /// the batch is dropped, so steady-state training allocates nothing per batch.
 pub struct Batch {
@@ -160,20 +183,51 @@ impl Drop for Batch {
     }
 }
 
+/// Prefetch-queue occupancy as the consumer found it, one sample per batch asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Batches asked for.
+    pub samples: u64,
+    /// Sum of the batches waiting at each ask.
+    pub occupancy_sum: u64,
+    /// Asks that found the queue full.
+    pub full: u64,
+}
+
+impl QueueStats {
+    /// Mean batches waiting.
+    pub fn mean_occupancy(&self) -> f64 {
+        self.occupancy_sum as f64 / self.samples.max(1) as f64
+    }
+
+    /// Share of asks that found the queue full.
+    pub fn full_fraction(&self) -> f64 {
+        self.full as f64 / self.samples.max(1) as f64
+    }
+}
+
 /// A running pass over the data. Yields batches in order, then `None`; an error ends it.
 /// Dropping it stops and joins all pipeline threads.
 pub struct BatchStream {
-    batches: Option<Receiver<Result<Batch>>>,
+    batches: Option<Receiver<Result<Vec<Batch>>>>,
     cancel: Option<Sender<()>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     wait: Duration,
+    queue: QueueStats,
+    /// Batches of the last group received, not yet yielded.
+    pending: std::collections::VecDeque<Batch>,
 }
 
 impl BatchStream {
     /// Total time [`Iterator::next`] spent blocked waiting for a batch (the consumer's stall).
     pub fn wait_time(&self) -> Duration {
         self.wait
+    }
+
+    /// How full the prefetch queue was each time the consumer asked for a batch.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.queue
     }
 
     fn shutdown(&mut self) {
@@ -190,7 +244,14 @@ impl Iterator for BatchStream {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
+        if let Some(batch) = self.pending.pop_front() {
+            return Some(Ok(batch));
+        }
         let rx = self.batches.as_ref()?;
+        let queued = rx.len();
+        self.queue.samples += 1;
+        self.queue.occupancy_sum += queued as u64;
+        self.queue.full += u64::from(Some(queued) == rx.capacity() && queued > 0);
         let started = Instant::now();
         let received = {
             let _span = tracing::trace_span!("wait").entered();
@@ -198,7 +259,10 @@ impl Iterator for BatchStream {
         };
         self.wait += started.elapsed();
         match received {
-            Ok(Ok(batch)) => Some(Ok(batch)),
+            Ok(Ok(group)) => {
+                self.pending.extend(group);
+                self.pending.pop_front().map(Ok)
+            }
             Ok(Err(e)) => {
                 self.shutdown();
                 Some(Err(e))
@@ -309,7 +373,7 @@ impl Pipeline {
             stop.clone(),
             errors,
         )?;
-        let (batch_tx, batch_rx) = bounded(cfg.prefetch);
+        let (batch_tx, batch_rx) = bounded(cfg.queue_groups());
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
         let (pool_tx, pool_rx) = bounded(cfg.num_batch_buffers());
         let stage = ShuffleStage {
@@ -328,6 +392,8 @@ impl Pipeline {
                 rows_in_step: 0,
                 step: from.step,
                 current: None,
+                group: Vec::with_capacity(cfg.batches_per_group()),
+                per_group: cfg.batches_per_group(),
             },
         };
         let shuffle_thread = std::thread::Builder::new()
@@ -346,6 +412,8 @@ impl Pipeline {
             stop,
             threads,
             wait: Duration::ZERO,
+            queue: QueueStats::default(),
+            pending: std::collections::VecDeque::new(),
         })
     }
 
@@ -467,7 +535,7 @@ impl ShuffleStage {
 
 /// Packs emitted rows into batches of `batch_rows`, marking step ends, and sends them.
 struct Batcher {
-    out: Sender<Result<Batch>>,
+    out: Sender<Result<Vec<Batch>>>,
     cancel: Receiver<()>,
     pool_tx: Sender<RowBlock>,
     pool_rx: Receiver<RowBlock>,
@@ -479,6 +547,9 @@ struct Batcher {
     rows_in_step: u64,
     step: u64,
     current: Option<RowBlock>,
+    /// Batches waiting to be sent together.
+    group: Vec<Batch>,
+    per_group: usize,
 }
 
 impl Batcher {
@@ -524,7 +595,12 @@ impl Batcher {
             self.step += 1;
             self.rows_in_step = 0;
         }
-        match self.out.send(Ok(batch)) {
+        self.group.push(batch);
+        if self.group.len() < self.per_group && self.rows_left > 0 {
+            return ControlFlow::Continue(());
+        }
+        let group = std::mem::replace(&mut self.group, Vec::with_capacity(self.per_group));
+        match self.out.send(Ok(group)) {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) => ControlFlow::Break(()),
         }

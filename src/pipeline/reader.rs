@@ -136,7 +136,8 @@ impl Reader {
                 block_rows: self.block_rows,
                 closed: false,
             };
-            let _span = tracing::trace_span!("read", unit, position).entered();
+            let rows = self.source.units()[unit].num_rows;
+            let _span = tracing::trace_span!("read", unit, position, rows).entered();
             match self.source.read_unit(unit, self.block_rows, &mut sink) {
                 Ok(()) if sink.closed => return,
                 Ok(()) => {
@@ -186,6 +187,9 @@ impl ChunkSink for ChannelSink<'_> {
     }
 
     fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        // Time blocked on a full channel is backpressure, not reading: the profile takes it
+        // out of `read`.
+        let _span = tracing::trace_span!("blocked").entered();
         if self.tx.send(ReaderMsg::Block(block)).is_err() {
             self.closed = true;
             return ControlFlow::Break(());

@@ -121,6 +121,20 @@ pub struct EpochSummary {
     pub stall_fraction: f64,
     /// Seconds of the evaluation pass.
     pub eval_seconds: f64,
+    /// Mean batches waiting in the prefetch queue when the trainer asked for one.
+    #[serde(default)]
+    pub queue_occupancy: f64,
+    /// Share of the trainer's asks that found the prefetch queue full.
+    #[serde(default)]
+    pub queue_full_fraction: f64,
+    /// Shuffle quality: Spearman correlation between a row's position in the epoch's stream
+    /// and its position in the files (1 = file order, 0 = no relation; see docs/tuning.md).
+    #[serde(default)]
+    pub shuffle_spearman: f64,
+    /// Shuffle quality: mean number of distinct units (row groups) among a step's rows,
+    /// sampled on every 8th step.
+    #[serde(default)]
+    pub units_per_step: f64,
 }
 
 /// Receives progress while training runs. Returning an error stops training.
@@ -206,6 +220,82 @@ pub fn step_rows(batch: BatchSize, num_rows: u64) -> u64 {
     match batch {
         BatchSize::Rows(b) => b,
         BatchSize::Full => num_rows.max(1),
+    }
+}
+
+/// Shuffle-quality figures of one epoch, from the emitted row ids.
+struct Mixing<'a> {
+    units: &'a [crate::data::source::Unit],
+    /// Position of the next emitted row in the epoch.
+    position: u64,
+    /// Σ (position − row id)², for Spearman's ρ = 1 − 6·Σd² / (n(n² − 1)).
+    squared_rank_gaps: f64,
+    counted: u64,
+    /// Sampled steps and their distinct units.
+    sampled_steps: u64,
+    sampled_units: u64,
+    step_units: Vec<usize>,
+    sampling_step: Option<u64>,
+}
+
+impl<'a> Mixing<'a> {
+    fn new(units: &'a [crate::data::source::Unit], first_position: u64) -> Self {
+        Mixing {
+            units,
+            position: first_position,
+            squared_rank_gaps: 0.0,
+            counted: 0,
+            sampled_steps: 0,
+            sampled_units: 0,
+            step_units: Vec::new(),
+            sampling_step: None,
+        }
+    }
+
+    /// Adds a batch of step `step` (completed steps before it).
+    fn add(&mut self, ids: &[u64], step: u64) {
+        for &id in ids {
+            let gap = self.position as f64 - id as f64;
+            self.squared_rank_gaps += gap * gap;
+            self.position += 1;
+        }
+        self.counted += ids.len() as u64;
+        if step.is_multiple_of(8) {
+            if self.sampling_step != Some(step) {
+                self.flush_step();
+                self.sampling_step = Some(step);
+            }
+            for &id in ids {
+                let unit = self
+                    .units
+                    .partition_point(|u| u.first_row_id + u.num_rows <= id);
+                if !self.step_units.contains(&unit) {
+                    self.step_units.push(unit);
+                }
+            }
+        }
+    }
+
+    fn flush_step(&mut self) {
+        if self.sampling_step.take().is_some() {
+            self.sampled_steps += 1;
+            self.sampled_units += self.step_units.len() as u64;
+            self.step_units.clear();
+        }
+    }
+
+    /// Spearman's ρ between stream position and file position (row ids are the file ranks).
+    fn spearman(&self, num_rows: u64) -> f64 {
+        let n = num_rows as f64;
+        if self.counted == 0 || n < 2.0 {
+            return 1.0;
+        }
+        1.0 - 6.0 * self.squared_rank_gaps / (n * (n * n - 1.0))
+    }
+
+    fn units_per_step(&mut self) -> f64 {
+        self.flush_step();
+        self.sampled_units as f64 / self.sampled_steps.max(1) as f64
     }
 }
 
@@ -352,12 +442,14 @@ pub fn train(
         };
         let mut rows = 0u64;
         let first_step = steps;
+        let mut mixing = Mixing::new(source.units(), first_step * pipeline.config().step_rows);
         for batch in &mut stream {
             let mut batch = batch?;
             if let Some(s) = &config.standardize {
                 s.apply(&mut batch.rows);
             }
             engine.accumulate(&params, &batch.rows);
+            mixing.add(batch.rows.row_ids(), steps);
             rows += batch.rows.num_rows() as u64;
             if !batch.ends_step {
                 continue;
@@ -401,6 +493,7 @@ pub fn train(
         }
         let seconds = epoch_started.elapsed().as_secs_f64();
         let stall = stream.wait_time().as_secs_f64();
+        let queue = stream.queue_stats();
         drop(stream);
         if steps != steps_per_epoch {
             return Err(Error::internal(format!(
@@ -442,6 +535,10 @@ pub fn train(
                 0.0
             },
             eval_seconds: eval_started.elapsed().as_secs_f64(),
+            queue_occupancy: queue.mean_occupancy(),
+            queue_full_fraction: queue.full_fraction(),
+            shuffle_spearman: mixing.spearman(source.num_rows()),
+            units_per_step: mixing.units_per_step(),
         };
         observer.on_epoch(&summary)?;
         epochs.push(summary);

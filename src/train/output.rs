@@ -104,6 +104,9 @@ pub struct Report {
     /// When the run resumed from a checkpoint: from where, and the rows it re-read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<crate::train::ResumeInfo>,
+    /// With `--profile`: per-stage figures and the diagnosis.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub profile: Option<crate::telemetry::Profile>,
     /// Files left out by `--on-bad-file skip`, with the reason.
     #[serde(default)]
     pub skipped_files: Vec<SkippedFile>,

@@ -476,9 +476,12 @@ impl Source for ParquetSource {
             }
             let mut block = sink.empty_block();
             block.reset(d);
-            block.append_with(n, unit.first_row_id + rows_read, |x, y| {
-                ctx.decode(&file.layout, &batch, rows_read, x, y)
-            })?;
+            {
+                let _span = tracing::trace_span!("decode", rows = n).entered();
+                block.append_with(n, unit.first_row_id + rows_read, |x, y| {
+                    ctx.decode(&file.layout, &batch, rows_read, x, y)
+                })?;
+            }
             rows_read += n as u64;
             if sink.send(block).is_break() {
                 return Ok(());

@@ -764,6 +764,7 @@ impl Source for ShardSource {
             let n = (total - done).min(max_block_rows.max(1));
             let mut block = sink.empty_block();
             block.reset(d);
+            let decode = tracing::trace_span!("decode", rows = n).entered();
             let src = &bytes[done * stride..(done + n) * stride];
             block
                 .append_with::<()>(n, u.first_row_id + done as u64, |x, y| {
@@ -781,6 +782,7 @@ impl Source for ShardSource {
                     Ok(())
                 })
                 .expect("the fill cannot fail");
+            drop(decode);
             done += n;
             flow = sink.send(block);
         }
