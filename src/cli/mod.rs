@@ -734,7 +734,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
         report.save(path)?;
     }
     if let Some(profile) = &profile {
-        print_profile(profile, config.prefetch);
+        let queue_batches =
+            pipeline.config().queue_groups() * pipeline.config().batches_per_group();
+        print_profile(profile, queue_batches);
     }
     if !quiet {
         say!(
@@ -753,7 +755,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_profile(profile: &Profile, prefetch: usize) {
+fn print_profile(profile: &Profile, queue_batches: usize) {
     say!("profile (wall {:.2} s):", profile.wall_seconds);
     say!(
         "  {:<10}  {:<26}  {:>8}  {:>7}  {:>12}  {:>9}",
@@ -776,7 +778,7 @@ fn print_profile(profile: &Profile, prefetch: usize) {
         );
     }
     say!(
-        "  trainer stall {:.1}%; prefetch queue: mean {:.2} of {prefetch} batches waiting, full {:.1}% of the time",
+        "  trainer stall {:.1}%; prefetch queue (holds {queue_batches} batches): mean {:.1} waiting, full {:.1}% of the time",
         profile.stall_fraction * 100.0,
         profile.queue_mean_occupancy,
         profile.queue_full_fraction * 100.0

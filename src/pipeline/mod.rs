@@ -188,7 +188,7 @@ impl Drop for Batch {
 pub struct QueueStats {
     /// Batches asked for.
     pub samples: u64,
-    /// Sum of the batches waiting at each ask.
+    /// Sum of the batches waiting at each ask (queued groups × batches per group).
     pub occupancy_sum: u64,
     /// Asks that found the queue full.
     pub full: u64,
@@ -217,6 +217,8 @@ pub struct BatchStream {
     queue: QueueStats,
     /// Batches of the last group received, not yet yielded.
     pending: std::collections::VecDeque<Batch>,
+    /// Batches per group (to count queued batches from queued groups).
+    per_group: usize,
 }
 
 impl BatchStream {
@@ -250,7 +252,7 @@ impl Iterator for BatchStream {
         let rx = self.batches.as_ref()?;
         let queued = rx.len();
         self.queue.samples += 1;
-        self.queue.occupancy_sum += queued as u64;
+        self.queue.occupancy_sum += (queued * self.per_group) as u64;
         self.queue.full += u64::from(Some(queued) == rx.capacity() && queued > 0);
         let started = Instant::now();
         let received = {
@@ -414,6 +416,7 @@ impl Pipeline {
             wait: Duration::ZERO,
             queue: QueueStats::default(),
             pending: std::collections::VecDeque::new(),
+            per_group: cfg.batches_per_group(),
         })
     }
 
