@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`tune`]. The binary's
 //! `cli` sits on top.
 
 pub mod config;
@@ -40,5 +40,6 @@ pub mod optim;
 pub mod pipeline;
 pub mod telemetry;
 pub mod train;
+pub mod tune;
 
 pub use crate::error::{Error, Result};
