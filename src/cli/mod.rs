@@ -24,6 +24,7 @@ use streamfit::generate::{GenerateConfig, Task, generate};
 use streamfit::inspect::{Inspection, dataset_stats, inspect};
 use streamfit::model::ModelKind;
 use streamfit::pipeline::{LastBatch, Pipeline};
+use streamfit::plot::LossCurves;
 use streamfit::telemetry::{Profile, ProfileLayer, peak_rss_bytes};
 use streamfit::train::{
     BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
@@ -84,6 +85,21 @@ enum Command {
     /// Measure time per iteration, gradient noise and prefetch/reader throughput on DATA,
     /// then recommend a batch size and prefetch depth (see docs/tuning.md)
     Tune(TuneArgs),
+    /// Draw the loss curves of a `--metrics` file as an SVG chart.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// A JSON-lines file written by `train --metrics`
+    #[arg(value_name = "METRICS.jsonl")]
+    metrics: PathBuf,
+    /// Output SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    out: PathBuf,
+    /// Log scale for the loss axis
+    #[arg(long)]
+    log_y: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -194,6 +210,12 @@ struct TrainArgs {
     /// Write a Chrome trace-event file of every stage's spans (open it in ui.perfetto.dev)
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
+    /// Draw the per-iteration batch loss and the per-epoch full-data loss into an SVG chart
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Use a log scale for the loss axis of --plot
+    #[arg(long, requires = "plot")]
+    plot_log: bool,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
@@ -407,6 +429,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Convert(args) => run_convert(args),
         Command::Inspect(args) => run_inspect(args),
         Command::Tune(args) => run_tune(args),
+        Command::Plot(args) => {
+            check_output_dir(&args.out)?;
+            LossCurves::from_metrics(&args.metrics)?.draw(&args.out, args.log_y)?;
+            say!("plot: wrote {}", args.out.display());
+            Ok(())
+        }
     }
 }
 
@@ -631,7 +659,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
         .into());
     }
     // Fail on an unwritable output before training, not after.
-    for path in [&args.report, &args.save_model].into_iter().flatten() {
+    for path in [&args.report, &args.save_model, &args.plot]
+        .into_iter()
+        .flatten()
+    {
         check_output_dir(path)?;
     }
     let mut metrics = args
@@ -692,6 +723,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         progress.reset_eta();
     }
     let mut observer = CliObserver {
+        curves: args.plot.as_ref().map(|_| LossCurves::default()),
         quiet,
         progress: progress.clone(),
         skipped_files: skipped.len(),
@@ -701,6 +733,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let trained = train(&pipeline, &config.trainer, &mut observer);
     progress.finish_and_clear();
+    let observer_curves = observer.curves.take();
     let result = trained?;
     let profile = profiler.map(|layer| {
         let epochs = &result.epochs;
@@ -774,6 +807,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.report {
         report.save(path)?;
     }
+    if let (Some(path), Some(curves)) = (&args.plot, observer_curves) {
+        curves.draw(path, args.plot_log)?;
+    }
     if let Some(profile) = &profile {
         let queue_batches =
             pipeline.config().queue_groups() * pipeline.config().batches_per_group();
@@ -829,6 +865,8 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
 
 struct CliObserver<'a> {
     quiet: bool,
+    /// Loss curves kept for `--plot`.
+    curves: Option<LossCurves>,
     /// The progress bar (hidden with --quiet or when stderr is not a terminal).
     progress: ProgressBar,
     /// Files left out by `--on-bad-file skip`.
@@ -843,6 +881,9 @@ impl TrainObserver for CliObserver<'_> {
             m.step(step)?;
         }
         self.progress.inc(1);
+        if let Some(curves) = self.curves.as_mut() {
+            curves.steps.push((step.iteration, step.batch_loss));
+        }
         if step.iteration.is_multiple_of(64) {
             self.progress.set_message(format!(
                 "epoch {}/{}, batch loss {:.4}",
@@ -853,6 +894,10 @@ impl TrainObserver for CliObserver<'_> {
     }
 
     fn on_epoch(&mut self, e: &EpochSummary) -> streamfit::error::Result<()> {
+        if let (Some(curves), Some(loss)) = (self.curves.as_mut(), e.full_loss) {
+            let at = curves.steps.last().map_or(0, |s| s.0);
+            curves.epochs.push((at, loss));
+        }
         if let Some(m) = self.metrics.as_deref_mut() {
             m.epoch(e)?;
         }
