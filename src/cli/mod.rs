@@ -929,6 +929,19 @@ impl TrainObserver for CliObserver<'_> {
     }
 }
 
+/// A progress bar counting rows on stderr (drawn only when stderr is a terminal).
+fn rows_progress(total: Option<u64>, verb: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = match total {
+        Some(_) => {
+            format!("{{bar:30}} {{human_pos}}/{{human_len}} rows {verb}, {{per_sec}}, ETA {{eta}}")
+        }
+        None => format!("{{spinner}} {{human_pos}} rows {verb}, {{per_sec}}"),
+    };
+    bar.set_style(ProgressStyle::with_template(&template).expect("a valid template"));
+    bar
+}
+
 /// True when `dir` holds at least one checkpoint file.
 fn has_checkpoints(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
@@ -960,7 +973,10 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
         shard_rows: args.shard_rows,
         num_readers: args.readers,
     };
-    let summary = convert(&config, &mut |_| {})?;
+    let progress = rows_progress(None, "converted");
+    let summary = convert(&config, &mut |rows| progress.set_position(rows));
+    progress.finish_and_clear();
+    let summary = summary?;
     say!(
         "convert: {} rows × {} features, {} units → {} shard(s) in {} ({:.1} MB, from {:.1} MB of Parquet) in {:.2} s ({:.0} MB/s written)",
         thousands(summary.rows),
@@ -1218,12 +1234,16 @@ fn run_scan(args: ScanArgs) -> Result<()> {
     let started = Instant::now();
     let mut rows = 0u64;
     let mut checksum = 0.0f64;
-    pipeline.scan(|block: &RowBlock| {
+    let progress = rows_progress(Some(num_rows), "scanned");
+    let scanned = pipeline.scan(|block: &RowBlock| {
         rows += block.num_rows() as u64;
+        progress.inc(block.num_rows() as u64);
         // Touch the decoded rows so the scan cannot be optimised into nothing.
         checksum += f64::from(block.targets().iter().sum::<f32>());
         Ok(())
-    })?;
+    });
+    progress.finish_and_clear();
+    scanned?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     let d = source.num_features();
     let decoded_bytes = rows * (d as u64 + 1) * 4;
