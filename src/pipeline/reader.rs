@@ -137,7 +137,8 @@ impl Reader {
                 closed: false,
             };
             let rows = self.source.units()[unit].num_rows;
-            let _span = tracing::trace_span!("read", unit, position, rows).entered();
+            let bytes = rows * 4 * (d as u64 + 1);
+            let _span = tracing::trace_span!("read", unit, position, rows, bytes).entered();
             match self.source.read_unit(unit, self.block_rows, &mut sink) {
                 Ok(()) if sink.closed => return,
                 Ok(()) => {

@@ -477,7 +477,8 @@ impl Source for ParquetSource {
             let mut block = sink.empty_block();
             block.reset(d);
             {
-                let _span = tracing::trace_span!("decode", rows = n).entered();
+                let _span =
+                    tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
                 block.append_with(n, unit.first_row_id + rows_read, |x, y| {
                     ctx.decode(&file.layout, &batch, rows_read, x, y)
                 })?;

@@ -764,7 +764,8 @@ impl Source for ShardSource {
             let n = (total - done).min(max_block_rows.max(1));
             let mut block = sink.empty_block();
             block.reset(d);
-            let decode = tracing::trace_span!("decode", rows = n).entered();
+            let decode =
+                tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
             let src = &bytes[done * stride..(done + n) * stride];
             block
                 .append_with::<()>(n, u.first_row_id + done as u64, |x, y| {
