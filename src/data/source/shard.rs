@@ -688,6 +688,7 @@ impl Source for ShardSource {
         let h = &file.header;
         let d = h.num_features as usize;
         let first = self.unit_offsets[unit];
+        let mut features = Vec::with_capacity(d);
         for piece in offsets.chunks(max_block_rows.max(1)) {
             let mut block = sink.empty_block();
             block.reset(d);
@@ -699,8 +700,8 @@ impl Source for ShardSource {
                 }
                 let at = row_bytes(h, &(row..row + 1));
                 let (values, _) = file.map[at].as_chunks::<4>();
-                let features: Vec<f32> =
-                    values[..d].iter().map(|v| f32::from_le_bytes(*v)).collect();
+                features.clear();
+                features.extend(values[..d].iter().map(|v| f32::from_le_bytes(*v)));
                 block.push_row(
                     &features,
                     f32::from_le_bytes(values[d]),
