@@ -180,3 +180,28 @@ fn sigint_stops_with_a_checkpoint_and_exit_code_130_and_the_run_resumes() {
         "model differs from the uninterrupted run"
     );
 }
+
+#[test]
+fn a_fresh_run_refuses_a_checkpoint_directory_of_another_run() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 5_000, 3, 1, 1_000, 2);
+    let checkpoints = dir.path().join("ckpt");
+    let args = [
+        "train",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--checkpoint-dir",
+        checkpoints.to_str().unwrap(),
+    ];
+    let first = common::run(&args, Duration::from_secs(60));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = common::run(&args, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already holds checkpoints"), "{stderr}");
+}

@@ -589,6 +589,18 @@ fn run_train(args: TrainArgs) -> Result<()> {
         every_steps: args.checkpoint_every,
         keep: args.keep_checkpoints,
     });
+    if let (Some(dir), None) = (&args.checkpoint_dir, &args.resume)
+        && has_checkpoints(dir)
+    {
+        return Err(Error::config(
+            "--checkpoint-dir",
+            format!(
+                "{} already holds checkpoints; continue that run with --resume auto, or use an empty directory",
+                dir.display()
+            ),
+        )
+        .into());
+    }
     if let Some(which) = &args.resume {
         let dir = match (which.as_str(), &args.checkpoint_dir) {
             ("auto", Some(dir)) => dir.clone(),
@@ -602,6 +614,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
             let (checkpoint, path, warnings) = Checkpoint::load_latest(&dir)?;
             for warning in warnings {
                 eprintln!("warning: {warning}");
+            }
+            // Newer files were skipped as corrupt: set them aside so they neither count
+            // towards --keep-checkpoints nor shadow the checkpoints this run writes.
+            for newer in Checkpoint::newer_than(&dir, checkpoint.iteration)? {
+                let aside = newer.with_extension("sfck.corrupt");
+                if std::fs::rename(&newer, &aside).is_ok() {
+                    eprintln!("warning: moved {} to {}", newer.display(), aside.display());
+                }
             }
             if !args.quiet {
                 say!(

@@ -183,14 +183,15 @@ impl Drop for Batch {
     }
 }
 
-/// Prefetch-queue occupancy as the consumer found it, one sample per batch asked for.
+/// Prefetch-queue occupancy as the consumer found it: one sample each time it had to take a
+/// new group of batches from the queue (a partial last group counts as a full one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
-    /// Batches asked for.
+    /// Groups taken from the queue.
     pub samples: u64,
     /// Sum of the batches waiting at each ask (queued groups × batches per group).
     pub occupancy_sum: u64,
-    /// Asks that found the queue full.
+    /// Takes that found the queue full.
     pub full: u64,
 }
 

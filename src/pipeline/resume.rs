@@ -193,10 +193,20 @@ pub(super) fn restart(
     let units = source.units();
     let bad =
         |what: String| Error::config("--resume", format!("the checkpoint's stream cursor {what}"));
+    let step_end = cursor
+        .steps
+        .checked_mul(cfg.step_rows)
+        .map(|rows| rows.min(pipeline.rows_per_epoch()));
+    // Every row taken from the plan was either emitted or is still buffered.
+    let consistent = cursor
+        .rows_emitted
+        .checked_add(cursor.buffer_ids.len() as u64)
+        == Some(cursor.rows_consumed);
     if cursor.rows_consumed > source.num_rows()
         || cursor.rows_emitted > pipeline.rows_per_epoch()
         || cursor.buffer_ids.len() > pipeline.buffer_capacity()
-        || cursor.rows_emitted != (cursor.steps * cfg.step_rows).min(pipeline.rows_per_epoch())
+        || step_end != Some(cursor.rows_emitted)
+        || !consistent
     {
         return Err(bad("does not fit this dataset and batch size".into()));
     }

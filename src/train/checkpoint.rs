@@ -255,11 +255,18 @@ impl Checkpoint {
         for (_, old) in files.iter().rev().skip(config.keep.max(1)) {
             let _ = std::fs::remove_file(old);
         }
-        // Temporary files of runs killed mid-write.
+        // Temporary files of runs killed mid-write: a minute old at least, so a file another
+        // process is writing right now is left alone.
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.filter_map(|e| e.ok()) {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".ckpt-") && name.contains(".tmp") {
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() >= 60);
+                if name.starts_with(".ckpt-") && name.contains(".tmp") && stale {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -327,6 +334,17 @@ impl Checkpoint {
                 }
             ),
         ))
+    }
+}
+
+impl Checkpoint {
+    /// Checkpoint files in `dir` of iterations after `iteration`.
+    pub fn newer_than(dir: &Path, iteration: u64) -> Result<Vec<PathBuf>> {
+        Ok(list(dir)?
+            .into_iter()
+            .filter(|(i, _)| *i > iteration)
+            .map(|(_, p)| p)
+            .collect())
     }
 }
 

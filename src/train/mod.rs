@@ -285,8 +285,10 @@ impl<'a> Mixing<'a> {
     }
 
     /// Spearman's ρ between stream position and file position (row ids are the file ranks).
-    fn spearman(&self, num_rows: u64) -> f64 {
-        let n = num_rows as f64;
+    /// Exact for a whole epoch of all rows; an approximation for a resumed epoch (the rows
+    /// seen since) or with `--drop-last` (ids not a full ranking).
+    fn spearman(&self) -> f64 {
+        let n = self.counted as f64;
         if self.counted == 0 || n < 2.0 {
             return 1.0;
         }
@@ -468,6 +470,9 @@ pub fn train(
                 let _span = tracing::trace_span!("update").entered();
                 optimizer.step(&mut params, &grad);
             }
+            if params.iter().any(|p| !p.is_finite()) {
+                return Err(diverged(epoch, iteration, "a parameter after the update"));
+            }
             observer.on_step(&StepRecord {
                 epoch,
                 iteration,
@@ -500,8 +505,9 @@ pub fn train(
                 "epoch {epoch} made {steps} steps, expected {steps_per_epoch}"
             )));
         }
+        // Throughput counts the rows this run trained on; a resumed epoch still covered all.
+        let rows_seen = rows;
         if first_step > 0 {
-            // A resumed epoch: its rows are those of the whole epoch.
             rows = pipeline.rows_per_epoch();
         }
         rows_per_epoch = rows;
@@ -525,7 +531,7 @@ pub fn train(
             full_loss,
             seconds,
             rows_per_s: if seconds > 0.0 {
-                rows as f64 / seconds
+                rows_seen as f64 / seconds
             } else {
                 0.0
             },
@@ -537,7 +543,7 @@ pub fn train(
             eval_seconds: eval_started.elapsed().as_secs_f64(),
             queue_occupancy: queue.mean_occupancy(),
             queue_full_fraction: queue.full_fraction(),
-            shuffle_spearman: mixing.spearman(source.num_rows()),
+            shuffle_spearman: mixing.spearman(),
             units_per_step: mixing.units_per_step(),
         };
         observer.on_epoch(&summary)?;
