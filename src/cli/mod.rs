@@ -505,10 +505,18 @@ fn demo_dataset(quiet: bool) -> Result<PathBuf> {
         out: partial.clone(),
         ..GenerateConfig::default()
     };
-    run_generate_config(&config, quiet)?;
+    let started = Instant::now();
+    run_generate_config(&config, true)?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&partial, &dir)
         .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
+    if !quiet {
+        say!(
+            "wrote the demo dataset to {} in {:.1} s",
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(dir)
 }
 
