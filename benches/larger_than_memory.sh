@@ -6,14 +6,8 @@
 # Each run starts with the dataset evicted from the page cache, so every page it reads counts.
 # Usage: benches/larger_than_memory.sh [CAP_MIB]   (default 640)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 cap=${1:-640}
-cargo build --release --quiet
-bin=target/release/streamfit
-data=target/bench-8m
-shards=target/bench-8m-shards
-[[ -f $data/truth.json ]] || $bin generate --rows 8000000 --features 64 --shards 8 --seed 0 --out "$data" --quiet
-[[ -f $shards/manifest.json ]] || $bin convert "$data" --out "$shards"
+source "$(dirname "$0")/datasets.sh"
 memlimit=../shared/tools/memlimit
 report=$(mktemp)
 # Evict the dataset from the page cache first: pages cached earlier are charged to whichever

@@ -2,13 +2,8 @@
 # Bounded memory: peak RSS training on ~250 MB vs ~2 GB of Parquet with the same settings
 # (logistic, b = 256, defaults otherwise, 1 epoch with the evaluation pass). Prints a table.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/streamfit
-small=target/bench-1m
-large=target/bench-8m
-[[ -f $small/truth.json ]] || $bin generate --rows 1000000 --features 64 --shards 4 --seed 0 --out "$small" --quiet
-[[ -f $large/truth.json ]] || $bin generate --rows 8000000 --features 64 --shards 8 --seed 0 --out "$large" --quiet
+source "$(dirname "$0")/datasets.sh"
+large=$data
 report=$(mktemp)
 echo "| dataset | on disk | rows | peak RSS | memory budget |"
 echo "|---|---|---|---|---|"

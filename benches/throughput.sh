@@ -4,16 +4,8 @@
 # shards, page cache warm. Prints a Markdown table; each figure is the median of RUNS runs.
 # Usage: benches/throughput.sh [RUNS]   (default 3)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-3}
-cargo build --release --quiet
-bin=target/release/streamfit
-data=target/bench-8m
-shards=target/bench-8m-shards
-if [[ ! -f $data/truth.json ]]; then
-  $bin generate --rows 8000000 --features 64 --shards 8 --compression snappy --seed 0 --out "$data"
-fi
-[[ -f $shards/manifest.json ]] || $bin convert "$data" --out "$shards"
+source "$(dirname "$0")/datasets.sh"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 report=$(mktemp)
 echo "| dataset | scan rows/s | scan GB/s | train rows/s (logistic, b=256) | train / scan | train peak RSS |"

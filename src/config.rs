@@ -136,16 +136,16 @@ impl TrainConfig {
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
     /// anything else is Parquet (every footer parsed once). Any unreadable file is an error.
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
-        let strict = TrainConfig {
-            skip_bad_files: false,
-            ..self.clone()
-        };
-        Ok(strict.open_source_skipping()?.0)
+        Ok(self.open(false)?.0)
     }
 
     /// Opens the data like [`TrainConfig::open_source`], but with `skip_bad_files` leaves out
     /// Parquet files that cannot be opened and returns them with their errors.
     pub fn open_source_skipping(&self) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+        self.open(self.skip_bad_files)
+    }
+
+    fn open(&self, skip_unreadable: bool) -> Result<(Arc<dyn Source>, SkippedFiles)> {
         if let Some(dir) = self.data.iter().find(|p| is_shard_dataset(p)) {
             if self.data.len() != 1 {
                 return Err(Error::config(
@@ -160,7 +160,7 @@ impl TrainConfig {
             return Ok((Arc::new(source), Vec::new()));
         }
         let (source, skipped) =
-            ParquetSource::open_skipping(&self.data, &self.columns, self.skip_bad_files)?;
+            ParquetSource::open_skipping(&self.data, &self.columns, skip_unreadable)?;
         if source.num_features() == 0 {
             return Err(Error::config(
                 "--features",

@@ -598,7 +598,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         keep: args.keep_checkpoints,
     });
     if let (Some(dir), None) = (&args.checkpoint_dir, &args.resume)
-        && has_checkpoints(dir)
+        && Checkpoint::exists_in(dir)
     {
         return Err(Error::config(
             "--checkpoint-dir",
@@ -617,7 +617,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             }
             (path, _) => PathBuf::from(path),
         };
-        let fresh_auto = which == "auto" && !has_checkpoints(&dir);
+        let fresh_auto = which == "auto" && !Checkpoint::exists_in(&dir);
         if !fresh_auto {
             let (checkpoint, path, warnings) = Checkpoint::load_latest(&dir)?;
             for warning in warnings {
@@ -968,15 +968,6 @@ fn rows_progress(total: Option<u64>, verb: &str) -> ProgressBar {
     };
     bar.set_style(ProgressStyle::with_template(&template).expect("a valid template"));
     bar
-}
-
-/// True when `dir` holds at least one checkpoint file.
-fn has_checkpoints(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().ends_with(".sfck"))
-    })
 }
 
 /// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.

@@ -312,6 +312,20 @@ impl Checkpoint {
         serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))
     }
 
+    /// Checkpoint files in `dir` of iterations after `iteration`.
+    pub fn newer_than(dir: &Path, iteration: u64) -> Result<Vec<PathBuf>> {
+        Ok(list(dir)?
+            .into_iter()
+            .filter(|(i, _)| *i > iteration)
+            .map(|(_, p)| p)
+            .collect())
+    }
+
+    /// True when `dir` holds at least one checkpoint file.
+    pub fn exists_in(dir: &Path) -> bool {
+        list(dir).is_ok_and(|files| !files.is_empty())
+    }
+
     /// The newest checkpoint in `dir` that verifies, with a warning for each newer one that
     /// does not (skipped).
     pub fn load_latest(dir: &Path) -> Result<(Checkpoint, PathBuf, Vec<String>)> {
@@ -334,17 +348,6 @@ impl Checkpoint {
                 }
             ),
         ))
-    }
-}
-
-impl Checkpoint {
-    /// Checkpoint files in `dir` of iterations after `iteration`.
-    pub fn newer_than(dir: &Path, iteration: u64) -> Result<Vec<PathBuf>> {
-        Ok(list(dir)?
-            .into_iter()
-            .filter(|(i, _)| *i > iteration)
-            .map(|(_, p)| p)
-            .collect())
     }
 }
 
