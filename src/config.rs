@@ -45,6 +45,9 @@ pub struct TrainConfig {
     /// Leave out Parquet files that cannot be opened (see
     /// [`TrainConfig::open_source_skipping`]). By default off.
     pub skip_bad_files: bool,
+    /// Validation data (`--valid`): Parquet files and/or directories, or one shard dataset,
+    /// with the training data's columns. By default none.
+    pub valid: Vec<PathBuf>,
     /// Model, optimizer and loop settings.
     pub trainer: TrainerConfig,
 }
@@ -63,6 +66,7 @@ impl Default for TrainConfig {
             num_readers: 2,
             verify_checksums: true,
             skip_bad_files: false,
+            valid: Vec::new(),
             trainer: TrainerConfig::default(),
         }
     }
@@ -80,11 +84,21 @@ impl TrainConfig {
                 "must be at least 1 (or `full`)",
             ));
         }
-        let lr = self.trainer.learning_rate;
-        if !(lr.is_finite() && lr > 0.0) {
+        if let Some((field, reason)) = self
+            .trainer
+            .optimizer
+            .problem()
+            .or_else(|| self.trainer.model.problem())
+        {
+            return Err(Error::config(field, reason));
+        }
+        if self.trainer.early_stop == Some(0) {
+            return Err(Error::config("--early-stop", "patience must be at least 1"));
+        }
+        if self.trainer.early_stop.is_some() && self.valid.is_empty() {
             return Err(Error::config(
-                "--lr",
-                format!("must be a positive number, got {lr}"),
+                "--early-stop",
+                "needs validation data (--valid)",
             ));
         }
         if self.trainer.epochs == 0 {
@@ -145,9 +159,25 @@ impl TrainConfig {
         self.open(self.skip_bad_files)
     }
 
+    /// Opens the validation data (`valid`), when given, with the training data's columns.
+    pub fn open_valid(&self) -> Result<Option<Arc<dyn Source>>> {
+        if self.valid.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.open_paths(&self.valid, false)?.0))
+    }
+
     fn open(&self, skip_unreadable: bool) -> Result<(Arc<dyn Source>, SkippedFiles)> {
-        if let Some(dir) = self.data.iter().find(|p| is_shard_dataset(p)) {
-            if self.data.len() != 1 {
+        self.open_paths(&self.data, skip_unreadable)
+    }
+
+    fn open_paths(
+        &self,
+        paths: &[PathBuf],
+        skip_unreadable: bool,
+    ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+        if let Some(dir) = paths.iter().find(|p| is_shard_dataset(p)) {
+            if paths.len() != 1 {
                 return Err(Error::config(
                     "DATA",
                     format!(
@@ -160,7 +190,7 @@ impl TrainConfig {
             return Ok((Arc::new(source), Vec::new()));
         }
         let (source, skipped) =
-            ParquetSource::open_skipping(&self.data, &self.columns, skip_unreadable)?;
+            ParquetSource::open_skipping(paths, &self.columns, skip_unreadable)?;
         if source.num_features() == 0 {
             return Err(Error::config(
                 "--features",

@@ -123,6 +123,16 @@ pub enum Error {
         found: u64,
     },
 
+    /// A label the model cannot take: a multiclass label that is not a class id in 0..K.
+    #[error("{}: row {row}: label {value} in column `{column}` is not a class id in 0..{} (--classes {classes})", file.display(), classes - 1)]
+    BadLabel {
+        file: PathBuf,
+        row: u64,
+        column: String,
+        value: f64,
+        classes: usize,
+    },
+
     /// The dataset holds no rows (or no files).
     #[error("empty dataset: {what}")]
     EmptyDataset { what: String },

@@ -2,7 +2,11 @@
 //!
 //! Features `f0..f{D-1}` are float32 draws from N(0, 1); the true weights are w ~ N(0, 1)/√D
 //! and the bias b ~ N(0, 0.25), so the score x·w + b has a standard deviation near 1. The label
-//! is Bernoulli(σ(x·w + b)) for `logistic` and x·w + b + N(0, noise²) for `linear`. The truth
+//! is Bernoulli(σ(x·w + b)) for `logistic` and x·w + b + N(0, noise²) for `linear`. For
+//! `multiclass`, K score vectors W ~ N(0, 9)/√D and b ~ N(0, 0.25) give the class id
+//! ~ Categorical(softmax(W·x + b)). Two tasks no linear model can learn: `circles` labels a row
+//! 1 when f0² + f1² < 2·ln 2 (inside the circle holding half the mass), `xor` when f0 and f1
+//! have different signs; the other features are noise. The truth
 //! goes to `DIR/truth.json`. Rows are produced one row group at a time (never the whole
 //! dataset in memory), shards are written in parallel, and every row group draws from its own
 //! RNG seeded from (seed, shard, row group), so the files do not depend on the thread count.
@@ -28,6 +32,12 @@ pub enum Task {
     Linear,
     /// Binary label: Bernoulli(σ(x·w + b)).
     Logistic,
+    /// Class id 0..K−1 drawn from softmax(W·x + b).
+    Multiclass,
+    /// Binary label: 1 inside the circle f0² + f1² < 2·ln 2.
+    Circles,
+    /// Binary label: 1 when f0 and f1 have different signs.
+    Xor,
 }
 
 /// Settings of `generate`. Checked by [`GenerateConfig::check`].
@@ -49,6 +59,8 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// Standard deviation of the linear task's noise. By default 0.1.
     pub noise_std: f32,
+    /// Classes of the multiclass task. By default 10.
+    pub classes: usize,
     /// Output directory (created).
     pub out: PathBuf,
 }
@@ -64,6 +76,7 @@ impl Default for GenerateConfig {
             compression: Compression::Snappy,
             seed: 0,
             noise_std: 0.1,
+            classes: 10,
             out: PathBuf::from("data"),
         }
     }
@@ -82,6 +95,15 @@ impl GenerateConfig {
             return Err(Error::config(
                 "--shards",
                 "must be between 1 and the number of rows",
+            ));
+        }
+        if self.task == Task::Multiclass && !(2..=65_536).contains(&self.classes) {
+            return Err(Error::config("--classes", "must be between 2 and 65536"));
+        }
+        if matches!(self.task, Task::Circles | Task::Xor) && self.features < 2 {
+            return Err(Error::config(
+                "--features",
+                "circles and xor need at least 2 features",
             ));
         }
         if self.row_group_rows == 0 {
@@ -109,6 +131,15 @@ pub struct Truth {
     pub noise_std: f32,
     pub seed: u64,
     pub files: Vec<String>,
+    /// Multiclass: the number of classes K.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+    /// Multiclass: the score weights, row-major `[K × D]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_weights: Vec<f32>,
+    /// Multiclass: the score biases, one per class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_biases: Vec<f32>,
 }
 
 impl Truth {
@@ -133,6 +164,21 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
         .map(|_| rng.sample::<f32, _>(StandardNormal) * scale)
         .collect();
     let bias = rng.sample::<f32, _>(StandardNormal) * 0.5;
+    let k = if config.task == Task::Multiclass {
+        config.classes
+    } else {
+        0
+    };
+    let class_weights: Vec<f32> = (0..k * d)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) * 3.0 * scale)
+        .collect();
+    let class_biases: Vec<f32> = (0..k)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) * 0.5)
+        .collect();
+    let classes = ClassScores {
+        weights: &class_weights,
+        biases: &class_biases,
+    };
     let names: Vec<String> = (0..d).map(|j| format!("f{j}")).collect();
     let files: Vec<String> = (0..config.shards)
         .map(|s| format!("part-{s:05}.parquet"))
@@ -153,7 +199,8 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
         let mut group = 0u64;
         while start < last {
             let n = (last - start).min(config.row_group_rows as u64) as usize;
-            let (columns, labels) = row_group(config, &weights, bias, shard as u64, group, n);
+            let (columns, labels) =
+                row_group(config, (&weights, bias), &classes, shard as u64, group, n);
             writer.write_columns(columns, labels)?;
             start += n as u64;
             group += 1;
@@ -171,6 +218,9 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
         noise_std: config.noise_std,
         seed: config.seed,
         files,
+        classes: (k > 0).then_some(k),
+        class_weights,
+        class_biases,
     };
     let truth_path = config.out.join("truth.json");
     let json = serde_json::to_vec_pretty(&truth).map_err(|e| Error::output(&truth_path, e))?;
@@ -178,11 +228,17 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
     Ok(truth)
 }
 
+/// The multiclass truth: `[K × D]` weights and K biases.
+struct ClassScores<'a> {
+    weights: &'a [f32],
+    biases: &'a [f32],
+}
+
 /// One row group: `d` feature columns of `n` rows and the labels.
 fn row_group(
     config: &GenerateConfig,
-    weights: &[f32],
-    bias: f32,
+    (weights, bias): (&[f32], f32),
+    classes: &ClassScores<'_>,
     shard: u64,
     group: u64,
     n: usize,
@@ -199,7 +255,45 @@ fn row_group(
             column
         })
         .collect();
+    let d = weights.len();
     let labels = match config.task {
+        Task::Multiclass => {
+            let k = classes.biases.len();
+            let mut z = vec![0.0f32; k];
+            (0..n)
+                .map(|i| {
+                    for (c, zc) in z.iter_mut().enumerate() {
+                        let w = &classes.weights[c * d..(c + 1) * d];
+                        *zc = classes.biases[c]
+                            + w.iter()
+                                .zip(&columns)
+                                .map(|(w, col)| w * col[i])
+                                .sum::<f32>();
+                    }
+                    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                    let total: f32 = z.iter().map(|v| (v - max).exp()).sum();
+                    let mut u = rng.random::<f32>() * total;
+                    let mut label = k - 1;
+                    for (c, v) in z.iter().enumerate() {
+                        u -= (v - max).exp();
+                        if u < 0.0 {
+                            label = c;
+                            break;
+                        }
+                    }
+                    label as f32
+                })
+                .collect()
+        }
+        Task::Circles => (0..n)
+            .map(|i| {
+                let r2 = columns[0][i] * columns[0][i] + columns[1][i] * columns[1][i];
+                f32::from(u8::from(r2 < 2.0 * std::f32::consts::LN_2))
+            })
+            .collect(),
+        Task::Xor => (0..n)
+            .map(|i| f32::from(u8::from((columns[0][i] > 0.0) != (columns[1][i] > 0.0))))
+            .collect(),
         Task::Logistic => score
             .iter()
             .map(|&z| {

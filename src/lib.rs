@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`tune`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`tune`]. The binary's
 //! `cli` sits on top.
 
 pub mod config;
@@ -39,6 +39,7 @@ pub mod model;
 pub mod optim;
 pub mod pipeline;
 pub mod plot;
+pub mod predict;
 pub mod telemetry;
 pub mod train;
 pub mod tune;

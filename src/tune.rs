@@ -28,8 +28,8 @@ use crate::config::TrainConfig;
 use crate::data::RowBlock;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
-use crate::model::{LinearModel, Model};
-use crate::optim::{Optimizer, Sgd};
+use crate::model::Model;
+use crate::optim::Optimizer;
 use crate::pipeline::Pipeline;
 use crate::train::{BatchSize, GradientEngine};
 
@@ -145,18 +145,19 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
     }
     config.base.check()?;
     let source = config.base.open_source()?;
-    let model = LinearModel::new(config.base.trainer.model, source.num_features());
+    let model = config.base.trainer.model.build(source.num_features());
+    let model = model.as_ref();
     let budget = config.budget_seconds;
     let runs = config.prefetch_depths.len() * config.reader_counts.len();
     let batch_share = 0.45 * budget / config.batch_sizes.len() as f64;
     let prefetch_share = 0.45 * budget / runs as f64;
 
     // Warm-up: parameters a little way into training, where the noise is measured.
-    let mut params = vec![0.0f32; model.num_params()];
+    let mut params = model.init_params(config.base.trainer.init_seed);
     run_for(
         &config.base,
         &source,
-        &model,
+        model,
         &mut params,
         256,
         0.0,
@@ -170,7 +171,7 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
         let timed = run_for(
             &config.base,
             &source,
-            &model,
+            model,
             &mut scratch,
             b,
             batch_share,
@@ -184,7 +185,7 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
         });
     }
     let (tau_f, tau_d, r_squared) = weighted_fit(&batch);
-    let noise = measure_noise(&config.base, &source, &model, &params, config.noise_rows)?;
+    let noise = measure_noise(&config.base, &source, model, &params, config.noise_rows)?;
     let b_opt = if tau_d > 0.0 && tau_f > 0.0 && noise.b_noise > 0.0 {
         (noise.b_noise * tau_f / tau_d).sqrt()
     } else {
@@ -208,7 +209,7 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
             let timed = run_for(
                 &base,
                 &source,
-                &model,
+                model,
                 &mut scratch,
                 recommended_batch_size,
                 prefetch_share,
@@ -266,7 +267,7 @@ struct Timed {
 fn run_for(
     base: &TrainConfig,
     source: &Arc<dyn Source>,
-    model: &LinearModel,
+    model: &dyn Model,
     params: &mut [f32],
     b: u64,
     seconds: f64,
@@ -277,7 +278,12 @@ fn run_for(
     config.batch_size = BatchSize::Rows(b);
     let pipeline = Pipeline::new(source.clone(), config.pipeline_config(source.num_rows()));
     let mut engine = GradientEngine::new(model, config.trainer.num_threads)?;
-    let mut optimizer = Sgd::new(config.trainer.learning_rate);
+    let mut optimizer = Optimizer::new(
+        config.trainer.optimizer.clone(),
+        model.decays(),
+        u64::MAX,
+        None,
+    );
     let mut grad = vec![0.0f32; params.len()];
     let (mut steps, mut timed_steps, mut rows) = (0u64, 0u64, 0u64);
     let mut started = Instant::now();
@@ -291,6 +297,7 @@ fn run_for(
                 let take = (*limit - sample.num_rows()).min(batch.rows.num_rows());
                 sample.extend_from(&batch.rows, 0..take);
             }
+            crate::train::check_labels(source.as_ref(), model.head(), &batch.rows)?;
             engine.accumulate(params, &batch.rows);
             if steps >= 2 {
                 rows += batch.rows.num_rows() as u64;
@@ -301,7 +308,7 @@ fn run_for(
             drop(batch);
             engine.finish_step(&mut grad);
             if grad.iter().all(|g| g.is_finite()) {
-                optimizer.step(params, &grad);
+                optimizer.step(params, &mut grad);
             }
             steps += 1;
             if steps == 2 {
@@ -364,7 +371,7 @@ fn weighted_fit(timings: &[BatchTiming]) -> (f64, f64, f64) {
 fn measure_noise(
     base: &TrainConfig,
     source: &Arc<dyn Source>,
-    model: &LinearModel,
+    model: &dyn Model,
     params: &[f32],
     sample_rows: usize,
 ) -> Result<Noise> {

@@ -4,7 +4,7 @@
 mod common;
 
 use streamfit::generate::Task;
-use streamfit::model::ModelKind;
+use streamfit::model::ModelSpec;
 use streamfit::train::{BatchSize, train};
 
 #[test]
@@ -13,9 +13,9 @@ fn logistic_regression_recovers_the_true_weights() {
     let truth = common::dataset(dir.path(), Task::Logistic, 200_000, 16, 4, 16_384, 21);
     let mut config = common::config(dir.path(), BatchSize::Rows(256));
     config.shuffle_buffer_rows = 65_536;
-    config.trainer.model = ModelKind::Logistic;
+    config.trainer.model = ModelSpec::logistic();
     config.trainer.epochs = 3;
-    config.trainer.learning_rate = 0.1;
+    config.trainer.optimizer.learning_rate = 0.1;
     let result = train(&common::pipeline(&config), &config.trainer, &mut ()).expect("train");
     let w = &result.params[..16];
     let dot: f64 = w
@@ -91,8 +91,8 @@ fn full_batch_linear_regression_converges_to_the_least_squares_solution() {
     let exact = solve_spd(xtx, xty);
 
     let mut config = common::config(dir.path(), BatchSize::Full);
-    config.trainer.model = ModelKind::Linear;
-    config.trainer.learning_rate = 0.3;
+    config.trainer.model = ModelSpec::linear();
+    config.trainer.optimizer.learning_rate = 0.3;
     config.trainer.epochs = 40;
     let result = train(&common::pipeline(&config), &config.trainer, &mut ()).expect("train");
     assert_eq!(result.iterations(), 40, "one update per epoch");

@@ -21,7 +21,7 @@ fn full_batch_loss_decreases_at_every_epoch() {
     let dir = common::tempdir();
     common::dataset(dir.path(), Task::Logistic, 20_000, 6, 2, 2_000, 31);
     let mut config = common::config(dir.path(), BatchSize::Full);
-    config.trainer.learning_rate = 0.05;
+    config.trainer.optimizer.learning_rate = 0.05;
     config.trainer.epochs = 8;
     config.trainer.eval = Eval::EveryEpoch;
     let result = train(&common::pipeline(&config), &config.trainer, &mut ()).unwrap();

@@ -11,6 +11,8 @@ use streamfit::config::TrainConfig;
 use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::ColumnSpec;
 use streamfit::generate::Task;
+use streamfit::model::{Activation, Head, ModelSpec};
+use streamfit::optim::{LrSchedule, OptimizerKind};
 use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig, TrainResult, train};
 
 /// 12,000 rows × 5 features in 4 files of 1,000-row row groups; b = 50 (240 steps per epoch),
@@ -20,7 +22,7 @@ fn config(data: &Path) -> TrainConfig {
     config.shuffle_buffer_rows = 2_000;
     config.seed = 11;
     config.trainer.epochs = 3;
-    config.trainer.learning_rate = 0.05;
+    config.trainer.optimizer.learning_rate = 0.05;
     config
 }
 
@@ -38,8 +40,18 @@ fn checkpoint_path(dir: &Path, iteration: u64) -> PathBuf {
 }
 
 fn resume_everywhere(data: &Path, what: &str) {
+    resume_everywhere_with(data, what, |_| {});
+}
+
+/// [`resume_everywhere`] with `tweak` applied to the run's configuration.
+fn resume_everywhere_with(data: &Path, what: &str, tweak: fn(&mut TrainConfig)) {
     let dir = common::tempdir();
     let checkpoints = dir.path().join("checkpoints");
+    let config = |data: &Path| {
+        let mut c = config(data);
+        tweak(&mut c);
+        c
+    };
     let mut full = config(data);
     full.trainer.checkpoint = Some(CheckpointConfig {
         dir: checkpoints.clone(),
@@ -88,6 +100,24 @@ fn resuming_from_any_checkpoint_matches_the_uninterrupted_run_on_parquet() {
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 12_000, 5, 4, 1_000, 7);
     resume_everywhere(&data, "parquet");
+}
+
+#[test]
+fn resuming_an_mlp_trained_with_adam_and_a_schedule_matches_the_uninterrupted_run() {
+    // The optimizer's moments and step count (which drives the bias correction, the warm-up
+    // and the cosine schedule) must come back from the checkpoint, or the runs drift apart.
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 12_000, 5, 4, 1_000, 7);
+    resume_everywhere_with(&data, "parquet, mlp + adamw", |c| {
+        c.trainer.model = ModelSpec::mlp(vec![8, 4], Activation::Tanh, Head::Binary);
+        c.trainer.optimizer.kind = OptimizerKind::AdamW;
+        c.trainer.optimizer.learning_rate = 0.01;
+        c.trainer.optimizer.weight_decay = 0.01;
+        c.trainer.optimizer.warmup_steps = 50;
+        c.trainer.optimizer.schedule = LrSchedule::Cosine;
+        c.trainer.init_seed = 3;
+    });
 }
 
 #[test]
@@ -142,7 +172,12 @@ fn a_resume_with_a_changed_run_or_dataset_is_refused_naming_the_change() {
     refused(&|c| c.seed = 12, "--seed");
     refused(&|c| c.batch_size = BatchSize::Rows(64), "--batch-size");
     refused(&|c| c.shuffle_buffer_rows = 1_000, "--shuffle-buffer");
-    refused(&|c| c.trainer.learning_rate = 0.5, "--lr");
+    refused(&|c| c.trainer.optimizer.learning_rate = 0.5, "--lr");
+    refused(
+        &|c| c.trainer.optimizer.kind = OptimizerKind::Adam,
+        "the optimizer settings",
+    );
+    refused(&|c| c.trainer.model = ModelSpec::linear(), "--model");
     // Rewrite one file with other rows: same name, different content.
     let other = dir.path().join("other");
     common::dataset(&other, Task::Logistic, 12_000, 5, 4, 1_000, 8);

@@ -17,18 +17,22 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use streamfit::config::TrainConfig;
 use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::source::ColumnRole;
+use streamfit::data::source::Source;
 use streamfit::data::source::write::Compression;
 use streamfit::data::{ColumnSpec, FeatureSelection, RowBlock};
 use streamfit::error::Error;
 use streamfit::generate::{GenerateConfig, Task, generate};
 use streamfit::inspect::{Inspection, dataset_stats, inspect};
-use streamfit::model::ModelKind;
+use streamfit::model::{Activation, Head, ModelSpec};
+use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use streamfit::pipeline::{LastBatch, Pipeline};
 use streamfit::plot::LossCurves;
+use streamfit::predict::{ApplyConfig, evaluate_model, predict};
 use streamfit::telemetry::{Profile, ProfileLayer, peak_rss_bytes};
 use streamfit::train::{
     BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
-    SkippedFile, Standardization, StepRecord, TrainObserver, TrainerConfig, train,
+    SavedOptimizer, SkippedFile, Standardization, StepRecord, TrainObserver, TrainerConfig,
+    eval_config, train_validated,
 };
 use streamfit::tune::{TuneConfig, tune};
 use tracing_chrome::ChromeLayerBuilder;
@@ -65,7 +69,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a linear or logistic model by mini-batch gradient descent, streaming the data.
+    /// Train a linear, logistic, softmax or MLP model by mini-batch gradient descent,
+    /// streaming the data.
     ///
     /// With no DATA, trains on a synthetic demo dataset (1M rows × 64 features, ~260 MB of
     /// Parquet in 4 shards) generated once under target/streamfit-demo/.
@@ -87,6 +92,11 @@ enum Command {
     Tune(TuneArgs),
     /// Draw the loss curves of a `--metrics` file as an SVG chart.
     Plot(PlotArgs),
+    /// Stream DATA through a saved model and write one prediction per row, in input order,
+    /// as Parquet (bounded memory).
+    Predict(PredictArgs),
+    /// Print a saved model's loss and accuracy (classification) or RMSE (regression) on DATA.
+    Eval(EvalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +135,7 @@ impl ColumnArgs {
         ColumnSpec {
             features,
             label: self.label.clone(),
+            label_optional: false,
         }
     }
 }
@@ -148,12 +159,206 @@ enum OnBadFile {
     Skip,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ModelArg {
     /// Linear regression, mean squared error
     Linear,
     /// Logistic regression, binary cross-entropy (labels 0/1)
     Logistic,
+    /// Multiclass logistic regression, softmax cross-entropy (labels 0..K-1)
+    Softmax,
+    /// Multilayer perceptron (--hidden, --activation, --task)
+    Mlp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum HeadArg {
+    /// One value, mean squared error
+    Regression,
+    /// Labels 0/1, binary cross-entropy
+    Binary,
+    /// Labels 0..K-1, softmax cross-entropy (--classes)
+    Multiclass,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ActivationArg {
+    Relu,
+    Tanh,
+}
+
+/// Which model (train, tune).
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Model to train
+    #[arg(long, value_enum, default_value = "logistic")]
+    model: ModelArg,
+    /// Classes K of `--model softmax` or `--task multiclass` [default: the largest label + 1,
+    /// found by one streamed pass over the labels]
+    #[arg(long, value_name = "K")]
+    classes: Option<usize>,
+    /// Hidden-layer widths of `--model mlp`, comma-separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64",
+        value_name = "W,W.."
+    )]
+    hidden: Vec<usize>,
+    /// Hidden-layer activation of `--model mlp` (ReLU gets He init, tanh Xavier init)
+    #[arg(long, value_enum, default_value = "relu")]
+    activation: ActivationArg,
+    /// Output head of `--model mlp`
+    #[arg(long, value_enum, default_value = "binary")]
+    task: HeadArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OptimizerArg {
+    /// p -= lr·g
+    Sgd,
+    /// Heavy-ball momentum (--momentum)
+    Momentum,
+    /// Nesterov momentum (--momentum)
+    Nesterov,
+    /// Adam (--beta1, --beta2, --eps), weight decay as L2
+    Adam,
+    /// Adam with decoupled weight decay
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    /// The base rate throughout
+    Constant,
+    /// Multiply by --lr-gamma every --lr-step-size iterations
+    Step,
+    /// Cosine from the base rate to 0 over the run
+    Cosine,
+}
+
+/// The optimizer (train).
+#[derive(Args, Debug, Clone)]
+struct OptimizerArgs {
+    /// Update rule
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerArg,
+    /// Base learning rate (Adam usually wants 0.001-0.01)
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Momentum μ of momentum and nesterov
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// β1 of adam/adamw
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f32,
+    /// β2 of adam/adamw
+    #[arg(long, default_value_t = 0.999)]
+    beta2: f32,
+    /// ε of adam/adamw
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f32,
+    /// Weight decay λ on the weights (not biases): L2 (λ/2·‖w‖² added to the loss) for sgd,
+    /// momentum, nesterov and adam; decoupled for adamw
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Learning-rate schedule after the warm-up
+    #[arg(long, value_enum, default_value = "constant")]
+    lr_schedule: ScheduleArg,
+    /// Iterations between decays of `--lr-schedule step` [default: one epoch]
+    #[arg(long, value_name = "STEPS")]
+    lr_step_size: Option<u64>,
+    /// Factor of each decay of `--lr-schedule step`
+    #[arg(long, default_value_t = 0.1)]
+    lr_gamma: f32,
+    /// Iterations of linear warm-up from lr/N to lr
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    warmup_steps: u64,
+    /// Scale the gradient down to this norm when it is larger [default: no clipping]
+    #[arg(long, value_name = "C")]
+    clip_grad_norm: Option<f32>,
+}
+
+impl OptimizerArgs {
+    fn config(&self, steps_per_epoch: u64) -> OptimizerConfig {
+        OptimizerConfig {
+            kind: match self.optimizer {
+                OptimizerArg::Sgd => OptimizerKind::Sgd,
+                OptimizerArg::Momentum => OptimizerKind::Momentum,
+                OptimizerArg::Nesterov => OptimizerKind::Nesterov,
+                OptimizerArg::Adam => OptimizerKind::Adam,
+                OptimizerArg::Adamw => OptimizerKind::AdamW,
+            },
+            learning_rate: self.lr,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            schedule: match self.lr_schedule {
+                ScheduleArg::Constant => LrSchedule::Constant,
+                ScheduleArg::Step => LrSchedule::Step {
+                    every: self.lr_step_size.unwrap_or(steps_per_epoch.max(1)),
+                    gamma: self.lr_gamma,
+                },
+                ScheduleArg::Cosine => LrSchedule::Cosine,
+            },
+            warmup_steps: self.warmup_steps,
+            clip_grad_norm: self.clip_grad_norm,
+        }
+    }
+}
+
+impl ModelArgs {
+    /// The model on `source`; K, when not given, is the largest label + 1 (one streamed pass).
+    fn spec(&self, source: &Arc<dyn Source>, readers: usize, quiet: bool) -> Result<ModelSpec> {
+        let multiclass = self.model == ModelArg::Softmax
+            || (self.model == ModelArg::Mlp && self.task == HeadArg::Multiclass);
+        let classes = match (multiclass, self.classes) {
+            (false, _) => 0,
+            (true, Some(k)) => k,
+            (true, None) => {
+                let started = Instant::now();
+                let stats = dataset_stats(source.clone(), readers)?;
+                let max = stats.label.max;
+                if !(max.is_finite() && max >= 0.0 && max.fract() == 0.0 && max < 1e6) {
+                    return Err(Error::config(
+                        "--classes",
+                        format!(
+                            "the largest label is {max}, not a class id; multiclass labels are 0..K-1"
+                        ),
+                    )
+                    .into());
+                }
+                let k = max as usize + 1;
+                if !quiet {
+                    say!(
+                        "classes: {k} (largest label {max} over {} rows, {:.2} s)",
+                        thousands(stats.rows),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                k
+            }
+        };
+        Ok(match self.model {
+            ModelArg::Linear => ModelSpec::linear(),
+            ModelArg::Logistic => ModelSpec::logistic(),
+            ModelArg::Softmax => ModelSpec::softmax(classes),
+            ModelArg::Mlp => ModelSpec::mlp(
+                self.hidden.clone(),
+                match self.activation {
+                    ActivationArg::Relu => Activation::Relu,
+                    ActivationArg::Tanh => Activation::Tanh,
+                },
+                match self.task {
+                    HeadArg::Regression => Head::Regression,
+                    HeadArg::Binary => Head::Binary,
+                    HeadArg::Multiclass => Head::Multiclass(classes),
+                },
+            ),
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -163,22 +368,29 @@ struct TrainArgs {
     data: Vec<PathBuf>,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Model to train
-    #[arg(long, value_enum, default_value = "logistic")]
-    model: ModelArg,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    optim: OptimizerArgs,
+    /// Validation data (Parquet files/directories or a shard dataset with the same columns),
+    /// evaluated after every epoch: loss and accuracy or RMSE in the epoch lines, the metrics
+    /// file and the report
+    #[arg(long, value_name = "DATA", num_args = 1..)]
+    valid: Vec<PathBuf>,
+    /// Stop when the validation loss has not improved for PATIENCE epochs and keep (save) the
+    /// best epoch's model; needs --valid [default: off]
+    #[arg(long, value_name = "PATIENCE")]
+    early_stop: Option<usize>,
     /// Rows per iteration: a number (1 = SGD) or `full` (batch gradient descent, one update per epoch)
     #[arg(long, default_value = "256", value_parser = parse_batch_size)]
     batch_size: BatchSize,
     /// Drop the last partial batch of each epoch (floor(N/b) iterations instead of ceil)
     #[arg(long)]
     drop_last: bool,
-    /// Learning rate of SGD
-    #[arg(long, default_value_t = 0.1)]
-    lr: f32,
     /// Passes over the data
     #[arg(long, default_value_t = 1)]
     epochs: usize,
-    /// Seed of every random choice (unit order, shuffle buffer)
+    /// Seed of every random choice (unit order, shuffle buffer, initial MLP weights)
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Rows held by the shuffle buffer (memory: rows × (4·features + 12) bytes)
@@ -250,8 +462,16 @@ struct TrainArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum TaskArg {
+    /// x·w+b+noise
     Linear,
+    /// 0/1 from σ(x·w+b)
     Logistic,
+    /// Class ids 0..K-1 from softmax(W·x+b) (--classes)
+    Multiclass,
+    /// 0/1: inside the circle f0²+f1² < 2·ln 2 (not linearly separable)
+    Circles,
+    /// 0/1: f0 and f1 have different signs (not linearly separable)
+    Xor,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -264,9 +484,12 @@ enum CompressionArg {
 
 #[derive(Args, Debug)]
 struct GenerateArgs {
-    /// Kind of label: logistic (0/1 from σ(x·w+b)) or linear (x·w+b+noise)
+    /// Kind of label
     #[arg(long, value_enum, default_value = "logistic")]
     task: TaskArg,
+    /// Classes K of `--task multiclass`
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    classes: usize,
     /// Total rows
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -291,6 +514,45 @@ struct GenerateArgs {
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// Saved model (`train --save-model`)
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Parquet files and/or directories of .parquet files, or one shard dataset directory; the
+    /// label column may be absent
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    /// Output Parquet file: `prediction` (regression), `probability` and `class` (binary), or
+    /// `class`, `probability` and `probabilities` (multiclass), one row per input row in input
+    /// order, then the --keep columns (written atomically)
+    #[arg(long, value_name = "FILE.parquet")]
+    out: PathBuf,
+    /// Input columns to copy into the output unchanged, comma-separated (Parquet input only)
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL..")]
+    keep: Vec<String>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Saved model (`train --save-model`)
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Labelled Parquet files and/or directories of .parquet files, or one shard dataset
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Print one JSON object: loss, accuracy or rmse, rows
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -332,9 +594,8 @@ struct TuneArgs {
     data: Vec<PathBuf>,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Model to tune for
-    #[arg(long, value_enum, default_value = "logistic")]
-    model: ModelArg,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Learning rate of the short training stretches
     #[arg(long, default_value_t = 0.1)]
     lr: f32,
@@ -435,7 +696,68 @@ fn run(cli: Cli) -> Result<()> {
             say!("plot: wrote {}", args.out.display());
             Ok(())
         }
+        Command::Predict(args) => run_predict(args),
+        Command::Eval(args) => run_eval(args),
     }
+}
+
+fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
+    ApplyConfig {
+        model: model.to_path_buf(),
+        data: data.to_vec(),
+        num_readers: read.readers,
+        verify_checksums: read.verify_checksums,
+        num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    check_output_dir(&args.out)?;
+    let config = apply_config(&args.model, &args.data, args.read);
+    let started = Instant::now();
+    let progress = rows_progress(None, "predicted");
+    if args.quiet {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let summary = predict(&config, &args.out, &args.keep, &|rows| {
+        progress.set_position(rows)
+    });
+    progress.finish_and_clear();
+    let summary = summary?;
+    if !args.quiet {
+        let seconds = started.elapsed().as_secs_f64();
+        say!(
+            "predict: {} rows in {seconds:.2} s ({} rows/s) → {} (columns: {})",
+            thousands(summary.rows),
+            thousands((summary.rows as f64 / seconds.max(1e-9)) as u64),
+            args.out.display(),
+            summary.columns.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let config = apply_config(&args.model, &args.data, args.read);
+    let (metrics, rows) = evaluate_model(&config)?;
+    if args.json {
+        let mut value = serde_json::to_value(metrics).context("serialising the metrics")?;
+        value["rows"] = rows.into();
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&value).context("serialising the metrics")?
+        );
+        return Ok(());
+    }
+    let mut line = format!("eval: {} rows, loss {:.6}", thousands(rows), metrics.loss);
+    if let Some(a) = metrics.accuracy {
+        line.push_str(&format!(", accuracy {:.4}", a));
+    }
+    if let Some(r) = metrics.rmse {
+        line.push_str(&format!(", RMSE {r:.6}"));
+    }
+    say!("{line}");
+    Ok(())
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
@@ -443,7 +765,11 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         task: match args.task {
             TaskArg::Linear => Task::Linear,
             TaskArg::Logistic => Task::Logistic,
+            TaskArg::Multiclass => Task::Multiclass,
+            TaskArg::Circles => Task::Circles,
+            TaskArg::Xor => Task::Xor,
         },
+        classes: args.classes,
         rows: args.rows,
         features: args.features,
         shards: args.shards,
@@ -527,11 +853,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
         args.data.clone()
     };
     let mut trainer = TrainerConfig {
-        model: match args.model {
-            ModelArg::Linear => ModelKind::Linear,
-            ModelArg::Logistic => ModelKind::Logistic,
-        },
-        learning_rate: args.lr,
+        optimizer: args.optim.config(1),
+        init_seed: args.seed,
+        early_stop: args.early_stop,
         epochs: args.epochs,
         eval: if args.no_eval {
             Eval::Off
@@ -559,10 +883,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
         num_readers: args.read.readers,
         verify_checksums: args.read.verify_checksums,
         skip_bad_files: args.on_bad_file == OnBadFile::Skip,
+        valid: args.valid.clone(),
         trainer,
     };
     config.check()?;
     let (source, skipped) = config.open_source_skipping()?;
+    config.trainer.model = args.model.spec(&source, config.num_readers, args.quiet)?;
+    config.check()?;
+    let valid_source = config.open_valid()?;
     for (path, error) in &skipped {
         eprintln!(
             "warning: skipping unreadable file {}: {error}",
@@ -676,6 +1004,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     config.trainer.interrupt = Some(interrupt);
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
+    config.trainer.optimizer = args.optim.config(pipeline.steps_per_epoch());
+    let valid_pipeline = valid_source
+        .as_ref()
+        .map(|v| Pipeline::new(v.clone(), eval_config(pipeline.config(), v)));
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
             "--batch-size",
@@ -714,14 +1046,25 @@ fn run_train(args: TrainArgs) -> Result<()> {
             BatchSize::Rows(b) => thousands(b),
         };
         say!(
-            "train: {:?} model, batch {batch}, {} iterations/epoch, {} epoch(s), lr {}, {} reader(s), {} gradient thread(s)",
-            config.trainer.model,
+            "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {:?} lr {}, {} reader(s), {} gradient thread(s)",
+            config.trainer.model.describe(),
             thousands(pipeline.steps_per_epoch()),
             config.trainer.epochs,
-            config.trainer.learning_rate,
+            config.trainer.optimizer.kind,
+            config.trainer.optimizer.learning_rate,
             config.num_readers,
             config.trainer.num_threads,
         );
+        if let Some(v) = &valid_source {
+            say!(
+                "valid: {} rows in {} file(s), evaluated after every epoch{}",
+                thousands(v.num_rows()),
+                v.files().len(),
+                config.trainer.early_stop.map_or(String::new(), |p| format!(
+                    "; early stop after {p} epoch(s) without improvement"
+                ))
+            );
+        }
         say!(
             "memory budget: {} (shuffle buffer {} rows, prefetch {} batches, {} readers)",
             megabytes(budget),
@@ -759,7 +1102,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         metrics: metrics.as_mut(),
     };
     let started = Instant::now();
-    let trained = train(&pipeline, &config.trainer, &mut observer);
+    let trained = train_validated(
+        &pipeline,
+        valid_pipeline.as_ref(),
+        &config.trainer,
+        &mut observer,
+    );
     progress.finish_and_clear();
     let observer_curves = observer.curves.take();
     let result = trained?;
@@ -786,8 +1134,15 @@ fn run_train(args: TrainArgs) -> Result<()> {
             weighted(|e| e.queue_full_fraction),
         )
     });
+    let last = result.epochs.last();
     let report = Report {
-        model: config.trainer.model,
+        model: config.trainer.model.kind,
+        final_accuracy: last.and_then(|e| e.accuracy),
+        final_rmse: last.and_then(|e| e.rmse),
+        final_valid: last.and_then(|e| e.valid),
+        best_epoch: result.best_epoch,
+        stopped_early: result.stopped_early,
+        optimizer: Some(config.trainer.optimizer.clone()),
         rows: num_rows,
         num_features: d,
         batch_size: pipeline.config().step_rows,
@@ -812,6 +1167,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
             })
             .collect(),
     };
+    if let (Some(stopped), Some(best), false) = (result.stopped_early, result.best_epoch, quiet) {
+        say!(
+            "early stop: no validation improvement for {} epoch(s) after epoch {best}; stopped after epoch {stopped}, keeping epoch {best}",
+            stopped - best,
+        );
+    } else if let (Some(best), false) = (result.best_epoch, quiet) {
+        say!("best validation loss at epoch {best}; its model is the one kept");
+    }
     if let (Some(info), false) = (result.resumed, quiet) {
         say!(
             "resumed at iteration {} (epoch {}): re-read {} rows to rebuild the shuffle buffer",
@@ -823,8 +1186,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.save_model {
         ModelFile {
             standardization: config.trainer.standardize.clone(),
+            optimizer: Some(SavedOptimizer {
+                config: config.trainer.optimizer.clone(),
+                state: result.optimizer_state.clone(),
+            }),
             ..ModelFile::new(
-                config.trainer.model,
+                &config.trainer.model,
                 source.schema().feature_names.clone(),
                 source.schema().label.clone(),
                 &result.params,
@@ -930,9 +1297,24 @@ impl TrainObserver for CliObserver<'_> {
             m.epoch(e)?;
         }
         if !self.quiet {
-            let loss = e
+            let mut loss = e
                 .full_loss
                 .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
+            if let Some(a) = e.accuracy {
+                loss.push_str(&format!(", accuracy {:.2}%", a * 100.0));
+            }
+            if let Some(r) = e.rmse {
+                loss.push_str(&format!(", RMSE {r:.5}"));
+            }
+            if let Some(v) = e.valid {
+                loss.push_str(&format!(", valid loss {:.6}", v.loss));
+                if let Some(a) = v.accuracy {
+                    loss.push_str(&format!(" accuracy {:.2}%", a * 100.0));
+                }
+                if let Some(r) = v.rmse {
+                    loss.push_str(&format!(" RMSE {r:.5}"));
+                }
+            }
             let skipped = match self.skipped_files {
                 0 => String::new(),
                 n => format!(", {n} unreadable file(s) skipped"),
@@ -1018,11 +1400,9 @@ fn run_tune(args: TuneArgs) -> Result<()> {
         shuffle_buffer_rows: args.shuffle_buffer,
         ..TrainConfig::default()
     };
-    base.trainer.model = match args.model {
-        ModelArg::Linear => ModelKind::Linear,
-        ModelArg::Logistic => ModelKind::Logistic,
-    };
-    base.trainer.learning_rate = args.lr;
+    base.trainer.optimizer.learning_rate = args.lr;
+    base.check()?;
+    base.trainer.model = args.model.spec(&base.open_source()?, 2, args.json)?;
     if let Some(t) = args.threads {
         base.trainer.num_threads = t;
     }

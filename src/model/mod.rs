@@ -1,16 +1,28 @@
 //! Models: a loss and its gradient over a chunk of rows, on one flat f32 parameter vector.
 //!
 //! Layer 1: no knowledge of files or threads. A [`Model`] sums the loss and the gradient over
-//! the rows it is given; averaging, chunking and threads are the trainer's business. The
-//! linear models keep their parameters as `[w_0 .. w_{d-1}, bias]`.
+//! the rows it is given; averaging, chunking and threads are the trainer's business.
 //!
-//! The hot loop is one fused pass per block of four rows (four dot products sharing the weight
-//! loads, the residuals, then one axpy of the four rows into the gradient). It is written so
-//! the compiler vectorises it for the baseline target, and compiled a second time with AVX2
-//! enabled and picked at run time. Rust never reassociates or contracts float operations, so
-//! both versions give bit-identical results.
+//! Two implementations cover the four kinds a user picks with `--model`:
+//! - [`LinearModel`] (`linear`, `logistic`): parameters `[w_0 .. w_{d-1}, bias]`, one fused
+//!   pass per block of four rows (four dot products sharing the weight loads, the residuals,
+//!   then one axpy of the four rows into the gradient), written so the compiler vectorises it
+//!   for the baseline target and compiled a second time with AVX2 enabled, picked at run time.
+//!   Rust never reassociates or contracts float operations, so both versions give
+//!   bit-identical results.
+//! - [`network::Network`] (`softmax`, `mlp`): dense layers whose forward and backward passes
+//!   over a chunk are matrix products through the `gemm` crate (see `benches/gemm.rs`).
+//!   Softmax regression is the network with no hidden layer.
+//!
+//! Every layout starts with the input layer as a row-major weight matrix `[h × d]` followed by
+//! its `h` biases (h = 1 for the linear models), which is what lets standardisation be folded
+//! back into the saved parameters for any model ([`Model::input_layer_width`]).
+
+pub mod network;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::network::Network;
 
 /// The models `train` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,15 +32,177 @@ pub enum ModelKind {
     Linear,
     /// Logistic regression, loss = binary cross-entropy on logits; labels in {0, 1}.
     Logistic,
+    /// Multiclass logistic regression, loss = cross-entropy of the softmax; labels are class
+    /// ids 0..K−1.
+    Softmax,
+    /// A multilayer perceptron with a regression, binary or multiclass head.
+    Mlp,
+}
+
+/// What a model predicts, and so its loss and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// One value; squared error; RMSE.
+    Regression,
+    /// One probability; binary cross-entropy; accuracy at 0.5.
+    Binary,
+    /// K class probabilities; cross-entropy of the softmax; accuracy of the argmax.
+    Multiclass(usize),
+}
+
+impl Head {
+    /// Values predicted per row.
+    pub fn outputs(self) -> usize {
+        match self {
+            Head::Regression | Head::Binary => 1,
+            Head::Multiclass(k) => k,
+        }
+    }
+
+    /// True for a classification head (accuracy is its metric; RMSE otherwise).
+    pub fn is_classifier(self) -> bool {
+        !matches!(self, Head::Regression)
+    }
+
+    /// True when `y` is a valid target: a class id in 0..K for a multiclass head (any finite
+    /// value otherwise; the readers already reject non-finite ones).
+    pub fn accepts(self, y: f32) -> bool {
+        match self {
+            Head::Multiclass(k) => y >= 0.0 && y.fract() == 0.0 && (y as usize) < k,
+            Head::Regression | Head::Binary => true,
+        }
+    }
+}
+
+/// Hidden-layer non-linearity of an MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x), with He initialisation.
+    #[default]
+    Relu,
+    /// tanh(x), with Xavier initialisation.
+    Tanh,
+}
+
+/// Everything that defines a model's shape, given its feature count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// The kind the user chose.
+    pub kind: ModelKind,
+    /// Output head (regression for `linear`, binary for `logistic`, multiclass for `softmax`).
+    pub head: Head,
+    /// Hidden-layer widths (MLP only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<usize>,
+    /// Hidden-layer activation (MLP only).
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+impl ModelSpec {
+    /// Linear regression.
+    pub fn linear() -> Self {
+        Self::simple(ModelKind::Linear, Head::Regression)
+    }
+
+    /// Logistic regression.
+    pub fn logistic() -> Self {
+        Self::simple(ModelKind::Logistic, Head::Binary)
+    }
+
+    /// Softmax regression over `classes` classes.
+    pub fn softmax(classes: usize) -> Self {
+        Self::simple(ModelKind::Softmax, Head::Multiclass(classes))
+    }
+
+    /// An MLP with these hidden widths, activation and head.
+    pub fn mlp(hidden: Vec<usize>, activation: Activation, head: Head) -> Self {
+        ModelSpec {
+            kind: ModelKind::Mlp,
+            head,
+            hidden,
+            activation,
+        }
+    }
+
+    fn simple(kind: ModelKind, head: Head) -> Self {
+        ModelSpec {
+            kind,
+            head,
+            hidden: Vec::new(),
+            activation: Activation::Relu,
+        }
+    }
+
+    /// The first setting that cannot be used, as (flag, reason).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Head::Multiclass(k) = self.head
+            && k < 2
+        {
+            return Some(("--classes", format!("must be at least 2, got {k}")));
+        }
+        if self.kind == ModelKind::Mlp {
+            if self.hidden.is_empty() {
+                return Some(("--hidden", "an MLP needs at least one hidden layer".into()));
+            }
+            if self.hidden.iter().any(|&h| h == 0 || h > 1 << 16) {
+                return Some(("--hidden", "widths must be between 1 and 65536".into()));
+            }
+        }
+        None
+    }
+
+    /// A short description, e.g. `mlp 64,32 relu (binary)`.
+    pub fn describe(&self) -> String {
+        let head = match self.head {
+            Head::Regression => "regression".to_string(),
+            Head::Binary => "binary".to_string(),
+            Head::Multiclass(k) => format!("{k} classes"),
+        };
+        match self.kind {
+            ModelKind::Linear | ModelKind::Logistic => format!("{:?}", self.kind).to_lowercase(),
+            ModelKind::Softmax => format!("softmax ({head})"),
+            ModelKind::Mlp => format!(
+                "mlp {} {:?} ({head})",
+                self.hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                self.activation
+            )
+            .to_lowercase(),
+        }
+    }
+
+    /// The model on `num_features` features.
+    pub fn build(&self, num_features: usize) -> Box<dyn Model> {
+        match self.kind {
+            ModelKind::Linear | ModelKind::Logistic => {
+                Box::new(LinearModel::new(self.kind, num_features))
+            }
+            ModelKind::Softmax | ModelKind::Mlp => Box::new(Network::new(
+                num_features,
+                &self.hidden,
+                self.activation,
+                self.head,
+            )),
+        }
+    }
 }
 
 /// A differentiable model over rows of `num_features` f32 features.
 ///
 /// Contract: `features` is row-major with `targets.len()` rows; `grad` has
 /// [`Model::num_params`] entries, and the summed (not averaged) gradient is added to it.
+/// Targets have passed [`Head::accepts`].
 pub trait Model: Send + Sync {
     /// Length of the parameter vector.
     fn num_params(&self) -> usize;
+    /// Initial parameters, a pure function of `seed`.
+    fn init_params(&self, seed: u64) -> Vec<f32>;
     /// Summed loss over the rows; adds the summed gradient to `grad`.
     fn loss_grad_sum(
         &self,
@@ -39,8 +213,103 @@ pub trait Model: Send + Sync {
     ) -> f64;
     /// Summed loss over the rows.
     fn loss_sum(&self, params: &[f32], features: &[f32], targets: &[f32]) -> f64;
-    /// The prediction for one row (a value, or a probability).
-    fn predict(&self, params: &[f32], row: &[f32]) -> f32;
+    /// The output head.
+    fn head(&self) -> Head;
+    /// Predictions of `features`' rows into `out`, `head().outputs()` values per row: a value,
+    /// a probability, or K class probabilities.
+    fn predict(&self, params: &[f32], features: &[f32], out: &mut [f32]);
+    /// For each parameter, true when it is a weight (weight decay applies), false for a bias.
+    fn decays(&self) -> Vec<bool>;
+    /// Rows h of the input layer's weight matrix `[h × d]` at the start of the parameters.
+    fn input_layer_width(&self) -> usize;
+}
+
+/// Summed evaluation figures over some rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EvalSums {
+    /// Rows counted.
+    pub rows: u64,
+    /// Summed loss.
+    pub loss: f64,
+    /// Correct predictions (classification).
+    pub correct: u64,
+    /// Summed squared error of the prediction (regression).
+    pub squared_error: f64,
+}
+
+impl EvalSums {
+    /// Adds `other`'s sums.
+    pub fn add(&mut self, other: &EvalSums) {
+        self.rows += other.rows;
+        self.loss += other.loss;
+        self.correct += other.correct;
+        self.squared_error += other.squared_error;
+    }
+
+    /// Loss, then accuracy (classification) or RMSE (regression).
+    pub fn metrics(&self, head: Head) -> Metrics {
+        let n = self.rows.max(1) as f64;
+        Metrics {
+            loss: self.loss / n,
+            accuracy: head.is_classifier().then(|| self.correct as f64 / n),
+            rmse: (!head.is_classifier()).then(|| (self.squared_error / n).sqrt()),
+        }
+    }
+}
+
+/// Mean loss plus accuracy or RMSE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean loss.
+    pub loss: f64,
+    /// Share of rows classified correctly (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Root mean squared error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+}
+
+/// Loss, accuracy and squared error of `model` over the rows; `scratch` holds predictions.
+pub fn eval_sums(
+    model: &dyn Model,
+    params: &[f32],
+    features: &[f32],
+    targets: &[f32],
+    scratch: &mut Vec<f32>,
+) -> EvalSums {
+    let head = model.head();
+    let k = head.outputs();
+    scratch.clear();
+    scratch.resize(targets.len() * k, 0.0);
+    model.predict(params, features, scratch);
+    let mut sums = EvalSums {
+        rows: targets.len() as u64,
+        loss: model.loss_sum(params, features, targets),
+        ..EvalSums::default()
+    };
+    for (out, &y) in scratch.chunks_exact(k).zip(targets) {
+        match head {
+            Head::Regression => {
+                let e = f64::from(out[0]) - f64::from(y);
+                sums.squared_error += e * e;
+            }
+            Head::Binary => sums.correct += u64::from((out[0] >= 0.5) == (y >= 0.5)),
+            Head::Multiclass(_) => sums.correct += u64::from(argmax(out) as f32 == y),
+        }
+    }
+    sums
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// A generalised linear model: z = w·x + b, with the loss of `kind`.
@@ -53,6 +322,10 @@ pub struct LinearModel {
 impl LinearModel {
     /// A linear or logistic model on `num_features` features.
     pub fn new(kind: ModelKind, num_features: usize) -> Self {
+        assert!(
+            matches!(kind, ModelKind::Linear | ModelKind::Logistic),
+            "LinearModel is linear or logistic"
+        );
         LinearModel { kind, num_features }
     }
 
@@ -95,17 +368,53 @@ impl Model for LinearModel {
         )
     }
 
-    fn predict(&self, params: &[f32], row: &[f32]) -> f32 {
-        let d = self.num_features;
-        let z = kernel::dot(&params[..d], row) + params[d];
+    fn init_params(&self, _seed: u64) -> Vec<f32> {
+        // A convex loss: zero is as good a start as any, and needs no seed.
+        vec![0.0; self.num_features + 1]
+    }
+
+    fn head(&self) -> Head {
         match self.kind {
-            ModelKind::Linear => z,
-            ModelKind::Logistic => 1.0 / (1.0 + (-z).exp()),
+            ModelKind::Linear => Head::Regression,
+            _ => Head::Binary,
         }
+    }
+
+    fn predict(&self, params: &[f32], features: &[f32], out: &mut [f32]) {
+        let d = self.num_features;
+        for (row, o) in features.chunks_exact(d.max(1)).zip(out.iter_mut()) {
+            let z = kernel::dot(&params[..d], row) + params[d];
+            *o = match self.kind {
+                ModelKind::Linear => z,
+                _ => sigmoid(z),
+            };
+        }
+    }
+
+    fn decays(&self) -> Vec<bool> {
+        let mut decays = vec![true; self.num_features + 1];
+        decays[self.num_features] = false;
+        decays
+    }
+
+    fn input_layer_width(&self) -> usize {
+        1
     }
 }
 
-/// Loss of one row and dLoss/dz, from the linear score z and the target y.
+/// σ(z) without overflow.
+#[inline(always)]
+pub(crate) fn sigmoid(z: f32) -> f32 {
+    let e = (-z.abs()).exp();
+    if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// Loss of one row and dLoss/dz, from the linear score z and the target y (the linear kind
+/// for squared error, any other for binary cross-entropy).
 #[inline(always)]
 fn loss_and_residual(kind: ModelKind, z: f32, y: f32) -> (f32, f32) {
     match kind {
@@ -113,7 +422,7 @@ fn loss_and_residual(kind: ModelKind, z: f32, y: f32) -> (f32, f32) {
             let r = z - y;
             (r * r, 2.0 * r)
         }
-        ModelKind::Logistic => {
+        _ => {
             // log(1 + e^z) − y·z = max(z, 0) − y·z + log(1 + e^−|z|), stable for any z, and
             // σ(z) from the same e^−|z| without overflow. ln(1 + e) instead of ln_1p(e): the
             // absolute error is below 1e-7, and in `perf record` of training on 8M × 64 rows
@@ -294,7 +603,7 @@ mod tests {
             let yi = f64::from(yi);
             let (l, r) = match kind {
                 ModelKind::Linear => ((z - yi).powi(2), 2.0 * (z - yi)),
-                ModelKind::Logistic => {
+                _ => {
                     let p = 1.0 / (1.0 + (-z).exp());
                     ((1.0 + z.exp()).ln() - yi * z, p - yi)
                 }

@@ -1,8 +1,8 @@
 //! Crash-safe checkpoints and exact resume.
 //!
 //! A checkpoint is written at a step boundary (every `--checkpoint-every` steps, at every epoch
-//! end, and when a run is interrupted). It holds the parameters, the optimizer state (plain SGD
-//! has none), the epoch summaries so far, the iteration, the [`StreamCursor`] of the running
+//! end, and when a run is interrupted). It holds the parameters, the optimizer state (step count
+//! and moments), the best model so far under `--early-stop`, the epoch summaries so far, the iteration, the [`StreamCursor`] of the running
 //! epoch (absent at an epoch boundary), the [`RunFingerprint`] of everything that shapes the
 //! batch sequence and the parameter trajectory, and the identity of the data (each file's path,
 //! size and a CRC32C of its last 64 KiB: the Parquet footer, or a shard's checksum table).
@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::source::Source;
 use crate::error::{Error, Result};
-use crate::model::ModelKind;
+use crate::model::ModelSpec;
+use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::pipeline::StreamCursor;
 use crate::train::{EpochSummary, Standardization};
 
@@ -44,10 +45,14 @@ pub struct CheckpointConfig {
 /// What must not change between a run and its resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunFingerprint {
-    /// Model kind.
-    pub model: ModelKind,
-    /// Learning rate.
-    pub learning_rate: f32,
+    /// Model kind and shape.
+    pub model: ModelSpec,
+    /// Optimizer, learning rate and schedule.
+    pub optimizer: OptimizerConfig,
+    /// Seed of the initial parameters.
+    pub init_seed: u64,
+    /// `--early-stop` patience.
+    pub early_stop: Option<usize>,
     /// Rows per step.
     pub batch_rows: u64,
     /// The last partial step is dropped.
@@ -78,15 +83,29 @@ impl RunFingerprint {
                 diffs.push(format!("{name} was {a}, now {b}"));
             }
         };
-        check(
-            "model",
-            format!("{:?}", self.model),
-            format!("{:?}", now.model),
-        );
+        check("--model", self.model.describe(), now.model.describe());
         check(
             "--lr",
-            self.learning_rate.to_string(),
-            now.learning_rate.to_string(),
+            self.optimizer.learning_rate.to_string(),
+            now.optimizer.learning_rate.to_string(),
+        );
+        if self.optimizer.learning_rate == now.optimizer.learning_rate {
+            let json = |c: &OptimizerConfig| serde_json::to_string(c).unwrap_or_default();
+            check(
+                "the optimizer settings",
+                json(&self.optimizer),
+                json(&now.optimizer),
+            );
+        }
+        check(
+            "--seed (initial parameters)",
+            self.init_seed.to_string(),
+            now.init_seed.to_string(),
+        );
+        check(
+            "--early-stop",
+            format!("{:?}", self.early_stop),
+            format!("{:?}", now.early_stop),
         );
         check(
             "--batch-size",
@@ -177,8 +196,11 @@ pub struct Checkpoint {
     pub cursor: Option<StreamCursor>,
     /// Parameters `[w.., b]` (in the standardised space when standardising).
     pub params: Vec<f32>,
-    /// Optimizer state (empty for plain SGD).
-    pub optimizer_state: Vec<f32>,
+    /// Optimizer state (the step count, and the moments of momentum and Adam).
+    pub optimizer_state: OptimizerState,
+    /// With `--early-stop`: the best model so far.
+    #[serde(default)]
+    pub best: Option<crate::train::BestModel>,
     /// Summaries of the finished epochs.
     pub epochs_done: Vec<EpochSummary>,
 }

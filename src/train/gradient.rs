@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{EvalSums, Head, Model, eval_sums};
 
 /// Rows per gradient chunk. Pipeline pieces are a multiple of it, so a step's partition into
 /// chunks does not depend on how the step was split into batches.
@@ -20,6 +20,8 @@ pub const CHUNK_ROWS: usize = 1024;
 struct ChunkScratch {
     grad: Vec<f32>,
     loss: f64,
+    sums: EvalSums,
+    predictions: Vec<f32>,
 }
 
 /// Accumulates summed gradients over the batches of a step; see the module docs.
@@ -87,15 +89,24 @@ impl<'m> GradientEngine<'m> {
         out
     }
 
-    /// Summed loss of `rows` (no gradient), chunked and summed in chunk order like
-    /// [`GradientEngine::accumulate`].
-    pub fn loss_sum(&mut self, params: &[f32], rows: &RowBlock) -> f64 {
+    /// The model's output head.
+    pub fn head(&self) -> Head {
+        self.model.head()
+    }
+
+    /// Summed loss, correct predictions and squared errors of `rows`, chunked and summed in
+    /// chunk order like [`GradientEngine::accumulate`].
+    pub fn eval_sums(&mut self, params: &[f32], rows: &RowBlock) -> EvalSums {
         let model = self.model;
         let _span = tracing::trace_span!("eval", rows = rows.num_rows()).entered();
         let num_chunks = self.run_chunks(rows, |x, y, slot| {
-            slot.loss = model.loss_sum(params, x, y);
+            slot.sums = eval_sums(model, params, x, y, &mut slot.predictions);
         });
-        self.scratch[..num_chunks].iter().map(|s| s.loss).sum()
+        let mut total = EvalSums::default();
+        for slot in &self.scratch[..num_chunks] {
+            total.add(&slot.sums);
+        }
+        total
     }
 
     /// Runs `work` on each fixed chunk of `rows` (features, targets, the chunk's scratch slot):
@@ -115,6 +126,8 @@ impl<'m> GradientEngine<'m> {
             self.scratch.push(ChunkScratch {
                 grad: vec![0.0; num_params],
                 loss: 0.0,
+                sums: EvalSums::default(),
+                predictions: Vec::new(),
             });
         }
         let slots = &mut self.scratch[..num_chunks];

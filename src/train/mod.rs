@@ -19,15 +19,16 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::RowBlock;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
-use crate::model::{LinearModel, Model, ModelKind};
-use crate::optim::{Optimizer, Sgd};
+use crate::model::{Head, Metrics, ModelSpec};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::pipeline::{CursorTracker, LastBatch, Pipeline, PipelineConfig, Shuffle};
 
 pub use self::checkpoint::{Checkpoint, CheckpointConfig, RunFingerprint};
 pub use self::gradient::{CHUNK_ROWS, GradientEngine};
-pub use self::output::{MetricsWriter, ModelFile, Report, SkippedFile};
+pub use self::output::{MetricsWriter, ModelFile, Report, SavedOptimizer, SkippedFile};
 pub use self::standardize::Standardization;
 
 /// Rows per step.
@@ -51,10 +52,16 @@ pub enum Eval {
 /// Settings of the trainer.
 #[derive(Debug, Clone)]
 pub struct TrainerConfig {
-    /// Model kind. By default logistic.
-    pub model: ModelKind,
-    /// Learning rate of SGD. By default 0.1.
-    pub learning_rate: f32,
+    /// Model kind and shape. By default logistic regression.
+    pub model: ModelSpec,
+    /// Optimizer, learning rate (by default 0.1), schedule, decay and clipping. By default
+    /// plain SGD.
+    pub optimizer: OptimizerConfig,
+    /// Seed of the initial parameters (networks; linear models start at zero). By default 0.
+    pub init_seed: u64,
+    /// Stop when the validation loss has not improved for this many epochs, and keep the
+    /// best epoch's parameters (needs a validation set). By default off.
+    pub early_stop: Option<usize>,
     /// Passes over the data. By default 1.
     pub epochs: usize,
     /// Rayon threads for the gradient. By default all cores.
@@ -76,8 +83,10 @@ pub struct TrainerConfig {
 impl Default for TrainerConfig {
     fn default() -> Self {
         TrainerConfig {
-            model: ModelKind::Logistic,
-            learning_rate: 0.1,
+            model: ModelSpec::logistic(),
+            optimizer: OptimizerConfig::default(),
+            init_seed: 0,
+            early_stop: None,
             epochs: 1,
             num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             eval: Eval::EveryEpoch,
@@ -113,6 +122,20 @@ pub struct EpochSummary {
     pub rows: u64,
     /// Mean loss over all rows after the epoch (None when evaluation is off).
     pub full_loss: Option<f64>,
+    /// Share of training rows classified correctly after the epoch (classification, with
+    /// evaluation on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Root mean squared error over the training rows after the epoch (regression, with
+    /// evaluation on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+    /// Loss and accuracy or RMSE on the validation data (`--valid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<Metrics>,
+    /// Learning rate of the epoch's last step.
+    #[serde(default)]
+    pub learning_rate: f32,
     /// Seconds of the training pass (excluding evaluation).
     pub seconds: f64,
     /// Training rows per second.
@@ -152,12 +175,30 @@ pub trait TrainObserver {
 /// An observer that ignores everything.
 impl TrainObserver for () {}
 
+/// The best epoch so far under `--early-stop`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestModel {
+    /// Epoch (from 1) whose parameters these are.
+    pub epoch: usize,
+    /// Its validation loss.
+    pub valid_loss: f64,
+    /// Its parameters (in the standardised space when standardising).
+    pub params: Vec<f32>,
+}
+
 /// The outcome of [`train`].
 #[derive(Debug, Clone)]
 pub struct TrainResult {
-    /// Final parameters `[w_0 .. w_{d-1}, bias]`, for raw features (standardisation, when
-    /// on, is folded back into them).
+    /// Final parameters in the model's layout (`[w_0 .. w_{d-1}, bias]` for the linear
+    /// models), for raw features (standardisation, when on, is folded back into them). With
+    /// `--early-stop`, the best epoch's.
     pub params: Vec<f32>,
+    /// The optimizer's state after the last step.
+    pub optimizer_state: OptimizerState,
+    /// With `--early-stop`: the epoch whose parameters were kept.
+    pub best_epoch: Option<usize>,
+    /// With `--early-stop`: the number of epochs run when patience ran out.
+    pub stopped_early: Option<usize>,
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,
     /// Iterations in each epoch (ceil(N/b), or floor with drop-last).
@@ -306,8 +347,10 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
     let cfg = pipeline.config();
     let schema = pipeline.source().schema();
     RunFingerprint {
-        model: config.model,
-        learning_rate: config.learning_rate,
+        model: config.model.clone(),
+        optimizer: config.optimizer.clone(),
+        init_seed: config.init_seed,
+        early_stop: config.early_stop,
         batch_rows: cfg.step_rows,
         drop_last: cfg.last_batch == LastBatch::Drop,
         shuffle_seed: match cfg.shuffle {
@@ -319,6 +362,14 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
         label: schema.label.clone(),
         standardize: config.standardize.clone(),
     }
+}
+
+/// What a checkpoint saves besides the stream position.
+struct RunState<'a> {
+    params: &'a [f32],
+    optimizer: &'a OptimizerState,
+    best: Option<&'a BestModel>,
+    epochs: &'a [EpochSummary],
 }
 
 /// Writes checkpoints for one run.
@@ -340,8 +391,7 @@ impl Checkpointer<'_> {
         epoch: u64,
         steps: u64,
         iteration: u64,
-        params: &[f32],
-        epochs_done: &[EpochSummary],
+        state: &RunState<'_>,
     ) -> Result<()> {
         let _span = tracing::trace_span!("checkpoint", iteration).entered();
         let (next_epoch, cursor) = if steps == pipeline.steps_per_epoch() {
@@ -360,9 +410,10 @@ impl Checkpointer<'_> {
             iteration,
             next_epoch,
             cursor,
-            params: params.to_vec(),
-            optimizer_state: Vec::new(),
-            epochs_done: epochs_done.to_vec(),
+            params: state.params.to_vec(),
+            optimizer_state: state.optimizer.clone(),
+            best: state.best.cloned(),
+            epochs_done: state.epochs.to_vec(),
         };
         self.last = Some(checkpoint.save(self.config)?);
         Ok(())
@@ -375,18 +426,51 @@ pub fn train(
     config: &TrainerConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainResult> {
+    train_validated(pipeline, None, config, observer)
+}
+
+/// Trains like [`train`], evaluating on `valid` (a pipeline over other data with the same
+/// columns, built with [`eval_config`]) after every epoch, and stopping early on it when
+/// `config.early_stop` is set.
+pub fn train_validated(
+    pipeline: &Pipeline,
+    valid: Option<&Pipeline>,
+    config: &TrainerConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainResult> {
     debug_assert_eq!(pipeline.config().piece_rows % CHUNK_ROWS, 0);
+    if config.early_stop.is_some() && valid.is_none() {
+        return Err(Error::config(
+            "--early-stop",
+            "needs validation data (--valid)",
+        ));
+    }
+    if let Some(v) = valid
+        && v.source().schema().feature_names != pipeline.source().schema().feature_names
+    {
+        return Err(Error::config(
+            "--valid",
+            format!(
+                "{} has features [{}], the training data [{}]",
+                v.source().files()[0].display(),
+                v.source().schema().feature_names.join(", "),
+                pipeline.source().schema().feature_names.join(", ")
+            ),
+        ));
+    }
     let source = pipeline.source();
-    let model = LinearModel::new(config.model, source.num_features());
-    let mut params = vec![0.0f32; model.num_params()];
+    let model = config.model.build(source.num_features());
+    let model = model.as_ref();
+    let head = model.head();
+    let mut params = model.init_params(config.init_seed);
     let mut grad = vec![0.0f32; model.num_params()];
-    let mut optimizer = Sgd::new(config.learning_rate);
-    let mut engine = GradientEngine::new(&model, config.num_threads)?;
+    let steps_per_epoch = pipeline.steps_per_epoch();
+    let total_steps = steps_per_epoch * config.epochs as u64;
+    let mut engine = GradientEngine::new(model, config.num_threads)?;
     let eval_pipeline = Pipeline::new(source.clone(), eval_config(pipeline.config(), source));
     let started = Instant::now();
     let mut epochs = Vec::with_capacity(config.epochs);
     let mut iteration = 0u64;
-    let steps_per_epoch = pipeline.steps_per_epoch();
     let mut rows_per_epoch = pipeline.rows_per_epoch();
     let fingerprint = fingerprint(pipeline, config);
     let needs_identity = config.checkpoint.is_some() || config.resume.is_some();
@@ -405,15 +489,21 @@ pub fn train(
     let mut first_epoch = 0u64;
     let mut resume_cursor = None;
     let mut resumed = None;
+    let mut optimizer_state = None;
+    let mut best: Option<BestModel> = None;
     if let Some(checkpoint) = &config.resume {
         checkpoint.check_compatible(&fingerprint, &data)?;
-        if checkpoint.params.len() != params.len() {
+        if checkpoint.params.len() != params.len()
+            || !Optimizer::state_fits(&config.optimizer, params.len(), &checkpoint.optimizer_state)
+        {
             return Err(Error::config(
                 "--resume",
                 "the checkpoint's parameter count does not match the model",
             ));
         }
         params.copy_from_slice(&checkpoint.params);
+        optimizer_state = Some(checkpoint.optimizer_state.clone());
+        best = checkpoint.best.clone();
         epochs = checkpoint.epochs_done.clone();
         iteration = checkpoint.iteration;
         first_epoch = checkpoint.next_epoch;
@@ -424,7 +514,20 @@ pub fn train(
             rows_reread: 0,
         });
     }
+    let mut optimizer = Optimizer::new(
+        config.optimizer.clone(),
+        model.decays(),
+        total_steps,
+        optimizer_state,
+    );
+    let mut stopped_early = None;
     for epoch in (first_epoch as usize + 1)..=config.epochs {
+        if let (Some(patience), Some(b)) = (config.early_stop, &best)
+            && epoch - 1 - b.epoch >= patience
+        {
+            stopped_early = Some(epoch - 1);
+            break;
+        }
         let epoch_started = Instant::now();
         let (mut stream, mut steps) = match resume_cursor.take() {
             Some(cursor) if cursor.epoch == epoch as u64 - 1 => {
@@ -444,9 +547,11 @@ pub fn train(
         };
         let mut rows = 0u64;
         let first_step = steps;
+        let mut learning_rate = optimizer.learning_rate();
         let mut mixing = Mixing::new(source.units(), first_step * pipeline.config().step_rows);
         for batch in &mut stream {
             let mut batch = batch?;
+            check_labels(source.as_ref(), head, &batch.rows)?;
             if let Some(s) = &config.standardize {
                 s.apply(&mut batch.rows);
             }
@@ -468,7 +573,7 @@ pub fn train(
             }
             {
                 let _span = tracing::trace_span!("update").entered();
-                optimizer.step(&mut params, &grad);
+                learning_rate = optimizer.step(&mut params, &mut grad);
             }
             if params.iter().any(|p| !p.is_finite()) {
                 return Err(diverged(epoch, iteration, "a parameter after the update"));
@@ -486,13 +591,18 @@ pub fn train(
                         .every_steps
                         .is_some_and(|k| iteration.is_multiple_of(k))
                 });
+                let state = RunState {
+                    params: &params,
+                    optimizer: optimizer.state(),
+                    best: best.as_ref(),
+                    epochs: &epochs,
+                };
                 stop_point(
                     config,
                     &mut checkpointer,
                     due,
                     (pipeline, epoch, steps, iteration),
-                    &params,
-                    &epochs,
+                    &state,
                 )?;
             }
         }
@@ -512,23 +622,35 @@ pub fn train(
         }
         rows_per_epoch = rows;
         let eval_started = Instant::now();
-        let full_loss = match config.eval {
-            Eval::EveryEpoch => Some(full_loss(
-                &eval_pipeline,
-                &mut engine,
-                &params,
-                config.standardize.as_ref(),
-            )?),
+        let standardize = config.standardize.as_ref();
+        let train_metrics = match config.eval {
+            Eval::EveryEpoch => Some(evaluate(&eval_pipeline, &mut engine, &params, standardize)?),
             Eval::Off => None,
         };
-        if full_loss.is_some_and(|l| !l.is_finite()) {
+        if train_metrics.is_some_and(|m| !m.loss.is_finite()) {
             return Err(diverged(epoch, iteration, "the full-data loss"));
+        }
+        let valid_metrics = valid
+            .map(|v| evaluate(v, &mut engine, &params, standardize))
+            .transpose()?;
+        if let (Some(_), Some(v)) = (config.early_stop, valid_metrics)
+            && best.as_ref().is_none_or(|b| v.loss < b.valid_loss)
+        {
+            best = Some(BestModel {
+                epoch,
+                valid_loss: v.loss,
+                params: params.clone(),
+            });
         }
         let summary = EpochSummary {
             epoch,
             iterations: steps,
             rows,
-            full_loss,
+            full_loss: train_metrics.map(|m| m.loss),
+            accuracy: train_metrics.and_then(|m| m.accuracy),
+            rmse: train_metrics.and_then(|m| m.rmse),
+            valid: valid_metrics,
+            learning_rate,
             seconds,
             rows_per_s: if seconds > 0.0 {
                 rows_seen as f64 / seconds
@@ -549,20 +671,32 @@ pub fn train(
         observer.on_epoch(&summary)?;
         epochs.push(summary);
         // Epoch ends are always checkpointed (when checkpoints are on).
+        let state = RunState {
+            params: &params,
+            optimizer: optimizer.state(),
+            best: best.as_ref(),
+            epochs: &epochs,
+        };
         stop_point(
             config,
             &mut checkpointer,
             true,
             (pipeline, epoch, steps, iteration),
-            &params,
-            &epochs,
+            &state,
         )?;
     }
+    let best_epoch = best.as_ref().map(|b| b.epoch);
+    if let Some(b) = best {
+        params = b.params;
+    }
     if let Some(s) = &config.standardize {
-        params = s.fold(&params);
+        params = s.fold(&params, model.input_layer_width());
     }
     Ok(TrainResult {
         params,
+        optimizer_state: optimizer.state().clone(),
+        best_epoch,
+        stopped_early,
         epochs,
         iterations_per_epoch: steps_per_epoch,
         rows_per_epoch,
@@ -579,8 +713,7 @@ fn stop_point(
     checkpointer: &mut Option<Checkpointer<'_>>,
     due: bool,
     (pipeline, epoch, steps, iteration): (&Pipeline, usize, u64, u64),
-    params: &[f32],
-    epochs: &[EpochSummary],
+    state: &RunState<'_>,
 ) -> Result<()> {
     let interrupted = config
         .interrupt
@@ -589,7 +722,7 @@ fn stop_point(
     if let Some(c) = checkpointer.as_mut()
         && (due || interrupted)
     {
-        c.write(pipeline, epoch as u64 - 1, steps, iteration, params, epochs)?;
+        c.write(pipeline, epoch as u64 - 1, steps, iteration, state)?;
     }
     let finished = epoch == config.epochs && steps == pipeline.steps_per_epoch();
     if interrupted && !finished {
@@ -610,6 +743,32 @@ fn diverged(epoch: usize, iteration: u64, what: &'static str) -> Error {
     }
 }
 
+/// Refuses a row whose label the head cannot take (a multiclass label that is not a class id
+/// in 0..K), naming the file and the row in it.
+pub fn check_labels(source: &dyn Source, head: Head, rows: &RowBlock) -> Result<()> {
+    let Head::Multiclass(classes) = head else {
+        return Ok(());
+    };
+    let bad = rows.targets().iter().position(|&y| !head.accepts(y));
+    let Some(i) = bad else {
+        return Ok(());
+    };
+    let id = rows.row_ids()[i];
+    let units = source.units();
+    let unit = &units[units.partition_point(|u| u.first_row_id + u.num_rows <= id)];
+    let file_start = units
+        .iter()
+        .find(|u| u.file == unit.file)
+        .map_or(0, |u| u.first_row_id);
+    Err(Error::BadLabel {
+        file: source.files()[unit.file].clone(),
+        row: id - file_start,
+        column: source.schema().label.clone(),
+        value: f64::from(rows.targets()[i]),
+        classes,
+    })
+}
+
 /// The evaluation pass: file order, every row, batches as large as the pipeline allows.
 pub fn eval_config(train: &PipelineConfig, source: &Arc<dyn Source>) -> PipelineConfig {
     PipelineConfig {
@@ -620,29 +779,31 @@ pub fn eval_config(train: &PipelineConfig, source: &Arc<dyn Source>) -> Pipeline
     }
 }
 
-/// Mean loss over every row of the dataset at `params`, streamed (rows standardised first
-/// when `standardize` is given).
-pub fn full_loss(
+/// Mean loss and accuracy or RMSE over every row of `pipeline`'s data at `params`, streamed
+/// (rows standardised first when `standardize` is given).
+pub fn evaluate(
     pipeline: &Pipeline,
     engine: &mut GradientEngine<'_>,
     params: &[f32],
     standardize: Option<&Standardization>,
-) -> Result<f64> {
-    let mut loss = 0.0f64;
-    let mut rows = 0u64;
+) -> Result<Metrics> {
+    let mut sums = crate::model::EvalSums::default();
+    let source = pipeline.source();
+    let head = engine.head();
     for batch in pipeline.epoch(0)? {
         let mut batch = batch?;
+        check_labels(source.as_ref(), head, &batch.rows)?;
         if let Some(s) = standardize {
             s.apply(&mut batch.rows);
         }
-        loss += engine.loss_sum(params, &batch.rows);
-        rows += batch.rows.num_rows() as u64;
+        sums.add(&engine.eval_sums(params, &batch.rows));
     }
-    let expected = pipeline.source().num_rows();
-    if rows != expected {
+    let expected = source.num_rows();
+    if sums.rows != expected {
         return Err(Error::internal(format!(
-            "evaluation saw {rows} rows, expected {expected}"
+            "evaluation saw {} rows, expected {expected}",
+            sums.rows
         )));
     }
-    Ok(loss / rows as f64)
+    Ok(sums.metrics(head))
 }

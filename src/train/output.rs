@@ -10,45 +10,105 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::ModelKind;
+use crate::model::{Activation, Head, ModelKind, ModelSpec};
+use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, StepRecord};
 
-/// The saved model (`--save-model`), format `streamfit-model` version 1.
+/// The saved model (`--save-model`), format `streamfit-model` version 2.
+///
+/// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
+/// linear models keep their parameters as `weights` (one per feature) and `bias`; softmax and
+/// MLP models as one flat `params` vector, laid out layer by layer, each layer a row-major
+/// weight matrix `[outputs × inputs]` followed by its `outputs` biases (see docs/models.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version, 1.
+    /// Format version, 2.
     pub version: u32,
-    /// `linear` or `logistic`.
+    /// `linear`, `logistic`, `softmax` or `mlp`.
     pub model: ModelKind,
+    /// `regression`, `binary` or `{"multiclass": K}`.
+    pub head: Head,
+    /// Hidden-layer widths (MLP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<usize>,
+    /// Hidden-layer activation (MLP).
+    #[serde(default)]
+    pub activation: Activation,
     /// Feature names in parameter order.
     pub features: Vec<String>,
     /// Label column.
     pub label: String,
-    /// One weight per feature.
+    /// One weight per feature (linear and logistic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<f32>,
-    /// The intercept.
-    pub bias: f32,
-    /// With `--standardize`: the feature statistics training z-scored with. The weights above
-    /// already apply to raw features; this is a record, not a step to repeat.
+    /// The intercept (linear and logistic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<f32>,
+    /// All parameters in layer order (softmax and MLP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<f32>,
+    /// With `--standardize`: the feature statistics training z-scored with. The parameters
+    /// above already apply to raw features; this is a record, not a step to repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardization: Option<crate::train::Standardization>,
+    /// The optimizer's settings and state after the last step, so training can continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<SavedOptimizer>,
+}
+
+/// The optimizer part of a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedOptimizer {
+    /// Its settings.
+    pub config: OptimizerConfig,
+    /// Its step count and moments.
+    pub state: OptimizerState,
 }
 
 impl ModelFile {
-    /// A model file from parameters `[w_0 .. w_{d-1}, bias]`.
-    pub fn new(model: ModelKind, features: Vec<String>, label: String, params: &[f32]) -> Self {
-        let (weights, bias) = params.split_at(params.len() - 1);
+    /// A model file for `spec` with parameters `params` in the model's layout.
+    pub fn new(spec: &ModelSpec, features: Vec<String>, label: String, params: &[f32]) -> Self {
+        let linear = matches!(spec.kind, ModelKind::Linear | ModelKind::Logistic);
+        let (weights, bias, params) = if linear {
+            let (w, b) = params.split_at(params.len() - 1);
+            (w.to_vec(), Some(b[0]), Vec::new())
+        } else {
+            (Vec::new(), None, params.to_vec())
+        };
         ModelFile {
             format: "streamfit-model".to_string(),
-            version: 1,
-            model,
+            version: 2,
+            model: spec.kind,
+            head: spec.head,
+            hidden: spec.hidden.clone(),
+            activation: spec.activation,
             features,
             label,
-            weights: weights.to_vec(),
-            bias: bias[0],
+            weights,
+            bias,
+            params,
             standardization: None,
+            optimizer: None,
+        }
+    }
+
+    /// The model's shape.
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            kind: self.model,
+            head: self.head,
+            hidden: self.hidden.clone(),
+            activation: self.activation,
+        }
+    }
+
+    /// The parameters in the model's layout.
+    pub fn parameters(&self) -> Vec<f32> {
+        match self.bias {
+            Some(b) => self.weights.iter().copied().chain([b]).collect(),
+            None => self.params.clone(),
         }
     }
 
@@ -58,11 +118,35 @@ impl ModelFile {
         write_atomically(path, &json)
     }
 
-    /// Reads a model file.
+    /// Reads a model file and checks that its parameters fit its shape.
     pub fn load(path: &Path) -> Result<Self> {
+        let bad =
+            |reason: String| Error::config("--model", format!("{}: {reason}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::config("model file", format!("{}: {e}", path.display())))
+        let file: ModelFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if file.format != "streamfit-model" || file.version != 2 {
+            return Err(bad(format!(
+                "not a streamfit model file of version 2 (format `{}`, version {})",
+                file.format, file.version
+            )));
+        }
+        let spec = file.spec();
+        if let Some((_, reason)) = spec.problem() {
+            return Err(bad(reason));
+        }
+        let expected = spec.build(file.features.len()).num_params();
+        let found = file.parameters().len();
+        if found != expected {
+            return Err(bad(format!(
+                "{found} parameters, but a {} model on {} features has {expected}",
+                spec.describe(),
+                file.features.len()
+            )));
+        }
+        if file.parameters().iter().any(|p| !p.is_finite()) {
+            return Err(bad("a parameter is not finite".to_string()));
+        }
+        Ok(file)
     }
 }
 
@@ -89,6 +173,24 @@ pub struct Report {
     pub rows_per_epoch: u64,
     /// Full-data loss after the last epoch; null when evaluation is off.
     pub final_loss: Option<f64>,
+    /// Training accuracy (classification) after the last epoch, when evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_accuracy: Option<f64>,
+    /// Training RMSE (regression) after the last epoch, when evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_rmse: Option<f64>,
+    /// Validation loss and accuracy or RMSE after the last epoch run (`--valid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_valid: Option<crate::model::Metrics>,
+    /// With `--early-stop`: the epoch whose parameters were saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// With `--early-stop`: the epochs run before patience ran out (absent when it never did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<usize>,
+    /// The optimizer's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerConfig>,
     /// Wall-clock seconds of the run, evaluation included.
     pub seconds: f64,
     /// Training rows per second (evaluation excluded).
@@ -190,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.json");
         let model = ModelFile::new(
-            ModelKind::Logistic,
+            &ModelSpec::logistic(),
             vec!["a".into(), "b".into()],
             "y".into(),
             &[0.5, -1.25, 3.0],
@@ -199,7 +301,8 @@ mod tests {
         model.save(&path).unwrap(); // replacing an existing file works too
         assert_eq!(ModelFile::load(&path).unwrap(), model);
         assert_eq!(model.weights, vec![0.5, -1.25]);
-        assert_eq!(model.bias, 3.0);
+        assert_eq!(model.bias, Some(3.0));
+        assert_eq!(model.parameters(), vec![0.5, -1.25, 3.0]);
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -5,8 +5,10 @@
 //! the small ones. With `--standardize`, every batch is rewritten in place as
 //! z = (x − mean) / std before the gradient (one fused pass over the batch the trainer owns
 //! anyway), and the learned parameters are folded back at the end:
-//! w_j = w'_j / std_j and b = b' − Σ_j w'_j · mean_j / std_j, so the saved model scores raw
-//! features exactly as the trained one scores standardised ones (up to rounding).
+//! w_j = w'_j / std_j and b = b' − Σ_j w'_j · mean_j / std_j for every unit of the input layer
+//! (the one output of a linear model, each class of softmax, each first-layer unit of an MLP),
+//! so the saved model scores raw features exactly as the trained one scores standardised ones
+//! (up to rounding).
 
 use serde::{Deserialize, Serialize};
 
@@ -56,17 +58,24 @@ impl Standardization {
         }
     }
 
-    /// Parameters `[w.., b]` for raw features equivalent to `params` for standardised ones.
-    pub fn fold(&self, params: &[f32]) -> Vec<f32> {
+    /// Parameters for raw features equivalent to `params` for standardised ones. The model's
+    /// input layer is the `[width × d]` weight matrix at the start of `params`, followed by its
+    /// `width` biases (width 1 for the linear models); the rest is unchanged.
+    pub fn fold(&self, params: &[f32], width: usize) -> Vec<f32> {
         let d = self.mean.len();
-        let mut out = Vec::with_capacity(d + 1);
-        let mut bias = f64::from(params[d]);
-        for ((&trained, &mean), &std) in params[..d].iter().zip(&self.mean).zip(&self.std) {
-            let w = f64::from(trained) / f64::from(std);
-            bias -= w * f64::from(mean);
-            out.push(w as f32);
+        let mut out = params.to_vec();
+        for r in 0..width {
+            let mut bias = f64::from(params[width * d + r]);
+            let row = &params[r * d..(r + 1) * d];
+            for (j, ((&trained, &mean), &std)) in
+                row.iter().zip(&self.mean).zip(&self.std).enumerate()
+            {
+                let w = f64::from(trained) / f64::from(std);
+                bias -= w * f64::from(mean);
+                out[r * d + j] = w as f32;
+            }
+            out[width * d + r] = bias as f32;
         }
-        out.push(bias as f32);
         out
     }
 }
@@ -89,7 +98,7 @@ mod tests {
         let z = block.row(0);
         assert_eq!(z, &[1.6, 2.0]);
         let trained = params[0] * z[0] + params[1] * z[1] + params[2];
-        let folded = s.fold(&params);
+        let folded = s.fold(&params, 1);
         let raw_score = folded[0] * raw[0] + folded[1] * raw[1] + folded[2];
         assert!(
             (trained - raw_score).abs() < 1e-4,

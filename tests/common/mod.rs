@@ -34,6 +34,7 @@ pub fn dataset(
             seed,
             noise_std: 0.1,
             out: dir.to_path_buf(),
+            ..GenerateConfig::default()
         },
         &|_| {},
     )

@@ -25,7 +25,8 @@ use bytes::Bytes;
 use memmap2::{Mmap, UncheckedAdvice};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::ParquetStatisticsPolicy;
 
@@ -61,15 +62,18 @@ struct ParquetFile {
 
 /// Where the used columns are in a projected record batch (positions, not names).
 #[derive(Debug, Clone)]
+///
+/// `label` is `None` only when the spec allows a missing label (`predict` on unlabelled data);
+/// the targets are then zero.
 enum Layout {
     Scalars {
         features: Vec<usize>,
-        label: usize,
+        label: Option<usize>,
     },
     List {
         column: usize,
         len: usize,
-        label: usize,
+        label: Option<usize>,
     },
 }
 
@@ -246,10 +250,11 @@ impl ParquetSource {
                 .iter()
                 .zip(&self.schema.feature_names)
                 .zip(acc.features.iter_mut())
-                .chain(std::iter::once((
-                    (label, &self.schema.label),
-                    &mut acc.label,
-                )));
+                .chain(
+                    label
+                        .as_ref()
+                        .map(|label| ((label, &self.schema.label), &mut acc.label)),
+                );
             for ((&c, name), moments) in columns {
                 let array = batch.column(c);
                 let typed =
@@ -689,8 +694,14 @@ fn resolve_columns(
             list_expected,
         }
     };
-    let label = find(&spec.label)?;
-    if !is_scalar_number(schema.field(label).data_type()) {
+    let label = match find(&spec.label) {
+        Ok(index) => Some(index),
+        Err(_) if spec.label_optional => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(label) = label
+        && !is_scalar_number(schema.field(label).data_type())
+    {
         return Err(unsupported(label, false));
     }
     let reject_label = |name: &str| {
@@ -719,13 +730,13 @@ fn resolve_columns(
                     roots
                 }
                 _ => (0..schema.fields().len())
-                    .filter(|&i| i != label && is_scalar_number(schema.field(i).data_type()))
+                    .filter(|&i| Some(i) != label && is_scalar_number(schema.field(i).data_type()))
                     .collect(),
             };
             // No feature column is a valid source (inspect, a label-only file); training
             // rejects it (`TrainConfig::open_source`).
             let mut roots = feature_roots.clone();
-            roots.push(label);
+            roots.extend(label);
             let position = projected_positions(&roots);
             let names = feature_roots
                 .iter()
@@ -733,7 +744,7 @@ fn resolve_columns(
                 .collect();
             let layout = Layout::Scalars {
                 features: feature_roots.iter().map(|r| position(*r)).collect(),
-                label: position(label),
+                label: label.map(&position),
             };
             Ok((
                 Resolved {
@@ -757,7 +768,7 @@ fn resolve_columns(
                 }
                 _ => return Err(unsupported(index, true)),
             };
-            let roots = vec![index, label];
+            let roots: Vec<usize> = std::iter::once(index).chain(label).collect();
             let position = projected_positions(&roots);
             Ok((
                 Resolved {
@@ -765,11 +776,155 @@ fn resolve_columns(
                     layout: Layout::List {
                         column: position(index),
                         len,
-                        label: position(label),
+                        label: label.map(&position),
                     },
                 },
                 roots,
             ))
+        }
+    }
+}
+
+/// Columns passed through unchanged (`predict --keep`), read in file order alongside a
+/// source's rows: each file's row groups in order, in record batches of at most 8,192 rows.
+pub struct Passthrough {
+    files: std::vec::IntoIter<(PathBuf, ArrowReaderMetadata, Bytes, ProjectionMask)>,
+    reader: Option<(PathBuf, ParquetRecordBatchReader)>,
+    pending: Option<RecordBatch>,
+    schema: SchemaRef,
+}
+
+/// Rows of passed-through columns (opaque outside the data layer).
+pub struct KeptRows(pub(crate) Vec<RecordBatch>);
+
+/// The schema of passed-through columns (opaque outside the data layer).
+pub struct KeptSchema(pub(crate) SchemaRef);
+
+impl Passthrough {
+    /// Reads `columns` (top-level, any type) of `files`, which must all have them with the
+    /// same types.
+    pub fn open(files: &[PathBuf], columns: &[String]) -> Result<Self> {
+        let mut opened = Vec::with_capacity(files.len());
+        let mut schema: Option<SchemaRef> = None;
+        for path in files {
+            let (_map, bytes, metadata) = open_file(path)?;
+            let arrow = metadata.schema().clone();
+            let mut roots = Vec::with_capacity(columns.len());
+            for name in columns {
+                let index = arrow.index_of(name).map_err(|_| Error::MissingColumn {
+                    file: path.clone(),
+                    column: name.clone(),
+                    available: arrow
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+                roots.push(index);
+            }
+            let fields: Vec<_> = roots.iter().map(|&i| arrow.field(i).clone()).collect();
+            let projected = Arc::new(arrow_schema::Schema::new(fields));
+            match &schema {
+                None => schema = Some(projected),
+                Some(first) if first.fields() != projected.fields() => {
+                    return Err(Error::SchemaMismatch {
+                        first: files[0].clone(),
+                        first_schema: format!("{:?}", first.fields()),
+                        other: path.clone(),
+                        other_schema: format!("{:?}", projected.fields()),
+                    });
+                }
+                Some(_) => {}
+            }
+            let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+            opened.push((path.clone(), metadata, bytes, mask));
+        }
+        // Columns come back in schema order; the writer puts them in the order asked for.
+        Ok(Passthrough {
+            files: opened.into_iter(),
+            reader: None,
+            pending: None,
+            schema: schema.unwrap_or_else(|| Arc::new(arrow_schema::Schema::empty())),
+        })
+    }
+
+    /// The passed-through columns' names and types.
+    pub fn schema(&self) -> KeptSchema {
+        KeptSchema(self.schema.clone())
+    }
+
+    /// The next `n` rows, in file order. Fewer rows left than `n` is an error (the files
+    /// changed, or a footer disagrees with its pages).
+    pub fn take(&mut self, n: usize) -> Result<KeptRows> {
+        let mut out = Vec::new();
+        let mut need = n;
+        while need > 0 {
+            let batch = match self.pending.take() {
+                Some(b) => b,
+                None => self.next_batch()?,
+            };
+            if batch.num_rows() > need {
+                out.push(batch.slice(0, need));
+                self.pending = Some(batch.slice(need, batch.num_rows() - need));
+                need = 0;
+            } else {
+                need -= batch.num_rows();
+                out.push(batch);
+            }
+        }
+        Ok(KeptRows(out))
+    }
+
+    fn next_batch(&mut self) -> Result<RecordBatch> {
+        loop {
+            if let Some((path, reader)) = &mut self.reader {
+                match reader.next() {
+                    Some(Ok(batch)) => {
+                        // Keep the asked-for order (projection returns schema order).
+                        let columns = self
+                            .schema
+                            .fields()
+                            .iter()
+                            .map(|f| {
+                                batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                                    Error::internal(format!("kept column {} lost", f.name()))
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        return RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
+                            Error::Corrupt {
+                                file: path.clone(),
+                                row_group: None,
+                                reason: e.to_string(),
+                            }
+                        });
+                    }
+                    Some(Err(e)) => {
+                        return Err(Error::Corrupt {
+                            file: path.clone(),
+                            row_group: None,
+                            reason: e.to_string(),
+                        });
+                    }
+                    None => self.reader = None,
+                }
+            }
+            let Some((path, metadata, bytes, mask)) = self.files.next() else {
+                return Err(Error::internal(
+                    "the kept columns ran out before the rows did".to_string(),
+                ));
+            };
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+                .with_projection(mask)
+                .with_batch_size(8192)
+                .build()
+                .map_err(|e| Error::Corrupt {
+                    file: path.clone(),
+                    row_group: None,
+                    reason: e.to_string(),
+                })?;
+            self.reader = Some((path, reader));
         }
     }
 }
@@ -972,12 +1127,17 @@ impl DecodeContext<'_> {
         let label_index = match layout {
             Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
         };
-        let label = batch.column(label_index);
-        self.check_nulls(label, &self.schema.label, first_row)?;
-        let label_values = Values::of(label.as_ref())
-            .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
-        if label_values.scatter(0..n, targets, 1, 0) {
-            self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
+        match label_index {
+            Some(index) => {
+                let label = batch.column(index);
+                self.check_nulls(label, &self.schema.label, first_row)?;
+                let label_values = Values::of(label.as_ref())
+                    .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
+                if label_values.scatter(0..n, targets, 1, 0) {
+                    self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
+                }
+            }
+            None => targets[..n].fill(0.0),
         }
         // Every conversion reports NaN/inf as it writes; only then is the slow search run.
         let mut any_bad = false;

@@ -1,6 +1,7 @@
-//! Writing Parquet: one file of float32 feature columns plus a float32 label.
+//! Writing Parquet: one file of float32 feature columns plus a float32 label
+//! ([`ParquetWriter`]), or the predictions of `predict` ([`PredictionWriter`]).
 //!
-//! Used by `generate` (and by tests that need files). Rows arrive one row group at a time as
+//! Used by `generate`, `predict` (and by tests that need files). Rows arrive one row group at a time as
 //! columns, so nothing larger than a row group is ever held. The file is written under a
 //! temporary name and renamed on [`ParquetWriter::finish`], so an interrupted write never
 //! leaves a file that looks complete.
@@ -9,13 +10,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float32Array, RecordBatch};
+use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 
+use crate::data::source::parquet::{KeptRows, KeptSchema};
 use crate::error::{Error, Result};
 
 /// Page compression of written Parquet files.
@@ -107,5 +109,194 @@ impl ParquetWriter {
             .close()
             .map_err(|e| Error::output(&self.path, e))?;
         std::fs::rename(&self.temp_path, &self.path).map_err(|e| Error::output(&self.path, e))
+    }
+}
+
+/// What a model predicts per row, and so the columns `predict` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionKind {
+    /// `prediction` (float32).
+    Value,
+    /// `probability` of class 1 (float32) and `class` (int64, probability ≥ 0.5).
+    Binary,
+    /// `class` (int64, the most probable), its `probability` (float32), and `probabilities`
+    /// (fixed-size list of K float32).
+    Classes(usize),
+}
+
+impl PredictionKind {
+    /// Names of the written prediction columns.
+    pub fn column_names(self) -> &'static [&'static str] {
+        match self {
+            PredictionKind::Value => &["prediction"],
+            PredictionKind::Binary => &["probability", "class"],
+            PredictionKind::Classes(_) => &["class", "probability", "probabilities"],
+        }
+    }
+
+    fn outputs(self) -> usize {
+        match self {
+            PredictionKind::Value | PredictionKind::Binary => 1,
+            PredictionKind::Classes(k) => k,
+        }
+    }
+}
+
+/// Writes predictions (and passed-through columns) as one Parquet file, atomically: under a
+/// temporary name until [`PredictionWriter::finish`], removed if dropped unfinished.
+pub struct PredictionWriter {
+    writer: Option<ArrowWriter<File>>,
+    schema: Arc<ArrowSchema>,
+    kind: PredictionKind,
+    temp_path: PathBuf,
+    path: PathBuf,
+}
+
+impl PredictionWriter {
+    /// Creates `path` with the prediction columns of `kind` followed by the `kept` columns.
+    pub fn create(path: &Path, kind: PredictionKind, kept: &KeptSchema) -> Result<Self> {
+        let mut fields: Vec<Field> = match kind {
+            PredictionKind::Value => vec![Field::new("prediction", DataType::Float32, false)],
+            PredictionKind::Binary => vec![
+                Field::new("probability", DataType::Float32, false),
+                Field::new("class", DataType::Int64, false),
+            ],
+            PredictionKind::Classes(k) => vec![
+                Field::new("class", DataType::Int64, false),
+                Field::new("probability", DataType::Float32, false),
+                Field::new(
+                    "probabilities",
+                    DataType::FixedSizeList(
+                        Arc::new(Field::new_list_field(DataType::Float32, false)),
+                        i32::try_from(k).unwrap_or(i32::MAX),
+                    ),
+                    false,
+                ),
+            ],
+        };
+        for field in kept.0.fields() {
+            if kind.column_names().contains(&field.name().as_str()) {
+                return Err(Error::config(
+                    "--keep",
+                    format!(
+                        "`{}` is also the name of a prediction column ({})",
+                        field.name(),
+                        kind.column_names().join(", ")
+                    ),
+                ));
+            }
+            fields.push(field.as_ref().clone());
+        }
+        let schema = Arc::new(ArrowSchema::new(fields));
+        let props = WriterProperties::builder()
+            .set_compression(ParquetCompression::SNAPPY)
+            .set_max_row_group_row_count(Some(65_536))
+            .build();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp_path = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+        let file = File::create(&temp_path).map_err(|e| Error::output(path, e))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
+            .map_err(|e| Error::output(path, e))?;
+        Ok(PredictionWriter {
+            writer: Some(writer),
+            schema,
+            kind,
+            temp_path,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends rows: `outputs` holds the model's outputs (one value, one probability, or K
+    /// class probabilities per row), `kept` the same rows of the passed-through columns.
+    pub fn write(&mut self, outputs: &[f32], kept: Option<KeptRows>) -> Result<()> {
+        let k = self.kind.outputs();
+        let rows = outputs.len() / k;
+        let pieces = match kept {
+            Some(KeptRows(batches)) => batches,
+            None => vec![RecordBatch::new_empty(Arc::new(ArrowSchema::empty()))],
+        };
+        let mut start = 0;
+        for piece in pieces {
+            let n = if piece.num_columns() == 0 {
+                rows
+            } else {
+                piece.num_rows()
+            };
+            let mut columns = self.prediction_columns(&outputs[start * k..(start + n) * k]);
+            columns.extend(piece.columns().iter().cloned());
+            let batch = RecordBatch::try_new(self.schema.clone(), columns)
+                .map_err(|e| Error::output(&self.path, e))?;
+            self.writer
+                .as_mut()
+                .expect("open until finish")
+                .write(&batch)
+                .map_err(|e| Error::output(&self.path, e))?;
+            start += n;
+        }
+        if start != rows {
+            return Err(Error::internal(format!(
+                "{rows} predictions but {start} kept rows"
+            )));
+        }
+        Ok(())
+    }
+
+    fn prediction_columns(&self, outputs: &[f32]) -> Vec<ArrayRef> {
+        match self.kind {
+            PredictionKind::Value => vec![Arc::new(Float32Array::from(outputs.to_vec()))],
+            PredictionKind::Binary => vec![
+                Arc::new(Float32Array::from(outputs.to_vec())),
+                Arc::new(Int64Array::from_iter_values(
+                    outputs.iter().map(|&p| i64::from(p >= 0.5)),
+                )),
+            ],
+            PredictionKind::Classes(k) => {
+                let mut classes = Vec::with_capacity(outputs.len() / k);
+                let mut best = Vec::with_capacity(outputs.len() / k);
+                for row in outputs.chunks_exact(k) {
+                    let mut c = 0;
+                    for (i, p) in row.iter().enumerate() {
+                        if *p > row[c] {
+                            c = i;
+                        }
+                    }
+                    classes.push(c as i64);
+                    best.push(row[c]);
+                }
+                let list = FixedSizeListArray::new(
+                    Arc::new(Field::new_list_field(DataType::Float32, false)),
+                    i32::try_from(k).unwrap_or(i32::MAX),
+                    Arc::new(Float32Array::from(outputs.to_vec())),
+                    None,
+                );
+                vec![
+                    Arc::new(Int64Array::from(classes)),
+                    Arc::new(Float32Array::from(best)),
+                    Arc::new(list),
+                ]
+            }
+        }
+    }
+
+    /// Writes the footer, syncs and gives the file its final name.
+    pub fn finish(mut self) -> Result<()> {
+        let writer = self.writer.take().expect("open until finish");
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::output(&self.path, e))?;
+        file.sync_all().map_err(|e| Error::output(&self.path, e))?;
+        std::fs::rename(&self.temp_path, &self.path).map_err(|e| Error::output(&self.path, e))
+    }
+}
+
+impl Drop for PredictionWriter {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            // Unfinished (an error stopped the run): leave nothing behind.
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
     }
 }

@@ -1,0 +1,414 @@
+//! Dense networks: softmax regression and multilayer perceptrons, on GEMM.
+//!
+//! Parameters are the layers in order, each a row-major weight matrix `W [out × in]` followed
+//! by its `out` biases. Over a chunk of n rows (row-major `X [n × d]`) the forward pass is
+//! `Z_l = A_{l−1} · W_lᵀ + b_l`, `A_l = act(Z_l)` for the hidden layers, and the head turns the
+//! last `Z` into a loss and `∂loss/∂Z`. The backward pass is `∂W_l += ∂Z_lᵀ · A_{l−1}`,
+//! `∂b_l += Σ_rows ∂Z_l`, `∂A_{l−1} = ∂Z_l · W_l`, `∂Z_{l−1} = ∂A_{l−1} ⊙ act′`. All products go
+//! through `gemm` on one thread (parallelism is the trainer's fixed chunk split), so a chunk's
+//! result depends on its rows only: bit-identical for any thread count.
+//!
+//! Activations and deltas live in a per-thread scratch buffer that grows to the largest chunk
+//! and is then reused, so steady-state training allocates nothing per chunk.
+
+use std::cell::RefCell;
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::{Activation, Head, Model, loss_and_residual, sigmoid};
+use crate::model::ModelKind;
+
+/// One dense layer's place in the parameter vector.
+#[derive(Debug, Clone, Copy)]
+struct Layer {
+    inputs: usize,
+    outputs: usize,
+    /// Offset of `W`; the biases follow at `offset + outputs · inputs`.
+    offset: usize,
+}
+
+impl Layer {
+    fn weights<'a>(&self, params: &'a [f32]) -> &'a [f32] {
+        &params[self.offset..self.offset + self.outputs * self.inputs]
+    }
+
+    fn biases<'a>(&self, params: &'a [f32]) -> &'a [f32] {
+        let start = self.offset + self.outputs * self.inputs;
+        &params[start..start + self.outputs]
+    }
+
+    fn grads<'a>(&self, grad: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
+        let w = self.outputs * self.inputs;
+        grad[self.offset..self.offset + w + self.outputs].split_at_mut(w)
+    }
+}
+
+/// A stack of dense layers with a regression, binary or multiclass head.
+#[derive(Debug, Clone)]
+pub struct Network {
+    layers: Vec<Layer>,
+    activation: Activation,
+    head: Head,
+    num_params: usize,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Network {
+    /// A network on `num_features` inputs with these hidden widths (none: softmax or linear
+    /// regression on the head).
+    pub fn new(num_features: usize, hidden: &[usize], activation: Activation, head: Head) -> Self {
+        let mut layers = Vec::with_capacity(hidden.len() + 1);
+        let mut inputs = num_features;
+        let mut offset = 0;
+        for &outputs in hidden.iter().chain(std::iter::once(&head.outputs())) {
+            layers.push(Layer {
+                inputs,
+                outputs,
+                offset,
+            });
+            offset += outputs * (inputs + 1);
+            inputs = outputs;
+        }
+        Network {
+            layers,
+            activation,
+            head,
+            num_params: offset,
+        }
+    }
+
+    /// Runs the forward pass over `n` rows, then (with `grad`) the backward pass; returns the
+    /// summed loss. With `predictions`, writes the head's outputs instead of computing a loss.
+    fn run(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        grad: Option<&mut [f32]>,
+        predictions: Option<&mut [f32]>,
+    ) -> f64 {
+        let n = if let Some(out) = &predictions {
+            out.len() / self.head.outputs()
+        } else {
+            y.len()
+        };
+        if n == 0 {
+            return 0.0;
+        }
+        let widths: usize = self.layers.iter().map(|l| l.outputs).sum();
+        let widest = self.layers.iter().map(|l| l.outputs.max(l.inputs)).max();
+        let need = n * (widths + 2 * widest.unwrap_or(0));
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            let (acts, deltas) = scratch[..need].split_at_mut(n * widths);
+            // acts holds Z (then A = act(Z) in place) of every layer, back to back.
+            let mut act_slices: Vec<&mut [f32]> = Vec::with_capacity(self.layers.len());
+            let mut rest = acts;
+            for layer in &self.layers {
+                let (this, tail) = rest.split_at_mut(n * layer.outputs);
+                act_slices.push(this);
+                rest = tail;
+            }
+            self.forward(params, x, n, &mut act_slices);
+            let logits = &*act_slices[self.layers.len() - 1];
+            if let Some(out) = predictions {
+                self.outputs(logits, out);
+                return 0.0;
+            }
+            let half = deltas.len() / 2;
+            let (delta, spare) = deltas.split_at_mut(half);
+            let loss = self.head_loss(logits, y, &mut delta[..n * self.head.outputs()]);
+            if let Some(grad) = grad {
+                self.backward(params, x, n, &act_slices, delta, spare, grad);
+            }
+            loss
+        })
+    }
+
+    fn forward(&self, params: &[f32], x: &[f32], n: usize, acts: &mut [&mut [f32]]) {
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, after) = acts.split_at_mut(l);
+            let input: &[f32] = if l == 0 { x } else { &before[l - 1][..] };
+            let z = &mut *after[0];
+            let (i, o) = (layer.inputs, layer.outputs);
+            // Z [n × o] = A [n × i] · Wᵀ [i × o]
+            matmul(
+                (n, o, i),
+                z,
+                o,
+                (input, i as isize, 1),
+                (layer.weights(params), 1, i as isize),
+                false,
+            );
+            let b = layer.biases(params);
+            for row in z.chunks_exact_mut(o) {
+                for (v, bias) in row.iter_mut().zip(b) {
+                    *v += bias;
+                }
+                if l != last {
+                    match self.activation {
+                        Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+                        Activation::Tanh => row.iter_mut().for_each(|v| *v = v.tanh()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Summed loss of the logits and ∂loss/∂logits into `delta`.
+    fn head_loss(&self, logits: &[f32], y: &[f32], delta: &mut [f32]) -> f64 {
+        let mut loss = 0.0f64;
+        match self.head {
+            Head::Regression | Head::Binary => {
+                let kind = if self.head == Head::Regression {
+                    ModelKind::Linear
+                } else {
+                    ModelKind::Logistic
+                };
+                for ((z, t), d) in logits.iter().zip(y).zip(delta.iter_mut()) {
+                    let (l, r) = loss_and_residual(kind, *z, *t);
+                    loss += f64::from(l);
+                    *d = r;
+                }
+            }
+            Head::Multiclass(k) => {
+                for ((z, t), d) in logits.chunks_exact(k).zip(y).zip(delta.chunks_exact_mut(k)) {
+                    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                    let mut sum = 0.0f32;
+                    for (e, v) in d.iter_mut().zip(z) {
+                        *e = (v - max).exp();
+                        sum += *e;
+                    }
+                    let class = *t as usize;
+                    loss += f64::from(sum.ln() + max - z[class]);
+                    let inv = 1.0 / sum;
+                    d.iter_mut().for_each(|e| *e *= inv);
+                    d[class] -= 1.0;
+                }
+            }
+        }
+        loss
+    }
+
+    /// The head's outputs from the logits: a value, a probability, or K probabilities.
+    fn outputs(&self, logits: &[f32], out: &mut [f32]) {
+        match self.head {
+            Head::Regression => out.copy_from_slice(logits),
+            Head::Binary => {
+                for (o, z) in out.iter_mut().zip(logits) {
+                    *o = sigmoid(*z);
+                }
+            }
+            Head::Multiclass(k) => {
+                for (o, z) in out.chunks_exact_mut(k).zip(logits.chunks_exact(k)) {
+                    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                    let mut sum = 0.0f32;
+                    for (p, v) in o.iter_mut().zip(z) {
+                        *p = (v - max).exp();
+                        sum += *p;
+                    }
+                    o.iter_mut().for_each(|p| *p /= sum);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward<'b>(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        n: usize,
+        acts: &[&mut [f32]],
+        mut delta: &'b mut [f32],
+        mut spare: &'b mut [f32],
+        grad: &mut [f32],
+    ) {
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let (i, o) = (layer.inputs, layer.outputs);
+            let input: &[f32] = if l == 0 { x } else { &acts[l - 1][..] };
+            let dz = &delta[..n * o];
+            let (gw, gb) = layer.grads(grad);
+            // ∂W [o × i] += ∂Zᵀ [o × n] · A [n × i]
+            matmul(
+                (o, i, n),
+                gw,
+                i,
+                (dz, 1, o as isize),
+                (input, i as isize, 1),
+                true,
+            );
+            for row in dz.chunks_exact(o) {
+                for (g, d) in gb.iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+            if l == 0 {
+                break;
+            }
+            // ∂A [n × i] = ∂Z [n × o] · W [o × i], then ⊙ act′ of the layer below.
+            let da = &mut spare[..n * i];
+            matmul(
+                (n, i, o),
+                da,
+                i,
+                (dz, o as isize, 1),
+                (layer.weights(params), i as isize, 1),
+                false,
+            );
+            let below = &acts[l - 1][..n * i];
+            match self.activation {
+                Activation::Relu => {
+                    for (d, a) in da.iter_mut().zip(below) {
+                        if *a <= 0.0 {
+                            *d = 0.0;
+                        }
+                    }
+                }
+                Activation::Tanh => {
+                    for (d, a) in da.iter_mut().zip(below) {
+                        *d *= 1.0 - a * a;
+                    }
+                }
+            }
+            std::mem::swap(&mut delta, &mut spare);
+        }
+    }
+}
+
+/// `dst [m × n]` (row stride `dst_rs`, unit column stride) = `lhs [m × k] · rhs [k × n]`,
+/// added to `dst` when `accumulate`. Matrices are (slice, row stride, column stride).
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    (lhs, lhs_rs, lhs_cs): (&[f32], isize, isize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], isize, isize),
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
+        (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
+    };
+    assert!(last(m, n, dst_rs as isize, 1) < dst.len(), "dst bounds");
+    if k > 0 {
+        assert!(last(m, k, lhs_rs, lhs_cs) < lhs.len(), "lhs bounds");
+        assert!(last(k, n, rhs_rs, rhs_cs) < rhs.len(), "rhs bounds");
+    }
+    // SAFETY: the asserts above keep every element gemm touches inside the three slices, and
+    // `dst` is borrowed mutably, so it overlaps neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+impl Model for Network {
+    fn num_params(&self) -> usize {
+        self.num_params
+    }
+
+    fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut params = vec![0.0f32; self.num_params];
+        if self.layers.len() == 1 {
+            return params; // softmax regression: convex, zero is a fine start
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6d6c_705f_696e_6974);
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (i, o) = (layer.inputs as f64, layer.outputs as f64);
+            // He for ReLU layers, Xavier (Glorot) for tanh layers and the output layer.
+            let std = if l != last && self.activation == Activation::Relu {
+                (2.0 / i).sqrt()
+            } else {
+                (2.0 / (i + o)).sqrt()
+            };
+            let normal = Normal::new(0.0, std).expect("a finite positive std");
+            let start = layer.offset;
+            for w in &mut params[start..start + layer.outputs * layer.inputs] {
+                *w = normal.sample(&mut rng) as f32;
+            }
+        }
+        params
+    }
+
+    fn loss_grad_sum(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        self.check_shapes(params, features, targets.len());
+        self.run(params, features, targets, Some(grad), None)
+    }
+
+    fn loss_sum(&self, params: &[f32], features: &[f32], targets: &[f32]) -> f64 {
+        self.check_shapes(params, features, targets.len());
+        self.run(params, features, targets, None, None)
+    }
+
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn predict(&self, params: &[f32], features: &[f32], out: &mut [f32]) {
+        let n = out.len() / self.head.outputs();
+        self.check_shapes(params, features, n);
+        self.run(params, features, &[], None, Some(out));
+    }
+
+    fn decays(&self) -> Vec<bool> {
+        let mut decays = vec![true; self.num_params];
+        for layer in &self.layers {
+            let start = layer.offset + layer.outputs * layer.inputs;
+            decays[start..start + layer.outputs].fill(false);
+        }
+        decays
+    }
+
+    fn input_layer_width(&self) -> usize {
+        self.layers[0].outputs
+    }
+}
+
+impl Network {
+    fn check_shapes(&self, params: &[f32], features: &[f32], rows: usize) {
+        assert_eq!(params.len(), self.num_params, "parameter vector length");
+        assert_eq!(
+            features.len(),
+            rows * self.layers[0].inputs,
+            "features and rows disagree"
+        );
+    }
+}

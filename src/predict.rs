@@ -1,0 +1,177 @@
+//! Using a saved model: `predict` (one prediction per input row, written as Parquet) and
+//! `eval` (loss and accuracy or RMSE on labelled data).
+//!
+//! Layer 3. Both stream the data through the training readers in file order (the
+//! evaluation pipeline: no shuffling, every row once), so memory stays bounded however large
+//! the data is, and `eval` computes exactly what the trainer's validation pass computes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::TrainConfig;
+use crate::data::source::Source;
+use crate::data::source::parquet::Passthrough;
+use crate::data::source::write::{PredictionKind, PredictionWriter};
+use crate::data::{ColumnSpec, FeatureSelection};
+use crate::error::{Error, Result};
+use crate::model::{Head, Metrics};
+use crate::pipeline::Pipeline;
+use crate::train::{GradientEngine, ModelFile, eval_config, evaluate};
+
+/// What `predict` and `eval` read.
+#[derive(Debug, Clone)]
+pub struct ApplyConfig {
+    /// The saved model.
+    pub model: PathBuf,
+    /// Parquet files and/or directories, or one shard dataset.
+    pub data: Vec<PathBuf>,
+    /// Reader threads. By default 2.
+    pub num_readers: usize,
+    /// Verify shard checksums. By default on.
+    pub verify_checksums: bool,
+    /// Gradient (evaluation) threads.
+    pub num_threads: usize,
+}
+
+/// What `predict` wrote.
+#[derive(Debug, Clone)]
+pub struct PredictSummary {
+    /// Rows predicted (= rows of the input).
+    pub rows: u64,
+    /// Columns of the output file.
+    pub columns: Vec<String>,
+}
+
+/// The model's columns as a selection: a list column when training used one (feature names
+/// `name[0]`, `name[1]`, ...), the named scalar columns otherwise.
+fn column_spec(model: &ModelFile, label_optional: bool) -> ColumnSpec {
+    let list = model.features.first().and_then(|f| f.strip_suffix("[0]"));
+    let features = match list {
+        Some(name)
+            if model
+                .features
+                .iter()
+                .enumerate()
+                .all(|(i, f)| *f == format!("{name}[{i}]")) =>
+        {
+            FeatureSelection::ListColumn(name.to_string())
+        }
+        _ => FeatureSelection::Columns(model.features.clone()),
+    };
+    ColumnSpec {
+        features,
+        label: model.label.clone(),
+        label_optional,
+    }
+}
+
+/// Opens the model and the data; the data must hold the model's feature columns.
+fn open(
+    config: &ApplyConfig,
+    label_optional: bool,
+) -> Result<(ModelFile, TrainConfig, Arc<dyn Source>)> {
+    let model = ModelFile::load(&config.model)?;
+    let train = TrainConfig {
+        data: config.data.clone(),
+        columns: column_spec(&model, label_optional),
+        num_readers: config.num_readers,
+        verify_checksums: config.verify_checksums,
+        ..TrainConfig::default()
+    };
+    if train.data.is_empty() {
+        return Err(Error::config("DATA", "no input files or directories given"));
+    }
+    let source = train.open_source()?;
+    if source.schema().feature_names != model.features {
+        return Err(Error::config(
+            "DATA",
+            format!(
+                "the model was trained on features [{}], but {} has [{}]",
+                model.features.join(", "),
+                source.files()[0].display(),
+                source.schema().feature_names.join(", ")
+            ),
+        ));
+    }
+    Ok((model, train, source))
+}
+
+/// Writes one prediction per row of the data to `out` (Parquet), in input order, followed by
+/// the `keep` columns of the input (Parquet input only). `on_rows` hears the rows done.
+pub fn predict(
+    config: &ApplyConfig,
+    out: &Path,
+    keep: &[String],
+    on_rows: &dyn Fn(u64),
+) -> Result<PredictSummary> {
+    let (model_file, train, source) = open(config, true)?;
+    let spec = model_file.spec();
+    let model = spec.build(model_file.features.len());
+    let params = model_file.parameters();
+    let kind = match spec.head {
+        Head::Regression => PredictionKind::Value,
+        Head::Binary => PredictionKind::Binary,
+        Head::Multiclass(k) => PredictionKind::Classes(k),
+    };
+    let mut passthrough = if keep.is_empty() {
+        None
+    } else if train.is_shard_dataset() {
+        return Err(Error::config(
+            "--keep",
+            "passes Parquet columns through; a shard dataset holds only the features and the label",
+        ));
+    } else {
+        Some(Passthrough::open(source.files(), keep)?)
+    };
+    let kept_schema = match &passthrough {
+        Some(p) => p.schema(),
+        None => Passthrough::open(&[], &[])?.schema(),
+    };
+    let mut writer = PredictionWriter::create(out, kind, &kept_schema)?;
+    let pipeline = Pipeline::new(
+        source.clone(),
+        eval_config(&train.pipeline_config(source.num_rows()), &source),
+    );
+    let outputs_per_row = spec.head.outputs();
+    let mut outputs = Vec::new();
+    let mut rows = 0u64;
+    for batch in pipeline.epoch(0)? {
+        let batch = batch?;
+        let n = batch.rows.num_rows();
+        outputs.clear();
+        outputs.resize(n * outputs_per_row, 0.0);
+        {
+            let _span = tracing::trace_span!("eval", rows = n).entered();
+            model.predict(&params, batch.rows.features(), &mut outputs);
+        }
+        let kept = passthrough.as_mut().map(|p| p.take(n)).transpose()?;
+        writer.write(&outputs, kept)?;
+        rows += n as u64;
+        on_rows(rows);
+    }
+    if rows != source.num_rows() {
+        return Err(Error::internal(format!(
+            "predicted {rows} rows, expected {}",
+            source.num_rows()
+        )));
+    }
+    writer.finish()?;
+    let mut columns: Vec<String> = kind.column_names().iter().map(|c| c.to_string()).collect();
+    columns.extend(keep.iter().cloned());
+    Ok(PredictSummary { rows, columns })
+}
+
+/// Mean loss and accuracy (classification) or RMSE (regression) of the saved model on the
+/// data, with the row count.
+pub fn evaluate_model(config: &ApplyConfig) -> Result<(Metrics, u64)> {
+    let (model_file, train, source) = open(config, false)?;
+    let model = model_file.spec().build(model_file.features.len());
+    let params = model_file.parameters();
+    let pipeline = Pipeline::new(
+        source.clone(),
+        eval_config(&train.pipeline_config(source.num_rows()), &source),
+    );
+    let mut engine = GradientEngine::new(model.as_ref(), config.num_threads)?;
+    let metrics = evaluate(&pipeline, &mut engine, &params, None)?;
+    Ok((metrics, source.num_rows()))
+}
