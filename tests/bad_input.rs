@@ -259,3 +259,61 @@ fn unused_columns_may_differ_between_files() {
     assert_eq!(batch.rows.features(), &[1.0, 2.0]);
     assert_eq!(batch.rows.targets(), &[1.0, 0.0]);
 }
+
+#[test]
+fn a_label_outside_the_classes_is_named_with_its_row() {
+    let dir = common::tempdir();
+    let file = dir.path().join("classes.parquet");
+    write(
+        &file,
+        vec![
+            ("a", floats(&[0.5, 1.0, 1.5, 2.0])),
+            ("label", floats(&[0.0, 2.0, 5.0, 1.0])),
+        ],
+    );
+    for model in [
+        &["--model", "softmax", "--classes", "3"][..],
+        &["--model", "mlp", "--task", "multiclass", "--classes", "3"],
+    ] {
+        assert_rejected(
+            &file,
+            model,
+            &[
+                "classes.parquet",
+                "row 2",
+                "label 5",
+                "column `label`",
+                "not a class id in 0..2",
+            ],
+        );
+    }
+    // Without --classes, K comes from the largest label: a fraction is no class id.
+    let fraction = dir.path().join("fraction.parquet");
+    write(
+        &fraction,
+        vec![("a", floats(&[0.5, 1.0])), ("label", floats(&[0.0, 2.5]))],
+    );
+    assert_rejected(
+        &fraction,
+        &["--model", "softmax"],
+        &["--classes", "largest label is 2.5"],
+    );
+}
+
+#[test]
+fn contradictory_model_and_optimizer_flags_are_refused_before_reading() {
+    let dir = common::tempdir();
+    let file = dir.path().join("ok.parquet");
+    write(
+        &file,
+        vec![("a", floats(&[0.5, 1.0])), ("label", floats(&[0.0, 1.0]))],
+    );
+    assert_rejected(&file, &["--early-stop", "2"], &["--early-stop", "--valid"]);
+    assert_rejected(&file, &["--beta2", "1.5"], &["--beta2"]);
+    assert_rejected(
+        &file,
+        &["--model", "softmax", "--classes", "1"],
+        &["--classes"],
+    );
+    assert_rejected(&file, &["--clip-grad-norm", "0"], &["--clip-grad-norm"]);
+}

@@ -1046,11 +1046,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
             BatchSize::Rows(b) => thousands(b),
         };
         say!(
-            "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {:?} lr {}, {} reader(s), {} gradient thread(s)",
+            "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {} lr {}, {} reader(s), {} gradient thread(s)",
             config.trainer.model.describe(),
             thousands(pipeline.steps_per_epoch()),
             config.trainer.epochs,
-            config.trainer.optimizer.kind,
+            format!("{:?}", config.trainer.optimizer.kind).to_lowercase(),
             config.trainer.optimizer.learning_rate,
             config.num_readers,
             config.trainer.num_threads,
