@@ -48,6 +48,11 @@ pub struct TrainConfig {
     /// Validation data (`--valid`): Parquet files and/or directories, or one shard dataset,
     /// with the training data's columns. By default none.
     pub valid: Vec<PathBuf>,
+    /// This process's rank in a data-parallel run. By default 0.
+    pub rank: usize,
+    /// Ranks of a data-parallel run (each reads 1/world of the units and contributes about
+    /// b/world rows per step). By default 1.
+    pub world: usize,
     /// Model, optimizer and loop settings.
     pub trainer: TrainerConfig,
 }
@@ -67,6 +72,8 @@ impl Default for TrainConfig {
             verify_checksums: true,
             skip_bad_files: false,
             valid: Vec::new(),
+            rank: 0,
+            world: 1,
             trainer: TrainerConfig::default(),
         }
     }
@@ -113,10 +120,18 @@ impl TrainConfig {
         self.pipeline_config(1).check()
     }
 
-    /// The pipeline settings for a dataset of `num_rows` rows.
+    /// The pipeline settings for a dataset of `num_rows` rows. In a data-parallel run each
+    /// rank's step is ceil(b / world) rows (`full`: all of its rows).
     pub fn pipeline_config(&self, num_rows: u64) -> PipelineConfig {
+        let global = step_rows(self.batch_size, num_rows);
+        let local = match self.batch_size {
+            BatchSize::Rows(b) if self.world > 1 => b.div_ceil(self.world as u64),
+            _ => global,
+        };
         PipelineConfig {
-            step_rows: step_rows(self.batch_size, num_rows),
+            step_rows: local,
+            rank: self.rank,
+            world: self.world.max(1),
             piece_rows: PIECE_ROWS,
             last_batch: self.last_batch,
             shuffle: if self.shuffle {
@@ -132,14 +147,22 @@ impl TrainConfig {
     }
 
     /// Resident-memory budget of training on `source` with these settings: the larger of the
-    /// training pipeline's and the evaluation pass's (they never run at once).
+    /// training pipeline's and the evaluation pass's (they never run at once), plus the model
+    /// and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]).
     pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
         let (rows, d) = (source.num_rows(), source.num_features());
         let train = self.pipeline_config(rows);
         let eval = crate::train::eval_config(&train, source);
+        let model = self.trainer.model.build(d);
+        let model_bytes = crate::train::model_memory_bytes(
+            model.as_ref(),
+            train.piece_rows,
+            self.trainer.num_threads,
+        );
         train
             .memory_budget_bytes(d, rows)
             .max(eval.memory_budget_bytes(d, rows))
+            + model_bytes
     }
 
     /// True when the data is one shard dataset directory.

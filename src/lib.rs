@@ -25,10 +25,11 @@
 //! # }
 //! ```
 //!
-//! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`data`],
+//! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`comm`], [`data`],
 //! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`tune`]. The binary's
 //! `cli` sits on top.
 
+pub mod comm;
 pub mod config;
 pub mod convert;
 pub mod data;

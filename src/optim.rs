@@ -46,7 +46,7 @@ pub enum LrSchedule {
         /// Factor applied at each decay.
         gamma: f32,
     },
-    /// Half a cosine from the base rate down to 0 at the last step.
+    /// Half a cosine, lr·½(1 + cos(π·t/T)), over the T steps after the warm-up.
     Cosine,
 }
 

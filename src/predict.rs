@@ -44,7 +44,7 @@ pub struct PredictSummary {
 
 /// The model's columns as a selection: a list column when training used one (feature names
 /// `name[0]`, `name[1]`, ...), the named scalar columns otherwise.
-fn column_spec(model: &ModelFile, label_optional: bool) -> ColumnSpec {
+fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
     let list = model.features.first().and_then(|f| f.strip_suffix("[0]"));
     let features = match list {
         Some(name)
@@ -61,19 +61,19 @@ fn column_spec(model: &ModelFile, label_optional: bool) -> ColumnSpec {
     ColumnSpec {
         features,
         label: model.label.clone(),
-        label_optional,
+        ignore_label,
     }
 }
 
 /// Opens the model and the data; the data must hold the model's feature columns.
 fn open(
     config: &ApplyConfig,
-    label_optional: bool,
+    ignore_label: bool,
 ) -> Result<(ModelFile, TrainConfig, Arc<dyn Source>)> {
     let model = ModelFile::load(&config.model)?;
     let train = TrainConfig {
         data: config.data.clone(),
-        columns: column_spec(&model, label_optional),
+        columns: column_spec(&model, ignore_label),
         num_readers: config.num_readers,
         verify_checksums: config.verify_checksums,
         ..TrainConfig::default()
@@ -108,7 +108,7 @@ pub fn predict(
     let spec = model_file.spec();
     let model = spec.build(model_file.features.len());
     let params = model_file.parameters();
-    let kind = match spec.head {
+    let kind = match model.head() {
         Head::Regression => PredictionKind::Value,
         Head::Binary => PredictionKind::Binary,
         Head::Multiclass(k) => PredictionKind::Classes(k),
@@ -132,7 +132,7 @@ pub fn predict(
         source.clone(),
         eval_config(&train.pipeline_config(source.num_rows()), &source),
     );
-    let outputs_per_row = spec.head.outputs();
+    let outputs_per_row = model.head().outputs();
     let mut outputs = Vec::new();
     let mut rows = 0u64;
     for batch in pipeline.epoch(0)? {

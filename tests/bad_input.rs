@@ -249,7 +249,7 @@ fn unused_columns_may_differ_between_files() {
         columns: streamfit::data::ColumnSpec {
             features: streamfit::data::FeatureSelection::Columns(vec!["x".into()]),
             label: "label".into(),
-            label_optional: false,
+            ignore_label: false,
         },
         shuffle: false,
         ..streamfit::config::TrainConfig::default()

@@ -17,14 +17,7 @@ fn logistic_regression_recovers_the_true_weights() {
     config.trainer.epochs = 3;
     config.trainer.optimizer.learning_rate = 0.1;
     let result = train(&common::pipeline(&config), &config.trainer, &mut ()).expect("train");
-    let w = &result.params[..16];
-    let dot: f64 = w
-        .iter()
-        .zip(&truth.weights)
-        .map(|(a, b)| f64::from(*a) * f64::from(*b))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let cosine = dot / (norm(w) * norm(&truth.weights));
+    let cosine = common::cosine(&result.params[..16], &truth.weights);
     assert!(cosine >= 0.99, "cosine similarity {cosine}");
     assert!(
         (f64::from(result.params[16]) - f64::from(truth.bias)).abs() < 0.1,

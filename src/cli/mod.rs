@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use streamfit::comm::{Collective, SingleProcess};
 use streamfit::config::TrainConfig;
 use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::source::ColumnRole;
@@ -32,7 +33,7 @@ use streamfit::telemetry::{Profile, ProfileLayer, peak_rss_bytes};
 use streamfit::train::{
     BatchSize, Checkpoint, CheckpointConfig, EpochSummary, Eval, MetricsWriter, ModelFile, Report,
     SavedOptimizer, SkippedFile, Standardization, StepRecord, TrainObserver, TrainerConfig,
-    eval_config, train_validated,
+    eval_config, train_ranks,
 };
 use streamfit::tune::{TuneConfig, tune};
 use tracing_chrome::ChromeLayerBuilder;
@@ -135,7 +136,7 @@ impl ColumnArgs {
         ColumnSpec {
             features,
             label: self.label.clone(),
-            label_optional: false,
+            ignore_label: false,
         }
     }
 }
@@ -458,6 +459,10 @@ struct TrainArgs {
     /// --checkpoint-dir (which starts fresh when it holds no checkpoint yet)
     #[arg(long, value_name = "DIR|auto")]
     resume: Option<String>,
+    /// Testing aid: write the row ids of every batch this process trains on, one line per
+    /// batch, to DIR/rank-R-epoch-E.txt
+    #[arg(long, value_name = "DIR", hide = true)]
+    debug_row_ids: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -663,28 +668,60 @@ fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    #[cfg(feature = "mpi")]
+    let mpi = streamfit::comm::mpi_world();
+    #[cfg(feature = "mpi")]
+    let comm: &dyn Collective = match &mpi {
+        Some(world) => world,
+        None => &SingleProcess,
+    };
+    #[cfg(not(feature = "mpi"))]
+    let comm: &dyn Collective = &SingleProcess;
+    if comm.size() == 1 && streamfit::comm::launched_by_mpi() {
+        eprintln!(
+            "warning: started by an MPI launcher, but this streamfit runs as a single process (build it with `--features mpi` for data-parallel training)"
+        );
+    }
+    match run(cli, comm) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.chain()
+            let code = if e
+                .chain()
                 .find_map(|c| c.downcast_ref::<Error>())
                 .is_some_and(|e| matches!(e, Error::Interrupted { .. }))
             {
-                return ExitCode::from(130);
-            }
-            let input_error = e
+                130
+            } else if e
                 .chain()
                 .find_map(|c| c.downcast_ref::<Error>())
-                .is_some_and(Error::is_input_error);
-            ExitCode::from(if input_error { 2 } else { 1 })
+                .is_some_and(Error::is_input_error)
+            {
+                2
+            } else {
+                1
+            };
+            if comm.size() > 1 {
+                // The other ranks may be waiting in a collective: end the whole job.
+                eprintln!("error: rank {} of {}: {e:#}", comm.rank(), comm.size());
+                comm.abort(code);
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code as u8)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, comm: &dyn Collective) -> Result<()> {
+    if comm.size() > 1 && !matches!(cli.command, Command::Train(_)) {
+        return Err(Error::config(
+            "mpirun",
+            "only `train` runs data-parallel; run the other commands without mpirun",
+        )
+        .into());
+    }
     match cli.command {
-        Command::Train(args) => run_train(*args),
+        Command::Train(args) => run_train(*args, comm),
         Command::Generate(args) => run_generate(args),
         Command::Scan(args) => run_scan(args),
         Command::Convert(args) => run_convert(args),
@@ -846,7 +883,26 @@ fn demo_dataset(quiet: bool) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn run_train(args: TrainArgs) -> Result<()> {
+fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
+    if comm.size() > 1 {
+        if args.data.is_empty() {
+            return Err(Error::config(
+                "DATA",
+                "give the data explicitly in a data-parallel run (the demo dataset is not generated under mpirun)",
+            )
+            .into());
+        }
+        if comm.rank() != 0 {
+            // Only rank 0 prints and writes files.
+            args.quiet = true;
+            args.metrics = None;
+            args.report = None;
+            args.save_model = None;
+            args.plot = None;
+            args.trace = None;
+            args.profile = false;
+        }
+    }
     let data = if args.data.is_empty() {
         vec![demo_dataset(args.quiet)?]
     } else {
@@ -884,6 +940,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         verify_checksums: args.read.verify_checksums,
         skip_bad_files: args.on_bad_file == OnBadFile::Skip,
         valid: args.valid.clone(),
+        rank: comm.rank(),
+        world: comm.size(),
         trainer,
     };
     config.check()?;
@@ -1055,6 +1113,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
             config.num_readers,
             config.trainer.num_threads,
         );
+        if comm.size() > 1 {
+            say!(
+                "mpi: {} ranks, each reading 1 in {} units of the plan and up to {} rows of each step (iterations/epoch: that of the largest share)",
+                comm.size(),
+                comm.size(),
+                thousands(pipeline.config().step_rows),
+            );
+        }
         if let Some(v) = &valid_source {
             say!(
                 "valid: {} rows in {} file(s), evaluated after every epoch{}",
@@ -1100,13 +1166,18 @@ fn run_train(args: TrainArgs) -> Result<()> {
         skipped_files: skipped.len(),
         epochs: config.trainer.epochs,
         metrics: metrics.as_mut(),
+        row_ids: args
+            .debug_row_ids
+            .clone()
+            .map(|dir| RowIdLog::new(dir, comm.rank())),
     };
     let started = Instant::now();
-    let trained = train_validated(
+    let trained = train_ranks(
         &pipeline,
         valid_pipeline.as_ref(),
         &config.trainer,
         &mut observer,
+        comm,
     );
     progress.finish_and_clear();
     let observer_curves = observer.curves.take();
@@ -1143,6 +1214,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         best_epoch: result.best_epoch,
         stopped_early: result.stopped_early,
         optimizer: Some(config.trainer.optimizer.clone()),
+        ranks: (comm.size() > 1).then_some(comm.size()),
         rows: num_rows,
         num_features: d,
         batch_size: pipeline.config().step_rows,
@@ -1268,9 +1340,56 @@ struct CliObserver<'a> {
     skipped_files: usize,
     epochs: usize,
     metrics: Option<&'a mut MetricsWriter>,
+    /// `--debug-row-ids`.
+    row_ids: Option<RowIdLog>,
+}
+
+/// Writes the row ids of every batch (`--debug-row-ids`): one file per rank and epoch.
+struct RowIdLog {
+    dir: PathBuf,
+    rank: usize,
+    epoch: usize,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl RowIdLog {
+    fn new(dir: PathBuf, rank: usize) -> Self {
+        RowIdLog {
+            dir,
+            rank,
+            epoch: 0,
+            out: None,
+        }
+    }
+
+    fn write(&mut self, epoch: usize, ids: &[u64]) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.out.is_none() || self.epoch != epoch {
+            if let Some(mut old) = self.out.take() {
+                old.flush()?;
+            }
+            let path = self
+                .dir
+                .join(format!("rank-{}-epoch-{epoch}.txt", self.rank));
+            self.out = Some(std::io::BufWriter::new(std::fs::File::create(path)?));
+            self.epoch = epoch;
+        }
+        let out = self.out.as_mut().expect("opened above");
+        let line: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        writeln!(out, "{}", line.join(" "))?;
+        out.flush()
+    }
 }
 
 impl TrainObserver for CliObserver<'_> {
+    fn on_batch(&mut self, epoch: usize, row_ids: &[u64]) -> streamfit::error::Result<()> {
+        if let Some(log) = self.row_ids.as_mut() {
+            log.write(epoch, row_ids)
+                .map_err(|e| Error::output(&log.dir, e))?;
+        }
+        Ok(())
+    }
+
     fn on_step(&mut self, step: &StepRecord) -> streamfit::error::Result<()> {
         if let Some(m) = self.metrics.as_deref_mut() {
             m.step(step)?;
@@ -1321,14 +1440,18 @@ impl TrainObserver for CliObserver<'_> {
             };
             self.progress.suspend(|| {
                 say!(
-                    "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {:.3}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
+                    "epoch {}/{}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
                     e.epoch,
                     self.epochs,
                     thousands(e.iterations),
                     thousands(e.rows),
                     thousands(e.rows_per_s as u64),
                     e.stall_fraction * 100.0,
-                    e.shuffle_spearman,
+                    if e.shuffle_spearman.is_finite() {
+                        format!("{:.3}", e.shuffle_spearman)
+                    } else {
+                        "n/a".to_string()
+                    },
                     e.units_per_step,
                     e.seconds,
                     e.eval_seconds,

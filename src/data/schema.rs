@@ -25,10 +25,10 @@ pub struct ColumnSpec {
     pub features: FeatureSelection,
     /// Name of the label column. By default `label`.
     pub label: String,
-    /// Read files that lack the label column (targets are then 0): for `predict` on
-    /// unlabelled data. By default off (a missing label is an error).
+    /// Never read the label (targets are then 0), so it may be missing, null or of any type:
+    /// for `predict`. By default off (the label is read, and a missing one is an error).
     #[serde(default)]
-    pub label_optional: bool,
+    pub ignore_label: bool,
 }
 
 impl Default for ColumnSpec {
@@ -36,7 +36,7 @@ impl Default for ColumnSpec {
         ColumnSpec {
             features: FeatureSelection::AllNumeric,
             label: "label".to_string(),
-            label_optional: false,
+            ignore_label: false,
         }
     }
 }

@@ -86,6 +86,13 @@ pub enum Activation {
     Tanh,
 }
 
+/// Most classes of a multiclass head.
+pub const MAX_CLASSES: usize = 65_536;
+
+/// Most parameters of a model (1 GiB of f32), so a mistyped shape is an error, not an
+/// allocation failure.
+pub const MAX_PARAMS: usize = 1 << 28;
+
 /// Everything that defines a model's shape, given its feature count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -139,9 +146,12 @@ impl ModelSpec {
     /// The first setting that cannot be used, as (flag, reason).
     pub fn problem(&self) -> Option<(&'static str, String)> {
         if let Head::Multiclass(k) = self.head
-            && k < 2
+            && !(2..=MAX_CLASSES).contains(&k)
         {
-            return Some(("--classes", format!("must be at least 2, got {k}")));
+            return Some((
+                "--classes",
+                format!("must be between 2 and {MAX_CLASSES}, got {k}"),
+            ));
         }
         if self.kind == ModelKind::Mlp {
             if self.hidden.is_empty() {
@@ -222,6 +232,10 @@ pub trait Model: Send + Sync {
     fn decays(&self) -> Vec<bool>;
     /// Rows h of the input layer's weight matrix `[h × d]` at the start of the parameters.
     fn input_layer_width(&self) -> usize;
+    /// f32 values of per-thread scratch the model needs per row of a chunk (activations).
+    fn scratch_per_row(&self) -> usize {
+        0
+    }
 }
 
 /// Summed evaluation figures over some rows.

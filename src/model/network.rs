@@ -101,8 +101,7 @@ impl Network {
             return 0.0;
         }
         let widths: usize = self.layers.iter().map(|l| l.outputs).sum();
-        let widest = self.layers.iter().map(|l| l.outputs.max(l.inputs)).max();
-        let need = n * (widths + 2 * widest.unwrap_or(0));
+        let need = n * self.scratch_per_row();
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             if scratch.len() < need {
@@ -399,6 +398,12 @@ impl Model for Network {
 
     fn input_layer_width(&self) -> usize {
         self.layers[0].outputs
+    }
+
+    fn scratch_per_row(&self) -> usize {
+        let widths: usize = self.layers.iter().map(|l| l.outputs).sum();
+        let widest = self.layers.iter().map(|l| l.outputs.max(l.inputs)).max();
+        widths + 2 * widest.unwrap_or(0)
     }
 }
 

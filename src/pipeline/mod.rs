@@ -67,6 +67,11 @@ pub struct PipelineConfig {
     pub block_rows: usize,
     /// Blocks each reader may queue. By default 2.
     pub reader_channel_blocks: usize,
+    /// This rank of a data-parallel run: it reads the units at plan positions ≡ rank (mod
+    /// world). By default 0.
+    pub rank: usize,
+    /// Ranks of a data-parallel run. By default 1 (this process reads everything).
+    pub world: usize,
 }
 
 impl Default for PipelineConfig {
@@ -81,6 +86,8 @@ impl Default for PipelineConfig {
             num_readers: 2,
             block_rows: 8_192,
             reader_channel_blocks: 2,
+            rank: 0,
+            world: 1,
         }
     }
 }
@@ -96,6 +103,18 @@ impl PipelineConfig {
         }
         if self.num_readers == 0 || self.num_readers > 256 {
             return Err(Error::config("--readers", "must be between 1 and 256"));
+        }
+        if self.world == 0 || self.rank >= self.world {
+            return Err(Error::internal(format!(
+                "rank {} of a world of {}",
+                self.rank, self.world
+            )));
+        }
+        if self.world > 1 && self.last_batch == LastBatch::Drop {
+            return Err(Error::config(
+                "--drop-last",
+                "is not supported in a data-parallel (MPI) run",
+            ));
         }
         if matches!(self.shuffle, Shuffle::Seeded(_)) && self.shuffle_buffer_rows == 0 {
             return Err(Error::config(
@@ -307,8 +326,13 @@ impl Pipeline {
     }
 
     /// Number of steps in an epoch: ceil(N/b), or floor(N/b) when the last batch is dropped.
+    /// In a data-parallel run, the steps of a rank holding an even share, ceil(N/world) rows
+    /// (the real count is the largest share's, which depends on the epoch's plan).
     pub fn steps_per_epoch(&self) -> u64 {
-        let n = self.source.num_rows();
+        let n = self
+            .source
+            .num_rows()
+            .div_ceil(self.config.world.max(1) as u64);
         let b = self.config.step_rows;
         match self.config.last_batch {
             LastBatch::Keep => n.div_ceil(b),
@@ -324,10 +348,36 @@ impl Pipeline {
         Ok((self.start(plan, start)?, reread))
     }
 
+    /// The units this pipeline reads in epoch `epoch`, in order: the epoch's plan (file order,
+    /// or permuted from the seed), or in a data-parallel run this rank's share of it (the plan
+    /// positions ≡ rank mod world).
+    pub fn plan(&self, epoch: u64) -> Vec<usize> {
+        let cfg = &self.config;
+        let plan = epoch_plan(self.source.units().len(), cfg.shuffle, epoch);
+        if cfg.world <= 1 {
+            return plan;
+        }
+        plan.into_iter()
+            .enumerate()
+            .filter(|(position, _)| position % cfg.world == cfg.rank)
+            .map(|(_, unit)| unit)
+            .collect()
+    }
+
+    /// Rows this pipeline emits in epoch `epoch`: [`Pipeline::rows_per_epoch`], or in a
+    /// data-parallel run the rows of this rank's units.
+    pub fn epoch_rows(&self, epoch: u64) -> u64 {
+        if self.config.world <= 1 {
+            return self.rows_per_epoch();
+        }
+        let units = self.source.units();
+        self.plan(epoch).iter().map(|&u| units[u].num_rows).sum()
+    }
+
     /// Starts epoch `epoch`: readers, the shuffle thread, and the prefetch queue.
     pub fn epoch(&self, epoch: u64) -> Result<BatchStream> {
         let cfg = &self.config;
-        let plan = epoch_plan(self.source.units().len(), cfg.shuffle, epoch);
+        let plan = self.plan(epoch);
         let buffer = match cfg.shuffle {
             Shuffle::Off => None,
             Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
@@ -343,6 +393,7 @@ impl Pipeline {
                 buffer,
                 step: 0,
                 rows_emitted: 0,
+                epoch_rows: self.epoch_rows(epoch),
             },
         )
     }
@@ -391,7 +442,7 @@ impl Pipeline {
                 num_features: self.source.num_features(),
                 batch_rows: cfg.batch_rows(),
                 step_rows: cfg.step_rows,
-                rows_left: self.rows_per_epoch() - from.rows_emitted,
+                rows_left: from.epoch_rows - from.rows_emitted,
                 rows_in_step: 0,
                 step: from.step,
                 current: None,
@@ -472,6 +523,8 @@ struct StreamStart {
     buffer: Option<ShuffleBuffer>,
     step: u64,
     rows_emitted: u64,
+    /// Rows the whole epoch emits ([`Pipeline::epoch_rows`]).
+    epoch_rows: u64,
 }
 
 impl ShuffleStage {

@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use super::{Pipeline, Shuffle, ShuffleBuffer, StreamStart, epoch_plan, rng_for};
+use super::{Pipeline, Shuffle, ShuffleBuffer, StreamStart, rng_for};
 use crate::data::RowBlock;
 use crate::data::source::{ChunkSink, Unit};
 use crate::error::{Error, Result};
@@ -63,10 +63,10 @@ impl CursorTracker {
         let units = pipeline.source().units().to_vec();
         CursorTracker {
             epoch,
-            plan: epoch_plan(units.len(), cfg.shuffle, epoch),
+            plan: pipeline.plan(epoch),
             units,
             step_rows: cfg.step_rows,
-            rows_per_epoch: pipeline.rows_per_epoch(),
+            rows_per_epoch: pipeline.epoch_rows(epoch),
             buffer: match cfg.shuffle {
                 Shuffle::Off => None,
                 Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
@@ -193,24 +193,25 @@ pub(super) fn restart(
     let units = source.units();
     let bad =
         |what: String| Error::config("--resume", format!("the checkpoint's stream cursor {what}"));
+    let epoch_rows = pipeline.epoch_rows(cursor.epoch);
     let step_end = cursor
         .steps
         .checked_mul(cfg.step_rows)
-        .map(|rows| rows.min(pipeline.rows_per_epoch()));
+        .map(|rows| rows.min(epoch_rows));
     // Every row taken from the plan was either emitted or is still buffered.
     let consistent = cursor
         .rows_emitted
         .checked_add(cursor.buffer_ids.len() as u64)
         == Some(cursor.rows_consumed);
     if cursor.rows_consumed > source.num_rows()
-        || cursor.rows_emitted > pipeline.rows_per_epoch()
+        || cursor.rows_emitted > epoch_rows
         || cursor.buffer_ids.len() > pipeline.buffer_capacity()
         || step_end != Some(cursor.rows_emitted)
         || !consistent
     {
         return Err(bad("does not fit this dataset and batch size".into()));
     }
-    let plan = epoch_plan(units.len(), cfg.shuffle, cursor.epoch);
+    let plan = pipeline.plan(cursor.epoch);
     // The plan position holding row `rows_consumed`, and the rows to skip there.
     let mut before = 0u64;
     let mut position = plan.len();
@@ -243,6 +244,7 @@ pub(super) fn restart(
             buffer,
             step: cursor.steps,
             rows_emitted: cursor.rows_emitted,
+            epoch_rows,
         },
         plan[position..].to_vec(),
         reread,

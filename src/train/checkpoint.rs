@@ -7,7 +7,7 @@
 //! batch sequence and the parameter trajectory, and the identity of the data (each file's path,
 //! size and a CRC32C of its last 64 KiB: the Parquet footer, or a shard's checksum table).
 //!
-//! The file is one header line, `streamfit-checkpoint 1 <length> <crc32c>`, then a JSON body of
+//! The file is one header line, `streamfit-checkpoint 2 <length> <crc32c>`, then a JSON body of
 //! that length with that checksum. It is written to a temporary name, synced, renamed and the
 //! directory synced, so a crash (even `kill -9`) leaves the previous checkpoint or the new one,
 //! never a torn file; a file whose length or checksum is wrong is never loaded.
@@ -26,7 +26,7 @@ use crate::pipeline::StreamCursor;
 use crate::train::{EpochSummary, Standardization};
 
 const MAGIC: &str = "streamfit-checkpoint";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const EXTENSION: &str = "sfck";
 /// Bytes at the end of each data file covered by its identity checksum.
 const TAIL_BYTES: u64 = 64 << 10;
@@ -53,6 +53,8 @@ pub struct RunFingerprint {
     pub init_seed: u64,
     /// `--early-stop` patience.
     pub early_stop: Option<usize>,
+    /// Iterations the cosine schedule spans (set by `--epochs`); absent for other schedules.
+    pub schedule_steps: Option<u64>,
     /// Rows per step.
     pub batch_rows: u64,
     /// The last partial step is dropped.
@@ -101,6 +103,11 @@ impl RunFingerprint {
             "--seed (initial parameters)",
             self.init_seed.to_string(),
             now.init_seed.to_string(),
+        );
+        check(
+            "--epochs (the cosine schedule's length)",
+            format!("{:?}", self.schedule_steps),
+            format!("{:?}", now.schedule_steps),
         );
         check(
             "--early-stop",

@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use crate::comm::Collective;
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
 use crate::model::{EvalSums, Head, Model, eval_sums};
@@ -73,6 +74,26 @@ impl<'m> GradientEngine<'m> {
             self.loss_sum += slot.loss;
         }
         self.rows += n as u64;
+    }
+
+    /// Ends a step of a data-parallel run: adds every rank's gradient sums, loss and row count
+    /// (one allreduce of one flat buffer), then finishes like [`GradientEngine::finish_step`]
+    /// with the global sums. With one process this is `finish_step`. Returns (0, 0) and leaves
+    /// `grad` alone when no rank had rows.
+    pub fn finish_step_across(&mut self, comm: &dyn Collective, grad: &mut [f32]) -> (f64, u64) {
+        if comm.size() > 1 {
+            let mut flat = std::mem::take(&mut self.grad_sum);
+            flat.push(self.loss_sum);
+            flat.push(self.rows as f64);
+            comm.sum_in_place(&mut flat);
+            self.rows = flat.pop().unwrap_or(0.0) as u64;
+            self.loss_sum = flat.pop().unwrap_or(0.0);
+            self.grad_sum = flat;
+        }
+        if self.rows == 0 {
+            return (0.0, 0);
+        }
+        self.finish_step(grad)
     }
 
     /// Ends the step: writes the averaged gradient into `grad` and returns the step's mean

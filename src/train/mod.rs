@@ -19,10 +19,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::comm::{Collective, SingleProcess};
 use crate::data::RowBlock;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
-use crate::model::{Head, Metrics, ModelSpec};
+use crate::model::{Head, Metrics, Model, ModelSpec};
 use crate::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::pipeline::{CursorTracker, LastBatch, Pipeline, PipelineConfig, Shuffle};
 
@@ -152,6 +153,7 @@ pub struct EpochSummary {
     pub queue_full_fraction: f64,
     /// Shuffle quality: Spearman correlation between a row's position in the epoch's stream
     /// and its position in the files (1 = file order, 0 = no relation; see docs/tuning.md).
+    /// NaN (null in JSON) in a data-parallel run, where one rank's stream ranks nothing.
     #[serde(default)]
     pub shuffle_spearman: f64,
     /// Shuffle quality: mean number of distinct units (row groups) among a step's rows,
@@ -170,6 +172,10 @@ pub trait TrainObserver {
     fn on_epoch(&mut self, _epoch: &EpochSummary) -> Result<()> {
         Ok(())
     }
+    /// For each batch this process trains on, before its gradient: the rows' global ids.
+    fn on_batch(&mut self, _epoch: usize, _row_ids: &[u64]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An observer that ignores everything.
@@ -184,6 +190,8 @@ pub struct BestModel {
     pub valid_loss: f64,
     /// Its parameters (in the standardised space when standardising).
     pub params: Vec<f32>,
+    /// The optimizer's state after that epoch (what the saved model carries).
+    pub optimizer: OptimizerState,
 }
 
 /// The outcome of [`train`].
@@ -193,7 +201,8 @@ pub struct TrainResult {
     /// models), for raw features (standardisation, when on, is folded back into them). With
     /// `--early-stop`, the best epoch's.
     pub params: Vec<f32>,
-    /// The optimizer's state after the last step.
+    /// The optimizer's state that goes with `params`: after the last step, or with
+    /// `--early-stop` after the best epoch.
     pub optimizer_state: OptimizerState,
     /// With `--early-stop`: the epoch whose parameters were kept.
     pub best_epoch: Option<usize>,
@@ -351,6 +360,8 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
         optimizer: config.optimizer.clone(),
         init_seed: config.init_seed,
         early_stop: config.early_stop,
+        schedule_steps: (config.optimizer.schedule == crate::optim::LrSchedule::Cosine)
+            .then(|| pipeline.steps_per_epoch() * config.epochs as u64),
         batch_rows: cfg.step_rows,
         drop_last: cfg.last_batch == LastBatch::Drop,
         shuffle_seed: match cfg.shuffle {
@@ -438,7 +449,33 @@ pub fn train_validated(
     config: &TrainerConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainResult> {
+    train_ranks(pipeline, valid, config, observer, &SingleProcess)
+}
+
+/// Steps between checks that every rank holds the same parameters.
+const PARAMS_CHECK_EVERY: u64 = 64;
+
+/// Trains like [`train_validated`] as one rank of a data-parallel run: `pipeline` (and
+/// `valid`) read this rank's share of the units ([`PipelineConfig::rank`]); every step, the
+/// ranks sum their gradient sums and row counts with `comm` and apply the same update, so the
+/// parameters stay identical on every rank (checked every 64 steps). A rank whose share is
+/// used up keeps stepping with zero rows until the summed row count is zero, which ends the
+/// epoch on every rank at once. With [`SingleProcess`] this is exactly [`train_validated`].
+pub fn train_ranks(
+    pipeline: &Pipeline,
+    valid: Option<&Pipeline>,
+    config: &TrainerConfig,
+    observer: &mut dyn TrainObserver,
+    comm: &dyn Collective,
+) -> Result<TrainResult> {
     debug_assert_eq!(pipeline.config().piece_rows % CHUNK_ROWS, 0);
+    let parallel = comm.size() > 1;
+    if parallel && (config.checkpoint.is_some() || config.resume.is_some()) {
+        return Err(Error::config(
+            "--checkpoint-dir/--resume",
+            "checkpoints are not supported in a data-parallel (MPI) run yet",
+        ));
+    }
     if config.early_stop.is_some() && valid.is_none() {
         return Err(Error::config(
             "--early-stop",
@@ -461,6 +498,16 @@ pub fn train_validated(
     let source = pipeline.source();
     let model = config.model.build(source.num_features());
     let model = model.as_ref();
+    if model.num_params() > crate::model::MAX_PARAMS {
+        return Err(Error::config(
+            "--hidden",
+            format!(
+                "the model would have {} parameters, more than the {} streamfit allows",
+                model.num_params(),
+                crate::model::MAX_PARAMS
+            ),
+        ));
+    }
     let head = model.head();
     let mut params = model.init_params(config.init_seed);
     let mut grad = vec![0.0f32; model.num_params()];
@@ -549,20 +596,33 @@ pub fn train_validated(
         let first_step = steps;
         let mut learning_rate = optimizer.learning_rate();
         let mut mixing = Mixing::new(source.units(), first_step * pipeline.config().step_rows);
-        for batch in &mut stream {
-            let mut batch = batch?;
-            check_labels(source.as_ref(), head, &batch.rows)?;
-            if let Some(s) = &config.standardize {
-                s.apply(&mut batch.rows);
+        let mut exhausted = false;
+        loop {
+            // This rank's part of the step: batches up to the one that ends a step, or none
+            // once its share of the epoch is used up.
+            while !exhausted {
+                let Some(batch) = stream.next() else {
+                    exhausted = true;
+                    break;
+                };
+                let mut batch = batch?;
+                check_labels(source.as_ref(), head, &batch.rows)?;
+                observer.on_batch(epoch, batch.rows.row_ids())?;
+                if let Some(s) = &config.standardize {
+                    s.apply(&mut batch.rows);
+                }
+                engine.accumulate(&params, &batch.rows);
+                mixing.add(batch.rows.row_ids(), steps);
+                rows += batch.rows.num_rows() as u64;
+                if batch.ends_step {
+                    break;
+                }
             }
-            engine.accumulate(&params, &batch.rows);
-            mixing.add(batch.rows.row_ids(), steps);
-            rows += batch.rows.num_rows() as u64;
-            if !batch.ends_step {
-                continue;
+            // Every rank's sums; no rows anywhere ends the epoch.
+            let (batch_loss, step_rows) = engine.finish_step_across(comm, &mut grad);
+            if step_rows == 0 {
+                break;
             }
-            drop(batch); // hand the buffer back before the update
-            let (batch_loss, step_rows) = engine.finish_step(&mut grad);
             steps += 1;
             iteration += 1;
             if !batch_loss.is_finite() {
@@ -577,6 +637,9 @@ pub fn train_validated(
             }
             if params.iter().any(|p| !p.is_finite()) {
                 return Err(diverged(epoch, iteration, "a parameter after the update"));
+            }
+            if parallel && iteration.is_multiple_of(PARAMS_CHECK_EVERY) {
+                check_same_params(comm, &params, iteration)?;
             }
             observer.on_step(&StepRecord {
                 epoch,
@@ -610,7 +673,19 @@ pub fn train_validated(
         let stall = stream.wait_time().as_secs_f64();
         let queue = stream.queue_stats();
         drop(stream);
-        if steps != steps_per_epoch {
+        if parallel {
+            // Every rank's rows, and the same parameters everywhere at the epoch's end.
+            let mut total = [rows as f64];
+            comm.sum_in_place(&mut total);
+            rows = total[0] as u64;
+            if rows != source.num_rows() {
+                return Err(Error::internal(format!(
+                    "epoch {epoch}: the ranks trained on {rows} rows, expected {}",
+                    source.num_rows()
+                )));
+            }
+            check_same_params(comm, &params, iteration)?;
+        } else if steps != steps_per_epoch {
             return Err(Error::internal(format!(
                 "epoch {epoch} made {steps} steps, expected {steps_per_epoch}"
             )));
@@ -624,15 +699,24 @@ pub fn train_validated(
         let eval_started = Instant::now();
         let standardize = config.standardize.as_ref();
         let train_metrics = match config.eval {
-            Eval::EveryEpoch => Some(evaluate(&eval_pipeline, &mut engine, &params, standardize)?),
+            Eval::EveryEpoch => Some(evaluate_ranks(
+                &eval_pipeline,
+                &mut engine,
+                &params,
+                standardize,
+                comm,
+            )?),
             Eval::Off => None,
         };
         if train_metrics.is_some_and(|m| !m.loss.is_finite()) {
             return Err(diverged(epoch, iteration, "the full-data loss"));
         }
         let valid_metrics = valid
-            .map(|v| evaluate(v, &mut engine, &params, standardize))
+            .map(|v| evaluate_ranks(v, &mut engine, &params, standardize, comm))
             .transpose()?;
+        if valid_metrics.is_some_and(|m| !m.loss.is_finite()) {
+            return Err(diverged(epoch, iteration, "the validation loss"));
+        }
         if let (Some(_), Some(v)) = (config.early_stop, valid_metrics)
             && best.as_ref().is_none_or(|b| v.loss < b.valid_loss)
         {
@@ -640,6 +724,7 @@ pub fn train_validated(
                 epoch,
                 valid_loss: v.loss,
                 params: params.clone(),
+                optimizer: optimizer.state().clone(),
             });
         }
         let summary = EpochSummary {
@@ -665,7 +750,12 @@ pub fn train_validated(
             eval_seconds: eval_started.elapsed().as_secs_f64(),
             queue_occupancy: queue.mean_occupancy(),
             queue_full_fraction: queue.full_fraction(),
-            shuffle_spearman: mixing.spearman(),
+            // Positions within one rank's stream are no ranking of the whole data.
+            shuffle_spearman: if parallel {
+                f64::NAN
+            } else {
+                mixing.spearman()
+            },
             units_per_step: mixing.units_per_step(),
         };
         observer.on_epoch(&summary)?;
@@ -686,15 +776,17 @@ pub fn train_validated(
         )?;
     }
     let best_epoch = best.as_ref().map(|b| b.epoch);
+    let mut optimizer_state = optimizer.state().clone();
     if let Some(b) = best {
         params = b.params;
+        optimizer_state = b.optimizer;
     }
     if let Some(s) = &config.standardize {
         params = s.fold(&params, model.input_layer_width());
     }
     Ok(TrainResult {
         params,
-        optimizer_state: optimizer.state().clone(),
+        optimizer_state,
         best_epoch,
         stopped_early,
         epochs,
@@ -743,6 +835,29 @@ fn diverged(epoch: usize, iteration: u64, what: &'static str) -> Error {
     }
 }
 
+/// Fails unless every rank holds bit-identical parameters (a CRC32C of their bytes).
+fn check_same_params(comm: &dyn Collective, params: &[f32], iteration: u64) -> Result<()> {
+    let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
+    if comm.all_equal(u64::from(crc32c::crc32c(&bytes))) {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "the ranks' parameters differ after iteration {iteration}"
+        )))
+    }
+}
+
+/// Resident bytes of training `model` beyond the data in flight: the parameters, the gradient,
+/// its f64 sums, the optimizer's moments, the best-epoch copy, one gradient slot per chunk of a
+/// `piece_rows` batch, and each of `threads` threads' activation scratch for a chunk.
+pub fn model_memory_bytes(model: &dyn Model, piece_rows: usize, threads: usize) -> u64 {
+    let p = model.num_params() as u64;
+    let slots = piece_rows.div_ceil(CHUNK_ROWS) as u64;
+    let per_param = 4 + 4 + 8 + 8 + 4 + 4 * slots;
+    let scratch = (model.scratch_per_row() * CHUNK_ROWS * threads) as u64 * 4;
+    p * per_param + scratch
+}
+
 /// Refuses a row whose label the head cannot take (a multiclass label that is not a class id
 /// in 0..K), naming the file and the row in it.
 pub fn check_labels(source: &dyn Source, head: Head, rows: &RowBlock) -> Result<()> {
@@ -787,6 +902,18 @@ pub fn evaluate(
     params: &[f32],
     standardize: Option<&Standardization>,
 ) -> Result<Metrics> {
+    evaluate_ranks(pipeline, engine, params, standardize, &SingleProcess)
+}
+
+/// [`evaluate`] as one rank of a data-parallel run: each rank evaluates its share of the
+/// units and the sums are added across ranks.
+pub fn evaluate_ranks(
+    pipeline: &Pipeline,
+    engine: &mut GradientEngine<'_>,
+    params: &[f32],
+    standardize: Option<&Standardization>,
+    comm: &dyn Collective,
+) -> Result<Metrics> {
     let mut sums = crate::model::EvalSums::default();
     let source = pipeline.source();
     let head = engine.head();
@@ -797,6 +924,21 @@ pub fn evaluate(
             s.apply(&mut batch.rows);
         }
         sums.add(&engine.eval_sums(params, &batch.rows));
+    }
+    if comm.size() > 1 {
+        let mut all = [
+            sums.rows as f64,
+            sums.loss,
+            sums.correct as f64,
+            sums.squared_error,
+        ];
+        comm.sum_in_place(&mut all);
+        sums = crate::model::EvalSums {
+            rows: all[0] as u64,
+            loss: all[1],
+            correct: all[2] as u64,
+            squared_error: all[3],
+        };
     }
     let expected = source.num_rows();
     if sums.rows != expected {

@@ -34,8 +34,8 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden: Vec<usize>,
     /// Hidden-layer activation (MLP).
-    #[serde(default)]
-    pub activation: Activation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
     /// Feature names in parameter order.
     pub features: Vec<String>,
     /// Label column.
@@ -83,7 +83,7 @@ impl ModelFile {
             model: spec.kind,
             head: spec.head,
             hidden: spec.hidden.clone(),
-            activation: spec.activation,
+            activation: (spec.kind == ModelKind::Mlp).then_some(spec.activation),
             features,
             label,
             weights,
@@ -100,7 +100,7 @@ impl ModelFile {
             kind: self.model,
             head: self.head,
             hidden: self.hidden.clone(),
-            activation: self.activation,
+            activation: self.activation.unwrap_or_default(),
         }
     }
 
@@ -123,16 +123,30 @@ impl ModelFile {
         let bad =
             |reason: String| Error::config("--model", format!("{}: {reason}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let file: ModelFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if file.format != "streamfit-model" || file.version != 2 {
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if value["format"] != "streamfit-model" || value["version"] != 2 {
             return Err(bad(format!(
-                "not a streamfit model file of version 2 (format `{}`, version {})",
-                file.format, file.version
+                "not a streamfit model file of version 2 (format {}, version {})",
+                value["format"], value["version"]
             )));
         }
+        let file: ModelFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
         let spec = file.spec();
         if let Some((_, reason)) = spec.problem() {
             return Err(bad(reason));
+        }
+        let head_fits = match spec.kind {
+            ModelKind::Linear => spec.head == Head::Regression,
+            ModelKind::Logistic => spec.head == Head::Binary,
+            ModelKind::Softmax => matches!(spec.head, Head::Multiclass(_)),
+            ModelKind::Mlp => true,
+        };
+        if !head_fits {
+            return Err(bad(format!(
+                "a {:?} model cannot have a {:?} head",
+                spec.kind, spec.head
+            )));
         }
         let expected = spec.build(file.features.len()).num_params();
         let found = file.parameters().len();
@@ -191,6 +205,10 @@ pub struct Report {
     /// The optimizer's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerConfig>,
+    /// Ranks of a data-parallel (MPI) run; absent for one process. Rows, losses and rates
+    /// are then over all ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
     /// Wall-clock seconds of the run, evaluation included.
     pub seconds: f64,
     /// Training rows per second (evaluation excluded).

@@ -89,13 +89,19 @@ pub fn binary() -> PathBuf {
 
 /// Runs the binary with `args`, failing the test if it takes longer than `timeout`.
 pub fn run(args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(binary())
-        .args(args)
+    let mut command = Command::new(binary());
+    command.args(args);
+    run_command(command, timeout)
+}
+
+/// Runs `command` with its output captured, failing the test if it takes longer than `timeout`.
+pub fn run_command(mut command: Command, timeout: Duration) -> Output {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn streamfit");
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
     let started = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -103,10 +109,21 @@ pub fn run(args: &[&str], timeout: Duration) -> Output {
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
-            panic!("streamfit {args:?} did not finish within {timeout:?}");
+            panic!("{command:?} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Cosine similarity of two weight vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
 }
 
 /// A fresh temporary directory.

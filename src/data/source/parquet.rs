@@ -61,10 +61,10 @@ struct ParquetFile {
 }
 
 /// Where the used columns are in a projected record batch (positions, not names).
-#[derive(Debug, Clone)]
 ///
-/// `label` is `None` only when the spec allows a missing label (`predict` on unlabelled data);
-/// the targets are then zero.
+/// `label` is `None` only when the spec ignores the label (`predict`); the targets are then
+/// zero.
+#[derive(Debug, Clone)]
 enum Layout {
     Scalars {
         features: Vec<usize>,
@@ -694,16 +694,17 @@ fn resolve_columns(
             list_expected,
         }
     };
-    let label = match find(&spec.label) {
-        Ok(index) => Some(index),
-        Err(_) if spec.label_optional => None,
-        Err(e) => return Err(e),
+    // An ignored label is never read, but still never a feature.
+    let found_label = schema.index_of(&spec.label).ok();
+    let label = if spec.ignore_label {
+        None
+    } else {
+        let label = find(&spec.label)?;
+        if !is_scalar_number(schema.field(label).data_type()) {
+            return Err(unsupported(label, false));
+        }
+        Some(label)
     };
-    if let Some(label) = label
-        && !is_scalar_number(schema.field(label).data_type())
-    {
-        return Err(unsupported(label, false));
-    }
     let reject_label = |name: &str| {
         if name == spec.label {
             Err(Error::config(
@@ -730,7 +731,9 @@ fn resolve_columns(
                     roots
                 }
                 _ => (0..schema.fields().len())
-                    .filter(|&i| Some(i) != label && is_scalar_number(schema.field(i).data_type()))
+                    .filter(|&i| {
+                        Some(i) != found_label && is_scalar_number(schema.field(i).data_type())
+                    })
                     .collect(),
             };
             // No feature column is a valid source (inspect, a label-only file); training
