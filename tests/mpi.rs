@@ -236,8 +236,60 @@ fn uneven_shares_finish_without_deadlock_with_the_exact_row_count() {
     }
 }
 
+/// Overwrites the header of the first data page of `path` (its footer stays valid, so the file
+/// opens, and the damage is found only by the rank that reads the row group).
+fn corrupt_first_page(path: &Path) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::io::{Seek, SeekFrom, Write};
+    let offset = {
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let column = reader.metadata().row_group(0).column(0);
+        column
+            .dictionary_page_offset()
+            .unwrap_or(column.data_page_offset())
+    };
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset as u64)).unwrap();
+    file.write_all(&[0xff; 24]).unwrap();
+}
+
 #[test]
-fn a_bad_file_read_by_rank_1_only_ends_the_whole_job_naming_the_file() {
+fn a_corrupt_file_read_by_rank_1_only_ends_the_whole_job_naming_the_file() {
+    // Unshuffled, rank 1 alone reads b.parquet, whose first page header is garbage.
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    file(&data.join("a.parquet"), 2_000, None);
+    file(&data.join("b.parquet"), 2_000, None);
+    corrupt_first_page(&data.join("b.parquet"));
+    let model = dir.path().join("model.json");
+    let started = Instant::now();
+    let out = mpirun(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--no-shuffle",
+            "--epochs",
+            "3",
+            "--save-model",
+            model.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("rank 1 of 2"), "{stderr}");
+    assert!(stderr.contains("b.parquet: corrupt parquet"), "{stderr}");
+    assert!(!model.exists(), "a model was written");
+}
+
+#[test]
+fn a_bad_value_read_by_rank_1_only_ends_the_whole_job_naming_the_file() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -268,4 +320,107 @@ fn a_bad_file_read_by_rank_1_only_ends_the_whole_job_naming_the_file() {
     assert!(stderr.contains("b.parquet"), "{stderr}");
     assert!(stderr.contains("row 1234"), "{stderr}");
     assert!(!model.exists(), "a model was written");
+}
+
+#[test]
+fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
+    // 12,500 rows in 4 files of row groups 1,000, 1,000, 1,000 and 125 rows: the ranks' shares
+    // differ from epoch to epoch, so some checkpoints hold a rank whose share is used up.
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 12_500, 5, 4, 1_000, 7);
+    let run = |extra: &[&str], model: &Path| {
+        let mut args = vec![
+            "train",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "100",
+            "--shuffle-buffer",
+            "2000",
+            "--seed",
+            "11",
+            "--threads",
+            "1",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--quiet",
+            "--save-model",
+            model.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        mpirun(&args, TIMEOUT)
+    };
+    let checkpoints = dir.path().join("checkpoints");
+    let reference = dir.path().join("reference.json");
+    ok(
+        run(
+            &[
+                "--checkpoint-dir",
+                checkpoints.to_str().unwrap(),
+                "--checkpoint-every",
+                "37",
+                "--keep-checkpoints",
+                "1000",
+            ],
+            &reference,
+        ),
+        "uninterrupted run",
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sfck"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let expected = std::fs::read(&reference).unwrap();
+    for (i, file) in files.iter().enumerate().take(files.len() - 1) {
+        let from = dir.path().join(format!("from-{i}"));
+        std::fs::create_dir(&from).unwrap();
+        std::fs::copy(file, from.join(file.file_name().unwrap())).unwrap();
+        let model = dir.path().join(format!("resumed-{i}.json"));
+        ok(
+            run(&["--resume", from.to_str().unwrap()], &model),
+            &format!("resume from {}", file.display()),
+        );
+        assert_eq!(
+            std::fs::read(&model).unwrap(),
+            expected,
+            "resumed from {}",
+            file.display()
+        );
+    }
+    // A different number of ranks is refused, naming it.
+    let first = dir.path().join("from-0");
+    let out = common::run(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "100",
+            "--shuffle-buffer",
+            "2000",
+            "--seed",
+            "11",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--resume",
+            first.to_str().unwrap(),
+        ],
+        TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the number of MPI ranks was 2, now 1"),
+        "{stderr}"
+    );
 }

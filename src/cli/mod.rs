@@ -700,7 +700,13 @@ pub fn main() -> ExitCode {
             } else {
                 1
             };
-            if comm.size() > 1 {
+            if comm.size() > 1 && code == 130 {
+                // Every rank stopped at the same step (the signal is agreed on collectively)
+                // and rank 0 wrote the checkpoint: end normally.
+                if comm.rank() == 0 {
+                    eprintln!("error: {e:#}");
+                }
+            } else if comm.size() > 1 {
                 // The other ranks may be waiting in a collective: end the whole job.
                 eprintln!("error: rank {} of {}: {e:#}", comm.rank(), comm.size());
                 comm.abort(code);
@@ -1010,8 +1016,14 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
                 eprintln!("warning: {warning}");
             }
             // Newer files were skipped as corrupt: set them aside so they neither count
-            // towards --keep-checkpoints nor shadow the checkpoints this run writes.
-            for newer in Checkpoint::newer_than(&dir, checkpoint.iteration)? {
+            // towards --keep-checkpoints nor shadow the checkpoints this run writes (rank 0
+            // does it in a data-parallel run; it alone writes checkpoints).
+            let newer = if comm.rank() == 0 {
+                Checkpoint::newer_than(&dir, checkpoint.iteration)?
+            } else {
+                Vec::new()
+            };
+            for newer in newer {
                 let aside = newer.with_extension("sfck.corrupt");
                 if std::fs::rename(&newer, &aside).is_ok() {
                     eprintln!("warning: moved {} to {}", newer.display(), aside.display());

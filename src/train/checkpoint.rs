@@ -55,6 +55,9 @@ pub struct RunFingerprint {
     pub early_stop: Option<usize>,
     /// Iterations the cosine schedule spans (set by `--epochs`); absent for other schedules.
     pub schedule_steps: Option<u64>,
+    /// Ranks of a data-parallel run (1 for one process).
+    #[serde(default = "one")]
+    pub world: usize,
     /// Rows per step.
     pub batch_rows: u64,
     /// The last partial step is dropped.
@@ -105,6 +108,11 @@ impl RunFingerprint {
             now.init_seed.to_string(),
         );
         check(
+            "the number of MPI ranks",
+            self.world.to_string(),
+            now.world.to_string(),
+        );
+        check(
             "--epochs (the cosine schedule's length)",
             format!("{:?}", self.schedule_steps),
             format!("{:?}", now.schedule_steps),
@@ -153,6 +161,10 @@ impl RunFingerprint {
     }
 }
 
+fn one() -> usize {
+    1
+}
+
 /// One data file as a checkpoint remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataFile {
@@ -199,8 +211,13 @@ pub struct Checkpoint {
     pub iteration: u64,
     /// The epoch (from 0) to run or continue next.
     pub next_epoch: u64,
-    /// Where that epoch's stream stands; absent when it starts from its beginning.
+    /// Where that epoch's stream stands; absent when it starts from its beginning, and in a
+    /// data-parallel run (see `rank_cursors`).
     pub cursor: Option<StreamCursor>,
+    /// In a data-parallel run, where each rank's stream stands, by rank; empty at an epoch
+    /// boundary. Rank 0 computes them all: a rank's stream is a pure function of the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_cursors: Vec<StreamCursor>,
     /// Parameters `[w.., b]` (in the standardised space when standardising).
     pub params: Vec<f32>,
     /// Optimizer state (the step count, and the moments of momentum and Adam).

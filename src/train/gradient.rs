@@ -76,24 +76,32 @@ impl<'m> GradientEngine<'m> {
         self.rows += n as u64;
     }
 
-    /// Ends a step of a data-parallel run: adds every rank's gradient sums, loss and row count
-    /// (one allreduce of one flat buffer), then finishes like [`GradientEngine::finish_step`]
-    /// with the global sums. With one process this is `finish_step`. Returns (0, 0) and leaves
-    /// `grad` alone when no rank had rows.
-    pub fn finish_step_across(&mut self, comm: &dyn Collective, grad: &mut [f32]) -> (f64, u64) {
+    /// Ends a step of a data-parallel run: adds every rank's gradient sums, loss, row count and
+    /// `signal` flag (one allreduce of one flat buffer), then finishes like
+    /// [`GradientEngine::finish_step`] with the global sums. With one process this is
+    /// `finish_step`. Returns the mean loss, the global row count and whether any rank
+    /// signalled; (0, 0, _) and `grad` untouched when no rank had rows.
+    pub fn finish_step_across(
+        &mut self,
+        comm: &dyn Collective,
+        grad: &mut [f32],
+        signal: bool,
+    ) -> (f64, u64, bool) {
+        let mut signalled = signal;
         if comm.size() > 1 {
             let mut flat = std::mem::take(&mut self.grad_sum);
-            flat.push(self.loss_sum);
-            flat.push(self.rows as f64);
+            flat.extend([self.loss_sum, self.rows as f64, f64::from(u8::from(signal))]);
             comm.sum_in_place(&mut flat);
+            signalled = flat.pop().unwrap_or(0.0) > 0.0;
             self.rows = flat.pop().unwrap_or(0.0) as u64;
             self.loss_sum = flat.pop().unwrap_or(0.0);
             self.grad_sum = flat;
         }
         if self.rows == 0 {
-            return (0.0, 0);
+            return (0.0, 0, signalled);
         }
-        self.finish_step(grad)
+        let (loss, rows) = self.finish_step(grad);
+        (loss, rows, signalled)
     }
 
     /// Ends the step: writes the averaged gradient into `grad` and returns the step's mean

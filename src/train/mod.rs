@@ -154,12 +154,17 @@ pub struct EpochSummary {
     /// Shuffle quality: Spearman correlation between a row's position in the epoch's stream
     /// and its position in the files (1 = file order, 0 = no relation; see docs/tuning.md).
     /// NaN (null in JSON) in a data-parallel run, where one rank's stream ranks nothing.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nan_if_null")]
     pub shuffle_spearman: f64,
     /// Shuffle quality: mean number of distinct units (row groups) among a step's rows,
     /// sampled on every 8th step.
     #[serde(default)]
     pub units_per_step: f64,
+}
+
+/// An f64 that JSON may hold as `null` (how serde_json writes NaN).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Receives progress while training runs. Returning an error stops training.
@@ -362,6 +367,7 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
         early_stop: config.early_stop,
         schedule_steps: (config.optimizer.schedule == crate::optim::LrSchedule::Cosine)
             .then(|| pipeline.steps_per_epoch() * config.epochs as u64),
+        world: cfg.world,
         batch_rows: cfg.step_rows,
         drop_last: cfg.last_batch == LastBatch::Drop,
         shuffle_seed: match cfg.shuffle {
@@ -388,31 +394,56 @@ struct Checkpointer<'a> {
     config: &'a CheckpointConfig,
     fingerprint: RunFingerprint,
     data: Vec<checkpoint::DataFile>,
-    /// Follows the current epoch's shuffle state (created on the first mid-epoch checkpoint).
-    tracker: Option<CursorTracker>,
+    /// Follow the current epoch's shuffle state of each rank (created on the first mid-epoch
+    /// checkpoint); one for a single process.
+    trackers: Vec<Option<CursorTracker>>,
+    /// In a data-parallel run, a pipeline for each rank's share (to replay its stream).
+    rank_pipelines: Vec<Pipeline>,
     last: Option<PathBuf>,
 }
 
 impl Checkpointer<'_> {
-    /// Writes a checkpoint after `steps` steps of epoch `epoch` (from 0); `steps` equal to
-    /// the epoch's step count means the epoch is done.
+    /// Writes a checkpoint after `steps` steps of epoch `epoch` (from 0), or after the whole
+    /// epoch when `epoch_done`. In a data-parallel run it records every rank's stream: rank r
+    /// has taken min(steps, the steps of its share) steps.
     fn write(
         &mut self,
         pipeline: &Pipeline,
-        epoch: u64,
-        steps: u64,
+        (epoch, steps, epoch_done): (u64, u64, bool),
         iteration: u64,
         state: &RunState<'_>,
     ) -> Result<()> {
         let _span = tracing::trace_span!("checkpoint", iteration).entered();
-        let (next_epoch, cursor) = if steps == pipeline.steps_per_epoch() {
-            self.tracker = None;
-            (epoch + 1, None)
+        let world = pipeline.config().world;
+        if self.trackers.len() != world {
+            self.trackers = (0..world).map(|_| None).collect();
+        }
+        let (next_epoch, cursor, rank_cursors) = if epoch_done {
+            self.trackers.iter_mut().for_each(|t| *t = None);
+            (epoch + 1, None, Vec::new())
+        } else if world <= 1 {
+            let tracker =
+                self.trackers[0].get_or_insert_with(|| CursorTracker::new(pipeline, epoch));
+            (epoch, Some(tracker.advance_to(steps)), Vec::new())
         } else {
-            let tracker = self
-                .tracker
-                .get_or_insert_with(|| CursorTracker::new(pipeline, epoch));
-            (epoch, Some(tracker.advance_to(steps)))
+            if self.rank_pipelines.len() != world {
+                self.rank_pipelines = (0..world)
+                    .map(|rank| {
+                        let config = PipelineConfig {
+                            rank,
+                            ..pipeline.config().clone()
+                        };
+                        Pipeline::new(pipeline.source().clone(), config)
+                    })
+                    .collect();
+            }
+            let mut cursors = Vec::with_capacity(world);
+            for (share, tracker) in self.rank_pipelines.iter().zip(&mut self.trackers) {
+                let share_steps = share.epoch_rows(epoch).div_ceil(share.config().step_rows);
+                let tracker = tracker.get_or_insert_with(|| CursorTracker::new(share, epoch));
+                cursors.push(tracker.advance_to(steps.min(share_steps)));
+            }
+            (epoch, None, cursors)
         };
         let checkpoint = Checkpoint {
             fingerprint_hash: self.fingerprint.hash(),
@@ -421,6 +452,7 @@ impl Checkpointer<'_> {
             iteration,
             next_epoch,
             cursor,
+            rank_cursors,
             params: state.params.to_vec(),
             optimizer_state: state.optimizer.clone(),
             best: state.best.cloned(),
@@ -470,12 +502,6 @@ pub fn train_ranks(
 ) -> Result<TrainResult> {
     debug_assert_eq!(pipeline.config().piece_rows % CHUNK_ROWS, 0);
     let parallel = comm.size() > 1;
-    if parallel && (config.checkpoint.is_some() || config.resume.is_some()) {
-        return Err(Error::config(
-            "--checkpoint-dir/--resume",
-            "checkpoints are not supported in a data-parallel (MPI) run yet",
-        ));
-    }
     if config.early_stop.is_some() && valid.is_none() {
         return Err(Error::config(
             "--early-stop",
@@ -526,15 +552,22 @@ pub fn train_ranks(
     } else {
         Vec::new()
     };
-    let mut checkpointer = config.checkpoint.as_ref().map(|c| Checkpointer {
-        config: c,
-        fingerprint: fingerprint.clone(),
-        data: data.clone(),
-        tracker: None,
-        last: None,
-    });
+    // Rank 0 writes the checkpoints (for every rank) in a data-parallel run.
+    let mut checkpointer = config
+        .checkpoint
+        .as_ref()
+        .filter(|_| comm.rank() == 0)
+        .map(|c| Checkpointer {
+            config: c,
+            fingerprint: fingerprint.clone(),
+            data: data.clone(),
+            trackers: Vec::new(),
+            rank_pipelines: Vec::new(),
+            last: None,
+        });
     let mut first_epoch = 0u64;
     let mut resume_cursor = None;
+    let mut resume_steps = 0u64;
     let mut resumed = None;
     let mut optimizer_state = None;
     let mut best: Option<BestModel> = None;
@@ -554,7 +587,14 @@ pub fn train_ranks(
         epochs = checkpoint.epochs_done.clone();
         iteration = checkpoint.iteration;
         first_epoch = checkpoint.next_epoch;
-        resume_cursor = checkpoint.cursor.clone();
+        resume_cursor = if parallel {
+            checkpoint.rank_cursors.get(comm.rank()).cloned()
+        } else {
+            checkpoint.cursor.clone()
+        };
+        // Steps of the interrupted epoch done by then (over all ranks).
+        let before: u64 = epochs.iter().map(|e| e.iterations).sum();
+        resume_steps = iteration.saturating_sub(before);
         resumed = Some(ResumeInfo {
             from_iteration: iteration,
             epoch: first_epoch + 1,
@@ -568,6 +608,8 @@ pub fn train_ranks(
         optimizer_state,
     );
     let mut stopped_early = None;
+    // Set once any rank has been signalled (SIGINT/SIGTERM): every rank stops at the same step.
+    let mut interrupted = false;
     for epoch in (first_epoch as usize + 1)..=config.epochs {
         if let (Some(patience), Some(b)) = (config.early_stop, &best)
             && epoch - 1 - b.epoch >= patience
@@ -582,7 +624,7 @@ pub fn train_ranks(
                 if let Some(info) = resumed.as_mut() {
                     info.rows_reread = reread;
                 }
-                (stream, cursor.steps)
+                (stream, resume_steps)
             }
             Some(_) => {
                 return Err(Error::config(
@@ -618,8 +660,12 @@ pub fn train_ranks(
                     break;
                 }
             }
-            // Every rank's sums; no rows anywhere ends the epoch.
-            let (batch_loss, step_rows) = engine.finish_step_across(comm, &mut grad);
+            // Every rank's sums (and whether any rank was signalled); no rows anywhere ends
+            // the epoch.
+            let signal = interrupt_requested(config);
+            let (batch_loss, step_rows, signalled) =
+                engine.finish_step_across(comm, &mut grad, signal);
+            interrupted |= signalled;
             if step_rows == 0 {
                 break;
             }
@@ -647,8 +693,10 @@ pub fn train_ranks(
                 batch_loss,
                 rows: step_rows,
             })?;
-            // An epoch's last step is checkpointed after its evaluation, below.
-            if steps < steps_per_epoch {
+            // An epoch's last step is checkpointed after its evaluation, below. (A data-parallel
+            // run learns that a step was the last only at the next one: its checkpoint then
+            // holds every rank's stream at its end, which resumes into the evaluation.)
+            if parallel || steps < steps_per_epoch {
                 let due = checkpointer.as_ref().is_some_and(|c| {
                     c.config
                         .every_steps
@@ -663,8 +711,8 @@ pub fn train_ranks(
                 stop_point(
                     config,
                     &mut checkpointer,
-                    due,
-                    (pipeline, epoch, steps, iteration),
+                    (due, interrupted),
+                    (pipeline, epoch, steps, false, iteration),
                     &state,
                 )?;
             }
@@ -675,10 +723,15 @@ pub fn train_ranks(
         drop(stream);
         if parallel {
             // Every rank's rows, and the same parameters everywhere at the epoch's end.
-            let mut total = [rows as f64];
+            let mut total = [
+                rows as f64,
+                f64::from(u8::from(interrupt_requested(config))),
+            ];
             comm.sum_in_place(&mut total);
             rows = total[0] as u64;
-            if rows != source.num_rows() {
+            interrupted |= total[1] > 0.0;
+            // (A resumed epoch counts the rows since the resume.)
+            if first_step == 0 && rows != source.num_rows() {
                 return Err(Error::internal(format!(
                     "epoch {epoch}: the ranks trained on {rows} rows, expected {}",
                     source.num_rows()
@@ -767,11 +820,14 @@ pub fn train_ranks(
             best: best.as_ref(),
             epochs: &epochs,
         };
+        if !parallel {
+            interrupted |= interrupt_requested(config);
+        }
         stop_point(
             config,
             &mut checkpointer,
-            true,
-            (pipeline, epoch, steps, iteration),
+            (true, interrupted),
+            (pipeline, epoch, steps, true, iteration),
             &state,
         )?;
     }
@@ -798,25 +854,34 @@ pub fn train_ranks(
     })
 }
 
-/// A step boundary: writes a checkpoint when one is `due` or training was interrupted, then
+/// True once SIGINT/SIGTERM asked this process to stop.
+fn interrupt_requested(config: &TrainerConfig) -> bool {
+    config
+        .interrupt
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::Relaxed))
+}
+
+/// A step boundary: writes a checkpoint when one is `due` or training was `interrupted`, then
 /// returns [`Error::Interrupted`] if it was.
 fn stop_point(
     config: &TrainerConfig,
     checkpointer: &mut Option<Checkpointer<'_>>,
-    due: bool,
-    (pipeline, epoch, steps, iteration): (&Pipeline, usize, u64, u64),
+    (due, interrupted): (bool, bool),
+    (pipeline, epoch, steps, epoch_done, iteration): (&Pipeline, usize, u64, bool, u64),
     state: &RunState<'_>,
 ) -> Result<()> {
-    let interrupted = config
-        .interrupt
-        .as_ref()
-        .is_some_and(|flag| flag.load(Ordering::Relaxed));
     if let Some(c) = checkpointer.as_mut()
         && (due || interrupted)
     {
-        c.write(pipeline, epoch as u64 - 1, steps, iteration, state)?;
+        c.write(
+            pipeline,
+            (epoch as u64 - 1, steps, epoch_done),
+            iteration,
+            state,
+        )?;
     }
-    let finished = epoch == config.epochs && steps == pipeline.steps_per_epoch();
+    let finished = epoch == config.epochs && epoch_done;
     if interrupted && !finished {
         return Err(Error::Interrupted {
             epoch,
