@@ -376,7 +376,13 @@ fn measure_noise(
     sample_rows: usize,
 ) -> Result<Noise> {
     let d = source.num_features();
-    let n = sample_rows.min(source.num_rows() as usize).max(2);
+    // The per-sample gradients take n × p f64: at most 2^24 of them (128 MB), so a large model
+    // measures its noise on fewer rows.
+    let per_sample_cap = (1usize << 24) / params.len().max(1);
+    let n = sample_rows
+        .min(per_sample_cap)
+        .min(source.num_rows() as usize)
+        .max(2);
     let mut sample = RowBlock::with_capacity(d, n);
     let mut scratch = params.to_vec();
     // Collect the first n rows of a shuffled epoch (the training run itself is discarded).
