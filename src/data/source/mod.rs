@@ -6,10 +6,11 @@
 //! row-major [`RowBlock`]s. Sources know nothing of threads, shuffling or models.
 //!
 //! - [`parquet`]: Parquet files through a memory map (the only module that touches the
-//!   arrow/parquet readers).
+//!   arrow/parquet readers), with `footer_repair` for footers a writer gave a mistyped field.
 //! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
 //! - [`write`]: the Parquet writer used by `generate`.
 
+mod footer_repair;
 pub mod parquet;
 pub mod shard;
 pub mod write;

@@ -28,7 +28,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
-use parquet::file::metadata::ParquetStatisticsPolicy;
+use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 
 use crate::data::RowBlock;
 use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
@@ -571,14 +571,20 @@ fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
     if map.ends_with(b"PARE") {
         return Err(encrypted("its footer is encrypted".to_string()));
     }
-    let metadata = ArrowReaderMetadata::load(&bytes, options).map_err(|e| {
-        let reason = e.to_string();
-        if reason.contains("encrypted") {
-            encrypted(reason)
-        } else {
-            corrupt(reason)
+    let metadata = match ArrowReaderMetadata::load(&bytes, options.clone()) {
+        // Offset 0 is the magic, never a page: read such a footer without those offsets.
+        Ok(metadata) if has_zero_dictionary_offset(&metadata) => {
+            repaired_metadata(path, &map, options).unwrap_or(metadata)
         }
-    })?;
+        Ok(metadata) => metadata,
+        Err(e) => {
+            let reason = e.to_string();
+            if reason.contains("encrypted") {
+                return Err(encrypted(reason));
+            }
+            repaired_metadata(path, &map, options).ok_or_else(|| corrupt(reason))?
+        }
+    };
     // A plaintext footer can still describe encrypted column chunks: never decode those.
     let encrypted_column = metadata
         .metadata()
@@ -930,6 +936,40 @@ impl Passthrough {
             self.reader = Some((path, reader));
         }
     }
+}
+
+/// True when a column chunk claims its dictionary page at offset 0.
+fn has_zero_dictionary_offset(metadata: &ArrowReaderMetadata) -> bool {
+    metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .any(|c| c.dictionary_page_offset() == Some(0))
+}
+
+/// The metadata of a file whose footer a writer got wrong in optional column-metadata fields
+/// (a field of the wrong type, a zero dictionary page offset; see `footer_repair`): decoded
+/// from the footer without those fields. `None` when that does not help.
+fn repaired_metadata(
+    path: &Path,
+    map: &Mmap,
+    options: ArrowReaderOptions,
+) -> Option<ArrowReaderMetadata> {
+    let n = map.len();
+    if n < 12 || &map[n - 4..] != b"PAR1" {
+        return None;
+    }
+    let footer_len = u32::from_le_bytes(map[n - 8..n - 4].try_into().ok()?) as usize;
+    let start = n.checked_sub(8)?.checked_sub(footer_len)?;
+    let (fixed, dropped) = super::footer_repair::repair_footer(&map[start..n - 8])?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&fixed).ok()?;
+    let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options).ok()?;
+    tracing::warn!(
+        file = %path.display(),
+        "the footer's column metadata has fields {dropped:?} of the wrong type or a zero dictionary page offset; read without them"
+    );
+    Some(metadata)
 }
 
 /// Position of each root column inside a batch projected to `roots` (schema order).
