@@ -329,4 +329,28 @@ mod tests {
         // A list claiming more elements than bytes remain.
         assert!(repair_footer(&[(4 << 4) | LIST, 0xfc, 0xff, 0xff, 0x7f]).is_none());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2_000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(7),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Random bytes, and a repairable footer with random bytes overwritten, never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            edits in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..4),
+        ) {
+            let _ = repair_footer(&bytes);
+            let list = [(2u8 << 4) | I32, 2, 4];
+            let mut footer = footer(&fields(&[(9, I64, &[8]), (11, I64, &[0]), (15, LIST, &list)]));
+            for (at, value) in edits {
+                let at = at % footer.len();
+                footer[at] = value;
+            }
+            let _ = repair_footer(&footer);
+        }
+    }
 }
