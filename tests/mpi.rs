@@ -321,28 +321,32 @@ fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 12_500, 5, 4, 1_000, 7);
+    // The run's flags (every run of this test uses them, on 2 ranks or on one).
+    let flags = [
+        "train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "100",
+        "--shuffle-buffer",
+        "2000",
+        "--seed",
+        "11",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+    ];
     let run = |extra: &[&str], model: &Path| {
-        let mut args = vec![
-            "train",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "100",
-            "--shuffle-buffer",
-            "2000",
-            "--seed",
-            "11",
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&[
             "--threads",
             "1",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.01",
             "--quiet",
             "--save-model",
             model.to_str().unwrap(),
-        ];
+        ]);
         args.extend_from_slice(extra);
         mpirun(&args, TIMEOUT)
     };
@@ -388,27 +392,9 @@ fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
     }
     // A different number of ranks is refused, naming it.
     let first = dir.path().join("from-0");
-    let out = common::run(
-        &[
-            "train",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "100",
-            "--shuffle-buffer",
-            "2000",
-            "--seed",
-            "11",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.01",
-            "--resume",
-            first.to_str().unwrap(),
-        ],
-        TIMEOUT,
-    );
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&["--resume", first.to_str().unwrap()]);
+    let out = common::run(&args, TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
