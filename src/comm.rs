@@ -76,11 +76,22 @@ mod with_mpi {
     }
 
     /// The MPI world when launched by mpirun (None otherwise, or when MPI cannot start).
+    ///
+    /// A panic anywhere then ends the whole job (MPI_Abort) after the usual message: unwinding
+    /// would finalise MPI, which waits for ranks that may be blocked in an allreduce forever.
     pub fn mpi_world() -> Option<MpiWorld> {
         if !launched_by_mpi() {
             return None;
         }
         let universe = mpi::initialize()?;
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            // SAFETY: MPI was initialised above; MPI_Abort may be called from any thread.
+            unsafe {
+                mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 101);
+            }
+        }));
         Some(MpiWorld {
             world: universe.world(),
             _universe: universe,

@@ -230,6 +230,9 @@ fn uneven_shares_finish_without_deadlock_with_the_exact_row_count() {
     let r = report(&rep);
     assert_eq!(r["rows_per_epoch"], 4_000);
     assert_eq!(r["iterations"], 48);
+    // The count the learning-rate schedules and the progress bar use is the real one.
+    assert_eq!(r["iterations_per_epoch"], 24);
+    assert_eq!(r["batch_size"], 256);
     for epoch in r["epoch_summaries"].as_array().unwrap() {
         assert_eq!(epoch["rows"], 4_000);
         assert_eq!(epoch["iterations"], 24);

@@ -677,7 +677,7 @@ pub fn main() -> ExitCode {
     };
     #[cfg(not(feature = "mpi"))]
     let comm: &dyn Collective = &SingleProcess;
-    if comm.size() == 1 && streamfit::comm::launched_by_mpi() {
+    if !cfg!(feature = "mpi") && streamfit::comm::launched_by_mpi() {
         eprintln!(
             "warning: started by an MPI launcher, but this streamfit runs as a single process (build it with `--features mpi` for data-parallel training)"
         );
@@ -1074,7 +1074,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     }
     config.trainer.interrupt = Some(interrupt);
     let pipeline = Pipeline::new(source.clone(), pipeline_config);
-    config.trainer.optimizer = args.optim.config(pipeline.steps_per_epoch());
+    config.trainer.optimizer = args.optim.config(pipeline.steps_in_epoch(0));
     let valid_pipeline = valid_source
         .as_ref()
         .map(|v| Pipeline::new(v.clone(), eval_config(pipeline.config(), v)));
@@ -1118,7 +1118,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         say!(
             "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {} lr {}, {} reader(s), {} gradient thread(s)",
             config.trainer.model.describe(),
-            thousands(pipeline.steps_per_epoch()),
+            thousands(pipeline.steps_in_epoch(0)),
             config.trainer.epochs,
             format!("{:?}", config.trainer.optimizer.kind).to_lowercase(),
             config.trainer.optimizer.learning_rate,
@@ -1127,7 +1127,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         );
         if comm.size() > 1 {
             say!(
-                "mpi: {} ranks, each reading 1 in {} units of the plan and up to {} rows of each step (iterations/epoch: that of the largest share)",
+                "mpi: {} ranks, each reading 1 in {} units of the plan and up to {} rows of each step (iterations/epoch: the first epoch's largest share)",
                 comm.size(),
                 comm.size(),
                 thousands(pipeline.config().step_rows),
@@ -1155,7 +1155,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
             config.num_readers,
         );
     }
-    let total_steps = pipeline.steps_per_epoch() * config.trainer.epochs as u64;
+    let total_steps = pipeline.total_steps(config.trainer.epochs);
     let progress = if quiet {
         ProgressBar::hidden()
     } else {
@@ -1229,7 +1229,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         ranks: (comm.size() > 1).then_some(comm.size()),
         rows: num_rows,
         num_features: d,
-        batch_size: pipeline.config().step_rows,
+        batch_size: pipeline.config().step_rows * comm.size() as u64,
         epochs: result.epochs.len(),
         iterations: result.iterations(),
         iterations_per_epoch: result.iterations_per_epoch,

@@ -340,6 +340,33 @@ impl Pipeline {
         }
     }
 
+    /// Steps in epoch `epoch`: [`Pipeline::steps_per_epoch`], or in a data-parallel run the
+    /// steps of the largest share that epoch (the ranks step together until every share is
+    /// used up).
+    pub fn steps_in_epoch(&self, epoch: u64) -> u64 {
+        let cfg = &self.config;
+        if cfg.world <= 1 {
+            return self.steps_per_epoch();
+        }
+        let units = self.source.units();
+        let mut rows = vec![0u64; cfg.world];
+        for (position, &unit) in epoch_plan(units.len(), cfg.shuffle, epoch)
+            .iter()
+            .enumerate()
+        {
+            rows[position % cfg.world] += units[unit].num_rows;
+        }
+        rows.iter()
+            .map(|r| r.div_ceil(cfg.step_rows))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Steps in the first `epochs` epochs.
+    pub fn total_steps(&self, epochs: usize) -> u64 {
+        (0..epochs as u64).map(|e| self.steps_in_epoch(e)).sum()
+    }
+
     /// Restarts an epoch exactly where `cursor` stands (see [`resume`]): rebuilds the shuffle
     /// buffer by re-reading only the units that hold its rows, then streams the rest of the
     /// plan. Returns the stream and the number of rows re-read.

@@ -203,7 +203,13 @@ pub(super) fn restart(
         .rows_emitted
         .checked_add(cursor.buffer_ids.len() as u64)
         == Some(cursor.rows_consumed);
-    if cursor.rows_consumed > source.num_rows()
+    // The rows this pipeline's plan holds (its share in a data-parallel run).
+    let plan_rows: u64 = pipeline
+        .plan(cursor.epoch)
+        .iter()
+        .map(|&u| units[u].num_rows)
+        .sum();
+    if cursor.rows_consumed > plan_rows
         || cursor.rows_emitted > epoch_rows
         || cursor.buffer_ids.len() > pipeline.buffer_capacity()
         || step_end != Some(cursor.rows_emitted)

@@ -215,7 +215,8 @@ pub struct TrainResult {
     pub stopped_early: Option<usize>,
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,
-    /// Iterations in each epoch (ceil(N/b), or floor with drop-last).
+    /// Iterations in each epoch (ceil(N/b), or floor with drop-last); in a data-parallel run,
+    /// those of the first epoch (they depend on the epoch's shares).
     pub iterations_per_epoch: u64,
     /// Rows per epoch actually trained on.
     pub rows_per_epoch: u64,
@@ -366,7 +367,7 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
         init_seed: config.init_seed,
         early_stop: config.early_stop,
         schedule_steps: (config.optimizer.schedule == crate::optim::LrSchedule::Cosine)
-            .then(|| pipeline.steps_per_epoch() * config.epochs as u64),
+            .then(|| pipeline.total_steps(config.epochs)),
         world: cfg.world,
         batch_rows: cfg.step_rows,
         drop_last: cfg.last_batch == LastBatch::Drop,
@@ -538,7 +539,7 @@ pub fn train_ranks(
     let mut params = model.init_params(config.init_seed);
     let mut grad = vec![0.0f32; model.num_params()];
     let steps_per_epoch = pipeline.steps_per_epoch();
-    let total_steps = steps_per_epoch * config.epochs as u64;
+    let total_steps = pipeline.total_steps(config.epochs);
     let mut engine = GradientEngine::new(model, config.num_threads)?;
     let eval_pipeline = Pipeline::new(source.clone(), eval_config(pipeline.config(), source));
     let started = Instant::now();
@@ -600,6 +601,26 @@ pub fn train_ranks(
             epoch: first_epoch + 1,
             rows_reread: 0,
         });
+    }
+    if parallel {
+        // Every rank must start from the same state (the same data, the same checkpoint or
+        // none), or their collectives would not line up.
+        let mut state = Vec::new();
+        state.extend(fingerprint.hash().to_le_bytes());
+        state.extend(iteration.to_le_bytes());
+        state.extend(first_epoch.to_le_bytes());
+        for unit in source.units() {
+            state.extend(unit.num_rows.to_le_bytes());
+        }
+        for p in &params {
+            state.extend(p.to_le_bytes());
+        }
+        if !comm.all_equal(u64::from(crc32c::crc32c(&state))) {
+            return Err(Error::config(
+                "DATA/--resume",
+                "the ranks do not start from the same state: every rank must read the same data and resume from the same checkpoint (one --checkpoint-dir every rank can read)",
+            ));
+        }
     }
     let mut optimizer = Optimizer::new(
         config.optimizer.clone(),
@@ -846,7 +867,7 @@ pub fn train_ranks(
         best_epoch,
         stopped_early,
         epochs,
-        iterations_per_epoch: steps_per_epoch,
+        iterations_per_epoch: pipeline.steps_in_epoch(0),
         rows_per_epoch,
         seconds: started.elapsed().as_secs_f64(),
         resumed,
