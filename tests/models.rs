@@ -123,6 +123,18 @@ fn every_model_matches_finite_differences_of_an_f64_reference() {
             spec.describe()
         );
         assert!((model.loss_sum(&params, &x, &y) - loss).abs() <= 1e-9 * (1.0 + loss.abs()));
+        // The evaluation's shared forward pass gives the same loss and predictions, bit for bit.
+        let mut separate = vec![0.0f32; n * spec.head.outputs()];
+        model.predict(&params, &x, &mut separate);
+        let mut together = vec![0.0f32; separate.len()];
+        let shared = model.loss_and_predict(&params, &x, &y, &mut together);
+        assert_eq!(
+            shared.to_bits(),
+            model.loss_sum(&params, &x, &y).to_bits(),
+            "{}",
+            spec.describe()
+        );
+        assert_eq!(together, separate, "{}", spec.describe());
         let h = 1e-6;
         for j in 0..params.len() {
             let mut plus = p64.clone();

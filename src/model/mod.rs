@@ -228,6 +228,18 @@ pub trait Model: Send + Sync {
     /// Predictions of `features`' rows into `out`, `head().outputs()` values per row: a value,
     /// a probability, or K class probabilities.
     fn predict(&self, params: &[f32], features: &[f32], out: &mut [f32]);
+    /// [`Model::loss_sum`] and [`Model::predict`] of the same rows (one forward pass where the
+    /// model can share it).
+    fn loss_and_predict(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        out: &mut [f32],
+    ) -> f64 {
+        self.predict(params, features, out);
+        self.loss_sum(params, features, targets)
+    }
     /// For each parameter, true when it is a weight (weight decay applies), false for a bias.
     fn decays(&self) -> Vec<bool>;
     /// Rows h of the input layer's weight matrix `[h × d]` at the start of the parameters.
@@ -296,10 +308,9 @@ pub fn eval_sums(
     let k = head.outputs();
     scratch.clear();
     scratch.resize(targets.len() * k, 0.0);
-    model.predict(params, features, scratch);
     let mut sums = EvalSums {
         rows: targets.len() as u64,
-        loss: model.loss_sum(params, features, targets),
+        loss: model.loss_and_predict(params, features, targets, scratch),
         ..EvalSums::default()
     };
     for (out, &y) in scratch.chunks_exact(k).zip(targets) {

@@ -83,7 +83,8 @@ impl Network {
     }
 
     /// Runs the forward pass over `n` rows, then (with `grad`) the backward pass; returns the
-    /// summed loss. With `predictions`, writes the head's outputs instead of computing a loss.
+    /// summed loss. With `predictions`, also writes the head's outputs; with `predictions` and
+    /// no targets, only those (and returns 0).
     fn run(
         &self,
         params: &[f32],
@@ -120,7 +121,9 @@ impl Network {
             let logits = &*act_slices[self.layers.len() - 1];
             if let Some(out) = predictions {
                 self.outputs(logits, out);
-                return 0.0;
+                if y.is_empty() {
+                    return 0.0;
+                }
             }
             let half = deltas.len() / 2;
             let (delta, spare) = deltas.split_at_mut(half);
@@ -385,6 +388,19 @@ impl Model for Network {
         let n = out.len() / self.head.outputs();
         self.check_shapes(params, features, n);
         self.run(params, features, &[], None, Some(out));
+    }
+
+    fn loss_and_predict(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        out: &mut [f32],
+    ) -> f64 {
+        assert_eq!(out.len(), targets.len() * self.head.outputs(), "outputs");
+        self.check_shapes(params, features, targets.len());
+        // One forward pass for both.
+        self.run(params, features, targets, None, Some(out))
     }
 
     fn decays(&self) -> Vec<bool> {
