@@ -9,7 +9,6 @@ set -euo pipefail
 cap=${1:-640}
 source "$(dirname "$0")/datasets.sh"
 memlimit=../shared/tools/memlimit
-report=$(mktemp)
 # Evict the dataset from the page cache first: pages cached earlier are charged to whichever
 # cgroup read them, so a warm cache would hide the dataset from the cap.
 evict() { python3 -c 'import os,sys
@@ -43,4 +42,3 @@ for source in "$shards" "$data"; do
   python3 -c "$summary" "$report"
   rm -rf "$ck"
 done
-rm -f "$report"

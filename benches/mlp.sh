@@ -8,9 +8,6 @@
 set -euo pipefail
 runs=${1:-3}
 source "$(dirname "$0")/datasets.sh"
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-report=$(mktemp)
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$report" "$1"; }
 $bin scan "$small" >/dev/null # warm the page cache
 echo "| data | model | batch | train rows/s | stall | gradient share of trainer time |"
 echo "|---|---|---|---|---|---|"
@@ -37,4 +34,3 @@ PY
     done
   done
 done
-rm -f "$report"

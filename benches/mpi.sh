@@ -11,9 +11,6 @@ runs=${1:-3}
 source "$(dirname "$0")/datasets.sh"
 cargo build --release --quiet --features mpi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-report=$(mktemp)
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$report" "$1"; }
 $bin scan "$small" >/dev/null # warm the page cache
 echo "| model | global batch | 1 process rows/s | 2 ranks rows/s | 2 ranks / 1 process | steps/epoch (2 ranks) |"
 echo "|---|---|---|---|---|---|"
@@ -39,4 +36,3 @@ print(f"| {name} | {b} | {one/1e6:.2f} M | {two/1e6:.2f} M | {two/one:.2f} | {st
 PY
   done
 done
-rm -f "$report"

@@ -4,7 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/datasets.sh"
 large=$data
-report=$(mktemp)
 echo "| dataset | on disk | rows | peak RSS | memory budget |"
 echo "|---|---|---|---|---|"
 declare -A peak
@@ -15,6 +14,5 @@ for data in "$small" "$large"; do
   peak[$data]=$rss
   printf '| %s | %s MB | %s | %.1f MB | %.1f MB |\n' "$data" "$size" "$rows" "$(awk "BEGIN{print $rss/1e6}")" "$(awk "BEGIN{print $budget/1e6}")"
 done
-rm -f "$report"
 diff=$(( ${peak[$large]} - ${peak[$small]} ))
 printf '\npeak RSS difference (2 GB minus 250 MB): %.1f MB (acceptance: within 64 MB)\n' "$(awk "BEGIN{print $diff/1e6}")"

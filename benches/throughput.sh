@@ -6,8 +6,6 @@
 set -euo pipefail
 runs=${1:-3}
 source "$(dirname "$0")/datasets.sh"
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-report=$(mktemp)
 echo "| dataset | scan rows/s | scan GB/s | train rows/s (logistic, b=256) | train / scan | train peak RSS |"
 echo "|---|---|---|---|---|---|"
 for source in "$data" "$shards"; do
@@ -18,8 +16,8 @@ for source in "$data" "$shards"; do
   train=""; rss=""
   for _ in $(seq "$runs"); do
     $bin train "$source" --model logistic --batch-size 256 --epochs 1 --no-eval --quiet --report "$report"
-    train+="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_per_s"])' "$report")"$'\n'
-    rss+="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_bytes"])' "$report")"$'\n'
+    train+="$(field rows_per_s)"$'\n'
+    rss+="$(field peak_rss_bytes)"$'\n'
   done
   train=$(printf '%s' "$train" | median)
   rss=$(printf '%s' "$rss" | median)
@@ -31,4 +29,3 @@ name = "8M × 64 f32, streamfit shards" if source.endswith("shards") else "8M ×
 print(f"| {name} | {scan/1e6:.2f} M | {gbs:.2f} | {train/1e6:.2f} M | {train/scan:.0%} | {rss/1e6:.0f} MB |")
 PY
 done
-rm -f "$report"

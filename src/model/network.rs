@@ -27,6 +27,9 @@ struct Layer {
     outputs: usize,
     /// Offset of `W`; the biases follow at `offset + outputs · inputs`.
     offset: usize,
+    /// Outputs of the layers before this one: its activations over n rows start at
+    /// `n · act_offset` in the activation scratch.
+    act_offset: usize,
 }
 
 impl Layer {
@@ -42,6 +45,11 @@ impl Layer {
     fn grads<'a>(&self, grad: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
         let w = self.outputs * self.inputs;
         grad[self.offset..self.offset + w + self.outputs].split_at_mut(w)
+    }
+
+    /// This layer's activations over `n` rows, in the activation scratch `acts`.
+    fn acts<'a>(&self, acts: &'a [f32], n: usize) -> &'a [f32] {
+        &acts[n * self.act_offset..n * (self.act_offset + self.outputs)]
     }
 }
 
@@ -64,14 +72,16 @@ impl Network {
     pub fn new(num_features: usize, hidden: &[usize], activation: Activation, head: Head) -> Self {
         let mut layers = Vec::with_capacity(hidden.len() + 1);
         let mut inputs = num_features;
-        let mut offset = 0;
+        let (mut offset, mut act_offset) = (0, 0);
         for &outputs in hidden.iter().chain(std::iter::once(&head.outputs())) {
             layers.push(Layer {
                 inputs,
                 outputs,
                 offset,
+                act_offset,
             });
             offset += outputs * (inputs + 1);
+            act_offset += outputs;
             inputs = outputs;
         }
         Network {
@@ -108,17 +118,11 @@ impl Network {
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
             }
-            let (acts, deltas) = scratch[..need].split_at_mut(n * widths);
             // acts holds Z (then A = act(Z) in place) of every layer, back to back.
-            let mut act_slices: Vec<&mut [f32]> = Vec::with_capacity(self.layers.len());
-            let mut rest = acts;
-            for layer in &self.layers {
-                let (this, tail) = rest.split_at_mut(n * layer.outputs);
-                act_slices.push(this);
-                rest = tail;
-            }
-            self.forward(params, x, n, &mut act_slices);
-            let logits = &*act_slices[self.layers.len() - 1];
+            let (acts, deltas) = scratch[..need].split_at_mut(n * widths);
+            self.forward(params, x, n, acts);
+            let acts = &*acts;
+            let logits = self.layers[self.layers.len() - 1].acts(acts, n);
             if let Some(out) = predictions {
                 self.outputs(logits, out);
                 if y.is_empty() {
@@ -129,19 +133,24 @@ impl Network {
             let (delta, spare) = deltas.split_at_mut(half);
             let loss = self.head_loss(logits, y, &mut delta[..n * self.head.outputs()]);
             if let Some(grad) = grad {
-                self.backward(params, x, n, &act_slices, delta, spare, grad);
+                self.backward(params, x, n, acts, delta, spare, grad);
             }
             loss
         })
     }
 
-    fn forward(&self, params: &[f32], x: &[f32], n: usize, acts: &mut [&mut [f32]]) {
+    fn forward(&self, params: &[f32], x: &[f32], n: usize, acts: &mut [f32]) {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            let (before, after) = acts.split_at_mut(l);
-            let input: &[f32] = if l == 0 { x } else { &before[l - 1][..] };
-            let z = &mut *after[0];
             let (i, o) = (layer.inputs, layer.outputs);
+            // The layer below ends where this one starts.
+            let (before, after) = acts.split_at_mut(n * layer.act_offset);
+            let input: &[f32] = if l == 0 {
+                x
+            } else {
+                &before[n * (layer.act_offset - i)..]
+            };
+            let z = &mut after[..n * o];
             // Z [n × o] = A [n × i] · Wᵀ [i × o]
             matmul(
                 (n, o, i),
@@ -230,14 +239,18 @@ impl Network {
         params: &[f32],
         x: &[f32],
         n: usize,
-        acts: &[&mut [f32]],
+        acts: &[f32],
         mut delta: &'b mut [f32],
         mut spare: &'b mut [f32],
         grad: &mut [f32],
     ) {
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let (i, o) = (layer.inputs, layer.outputs);
-            let input: &[f32] = if l == 0 { x } else { &acts[l - 1][..] };
+            let input: &[f32] = if l == 0 {
+                x
+            } else {
+                self.layers[l - 1].acts(acts, n)
+            };
             let dz = &delta[..n * o];
             let (gw, gb) = layer.grads(grad);
             // ∂W [o × i] += ∂Zᵀ [o × n] · A [n × i]
@@ -267,7 +280,7 @@ impl Network {
                 (layer.weights(params), i as isize, 1),
                 false,
             );
-            let below = &acts[l - 1][..n * i];
+            let below = self.layers[l - 1].acts(acts, n);
             match self.activation {
                 Activation::Relu => {
                     for (d, a) in da.iter_mut().zip(below) {

@@ -257,12 +257,7 @@ impl PredictionWriter {
                 let mut classes = Vec::with_capacity(outputs.len() / k);
                 let mut best = Vec::with_capacity(outputs.len() / k);
                 for row in outputs.chunks_exact(k) {
-                    let mut c = 0;
-                    for (i, p) in row.iter().enumerate() {
-                        if *p > row[c] {
-                            c = i;
-                        }
-                    }
+                    let c = crate::model::argmax(row);
                     classes.push(c as i64);
                     best.push(row[c]);
                 }
