@@ -83,6 +83,13 @@ unsafe fn transpose8_avx(
     let full = n / 8 * 8;
     let mut i = 0;
     while i < full {
+        if i.is_multiple_of(16) {
+            for c in &columns {
+                // A hint for the line 512 bytes ahead (may lie past the column: prefetches
+                // never fault).
+                _mm_prefetch::<_MM_HINT_T0>(c.as_ptr().wrapping_add(i + 128).cast());
+            }
+        }
         // SAFETY: i + 8 <= n, so each column has eight values at i.
         let r: [__m256; 8] =
             std::array::from_fn(|k| unsafe { _mm256_loadu_ps(columns[k].as_ptr().add(i)) });

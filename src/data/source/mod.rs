@@ -11,6 +11,7 @@
 //! - [`write`]: the Parquet writer used by `generate`.
 
 mod footer_repair;
+mod pages;
 pub mod parquet;
 pub mod shard;
 pub mod write;

@@ -1,8 +1,10 @@
 //! Parquet files read through a memory map, one row group per unit.
 //!
-//! Each file is mapped once and its footer parsed once at open. A unit (row group) is decoded
-//! with a projection mask so only the feature and label columns are read, in record batches of
-//! at most `max_block_rows` rows, so a huge row group is never materialised whole. Each batch is
+//! Each file is mapped once and its footer parsed once at open. A unit (row group) whose used
+//! columns are all flat, PLAIN-encoded float32 columns is read page by page straight into rows
+//! (`pages.rs`: one copy fewer than the arrow reader). Any other unit is decoded by the arrow
+//! reader with a projection mask so only the feature and label columns are read, in record
+//! batches of at most `max_block_rows` rows, so a huge row group is never materialised whole. Each batch is
 //! checked (nulls, non-finite values, list lengths) and transposed into a row-major
 //! [`RowBlock`]. Float64, integer and boolean columns are cast to f32. After a unit is read its
 //! byte range is released from this process's resident set (`MADV_DONTNEED`; the page cache
@@ -26,12 +28,13 @@ use memmap2::{Mmap, UncheckedAdvice};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 
 use crate::data::RowBlock;
 use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::source::pages;
 use crate::data::source::{ChunkSink, ColumnInfo, ColumnRole, Source, SourceInfo, Unit};
 use crate::data::stats::StatsAccumulator;
 use crate::data::transpose::transpose8;
@@ -58,6 +61,10 @@ struct ParquetFile {
     metadata: ArrowReaderMetadata,
     mask: ProjectionMask,
     layout: Layout,
+    /// The used columns' leaves (features, then the label when read) when every one is a flat
+    /// float32 column: row groups without dictionaries are then read page by page
+    /// ([`pages`]).
+    flat: Option<Vec<usize>>,
 }
 
 /// Where the used columns are in a projected record batch (positions, not names).
@@ -127,12 +134,17 @@ impl ParquetSource {
             let arrow_schema = metadata.schema().clone();
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
+            let flat = match resolved.layout {
+                Layout::Scalars { .. } => pages::flat_leaves(metadata.parquet_schema(), &roots),
+                Layout::List { .. } => None,
+            };
             let mut file = ParquetFile {
                 map,
                 bytes,
                 metadata,
                 mask,
                 layout: resolved.layout,
+                flat,
             };
             if let Layout::List { len: 0, .. } = file.layout {
                 file.layout = probe_list_length(path, &file)?;
@@ -301,16 +313,98 @@ impl ParquetSource {
         unit: &Unit,
         max_block_rows: usize,
     ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+        self.unit_reader_from(unit, 0, max_block_rows)
+    }
+
+    /// Like [`ParquetSource::unit_reader`], starting at row `from_row` of the unit.
+    fn unit_reader_from(
+        &self,
+        unit: &Unit,
+        from_row: u64,
+        max_block_rows: usize,
+    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
         let file = &self.files[unit.file];
-        ParquetRecordBatchReaderBuilder::new_with_metadata(
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             file.bytes.clone(),
             file.metadata.clone(),
         )
         .with_projection(file.mask.clone())
         .with_row_groups(vec![unit.index_in_file])
-        .with_batch_size(max_block_rows.max(1))
-        .build()
-        .map_err(|e| self.corrupt(unit, e))
+        .with_batch_size(max_block_rows.max(1));
+        if from_row > 0 {
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(from_row as usize),
+                RowSelector::select((unit.num_rows - from_row) as usize),
+            ]));
+        }
+        builder.build().map_err(|e| self.corrupt(unit, e))
+    }
+
+    /// Reads a unit of flat float32 columns page by page (see [`pages`]). Returns `None` when
+    /// the unit was read (or the sink stopped), or the row to continue from with the arrow
+    /// reader when a page is one this path does not decode.
+    fn read_unit_pages(
+        &self,
+        unit: &Unit,
+        leaves: &[usize],
+        ctx: &DecodeContext<'_>,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<Option<u64>> {
+        let file = &self.files[unit.file];
+        let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+        let d = self.schema.num_features();
+        let has_label = leaves.len() > d;
+        let stop = |stop: pages::Stop| match stop {
+            pages::Stop::Corrupt(reason) => self.corrupt(unit, reason),
+            pages::Stop::Null { column, row } => Error::Null {
+                file: self.paths[unit.file].clone(),
+                row_group: unit.index_in_file,
+                row,
+                column: match self.schema.feature_names.get(column) {
+                    Some(name) => name.clone(),
+                    None => self.schema.label.clone(),
+                },
+            },
+            pages::Stop::RowCount { found } => self.row_count_mismatch(unit, found),
+            pages::Stop::Unsupported => Error::internal("unsupported page"),
+        };
+        let mut reader = pages::FlatReader::new(&file.bytes, row_group, leaves).map_err(stop)?;
+        while reader.rows_done() < unit.num_rows {
+            let first = reader.rows_done();
+            let n = (unit.num_rows - first).min(max_block_rows.max(1) as u64) as usize;
+            let mut block = sink.empty_block();
+            block.reset(d);
+            let mut bad = false;
+            let filled = {
+                let _span =
+                    tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
+                block.append_with(n, unit.first_row_id + first, |x, y| {
+                    if !has_label {
+                        y.fill(0.0);
+                    }
+                    bad = reader.fill(n, x, y, has_label)?;
+                    Ok(())
+                })
+            };
+            match filled {
+                Ok(()) => {}
+                Err(pages::Stop::Unsupported) => return Ok(Some(first)),
+                Err(other) => return Err(stop(other)),
+            }
+            if bad {
+                ctx.check_finite(block.targets(), 1, first, |_| self.schema.label.clone())?;
+                ctx.check_finite(block.features(), d, first, |j| {
+                    self.schema.feature_names[j].clone()
+                })?;
+            }
+            if sink.send(block).is_break() {
+                return Ok(None);
+            }
+        }
+        reader.finish().map_err(stop)?;
+        self.release(unit);
+        Ok(None)
     }
 
     /// The error for a unit whose pages held `found` rows instead of its footer's count.
@@ -465,14 +559,23 @@ impl Source for ParquetSource {
     ) -> Result<()> {
         let unit = self.units[unit_index];
         let file = &self.files[unit.file];
-        let reader = self.unit_reader(&unit, max_block_rows)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
             schema: &self.schema,
         };
-        let d = self.schema.num_features();
         let mut rows_read = 0u64;
+        if let Some(leaves) = &file.flat {
+            let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+            if pages::plain_row_group(row_group, leaves) {
+                match self.read_unit_pages(&unit, leaves, &ctx, max_block_rows, sink)? {
+                    None => return Ok(()),
+                    Some(from_row) => rows_read = from_row,
+                }
+            }
+        }
+        let reader = self.unit_reader_from(&unit, rows_read, max_block_rows)?;
+        let d = self.schema.num_features();
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             let n = batch.num_rows();

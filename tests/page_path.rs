@@ -1,0 +1,205 @@
+//! Flat float32 columns are read straight from their data pages (`data/source/pages.rs`).
+//! These files are written with the parquet crate under every layout that path meets: required
+//! and optional columns, data pages v1 and v2, several codecs, pages that end at different rows
+//! in different columns, blocks smaller than a page, a feature count that is not a multiple of
+//! eight, and row groups with a dictionary (read by the arrow path instead). Every row must
+//! come back exactly, and a null or NaN must be reported with its row and column.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
+use streamfit::data::source::{ChunkSink, ParquetSource, Source};
+use streamfit::data::{ColumnSpec, RowBlock};
+use streamfit::error::Error;
+
+const ROWS: usize = 3_000;
+const FEATURES: usize = 11;
+
+fn value(row: usize, column: usize) -> f32 {
+    ((row * 31 + column * 7) % 1_000) as f32 * 0.125 - 60.0
+}
+
+/// `FEATURES` feature columns `f0..` and `label`; columns with an odd index are nullable.
+/// `hole` puts a value (null or NaN) at (row, column).
+fn batch(hole: Option<(usize, usize, Option<f32>)>) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for c in 0..=FEATURES {
+        let name = if c == FEATURES {
+            "label".to_string()
+        } else {
+            format!("f{c}")
+        };
+        let nullable = c % 2 == 1 || hole.is_some_and(|(_, hc, v)| hc == c && v.is_none());
+        fields.push(Field::new(name, DataType::Float32, nullable));
+        let values = (0..ROWS).map(|r| match hole {
+            Some((hr, hc, v)) if hr == r && hc == c => v,
+            _ => Some(value(r, c)),
+        });
+        columns.push(Arc::new(values.collect::<Float32Array>()));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+fn write(path: &Path, props: WriterProperties, batch: &RecordBatch) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// Pages of different lengths in different columns, so runs end at every column's boundary.
+fn props(version: WriterVersion, codec: Compression, dictionary: bool) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_writer_version(version)
+        .set_compression(codec)
+        .set_dictionary_enabled(dictionary)
+        .set_max_row_group_row_count(Some(1_100))
+        .set_write_batch_size(16);
+    for c in 0..FEATURES {
+        builder = builder.set_column_data_page_row_count_limit(
+            ColumnPath::from(format!("f{c}")),
+            [50, 64, 97, 200, 333][c % 5],
+        );
+    }
+    builder.build()
+}
+
+struct Collect(Vec<RowBlock>);
+
+impl ChunkSink for Collect {
+    fn empty_block(&mut self) -> RowBlock {
+        RowBlock::default()
+    }
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        self.0.push(block);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Reads every unit in blocks of at most `block_rows` rows.
+fn read(path: &Path, spec: &ColumnSpec, block_rows: usize) -> Result<Vec<RowBlock>, Error> {
+    let source = ParquetSource::open(&[path.to_path_buf()], spec)?;
+    let mut sink = Collect(Vec::new());
+    for unit in 0..source.units().len() {
+        source.read_unit(unit, block_rows, &mut sink)?;
+    }
+    Ok(sink.0)
+}
+
+fn assert_rows(blocks: &[RowBlock], with_label: bool, what: &str) {
+    let mut next = 0;
+    for block in blocks {
+        for i in 0..block.num_rows() {
+            let expected: Vec<f32> = (0..FEATURES).map(|c| value(next, c)).collect();
+            assert_eq!(block.row_ids()[i], next as u64, "{what}");
+            assert_eq!(block.row(i), expected.as_slice(), "{what}: row {next}");
+            let label = if with_label {
+                value(next, FEATURES)
+            } else {
+                0.0
+            };
+            assert_eq!(block.targets()[i], label, "{what}: label of row {next}");
+            next += 1;
+        }
+    }
+    assert_eq!(next, ROWS, "{what}");
+}
+
+#[test]
+fn every_row_comes_back_exactly_from_pages_of_any_layout() {
+    let dir = common::tempdir();
+    let path = dir.path().join("flat.parquet");
+    let codecs = [
+        Compression::UNCOMPRESSED,
+        Compression::SNAPPY,
+        Compression::ZSTD(ZstdLevel::default()),
+    ];
+    for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+        for codec in codecs {
+            for dictionary in [false, true] {
+                write(&path, props(version, codec, dictionary), &batch(None));
+                for block_rows in [7, 256, 8_192] {
+                    let what = format!(
+                        "{version:?} {codec:?} dictionary {dictionary}, blocks of {block_rows}"
+                    );
+                    assert_rows(
+                        &read(&path, &ColumnSpec::default(), block_rows).unwrap(),
+                        true,
+                        &what,
+                    );
+                    let no_label = ColumnSpec {
+                        ignore_label: true,
+                        ..ColumnSpec::default()
+                    };
+                    assert_rows(&read(&path, &no_label, block_rows).unwrap(), false, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_null_or_nan_is_reported_with_its_row_and_column() {
+    let dir = common::tempdir();
+    let path = dir.path().join("hole.parquet");
+    // Row 1,234 is row 134 of the second row group (groups of 1,100 rows).
+    for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+        for column in [0, 5, 10, FEATURES] {
+            let name = if column == FEATURES {
+                "label".to_string()
+            } else {
+                format!("f{column}")
+            };
+            write(
+                &path,
+                props(version, Compression::SNAPPY, false),
+                &batch(Some((1_234, column, None))),
+            );
+            match read(&path, &ColumnSpec::default(), 256) {
+                Err(Error::Null {
+                    row_group,
+                    row,
+                    column: found,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (row_group, row, found.as_str()),
+                        (1, 134, name.as_str()),
+                        "{version:?}"
+                    );
+                }
+                other => panic!("{version:?} null in {name}: {:?}", other.map(|b| b.len())),
+            }
+            write(
+                &path,
+                props(version, Compression::SNAPPY, false),
+                &batch(Some((1_234, column, Some(f32::NAN)))),
+            );
+            match read(&path, &ColumnSpec::default(), 256) {
+                Err(Error::NonFinite {
+                    row_group,
+                    row,
+                    column: found,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (row_group, row, found.as_str()),
+                        (1, 134, name.as_str()),
+                        "{version:?}"
+                    );
+                }
+                other => panic!("{version:?} NaN in {name}: {:?}", other.map(|b| b.len())),
+            }
+        }
+    }
+}
