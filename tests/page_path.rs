@@ -29,8 +29,8 @@ fn value(row: usize, column: usize) -> f32 {
 }
 
 /// `FEATURES` feature columns `f0..` and `label`; columns with an odd index are nullable.
-/// `hole` puts a value (null or NaN) at (row, column).
-fn batch(hole: Option<(usize, usize, Option<f32>)>) -> RecordBatch {
+/// Each hole puts a value (null or NaN) at (row, column).
+fn batch(holes: &[(usize, usize, Option<f32>)]) -> RecordBatch {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for c in 0..=FEATURES {
@@ -39,12 +39,15 @@ fn batch(hole: Option<(usize, usize, Option<f32>)>) -> RecordBatch {
         } else {
             format!("f{c}")
         };
-        let nullable = c % 2 == 1 || hole.is_some_and(|(_, hc, v)| hc == c && v.is_none());
+        let nullable = c % 2 == 1 || holes.iter().any(|&(_, hc, v)| hc == c && v.is_none());
         fields.push(Field::new(name, DataType::Float32, nullable));
-        let values = (0..ROWS).map(|r| match hole {
-            Some((hr, hc, v)) if hr == r && hc == c => v,
-            _ => Some(value(r, c)),
-        });
+        let values =
+            (0..ROWS).map(
+                |r| match holes.iter().find(|&&(hr, hc, _)| (hr, hc) == (r, c)) {
+                    Some(&(_, _, v)) => v,
+                    None => Some(value(r, c)),
+                },
+            );
         columns.push(Arc::new(values.collect::<Float32Array>()));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
@@ -127,7 +130,7 @@ fn every_row_comes_back_exactly_from_pages_of_any_layout() {
     for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
         for codec in codecs {
             for dictionary in [false, true] {
-                write(&path, props(version, codec, dictionary), &batch(None));
+                write(&path, props(version, codec, dictionary), &batch(&[]));
                 for block_rows in [7, 256, 8_192] {
                     let what = format!(
                         "{version:?} {codec:?} dictionary {dictionary}, blocks of {block_rows}"
@@ -163,7 +166,7 @@ fn a_null_or_nan_is_reported_with_its_row_and_column() {
             write(
                 &path,
                 props(version, Compression::SNAPPY, false),
-                &batch(Some((1_234, column, None))),
+                &batch(&[(1_234, column, None)]),
             );
             match read(&path, &ColumnSpec::default(), 256) {
                 Err(Error::Null {
@@ -183,7 +186,7 @@ fn a_null_or_nan_is_reported_with_its_row_and_column() {
             write(
                 &path,
                 props(version, Compression::SNAPPY, false),
-                &batch(Some((1_234, column, Some(f32::NAN)))),
+                &batch(&[(1_234, column, Some(f32::NAN))]),
             );
             match read(&path, &ColumnSpec::default(), 256) {
                 Err(Error::NonFinite {
@@ -200,6 +203,38 @@ fn a_null_or_nan_is_reported_with_its_row_and_column() {
                 }
                 other => panic!("{version:?} NaN in {name}: {:?}", other.map(|b| b.len())),
             }
+        }
+    }
+}
+
+/// With several bad values the first in row order is reported: a null in `f0` before one in
+/// `f4` whose page (rows 0–332 of the row group) starts earlier, and an infinity in `f3` before
+/// a null in `f4` in the same block.
+#[test]
+fn the_first_bad_value_in_row_order_is_reported() {
+    let dir = common::tempdir();
+    let path = dir.path().join("holes.parquet");
+    for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+        let props = || props(version, Compression::SNAPPY, false);
+        write(
+            &path,
+            props(),
+            &batch(&[(1_400, 4, None), (1_234, 0, None)]),
+        );
+        match read(&path, &ColumnSpec::default(), 8_192) {
+            Err(Error::Null { row, column, .. }) => assert_eq!((row, column.as_str()), (134, "f0")),
+            other => panic!("{version:?}: {:?}", other.map(|b| b.len())),
+        }
+        write(
+            &path,
+            props(),
+            &batch(&[(1_250, 4, None), (1_234, 3, Some(f32::INFINITY))]),
+        );
+        match read(&path, &ColumnSpec::default(), 8_192) {
+            Err(Error::NonFinite { row, column, .. }) => {
+                assert_eq!((row, column.as_str()), (134, "f3"))
+            }
+            other => panic!("{version:?}: {:?}", other.map(|b| b.len())),
         }
     }
 }

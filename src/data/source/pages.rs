@@ -10,10 +10,11 @@
 //!
 //! A unit takes this path only when its footer says every used column is a flat FLOAT column
 //! (required, or optional with at most one definition level) without a dictionary page or any
-//! encoding besides PLAIN for values and RLE for levels. A page that contradicts
-//! the footer (another encoding) makes [`FlatReader::fill`] answer [`Fill::Unsupported`], and
-//! the caller reads the rest of the unit through the arrow reader. Nulls are found from the
-//! definition levels and reported with their row, like the arrow path does.
+//! encoding besides PLAIN for values and RLE (or BIT_PACKED) for levels. A page that
+//! contradicts the footer (another encoding) makes [`FlatReader::fill`] answer
+//! [`Stop::Unsupported`], and the caller reads the rest of the unit through the arrow reader.
+//! Nulls are found from the definition levels and reported with their row and column (the
+//! first in row order).
 
 use std::sync::Arc;
 
@@ -52,28 +53,65 @@ pub(super) fn flat_leaves(
 }
 
 /// True when the footer says every column in `leaves` of this row group holds only PLAIN
-/// values (levels RLE) and no dictionary page.
+/// values (levels RLE, or BIT_PACKED as old writers list it even for required columns) and no
+/// dictionary page. A page that is not PLAIN after all is caught when it is read.
 pub(super) fn plain_row_group(row_group: &RowGroupMetaData, leaves: &[usize]) -> bool {
     leaves.iter().all(|&leaf| {
         let column = row_group.column(leaf);
-        column.dictionary_page_offset().is_none()
-            && column
-                .encodings()
-                .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
+        #[allow(deprecated)] // BIT_PACKED is deprecated for writing, not for reading
+        let level_or_plain =
+            |e: Encoding| matches!(e, Encoding::PLAIN | Encoding::RLE | Encoding::BIT_PACKED);
+        column.dictionary_page_offset().is_none() && column.encodings().all(level_or_plain)
     })
 }
 
 /// What stopped a [`FlatReader`].
 #[derive(Debug)]
 pub(super) enum Stop {
-    /// The page reader failed (corrupt page, CRC mismatch, bad compression).
-    Corrupt(String),
-    /// Column `column` (index into the used columns) is null at `row` of the row group.
-    Null { column: usize, row: u64 },
+    /// The page reader failed (corrupt page, CRC mismatch, bad compression), in column
+    /// `column` (index into the used columns) when known.
+    Corrupt {
+        column: Option<usize>,
+        reason: String,
+    },
+    /// Column `column` (index into the used columns) is null at `row` of the row group, the
+    /// first null in row order (the label first at one row). The block's first `filled` rows
+    /// were filled (the caller checks them for NaN before reporting the null).
+    Null {
+        column: usize,
+        row: u64,
+        filled: usize,
+    },
     /// The pages hold a different number of rows than the footer: `found` so far.
     RowCount { found: u64 },
     /// A page this path does not decode (another encoding than the footer listed).
     Unsupported,
+}
+
+impl Stop {
+    fn corrupt(reason: impl Into<String>) -> Stop {
+        Stop::Corrupt {
+            column: None,
+            reason: reason.into(),
+        }
+    }
+
+    fn in_column(self, index: usize) -> Stop {
+        match self {
+            Stop::Corrupt {
+                column: None,
+                reason,
+            } => Stop::Corrupt {
+                column: Some(index),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+fn corrupt(e: parquet::errors::ParquetError) -> Stop {
+    Stop::corrupt(e.to_string())
 }
 
 /// Reads the used columns of one row group page by page.
@@ -92,10 +130,10 @@ struct ColumnPages {
     page: Bytes,
     /// Byte offset of the current page's first unread value.
     at: usize,
-    /// Unread values in the current page.
+    /// Unread values in the current page before its first null (all of them when none).
     left: usize,
-    /// Rows before the current page's first value.
-    page_first_row: u64,
+    /// The row of the current page's first null, if it has one.
+    null_at: Option<u64>,
     /// Rows in the pages read so far (the current one included).
     rows_read: u64,
     /// Whether values carry definition levels.
@@ -105,7 +143,7 @@ struct ColumnPages {
 }
 
 impl FlatReader {
-    /// Page readers over `leaves` of row group `index` of a file mapped as `bytes`.
+    /// Page readers over `leaves` of a row group of a file mapped as `bytes`.
     pub(super) fn new(
         bytes: &Bytes,
         row_group: &RowGroupMetaData,
@@ -115,16 +153,17 @@ impl FlatReader {
         let chunk = Arc::new(bytes.clone());
         let columns = leaves
             .iter()
-            .map(|&leaf| {
+            .enumerate()
+            .map(|(index, &leaf)| {
                 let meta = row_group.column(leaf);
                 let pages = SerializedPageReader::new(chunk.clone(), meta, num_rows as usize, None)
-                    .map_err(|e| Stop::Corrupt(e.to_string()))?;
+                    .map_err(|e| corrupt(e).in_column(index))?;
                 Ok(ColumnPages {
                     pages,
                     page: Bytes::new(),
                     at: 0,
                     left: 0,
-                    page_first_row: 0,
+                    null_at: None,
                     rows_read: 0,
                     optional: meta.column_descr().max_def_level() > 0,
                     aligned: Vec::new(),
@@ -159,12 +198,23 @@ impl FlatReader {
         while done < n {
             let row = self.rows_done + done as u64;
             for (index, column) in self.columns.iter_mut().enumerate() {
-                if column.left == 0 {
-                    column.next_page(row).map_err(|stop| match stop {
-                        Stop::Null { row, .. } => Stop::Null { column: index, row },
-                        other => other,
-                    })?;
+                if column.left == 0 && column.null_at.is_none() {
+                    column
+                        .next_page(row)
+                        .map_err(|stop| stop.in_column(index))?;
                 }
+            }
+            // A column whose next value is a null stops the block there: the label first,
+            // then the features in order.
+            let null = (0..self.columns.len())
+                .map(|k| (k + d) % self.columns.len())
+                .find(|&k| self.columns[k].left == 0 && self.columns[k].null_at == Some(row));
+            if let Some(column) = null {
+                return Err(Stop::Null {
+                    column,
+                    row,
+                    filled: done,
+                });
             }
             let run = self
                 .columns
@@ -207,13 +257,17 @@ impl FlatReader {
     /// Checks that no column has values beyond the row group's row count.
     pub(super) fn finish(mut self) -> Result<(), Stop> {
         debug_assert_eq!(self.rows_done, self.num_rows);
-        for column in self.columns.iter_mut() {
-            if column.left > 0 {
+        for (index, column) in self.columns.iter_mut().enumerate() {
+            if column.left > 0 || column.null_at.is_some() {
                 return Err(Stop::RowCount {
                     found: column.rows_read,
                 });
             }
-            while let Some(page) = column.pages.get_next_page().map_err(corrupt)? {
+            while let Some(page) = column
+                .pages
+                .get_next_page()
+                .map_err(|e| corrupt(e).in_column(index))?
+            {
                 if page.num_values() > 0 {
                     return Err(Stop::RowCount {
                         found: column.rows_read + u64::from(page.num_values()),
@@ -225,12 +279,9 @@ impl FlatReader {
     }
 }
 
-/// Rows per transposed tile (as in the arrow path): 64 features × 256 rows stay in L2.
+/// Rows per transposed tile: 64 features × 1,024 rows (256 KiB) stay in L2 while eight
+/// columns at a time are written into them (256 and 4,096 rows were slower).
 const TILE_ROWS: usize = 1024;
-
-fn corrupt(e: parquet::errors::ParquetError) -> Stop {
-    Stop::Corrupt(e.to_string())
-}
 
 impl ColumnPages {
     /// The next `n` unread values (`n <= self.left`).
@@ -241,12 +292,13 @@ impl ColumnPages {
             return &self.aligned[start..start + n];
         }
         let bytes = &self.page[self.at..self.at + 4 * n];
-        // SAFETY: every bit pattern is a valid f32; `next_page` checked that the values start
-        // 4-byte aligned (else they were copied to `aligned`), and the slice's length is a
-        // multiple of 4.
-        let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
-        debug_assert!(head.is_empty() && tail.is_empty());
-        values
+        assert!(
+            bytes.as_ptr().cast::<f32>().is_aligned(),
+            "unaligned values are copied by next_page"
+        );
+        // SAFETY: `bytes` holds 4·n initialised bytes at an f32-aligned address (asserted just
+        // above), every bit pattern is a valid f32, and the slice borrows `self.page`.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), n) }
     }
 
     fn advance(&mut self, n: usize) {
@@ -259,13 +311,15 @@ impl ColumnPages {
     /// Moves to the next page holding values; `row` is the row group row its first value is
     /// for (the rows of all earlier pages).
     fn next_page(&mut self, row: u64) -> Result<(), Stop> {
+        let truncated = || Stop::corrupt("truncated definition levels");
         loop {
             let page = self
                 .pages
                 .get_next_page()
                 .map_err(corrupt)?
                 .ok_or(Stop::RowCount { found: row })?;
-            let (buf, num_values, values_at) = match page {
+            // The page's values, where they start, and the index of its first null.
+            let (buf, num_values, values_at, first_null_index) = match page {
                 Page::DataPage {
                     buf,
                     num_values,
@@ -273,27 +327,21 @@ impl ColumnPages {
                     def_level_encoding,
                     ..
                 } => {
-                    let mut at = 0;
-                    if self.optional {
+                    if !self.optional {
+                        (buf, num_values, 0, None)
+                    } else {
                         if def_level_encoding != Encoding::RLE {
                             return Err(Stop::Unsupported);
                         }
                         let len = buf
                             .get(..4)
                             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-                            .ok_or_else(|| Stop::Corrupt("truncated definition levels".into()))?;
-                        let levels = buf
-                            .get(4..4 + len)
-                            .ok_or_else(|| Stop::Corrupt("truncated definition levels".into()))?;
-                        if let Some(i) = first_null(levels, num_values as usize)? {
-                            return Err(Stop::Null {
-                                column: usize::MAX,
-                                row: row + i as u64,
-                            });
-                        }
-                        at = 4 + len;
+                            .ok_or_else(truncated)?;
+                        let end = len.checked_add(4).ok_or_else(truncated)?;
+                        let levels = buf.get(4..end).ok_or_else(truncated)?;
+                        let null = first_null(levels, num_values as usize)?;
+                        (buf, num_values, end, null)
                     }
-                    (buf, num_values, at)
                 }
                 Page::DataPageV2 {
                     buf,
@@ -304,44 +352,53 @@ impl ColumnPages {
                     rep_levels_byte_len,
                     ..
                 } => {
-                    let (rep, def) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
-                    if num_nulls > 0 {
-                        let levels = buf
-                            .get(rep..rep + def)
-                            .ok_or_else(|| Stop::Corrupt("truncated definition levels".into()))?;
-                        let i = first_null(levels, num_values as usize)?.unwrap_or(0);
-                        return Err(Stop::Null {
-                            column: usize::MAX,
-                            row: row + i as u64,
-                        });
+                    let rep = rep_levels_byte_len as usize;
+                    let end = rep
+                        .checked_add(def_levels_byte_len as usize)
+                        .ok_or_else(truncated)?;
+                    let null = if self.optional {
+                        let levels = buf.get(rep..end).ok_or_else(truncated)?;
+                        first_null(levels, num_values as usize)?
+                    } else {
+                        None
+                    };
+                    if num_nulls > 0 && null.is_none() {
+                        return Err(Stop::corrupt(format!(
+                            "a data page's header counts {num_nulls} nulls but its definition levels hold none"
+                        )));
                     }
-                    (buf, num_values, rep + def)
+                    (buf, num_values, end, null)
                 }
                 Page::DictionaryPage { .. } | Page::DataPage { .. } | Page::DataPageV2 { .. } => {
                     return Err(Stop::Unsupported);
                 }
             };
-            let n = num_values as usize;
-            if buf.len() < values_at || buf.len() - values_at < 4 * n {
-                return Err(Stop::Corrupt(format!(
+            // Rows before the first null have one value each, stored in order.
+            let n = first_null_index.unwrap_or(num_values as usize);
+            let bytes = n
+                .checked_mul(4)
+                .and_then(|b| b.checked_add(values_at))
+                .ok_or_else(|| Stop::corrupt("a data page's value count overflows"))?;
+            if buf.len() < bytes {
+                return Err(Stop::corrupt(format!(
                     "a data page of {n} float values holds only {} bytes of values",
                     buf.len().saturating_sub(values_at)
                 )));
             }
-            self.page_first_row = row;
-            self.rows_read = row + n as u64;
+            self.rows_read = row + u64::from(num_values);
             self.left = n;
+            self.null_at = first_null_index.map(|i| row + i as u64);
             self.at = values_at;
             self.aligned.clear();
             if !(buf.as_ptr() as usize + values_at).is_multiple_of(align_of::<f32>()) {
                 self.aligned.extend(
-                    buf[values_at..values_at + 4 * n]
+                    buf[values_at..bytes]
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
                 );
             }
             self.page = buf;
-            if n > 0 {
+            if n > 0 || self.null_at.is_some() {
                 return Ok(());
             }
         }
@@ -351,7 +408,7 @@ impl ColumnPages {
 /// Index of the first definition level that is not 1 among the first `count` levels of a
 /// bit-width-1 RLE/bit-packed hybrid run sequence, or `None` when all are 1.
 fn first_null(levels: &[u8], count: usize) -> Result<Option<usize>, Stop> {
-    let truncated = || Stop::Corrupt("truncated definition levels".to_string());
+    let truncated = || Stop::corrupt("truncated definition levels");
     let mut pos = 0;
     let mut index = 0;
     while index < count {
@@ -367,7 +424,7 @@ fn first_null(levels: &[u8], count: usize) -> Result<Option<usize>, Stop> {
             }
             shift += 7;
             if shift > 63 {
-                return Err(Stop::Corrupt("bad definition level run header".to_string()));
+                return Err(Stop::corrupt("bad definition level run header"));
             }
         }
         let len = (header >> 1) as usize;
@@ -418,6 +475,9 @@ mod tests {
         assert_eq!(first_null(&[(1 << 1) | 1, 0b0000_0111], 3).unwrap(), None);
         // A long RLE run with a two-byte header.
         assert_eq!(first_null(&[0x80, 0x02, 1], 128).unwrap(), None);
-        assert!(matches!(first_null(&[10 << 1], 10), Err(Stop::Corrupt(_))));
+        assert!(matches!(
+            first_null(&[10 << 1], 10),
+            Err(Stop::Corrupt { .. })
+        ));
     }
 }

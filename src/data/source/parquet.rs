@@ -355,16 +355,20 @@ impl ParquetSource {
         let row_group = file.metadata.metadata().row_group(unit.index_in_file);
         let d = self.schema.num_features();
         let has_label = leaves.len() > d;
+        let column_name = |column: usize| match self.schema.feature_names.get(column) {
+            Some(name) => name.clone(),
+            None => self.schema.label.clone(),
+        };
         let stop = |stop: pages::Stop| match stop {
-            pages::Stop::Corrupt(reason) => self.corrupt(unit, reason),
-            pages::Stop::Null { column, row } => Error::Null {
+            pages::Stop::Corrupt { column, reason } => match column {
+                Some(c) => self.corrupt(unit, format!("column `{}`: {reason}", column_name(c))),
+                None => self.corrupt(unit, reason),
+            },
+            pages::Stop::Null { column, row, .. } => Error::Null {
                 file: self.paths[unit.file].clone(),
                 row_group: unit.index_in_file,
                 row,
-                column: match self.schema.feature_names.get(column) {
-                    Some(name) => name.clone(),
-                    None => self.schema.label.clone(),
-                },
+                column: column_name(column),
             },
             pages::Stop::RowCount { found } => self.row_count_mismatch(unit, found),
             pages::Stop::Unsupported => Error::internal("unsupported page"),
@@ -387,17 +391,23 @@ impl ParquetSource {
                     Ok(())
                 })
             };
-            match filled {
-                Ok(()) => {}
+            // A NaN before a null is reported first (both are in the rows filled).
+            let rows_ok = match &filled {
+                Ok(()) if !bad => 0,
+                Ok(()) => n,
+                Err(pages::Stop::Null { filled, .. }) => *filled,
                 Err(pages::Stop::Unsupported) => return Ok(Some(first)),
-                Err(other) => return Err(stop(other)),
-            }
-            if bad {
-                ctx.check_finite(block.targets(), 1, first, |_| self.schema.label.clone())?;
-                ctx.check_finite(block.features(), d, first, |j| {
+                Err(_) => 0,
+            };
+            if rows_ok > 0 {
+                ctx.check_finite(&block.targets()[..rows_ok], 1, first, |_| {
+                    self.schema.label.clone()
+                })?;
+                ctx.check_finite(&block.features()[..rows_ok * d], d, first, |j| {
                     self.schema.feature_names[j].clone()
                 })?;
             }
+            filled.map_err(stop)?;
             if sink.send(block).is_break() {
                 return Ok(None);
             }
@@ -564,16 +574,34 @@ impl Source for ParquetSource {
             row_group: unit.index_in_file,
             schema: &self.schema,
         };
-        let mut rows_read = 0u64;
+        let mut from_row = 0u64;
         if let Some(leaves) = &file.flat {
             let row_group = file.metadata.metadata().row_group(unit.index_in_file);
             if pages::plain_row_group(row_group, leaves) {
                 match self.read_unit_pages(&unit, leaves, &ctx, max_block_rows, sink)? {
                     None => return Ok(()),
-                    Some(from_row) => rows_read = from_row,
+                    Some(row) => from_row = row,
                 }
             }
         }
+        self.read_unit_arrow(&unit, from_row, &ctx, max_block_rows, sink)
+    }
+}
+
+impl ParquetSource {
+    /// Reads a unit from row `from_row` on with the arrow reader (the whole unit, or the rest
+    /// of one the page path could not finish).
+    fn read_unit_arrow(
+        &self,
+        unit: &Unit,
+        from_row: u64,
+        ctx: &DecodeContext<'_>,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let unit = *unit;
+        let file = &self.files[unit.file];
+        let mut rows_read = from_row;
         let reader = self.unit_reader_from(&unit, rows_read, max_block_rows)?;
         let d = self.schema.num_features();
         for batch in reader {
@@ -1443,6 +1471,114 @@ impl DecodeContext<'_> {
             column: column.to_string(),
             data_type: array.data_type().to_string(),
             list_expected: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use arrow_array::Float32Array;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{WriterProperties, WriterVersion};
+
+    use super::*;
+
+    struct Collect(Vec<RowBlock>);
+
+    impl ChunkSink for Collect {
+        fn empty_block(&mut self) -> RowBlock {
+            RowBlock::default()
+        }
+        fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+            self.0.push(block);
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// Ten float32 columns `f0..f8` and `label` (odd ones nullable, none null), 2,000 rows
+    /// in row groups of 700.
+    fn write(path: &Path, dictionary: bool) {
+        let columns: Vec<(String, ArrayRef, bool)> = (0..10)
+            .map(|c| {
+                let name = if c == 9 {
+                    "label".to_string()
+                } else {
+                    format!("f{c}")
+                };
+                let values =
+                    Float32Array::from_iter_values((0..2_000).map(|r| (r * 10 + c) as f32));
+                (name, Arc::new(values) as ArrayRef, c % 2 == 1)
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter_with_nullable(columns).unwrap();
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(dictionary)
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_max_row_group_row_count(Some(700))
+            .set_data_page_row_count_limit(128)
+            .set_write_batch_size(32)
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    fn rows(blocks: &[RowBlock]) -> (Vec<u64>, Vec<f32>, Vec<f32>) {
+        let mut out = (Vec::new(), Vec::new(), Vec::new());
+        for b in blocks {
+            out.0.extend_from_slice(b.row_ids());
+            out.1.extend_from_slice(b.features());
+            out.2.extend_from_slice(b.targets());
+        }
+        out
+    }
+
+    #[test]
+    fn flat_float_row_groups_take_the_page_path_and_dictionaries_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for dictionary in [false, true] {
+            let path = dir.path().join(format!("d{dictionary}.parquet"));
+            write(&path, dictionary);
+            let source = ParquetSource::open(&[path], &ColumnSpec::default()).unwrap();
+            let file = &source.files[0];
+            let leaves = file.flat.as_ref().expect("flat float columns");
+            assert_eq!(leaves, &(0..10).collect::<Vec<_>>());
+            for row_group in file.metadata.metadata().row_groups() {
+                assert_eq!(pages::plain_row_group(row_group, leaves), !dictionary);
+            }
+        }
+    }
+
+    /// The arrow reader started mid-unit (the page path's fallback) delivers exactly the rest
+    /// of the unit, with the right ids, as the page path would have.
+    #[test]
+    fn the_arrow_reader_resumes_a_unit_at_any_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flat.parquet");
+        write(&path, false);
+        let source = ParquetSource::open(&[path], &ColumnSpec::default()).unwrap();
+        let unit = source.units[1];
+        let ctx = DecodeContext {
+            path: &source.paths[0],
+            row_group: unit.index_in_file,
+            schema: &source.schema,
+        };
+        let mut whole = Collect(Vec::new());
+        source.read_unit(1, 64, &mut whole).unwrap();
+        let (ids, features, targets) = rows(&whole.0);
+        assert_eq!(ids.len(), 700);
+        for from in [0usize, 1, 64, 300, 699] {
+            let mut rest = Collect(Vec::new());
+            source
+                .read_unit_arrow(&unit, from as u64, &ctx, 64, &mut rest)
+                .unwrap();
+            let (rest_ids, rest_features, rest_targets) = rows(&rest.0);
+            assert_eq!(rest_ids, ids[from..], "from {from}");
+            assert_eq!(rest_features, features[from * 9..], "from {from}");
+            assert_eq!(rest_targets, targets[from..], "from {from}");
         }
     }
 }
