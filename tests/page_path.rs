@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
-use streamfit::data::source::{ChunkSink, ParquetSource, Source};
+use streamfit::data::source::{ParquetSource, Source};
 use streamfit::data::{ColumnSpec, RowBlock};
 use streamfit::error::Error;
 
@@ -77,26 +76,14 @@ fn props(version: WriterVersion, codec: Compression, dictionary: bool) -> Writer
     builder.build()
 }
 
-struct Collect(Vec<RowBlock>);
-
-impl ChunkSink for Collect {
-    fn empty_block(&mut self) -> RowBlock {
-        RowBlock::default()
-    }
-    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
-        self.0.push(block);
-        ControlFlow::Continue(())
-    }
-}
-
 /// Reads every unit in blocks of at most `block_rows` rows.
 fn read(path: &Path, spec: &ColumnSpec, block_rows: usize) -> Result<Vec<RowBlock>, Error> {
     let source = ParquetSource::open(&[path.to_path_buf()], spec)?;
-    let mut sink = Collect(Vec::new());
+    let mut blocks: Vec<RowBlock> = Vec::new();
     for unit in 0..source.units().len() {
-        source.read_unit(unit, block_rows, &mut sink)?;
+        source.read_unit(unit, block_rows, &mut blocks)?;
     }
-    Ok(sink.0)
+    Ok(blocks)
 }
 
 fn assert_rows(blocks: &[RowBlock], with_label: bool, what: &str) {

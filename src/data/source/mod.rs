@@ -93,6 +93,18 @@ pub trait ChunkSink {
     fn send(&mut self, block: RowBlock) -> ControlFlow<()>;
 }
 
+/// Collects every block (for tests and small reads; memory grows with the data).
+impl ChunkSink for Vec<RowBlock> {
+    fn empty_block(&mut self) -> RowBlock {
+        RowBlock::default()
+    }
+
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        self.push(block);
+        ControlFlow::Continue(())
+    }
+}
+
 /// A dataset that can be read unit by unit from several threads at once.
 ///
 /// Contract: `read_unit(u)` delivers exactly `units()[u].num_rows` rows, in file order, with

@@ -1477,25 +1477,11 @@ impl DecodeContext<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::ControlFlow;
-
     use arrow_array::Float32Array;
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::{WriterProperties, WriterVersion};
 
     use super::*;
-
-    struct Collect(Vec<RowBlock>);
-
-    impl ChunkSink for Collect {
-        fn empty_block(&mut self) -> RowBlock {
-            RowBlock::default()
-        }
-        fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
-            self.0.push(block);
-            ControlFlow::Continue(())
-        }
-    }
 
     /// Ten float32 columns `f0..f8` and `label` (odd ones nullable, none null), 2,000 rows
     /// in row groups of 700.
@@ -1566,16 +1552,16 @@ mod tests {
             row_group: unit.index_in_file,
             schema: &source.schema,
         };
-        let mut whole = Collect(Vec::new());
+        let mut whole: Vec<RowBlock> = Vec::new();
         source.read_unit(1, 64, &mut whole).unwrap();
-        let (ids, features, targets) = rows(&whole.0);
+        let (ids, features, targets) = rows(&whole);
         assert_eq!(ids.len(), 700);
         for from in [0usize, 1, 64, 300, 699] {
-            let mut rest = Collect(Vec::new());
+            let mut rest: Vec<RowBlock> = Vec::new();
             source
                 .read_unit_arrow(&unit, from as u64, &ctx, 64, &mut rest)
                 .unwrap();
-            let (rest_ids, rest_features, rest_targets) = rows(&rest.0);
+            let (rest_ids, rest_features, rest_targets) = rows(&rest);
             assert_eq!(rest_ids, ids[from..], "from {from}");
             assert_eq!(rest_features, features[from * 9..], "from {from}");
             assert_eq!(rest_targets, targets[from..], "from {from}");
