@@ -138,6 +138,28 @@ fn every_row_comes_back_exactly_from_pages_of_any_layout() {
     }
 }
 
+/// The bad value `read` stops at: ("null" or "non-finite", row group, row, column).
+fn bad_value(path: &Path, block_rows: usize) -> (&'static str, usize, u64, String) {
+    match read(path, &ColumnSpec::default(), block_rows) {
+        Err(Error::Null {
+            row_group,
+            row,
+            column,
+            ..
+        }) => ("null", row_group, row, column),
+        Err(Error::NonFinite {
+            row_group,
+            row,
+            column,
+            ..
+        }) => ("non-finite", row_group, row, column),
+        other => panic!(
+            "expected a null or non-finite error, got {:?}",
+            other.map(|b| b.len())
+        ),
+    }
+}
+
 #[test]
 fn a_null_or_nan_is_reported_with_its_row_and_column() {
     let dir = common::tempdir();
@@ -150,45 +172,14 @@ fn a_null_or_nan_is_reported_with_its_row_and_column() {
             } else {
                 format!("f{column}")
             };
-            write(
-                &path,
-                props(version, Compression::SNAPPY, false),
-                &batch(&[(1_234, column, None)]),
-            );
-            match read(&path, &ColumnSpec::default(), 256) {
-                Err(Error::Null {
-                    row_group,
-                    row,
-                    column: found,
-                    ..
-                }) => {
-                    assert_eq!(
-                        (row_group, row, found.as_str()),
-                        (1, 134, name.as_str()),
-                        "{version:?}"
-                    );
-                }
-                other => panic!("{version:?} null in {name}: {:?}", other.map(|b| b.len())),
-            }
-            write(
-                &path,
-                props(version, Compression::SNAPPY, false),
-                &batch(&[(1_234, column, Some(f32::NAN))]),
-            );
-            match read(&path, &ColumnSpec::default(), 256) {
-                Err(Error::NonFinite {
-                    row_group,
-                    row,
-                    column: found,
-                    ..
-                }) => {
-                    assert_eq!(
-                        (row_group, row, found.as_str()),
-                        (1, 134, name.as_str()),
-                        "{version:?}"
-                    );
-                }
-                other => panic!("{version:?} NaN in {name}: {:?}", other.map(|b| b.len())),
+            for (hole, kind) in [(None, "null"), (Some(f32::NAN), "non-finite")] {
+                let props = props(version, Compression::SNAPPY, false);
+                write(&path, props, &batch(&[(1_234, column, hole)]));
+                assert_eq!(
+                    bad_value(&path, 256),
+                    (kind, 1, 134, name.clone()),
+                    "{version:?}"
+                );
             }
         }
     }
@@ -208,20 +199,17 @@ fn the_first_bad_value_in_row_order_is_reported() {
             props(),
             &batch(&[(1_400, 4, None), (1_234, 0, None)]),
         );
-        match read(&path, &ColumnSpec::default(), 8_192) {
-            Err(Error::Null { row, column, .. }) => assert_eq!((row, column.as_str()), (134, "f0")),
-            other => panic!("{version:?}: {:?}", other.map(|b| b.len())),
-        }
-        write(
-            &path,
-            props(),
-            &batch(&[(1_250, 4, None), (1_234, 3, Some(f32::INFINITY))]),
+        assert_eq!(
+            bad_value(&path, 8_192),
+            ("null", 1, 134, "f0".to_string()),
+            "{version:?}"
         );
-        match read(&path, &ColumnSpec::default(), 8_192) {
-            Err(Error::NonFinite { row, column, .. }) => {
-                assert_eq!((row, column.as_str()), (134, "f3"))
-            }
-            other => panic!("{version:?}: {:?}", other.map(|b| b.len())),
-        }
+        let holes = [(1_250, 4, None), (1_234, 3, Some(f32::INFINITY))];
+        write(&path, props(), &batch(&holes));
+        assert_eq!(
+            bad_value(&path, 8_192),
+            ("non-finite", 1, 134, "f3".to_string()),
+            "{version:?}"
+        );
     }
 }
