@@ -117,8 +117,6 @@ fn corrupt(e: parquet::errors::ParquetError) -> Stop {
 /// Reads the used columns of one row group page by page.
 pub(super) struct FlatReader {
     columns: Vec<ColumnPages>,
-    /// Rows of the row group.
-    num_rows: u64,
     /// Rows handed out so far.
     rows_done: u64,
 }
@@ -172,7 +170,6 @@ impl FlatReader {
             .collect::<Result<_, Stop>>()?;
         Ok(FlatReader {
             columns,
-            num_rows,
             rows_done: 0,
         })
     }
@@ -254,9 +251,9 @@ impl FlatReader {
         Ok(bad)
     }
 
-    /// Checks that no column has values beyond the row group's row count.
+    /// Checks that no column has values beyond the rows handed out (call once all the row
+    /// group's rows are).
     pub(super) fn finish(mut self) -> Result<(), Stop> {
-        debug_assert_eq!(self.rows_done, self.num_rows);
         for (index, column) in self.columns.iter_mut().enumerate() {
             if column.left > 0 || column.null_at.is_some() {
                 return Err(Stop::RowCount {

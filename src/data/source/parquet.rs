@@ -4,9 +4,9 @@
 //! columns are all flat, PLAIN-encoded float32 columns is read page by page straight into rows
 //! (`pages.rs`: one copy fewer than the arrow reader). Any other unit is decoded by the arrow
 //! reader with a projection mask so only the feature and label columns are read, in record
-//! batches of at most `max_block_rows` rows, so a huge row group is never materialised whole. Each batch is
-//! checked (nulls, non-finite values, list lengths) and transposed into a row-major
-//! [`RowBlock`]. Float64, integer and boolean columns are cast to f32. After a unit is read its
+//! batches of at most `max_block_rows` rows, so a huge row group is never materialised whole.
+//! Each batch is checked (nulls, non-finite values, list lengths) and transposed into a
+//! row-major [`RowBlock`]. Float64, integer and boolean columns are cast to f32. After a unit is read its
 //! byte range is released from this process's resident set (`MADV_DONTNEED`; the page cache
 //! keeps it), so mapped files do not grow the resident memory with the dataset.
 //!
@@ -248,7 +248,7 @@ impl ParquetSource {
         else {
             unreachable!("list layouts returned above")
         };
-        let reader = self.unit_reader(&unit, max_block_rows)?;
+        let reader = self.unit_reader(&unit, 0, max_block_rows)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
@@ -307,17 +307,9 @@ impl ParquetSource {
         Ok((acc, problem))
     }
 
-    /// A reader over one unit's used columns, in batches of at most `max_block_rows` rows.
+    /// A reader over one unit's used columns from row `from_row` of the unit on, in batches of
+    /// at most `max_block_rows` rows.
     fn unit_reader(
-        &self,
-        unit: &Unit,
-        max_block_rows: usize,
-    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-        self.unit_reader_from(unit, 0, max_block_rows)
-    }
-
-    /// Like [`ParquetSource::unit_reader`], starting at row `from_row` of the unit.
-    fn unit_reader_from(
         &self,
         unit: &Unit,
         from_row: u64,
@@ -415,6 +407,48 @@ impl ParquetSource {
         reader.finish().map_err(stop)?;
         self.release(unit);
         Ok(None)
+    }
+
+    /// Reads a unit from row `from_row` on with the arrow reader (the whole unit, or the rest
+    /// of one the page path could not finish).
+    fn read_unit_arrow(
+        &self,
+        unit: &Unit,
+        from_row: u64,
+        ctx: &DecodeContext<'_>,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let unit = *unit;
+        let file = &self.files[unit.file];
+        let mut rows_read = from_row;
+        let reader = self.unit_reader(&unit, rows_read, max_block_rows)?;
+        let d = self.schema.num_features();
+        for batch in reader {
+            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            let n = batch.num_rows();
+            if rows_read + n as u64 > unit.num_rows {
+                return Err(self.row_count_mismatch(&unit, rows_read + n as u64));
+            }
+            let mut block = sink.empty_block();
+            block.reset(d);
+            {
+                let _span =
+                    tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
+                block.append_with(n, unit.first_row_id + rows_read, |x, y| {
+                    ctx.decode(&file.layout, &batch, rows_read, x, y)
+                })?;
+            }
+            rows_read += n as u64;
+            if sink.send(block).is_break() {
+                return Ok(());
+            }
+        }
+        if rows_read != unit.num_rows {
+            return Err(self.row_count_mismatch(&unit, rows_read));
+        }
+        self.release(&unit);
+        Ok(())
     }
 
     /// The error for a unit whose pages held `found` rows instead of its footer's count.
@@ -585,50 +619,6 @@ impl Source for ParquetSource {
             }
         }
         self.read_unit_arrow(&unit, from_row, &ctx, max_block_rows, sink)
-    }
-}
-
-impl ParquetSource {
-    /// Reads a unit from row `from_row` on with the arrow reader (the whole unit, or the rest
-    /// of one the page path could not finish).
-    fn read_unit_arrow(
-        &self,
-        unit: &Unit,
-        from_row: u64,
-        ctx: &DecodeContext<'_>,
-        max_block_rows: usize,
-        sink: &mut dyn ChunkSink,
-    ) -> Result<()> {
-        let unit = *unit;
-        let file = &self.files[unit.file];
-        let mut rows_read = from_row;
-        let reader = self.unit_reader_from(&unit, rows_read, max_block_rows)?;
-        let d = self.schema.num_features();
-        for batch in reader {
-            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
-            let n = batch.num_rows();
-            if rows_read + n as u64 > unit.num_rows {
-                return Err(self.row_count_mismatch(&unit, rows_read + n as u64));
-            }
-            let mut block = sink.empty_block();
-            block.reset(d);
-            {
-                let _span =
-                    tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
-                block.append_with(n, unit.first_row_id + rows_read, |x, y| {
-                    ctx.decode(&file.layout, &batch, rows_read, x, y)
-                })?;
-            }
-            rows_read += n as u64;
-            if sink.send(block).is_break() {
-                return Ok(());
-            }
-        }
-        if rows_read != unit.num_rows {
-            return Err(self.row_count_mismatch(&unit, rows_read));
-        }
-        self.release(&unit);
-        Ok(())
     }
 }
 
