@@ -169,15 +169,16 @@ fn a_resume_with_a_changed_run_or_dataset_is_refused_naming_the_change() {
         let err = run(&changed).expect_err(expected).to_string();
         assert!(err.contains(expected), "expected {expected:?} in: {err}");
     };
-    refused(&|c| c.seed = 12, "--seed");
-    refused(&|c| c.batch_size = BatchSize::Rows(64), "--batch-size");
-    refused(&|c| c.shuffle_buffer_rows = 1_000, "--shuffle-buffer");
-    refused(&|c| c.trainer.optimizer.learning_rate = 0.5, "--lr");
+    // The library names options by their field names (the command line shows flags).
+    refused(&|c| c.seed = 12, "seed");
+    refused(&|c| c.batch_size = BatchSize::Rows(64), "batch_size");
+    refused(&|c| c.shuffle_buffer_rows = 1_000, "shuffle_buffer");
+    refused(&|c| c.trainer.optimizer.learning_rate = 0.5, "lr");
     refused(
         &|c| c.trainer.optimizer.kind = OptimizerKind::Adam,
         "the optimizer settings",
     );
-    refused(&|c| c.trainer.model = ModelSpec::linear(), "--model");
+    refused(&|c| c.trainer.model = ModelSpec::linear(), "model");
     // Rewrite one file with other rows: same name, different content.
     let other = dir.path().join("other");
     common::dataset(&other, Task::Logistic, 12_000, 5, 4, 1_000, 8);

@@ -324,7 +324,7 @@ impl ModelArgs {
                 let max = stats.label.max;
                 if !(max.is_finite() && max >= 0.0 && max.fract() == 0.0 && max < 1e6) {
                     return Err(Error::config(
-                        "--classes",
+                        "classes",
                         format!(
                             "the largest label is {max}, not a class id; multiclass labels are 0..K-1"
                         ),
@@ -667,6 +667,7 @@ fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
+    streamfit::error::set_option_style(streamfit::error::OptionStyle::Flag);
     let cli = Cli::parse();
     #[cfg(feature = "mpi")]
     let mpi = streamfit::comm::mpi_world();
@@ -893,7 +894,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     if comm.size() > 1 {
         if args.data.is_empty() {
             return Err(Error::config(
-                "DATA",
+                "data",
                 "give the data explicitly in a data-parallel run (the demo dataset is not generated under mpirun)",
             )
             .into());
@@ -979,10 +980,10 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         }
     }
     if args.checkpoint_every == Some(0) {
-        return Err(Error::config("--checkpoint-every", "must be at least 1").into());
+        return Err(Error::config("checkpoint_every", "must be at least 1").into());
     }
     if args.keep_checkpoints == 0 {
-        return Err(Error::config("--keep-checkpoints", "must be at least 1").into());
+        return Err(Error::config("keep_checkpoints", "must be at least 1").into());
     }
     config.trainer.checkpoint = args.checkpoint_dir.clone().map(|dir| CheckpointConfig {
         dir,
@@ -993,7 +994,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         && Checkpoint::exists_in(dir)
     {
         return Err(Error::config(
-            "--checkpoint-dir",
+            "checkpoint_dir",
             format!(
                 "{} already holds checkpoints; continue that run with --resume auto, or use an empty directory",
                 dir.display()
@@ -1005,7 +1006,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         let dir = match (which.as_str(), &args.checkpoint_dir) {
             ("auto", Some(dir)) => dir.clone(),
             ("auto", None) => {
-                return Err(Error::config("--resume", "`auto` needs --checkpoint-dir").into());
+                return Err(Error::config("resume", "`auto` needs --checkpoint-dir").into());
             }
             (path, _) => PathBuf::from(path),
         };
@@ -1080,7 +1081,7 @@ fn run_train(mut args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         .map(|v| Pipeline::new(v.clone(), eval_config(pipeline.config(), v)));
     if pipeline.steps_per_epoch() == 0 {
         return Err(Error::config(
-            "--batch-size",
+            "batch_size",
             format!(
                 "with --drop-last, a batch of {} rows leaves no full batch in {num_rows} rows",
                 pipeline.config().step_rows

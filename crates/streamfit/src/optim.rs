@@ -99,35 +99,35 @@ impl OptimizerConfig {
         let unit = |x: f32| x.is_finite() && (0.0..1.0).contains(&x);
         if !positive(self.learning_rate) {
             return Some((
-                "--lr",
+                "lr",
                 format!("must be a positive number, got {}", self.learning_rate),
             ));
         }
         if !unit(self.momentum) {
-            return Some(("--momentum", "must be in [0, 1)".into()));
+            return Some(("momentum", "must be in [0, 1)".into()));
         }
         if !unit(self.beta1) {
-            return Some(("--beta1", "must be in [0, 1)".into()));
+            return Some(("beta1", "must be in [0, 1)".into()));
         }
         if !unit(self.beta2) {
-            return Some(("--beta2", "must be in [0, 1)".into()));
+            return Some(("beta2", "must be in [0, 1)".into()));
         }
         if !positive(self.eps) {
-            return Some(("--eps", "must be a positive number".into()));
+            return Some(("eps", "must be a positive number".into()));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Some(("--weight-decay", "must be a number ≥ 0".into()));
+            return Some(("weight_decay", "must be a number ≥ 0".into()));
         }
         if let LrSchedule::Step { every, gamma } = self.schedule {
             if every == 0 {
-                return Some(("--lr-step-size", "must be at least 1".into()));
+                return Some(("lr_step_size", "must be at least 1".into()));
             }
             if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) {
-                return Some(("--lr-gamma", "must be in (0, 1]".into()));
+                return Some(("lr_gamma", "must be in (0, 1]".into()));
             }
         }
         if self.clip_grad_norm.is_some_and(|c| !positive(c)) {
-            return Some(("--clip-grad-norm", "must be a positive number".into()));
+            return Some(("clip_grad_norm", "must be a positive number".into()));
         }
         None
     }

@@ -96,13 +96,13 @@ impl PipelineConfig {
     /// Validates the settings.
     pub fn check(&self) -> Result<()> {
         if self.step_rows == 0 {
-            return Err(Error::config("--batch-size", "must be at least 1"));
+            return Err(Error::config("batch_size", "must be at least 1"));
         }
         if self.piece_rows == 0 || self.block_rows == 0 {
             return Err(Error::config("piece/block rows", "must be at least 1"));
         }
         if self.num_readers == 0 || self.num_readers > 256 {
-            return Err(Error::config("--readers", "must be between 1 and 256"));
+            return Err(Error::config("readers", "must be between 1 and 256"));
         }
         if self.world == 0 || self.rank >= self.world {
             return Err(Error::internal(format!(
@@ -112,14 +112,14 @@ impl PipelineConfig {
         }
         if self.world > 1 && self.last_batch == LastBatch::Drop {
             return Err(Error::config(
-                "--drop-last",
+                "drop_last",
                 "is not supported in a data-parallel (MPI) run",
             ));
         }
         if matches!(self.shuffle, Shuffle::Seeded(_)) && self.shuffle_buffer_rows == 0 {
             return Err(Error::config(
-                "--shuffle-buffer",
-                "must be at least 1 row (use --no-shuffle to read in file order)",
+                "shuffle_buffer",
+                "must be at least 1 row (use «no_shuffle» to read in file order)",
             ));
         }
         Ok(())

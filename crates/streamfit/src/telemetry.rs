@@ -17,6 +17,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::error::{option_name, render_options};
+
 /// Stable span names, one per pipeline or training stage: `read` (one unit, on a reader
 /// thread), `decode` (one block inside it), `shuffle` (one block through the shuffle buffer),
 /// `batch` (handing a batch to the prefetch queue), `wait` (the trainer blocked on the queue),
@@ -244,21 +246,23 @@ impl Profile {
         let (readers, shuffle) = (share("read"), share("shuffle"));
         let diagnosis = if stall_fraction >= 0.3 {
             let advice = if readers >= shuffle {
-                "add readers (--readers) or convert to shards (streamfit convert)"
+                "add readers («readers») or convert to shards (streamfit convert)"
             } else {
                 "the single shuffle thread is the limit: larger batches amortise its hand-offs"
             };
             format!(
-                "input-bound: trainer waits {:.0}% of the time; readers busy {:.0}%, shuffle thread busy {:.0}% — {advice}",
+                "input-bound: trainer waits {:.0}% of the time; readers busy {:.0}%, shuffle thread busy {:.0}% — {}",
                 stall_fraction * 100.0,
                 readers * 100.0,
-                shuffle * 100.0
+                shuffle * 100.0,
+                render_options(advice),
             )
         } else if queue_full_fraction >= 0.5 {
             format!(
-                "compute-bound: prefetch queue full {:.0}% of the time, trainer waits {:.0}% — a deeper prefetch will not help; more --threads or a cheaper model will",
+                "compute-bound: prefetch queue full {:.0}% of the time, trainer waits {:.0}% — a deeper prefetch will not help; more {} or a cheaper model will",
                 queue_full_fraction * 100.0,
-                stall_fraction * 100.0
+                stall_fraction * 100.0,
+                option_name("threads"),
             )
         } else {
             format!(

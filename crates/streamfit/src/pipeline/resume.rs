@@ -192,7 +192,7 @@ pub(super) fn restart(
     let source = pipeline.source();
     let units = source.units();
     let bad =
-        |what: String| Error::config("--resume", format!("the checkpoint's stream cursor {what}"));
+        |what: String| Error::config("resume", format!("the checkpoint's stream cursor {what}"));
     let epoch_rows = pipeline.epoch_rows(cursor.epoch);
     let step_end = cursor
         .steps
@@ -277,14 +277,14 @@ fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
     for (slot, &id) in ids.iter().enumerate() {
         if slots.insert(id, slot).is_some() {
             return Err(Error::config(
-                "--resume",
+                "resume",
                 format!("the checkpoint lists row {id} twice in the shuffle buffer"),
             ));
         }
         let unit = units.partition_point(|u| u.first_row_id + u.num_rows <= id);
         if unit == units.len() {
             return Err(Error::config(
-                "--resume",
+                "resume",
                 format!("the checkpoint's shuffle buffer holds row {id}, beyond the dataset"),
             ));
         }

@@ -83,11 +83,11 @@ impl TrainConfig {
     /// Validates every setting that does not need the data.
     pub fn check(&self) -> Result<()> {
         if self.data.is_empty() {
-            return Err(Error::config("DATA", "no input files or directories given"));
+            return Err(Error::config("data", "no input files or directories given"));
         }
         if self.batch_size == BatchSize::Rows(0) {
             return Err(Error::config(
-                "--batch-size",
+                "batch_size",
                 "must be at least 1 (or `full`)",
             ));
         }
@@ -100,22 +100,22 @@ impl TrainConfig {
             return Err(Error::config(field, reason));
         }
         if self.trainer.early_stop == Some(0) {
-            return Err(Error::config("--early-stop", "patience must be at least 1"));
+            return Err(Error::config("early_stop", "patience must be at least 1"));
         }
         if self.trainer.early_stop.is_some() && self.valid.is_empty() {
             return Err(Error::config(
-                "--early-stop",
-                "needs validation data (--valid)",
+                "early_stop",
+                "needs validation data («valid»)",
             ));
         }
         if self.trainer.epochs == 0 {
-            return Err(Error::config("--epochs", "must be at least 1"));
+            return Err(Error::config("epochs", "must be at least 1"));
         }
         if self.trainer.num_threads == 0 || self.trainer.num_threads > 1024 {
-            return Err(Error::config("--threads", "must be between 1 and 1024"));
+            return Err(Error::config("threads", "must be between 1 and 1024"));
         }
         if self.prefetch > 1024 {
-            return Err(Error::config("--prefetch", "must be at most 1024"));
+            return Err(Error::config("prefetch", "must be at most 1024"));
         }
         self.pipeline_config(1).check()
     }
@@ -202,7 +202,7 @@ impl TrainConfig {
         if let Some(dir) = paths.iter().find(|p| is_shard_dataset(p)) {
             if paths.len() != 1 {
                 return Err(Error::config(
-                    "DATA",
+                    "data",
                     format!(
                         "{} is a shard dataset; give it alone, not with other paths",
                         dir.display()
@@ -216,7 +216,7 @@ impl TrainConfig {
             ParquetSource::open_skipping(paths, &self.columns, skip_unreadable)?;
         if source.num_features() == 0 {
             return Err(Error::config(
-                "--features",
+                "features",
                 format!(
                     "{}: no numeric feature columns besides the label `{}` (columns: {})",
                     source.files()[0].display(),

@@ -19,10 +19,10 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write_atomically;
 use crate::data::source::write::{Compression, ParquetWriter};
 use crate::error::{Error, Result};
 use crate::pipeline::{RngStream, rng_for};
-use crate::train::output::write_atomically;
 
 /// The kind of target to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,28 +86,28 @@ impl GenerateConfig {
     /// Validates the settings.
     pub fn check(&self) -> Result<()> {
         if self.rows == 0 {
-            return Err(Error::config("--rows", "must be at least 1"));
+            return Err(Error::config("rows", "must be at least 1"));
         }
         if self.features == 0 {
-            return Err(Error::config("--features", "must be at least 1"));
+            return Err(Error::config("features", "must be at least 1"));
         }
         if self.shards == 0 || self.shards as u64 > self.rows {
             return Err(Error::config(
-                "--shards",
+                "shards",
                 "must be between 1 and the number of rows",
             ));
         }
         if self.task == Task::Multiclass && !(2..=65_536).contains(&self.classes) {
-            return Err(Error::config("--classes", "must be between 2 and 65536"));
+            return Err(Error::config("classes", "must be between 2 and 65536"));
         }
         if matches!(self.task, Task::Circles | Task::Xor) && self.features < 2 {
             return Err(Error::config(
-                "--features",
+                "features",
                 "circles and xor need at least 2 features",
             ));
         }
         if self.row_group_rows == 0 {
-            return Err(Error::config("--row-group-rows", "must be at least 1"));
+            return Err(Error::config("row_group_rows", "must be at least 1"));
         }
         if !(self.noise_std >= 0.0 && self.noise_std.is_finite()) {
             return Err(Error::config(

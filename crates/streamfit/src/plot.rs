@@ -76,7 +76,7 @@ impl LossCurves {
             (lo.min(v), hi.max(v))
         });
         if !lo.is_finite() || !hi.is_finite() {
-            return Err(Error::config("--plot", "no finite loss to plot"));
+            return Err(Error::config("plot", "no finite loss to plot"));
         }
         let x_max = self.steps.last().map_or(1, |s| s.0).max(1);
         let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();

@@ -149,16 +149,16 @@ impl ModelSpec {
             && !(2..=MAX_CLASSES).contains(&k)
         {
             return Some((
-                "--classes",
+                "classes",
                 format!("must be between 2 and {MAX_CLASSES}, got {k}"),
             ));
         }
         if self.kind == ModelKind::Mlp {
             if self.hidden.is_empty() {
-                return Some(("--hidden", "an MLP needs at least one hidden layer".into()));
+                return Some(("hidden", "an MLP needs at least one hidden layer".into()));
             }
             if self.hidden.iter().any(|&h| h == 0 || h > 1 << 16) {
-                return Some(("--hidden", "widths must be between 1 and 65536".into()));
+                return Some(("hidden", "widths must be between 1 and 65536".into()));
             }
         }
         None

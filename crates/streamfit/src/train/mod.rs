@@ -505,15 +505,15 @@ pub fn train_ranks(
     let parallel = comm.size() > 1;
     if config.early_stop.is_some() && valid.is_none() {
         return Err(Error::config(
-            "--early-stop",
-            "needs validation data (--valid)",
+            "early_stop",
+            "needs validation data («valid»)",
         ));
     }
     if let Some(v) = valid
         && v.source().schema().feature_names != pipeline.source().schema().feature_names
     {
         return Err(Error::config(
-            "--valid",
+            "valid",
             format!(
                 "{} has features [{}], the training data [{}]",
                 v.source().files()[0].display(),
@@ -527,7 +527,7 @@ pub fn train_ranks(
     let model = model.as_ref();
     if model.num_params() > crate::model::MAX_PARAMS {
         return Err(Error::config(
-            "--hidden",
+            "hidden",
             format!(
                 "the model would have {} parameters, more than the {} streamfit allows",
                 model.num_params(),
@@ -578,7 +578,7 @@ pub fn train_ranks(
             || !Optimizer::state_fits(&config.optimizer, params.len(), &checkpoint.optimizer_state)
         {
             return Err(Error::config(
-                "--resume",
+                "resume",
                 "the checkpoint's parameter count does not match the model",
             ));
         }
@@ -617,8 +617,8 @@ pub fn train_ranks(
         }
         if !comm.all_equal(u64::from(crc32c::crc32c(&state))) {
             return Err(Error::config(
-                "DATA/--resume",
-                "the ranks do not start from the same state: every rank must read the same data and resume from the same checkpoint (one --checkpoint-dir every rank can read)",
+                "data/resume",
+                "the ranks do not start from the same state: every rank must read the same data and resume from the same checkpoint (one «checkpoint_dir» every rank can read)",
             ));
         }
     }
@@ -649,7 +649,7 @@ pub fn train_ranks(
             }
             Some(_) => {
                 return Err(Error::config(
-                    "--resume",
+                    "resume",
                     "the checkpoint's stream cursor is for another epoch",
                 ));
             }

@@ -1,7 +1,7 @@
 //! What training writes: the model file, the metrics stream and the final report.
 //!
 //! Files that must never be seen half-written (the model, the report) go through
-//! [`write_atomically`]: a temporary file in the same directory, fsync, then rename.
+//! [`crate::atomic_file`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec};
 use crate::optim::{OptimizerConfig, OptimizerState};
@@ -120,8 +121,7 @@ impl ModelFile {
 
     /// Reads a model file and checks that its parameters fit its shape.
     pub fn load(path: &Path) -> Result<Self> {
-        let bad =
-            |reason: String| Error::config("--model", format!("{}: {reason}", path.display()));
+        let bad = |reason: String| Error::config("model", format!("{}: {reason}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
@@ -276,31 +276,6 @@ impl MetricsWriter {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, fsync and
-/// rename, so readers see the old file or the complete new one, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".to_string());
-    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::output(path, e));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,8 +304,16 @@ mod tests {
     }
 
     #[test]
-    fn writing_into_a_missing_directory_is_an_output_error() {
-        let err = write_atomically(Path::new("/nonexistent-dir/x.json"), b"{}").unwrap_err();
+    fn saving_into_a_missing_directory_is_an_output_error() {
+        let model = ModelFile::new(
+            &ModelSpec::linear(),
+            vec!["a".into()],
+            "y".into(),
+            &[1.0, 2.0],
+        );
+        let err = model
+            .save(Path::new("/nonexistent-dir/x.json"))
+            .unwrap_err();
         assert!(matches!(err, Error::Output { .. }));
         assert!(!err.is_input_error());
     }

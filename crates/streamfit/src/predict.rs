@@ -79,12 +79,12 @@ fn open(
         ..TrainConfig::default()
     };
     if train.data.is_empty() {
-        return Err(Error::config("DATA", "no input files or directories given"));
+        return Err(Error::config("data", "no input files or directories given"));
     }
     let source = train.open_source()?;
     if source.schema().feature_names != model.features {
         return Err(Error::config(
-            "DATA",
+            "data",
             format!(
                 "the model was trained on features [{}], but {} has [{}]",
                 model.features.join(", "),
@@ -117,7 +117,7 @@ pub fn predict(
         None
     } else if train.is_shard_dataset() {
         return Err(Error::config(
-            "--keep",
+            "keep",
             "passes Parquet columns through; a shard dataset holds only the features and the label",
         ));
     } else {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::AtomicFile;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
@@ -88,9 +89,9 @@ impl RunFingerprint {
                 diffs.push(format!("{name} was {a}, now {b}"));
             }
         };
-        check("--model", self.model.describe(), now.model.describe());
+        check("«model»", self.model.describe(), now.model.describe());
         check(
-            "--lr",
+            "«lr»",
             self.optimizer.learning_rate.to_string(),
             now.optimizer.learning_rate.to_string(),
         );
@@ -103,7 +104,7 @@ impl RunFingerprint {
             );
         }
         check(
-            "--seed (initial parameters)",
+            "«seed» (initial parameters)",
             self.init_seed.to_string(),
             now.init_seed.to_string(),
         );
@@ -113,33 +114,33 @@ impl RunFingerprint {
             now.world.to_string(),
         );
         check(
-            "--epochs (the cosine schedule's length)",
+            "«epochs» (the cosine schedule's length)",
             format!("{:?}", self.schedule_steps),
             format!("{:?}", now.schedule_steps),
         );
         check(
-            "--early-stop",
+            "«early_stop»",
             format!("{:?}", self.early_stop),
             format!("{:?}", now.early_stop),
         );
         check(
-            "--batch-size",
+            "«batch_size»",
             self.batch_rows.to_string(),
             now.batch_rows.to_string(),
         );
         check(
-            "--drop-last",
+            "«drop_last»",
             self.drop_last.to_string(),
             now.drop_last.to_string(),
         );
-        let seed = |s: Option<u64>| s.map_or("--no-shuffle".to_string(), |s| format!("seed {s}"));
+        let seed = |s: Option<u64>| s.map_or("«no_shuffle»".to_string(), |s| format!("seed {s}"));
         check(
-            "--seed/--no-shuffle",
+            "«seed»/«no_shuffle»",
             seed(self.shuffle_seed),
             seed(now.shuffle_seed),
         );
         check(
-            "--shuffle-buffer",
+            "«shuffle_buffer»",
             self.shuffle_buffer_rows.to_string(),
             now.shuffle_buffer_rows.to_string(),
         );
@@ -148,9 +149,9 @@ impl RunFingerprint {
             self.features.join(","),
             now.features.join(","),
         );
-        check("--label", self.label.clone(), now.label.clone());
+        check("«label»", self.label.clone(), now.label.clone());
         check(
-            "--standardize",
+            "«standardize»",
             (self.standardize.is_some()).to_string(),
             (now.standardize.is_some()).to_string(),
         );
@@ -235,13 +236,13 @@ impl Checkpoint {
     pub fn check_compatible(&self, now: &RunFingerprint, data: &[DataFile]) -> Result<()> {
         if let Some(diff) = self.fingerprint.difference(now) {
             return Err(Error::config(
-                "--resume",
+                "resume",
                 format!("the checkpoint belongs to a different run: {diff}"),
             ));
         }
         if self.data.len() != data.len() {
             return Err(Error::config(
-                "--resume",
+                "resume",
                 format!(
                     "the checkpoint was taken on {} file(s), the data now has {}",
                     self.data.len(),
@@ -252,7 +253,7 @@ impl Checkpoint {
         for (then, now) in self.data.iter().zip(data) {
             if then.bytes != now.bytes || then.tail_crc32c != now.tail_crc32c {
                 return Err(Error::config(
-                    "--resume",
+                    "resume",
                     format!(
                         "the data changed since the checkpoint: {} was {} bytes (footer crc {:#010x}), {} is {} bytes (footer crc {:#010x})",
                         then.path.display(),
@@ -280,23 +281,11 @@ impl Checkpoint {
             body.len(),
             crc32c::crc32c(&body)
         );
-        let temp = dir.join(format!(
-            ".ckpt-{:012}.tmp{}",
-            self.iteration,
-            std::process::id()
-        ));
-        let written = (|| {
-            let mut file = File::create(&temp)?;
-            file.write_all(header.as_bytes())?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)?;
-            File::open(dir)?.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(Error::output(&path, e));
-        }
+        let mut file = AtomicFile::create(&path)?;
+        file.write_all(header.as_bytes())
+            .and_then(|()| file.write_all(&body))
+            .map_err(|e| Error::output(&path, e))?;
+        file.commit()?;
         let files = list(dir)?;
         for (_, old) in files.iter().rev().skip(config.keep.max(1)) {
             let _ = std::fs::remove_file(old);
@@ -383,7 +372,7 @@ impl Checkpoint {
             }
         }
         Err(Error::config(
-            "--resume",
+            "resume",
             format!(
                 "no usable checkpoint in {}{}",
                 dir.display(),

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::config::TrainConfig;
 use crate::data::RowBlock;
 use crate::data::source::Source;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, render_options};
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::pipeline::Pipeline;
@@ -130,18 +130,18 @@ const WARM_UP_STEPS: u64 = 50;
 pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
     if config.batch_sizes.len() < 2 || config.batch_sizes.contains(&0) {
         return Err(Error::config(
-            "--batch-sizes",
+            "batch_sizes",
             "give at least two batch sizes, each at least 1",
         ));
     }
     if config.prefetch_depths.is_empty() || config.reader_counts.contains(&0) {
         return Err(Error::config(
-            "--prefetch-depths/--readers-list",
+            "prefetch_depths/readers_list",
             "give at least one depth and reader counts of at least 1",
         ));
     }
     if !config.budget_seconds.is_finite() || config.budget_seconds <= 0.0 {
-        return Err(Error::config("--budget-seconds", "must be positive"));
+        return Err(Error::config("budget_seconds", "must be positive"));
     }
     config.base.check()?;
     let source = config.base.open_source()?;
@@ -232,10 +232,11 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
         .filter(|r| r.rows_per_s >= 0.98 * best)
         .min_by_key(|r| (r.prefetch, r.readers))
         .expect("at least one run");
-    let flags = format!(
-        "--batch-size {recommended_batch_size} --prefetch {} --readers {}",
+    let flags = render_options(&format!(
+        "«batch_size» {recommended_batch_size} «prefetch» {} «readers» {}",
         chosen.prefetch, chosen.readers
-    );
+    ))
+    .into_owned();
     Ok(TuneResult {
         batch,
         tau_f,

@@ -835,7 +835,7 @@ fn resolve_columns(
     let reject_label = |name: &str| {
         if name == spec.label {
             Err(Error::config(
-                "--features",
+                "features",
                 format!("the label column `{name}` cannot also be a feature"),
             ))
         } else {

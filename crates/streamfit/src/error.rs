@@ -4,8 +4,83 @@
 //! or row, and the column, so a user can find the offending value. Messages are lowercase with
 //! no trailing period. [`Error::is_input_error`] separates "your data or flags are wrong" (the
 //! binary exits with code 2) from failures of the machine (code 1).
+//!
+//! Options are named by their field names in [`crate::config::TrainConfig`] and the other
+//! configs (`batch_size`, `shuffle_buffer`, `early_stop`): the names the Python package's
+//! keyword arguments use. Inside a message an option is written `«name»`; how it is spelled
+//! when shown is the front end's choice ([`set_option_style`]): the command line shows
+//! `--batch-size` (and `DATA`), a library or Python caller `batch_size`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// How messages spell option names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionStyle {
+    /// The field name, as a library or Python caller writes it: `batch_size`. The default.
+    Field,
+    /// The command-line flag: `--batch-size` (and `DATA` for the positional data argument).
+    Flag,
+}
+
+static OPTION_STYLE: AtomicU8 = AtomicU8::new(0);
+
+/// Sets how every message of this process spells option names (a front end calls it once,
+/// at start).
+pub fn set_option_style(style: OptionStyle) {
+    OPTION_STYLE.store(
+        match style {
+            OptionStyle::Field => 0,
+            OptionStyle::Flag => 1,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The name of option `field` (or of `a/b`, several options) in the current style.
+pub fn option_name(field: &str) -> Cow<'_, str> {
+    if OPTION_STYLE.load(Ordering::Relaxed) == 0 {
+        return Cow::Borrowed(field);
+    }
+    Cow::Owned(
+        field
+            .split('/')
+            .map(|name| match name {
+                "data" => "DATA".to_string(),
+                // Not an option: how the process was started.
+                "mpirun" => "mpirun".to_string(),
+                name => format!("--{}", name.replace('_', "-")),
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// `text` with every `«name»` replaced by [`option_name`].
+pub fn render_options(text: &str) -> Cow<'_, str> {
+    if !text.contains('«') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(start) = rest.find('«') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + '«'.len_utf8()..];
+        match after.find('»') {
+            Some(end) => {
+                out.push_str(&option_name(&after[..end]));
+                rest = &after[end + '»'.len_utf8()..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
 
 /// Result alias used throughout streamfit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -47,7 +122,7 @@ pub enum Error {
     CorruptCheckpoint { file: PathBuf, reason: String },
 
     /// Training stopped on SIGINT/SIGTERM at a step boundary.
-    #[error("interrupted at epoch {epoch}, iteration {iteration}{}", match checkpoint { Some(p) => format!("; checkpoint written to {} (continue with --resume)", p.display()), None => "; no checkpoint (no --checkpoint-dir)".to_string() })]
+    #[error("interrupted at epoch {epoch}, iteration {iteration}{}", render_options(&match checkpoint { Some(p) => format!("; checkpoint written to {} (continue with «resume»)", p.display()), None => "; no checkpoint (no «checkpoint_dir»)".to_string() }))]
     Interrupted {
         epoch: usize,
         iteration: u64,
@@ -124,7 +199,7 @@ pub enum Error {
     },
 
     /// A label the model cannot take: a multiclass label that is not a class id in 0..K.
-    #[error("{}: row {row}: label {value} in column `{column}` is not a class id in 0..{} (--classes {classes})", file.display(), classes - 1)]
+    #[error("{}: row {row}: label {value} in column `{column}` is not a class id in 0..{} ({} {classes})", file.display(), classes - 1, option_name("classes"))]
     BadLabel {
         file: PathBuf,
         row: u64,
@@ -137,13 +212,15 @@ pub enum Error {
     #[error("empty dataset: {what}")]
     EmptyDataset { what: String },
 
-    /// A flag or configuration value that cannot be used.
-    #[error("invalid {field}: {reason}")]
+    /// An option value that cannot be used: `field` names the option (see the module docs),
+    /// and `reason` may name others as `«name»`.
+    #[error("invalid {}: {}", option_name(field), render_options(reason))]
     Config { field: &'static str, reason: String },
 
     /// Training produced a non-finite loss or gradient.
     #[error(
-        "training diverged at epoch {epoch}, iteration {iteration}: {what} is not finite (try a smaller --lr)"
+        "training diverged at epoch {epoch}, iteration {iteration}: {what} is not finite (try a smaller {})",
+        option_name("lr")
     )]
     Diverged {
         epoch: usize,

@@ -6,7 +6,6 @@
 //! temporary name and renamed on [`ParquetWriter::finish`], so an interrupted write never
 //! leaves a file that looks complete.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +16,7 @@ use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::AtomicFile;
 use crate::data::source::parquet::{KeptRows, KeptSchema};
 use crate::error::{Error, Result};
 
@@ -44,9 +44,8 @@ impl Compression {
 
 /// Writes one Parquet file of f32 feature columns and an f32 `label` column.
 pub struct ParquetWriter {
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<AtomicFile>,
     schema: Arc<ArrowSchema>,
-    temp_path: PathBuf,
     path: PathBuf,
 }
 
@@ -72,18 +71,12 @@ impl ParquetWriter {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .build();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp_path = path.with_file_name(format!(".{file_name}.tmp"));
-        let file = File::create(&temp_path).map_err(|e| Error::output(&temp_path, e))?;
+        let file = AtomicFile::create(path)?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| Error::output(path, e))?;
         Ok(ParquetWriter {
             writer,
             schema,
-            temp_path,
             path: path.to_path_buf(),
         })
     }
@@ -102,13 +95,12 @@ impl ParquetWriter {
             .map_err(|e| Error::output(&self.path, e))
     }
 
-    /// Writes the footer and gives the file its final name. (No fsync: the rename protects
-    /// against an interrupted process, and generated data is cheap to make again.)
+    /// Writes the footer and gives the file its final name ([`AtomicFile::commit`]).
     pub fn finish(self) -> Result<()> {
         self.writer
-            .close()
-            .map_err(|e| Error::output(&self.path, e))?;
-        std::fs::rename(&self.temp_path, &self.path).map_err(|e| Error::output(&self.path, e))
+            .into_inner()
+            .map_err(|e| Error::output(&self.path, e))?
+            .commit()
     }
 }
 
@@ -145,10 +137,9 @@ impl PredictionKind {
 /// Writes predictions (and passed-through columns) as one Parquet file, atomically: under a
 /// temporary name until [`PredictionWriter::finish`], removed if dropped unfinished.
 pub struct PredictionWriter {
-    writer: Option<ArrowWriter<File>>,
+    writer: ArrowWriter<AtomicFile>,
     schema: Arc<ArrowSchema>,
     kind: PredictionKind,
-    temp_path: PathBuf,
     path: PathBuf,
 }
 
@@ -177,7 +168,7 @@ impl PredictionWriter {
         for field in kept.0.fields() {
             if kind.column_names().contains(&field.name().as_str()) {
                 return Err(Error::config(
-                    "--keep",
+                    "keep",
                     format!(
                         "`{}` is also the name of a prediction column ({})",
                         field.name(),
@@ -192,19 +183,13 @@ impl PredictionWriter {
             .set_compression(ParquetCompression::SNAPPY)
             .set_max_row_group_row_count(Some(65_536))
             .build();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp_path = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-        let file = File::create(&temp_path).map_err(|e| Error::output(path, e))?;
+        let file = AtomicFile::create(path)?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| Error::output(path, e))?;
         Ok(PredictionWriter {
-            writer: Some(writer),
+            writer,
             schema,
             kind,
-            temp_path,
             path: path.to_path_buf(),
         })
     }
@@ -230,8 +215,6 @@ impl PredictionWriter {
             let batch = RecordBatch::try_new(self.schema.clone(), columns)
                 .map_err(|e| Error::output(&self.path, e))?;
             self.writer
-                .as_mut()
-                .expect("open until finish")
                 .write(&batch)
                 .map_err(|e| Error::output(&self.path, e))?;
             start += n;
@@ -276,22 +259,12 @@ impl PredictionWriter {
         }
     }
 
-    /// Writes the footer, syncs and gives the file its final name.
-    pub fn finish(mut self) -> Result<()> {
-        let writer = self.writer.take().expect("open until finish");
-        let file = writer
+    /// Writes the footer and gives the file its final name ([`AtomicFile::commit`]).
+    /// Unfinished (an error stopped the run), the writer leaves nothing behind.
+    pub fn finish(self) -> Result<()> {
+        self.writer
             .into_inner()
-            .map_err(|e| Error::output(&self.path, e))?;
-        file.sync_all().map_err(|e| Error::output(&self.path, e))?;
-        std::fs::rename(&self.temp_path, &self.path).map_err(|e| Error::output(&self.path, e))
-    }
-}
-
-impl Drop for PredictionWriter {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            // Unfinished (an error stopped the run): leave nothing behind.
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
+            .map_err(|e| Error::output(&self.path, e))?
+            .commit()
     }
 }

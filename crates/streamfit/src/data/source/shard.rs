@@ -626,7 +626,7 @@ fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> 
         return Ok(());
     }
     Err(Error::config(
-        "--features/--label",
+        "features/label",
         format!(
             "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
             dir.display(),

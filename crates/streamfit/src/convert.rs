@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::atomic_file::{sync_dir, write_atomically};
 use crate::data::ColumnSpec;
 use crate::data::source::shard::{
     MANIFEST, MANIFEST_FORMAT, Manifest, ManifestShard, ManifestSource, ShardMeta, ShardWriter,
@@ -23,7 +24,6 @@ use crate::data::source::shard::{
 use crate::data::source::{ParquetSource, Source};
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
-use crate::train::output::write_atomically;
 
 /// Target bytes per shard when `--shard-rows` is not given.
 pub const DEFAULT_SHARD_BYTES: u64 = 256 << 20;
@@ -104,14 +104,14 @@ fn plan_shards(source: &dyn Source, shard_rows: u64) -> Vec<PlannedShard> {
 pub fn convert(config: &ConvertConfig, progress: &mut dyn FnMut(u64)) -> Result<ConvertSummary> {
     let started = Instant::now();
     if config.shard_rows == Some(0) {
-        return Err(Error::config("--shard-rows", "must be at least 1"));
+        return Err(Error::config("shard_rows", "must be at least 1"));
     }
     if config.num_readers == 0 || config.num_readers > 256 {
-        return Err(Error::config("--readers", "must be between 1 and 256"));
+        return Err(Error::config("readers", "must be between 1 and 256"));
     }
     if config.out.exists() {
         return Err(Error::config(
-            "--out",
+            "out",
             format!(
                 "{} already exists; choose a new directory or remove it",
                 config.out.display()
@@ -148,9 +148,9 @@ pub fn convert(config: &ConvertConfig, progress: &mut dyn FnMut(u64)) -> Result<
         progress,
     )
     .and_then(|manifest| {
-        sync_dir(&partial)?;
+        sync_dir(&partial).map_err(|e| Error::output(&partial, e))?;
         std::fs::rename(&partial, &config.out).map_err(|e| Error::output(&config.out, e))?;
-        sync_dir(&parent)?;
+        sync_dir(&parent).map_err(|e| Error::output(&parent, e))?;
         Ok(manifest)
     });
     let manifest = match written {
@@ -257,11 +257,4 @@ fn write_shards(
     json.push(b'\n');
     write_atomically(&manifest_path, &json)?;
     Ok(manifest)
-}
-
-/// Syncs a directory so the names in it survive a crash.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::output(dir, e))
 }

@@ -29,6 +29,7 @@
 //! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`tune`]. The binary's
 //! `cli` sits on top.
 
+pub mod atomic_file;
 pub mod comm;
 pub mod config;
 pub mod convert;
