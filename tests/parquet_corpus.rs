@@ -152,7 +152,7 @@ const CASES: &[(&str, &[&str], Expect)] = &[
 ];
 
 fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/parquet-testing");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parquet-testing");
     assert!(
         dir.join("CATALOG.md").is_file(),
         "the parquet-testing corpus is missing at {}",
