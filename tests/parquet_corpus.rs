@@ -1,4 +1,4 @@
-//! The Apache parquet-testing corpus (`../shared/parquet-testing/`, described file by file in
+//! The Apache parquet-testing corpus (`fixtures/parquet-testing/`, vendored from the corpus; described file by file in
 //! its `CATALOG.md`): `inspect --stats` honours every verdict. (a) files read (with the
 //! columns the catalog suggests), (b) files are rejected naming the column and its type (or
 //! saying null, NaN or no rows), (c) files are rejected as corrupt or encrypted. Every file
