@@ -31,9 +31,13 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "output".to_string());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&format!(".{name}.")).suffix(".tmp");
+        // The mode `File::create` gives (0666 less the umask), not tempfile's private 0600:
+        // outputs are shared like any file the user writes.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder
             .tempfile_in(parent_dir(path))
             .map_err(|e| Error::output(path, e))?;
         Ok(AtomicFile {
@@ -125,6 +129,18 @@ mod tests {
         file.commit().expect("commit");
         assert_eq!(std::fs::read(&path).expect("read"), b"new contents");
         assert_eq!(names(dir.path()), ["out.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_committed_file_gets_the_usual_mode_not_a_private_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("report.json");
+        write_atomically(&path, b"{}").expect("write");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        // 0666 less the process's umask (0022 or 0002 usually): readable by others.
+        assert_eq!(mode & 0o044, 0o044, "mode {mode:o}");
     }
 
     #[test]

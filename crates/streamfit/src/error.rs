@@ -50,6 +50,10 @@ pub fn option_name(field: &str) -> Cow<'_, str> {
                 "data" => "DATA".to_string(),
                 // Not an option: how the process was started.
                 "mpirun" => "mpirun".to_string(),
+                // A positional argument (`METRICS`) is shown as it is written.
+                name if !name.is_empty() && !name.bytes().any(|b| b.is_ascii_lowercase()) => {
+                    name.to_string()
+                }
                 name => format!("--{}", name.replace('_', "-")),
             })
             .collect::<Vec<_>>()
