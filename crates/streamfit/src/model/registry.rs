@@ -110,7 +110,9 @@ pub fn register<F: ModelFamily>(family: F) -> Result<ModelKind> {
     if !valid {
         return Err(Error::config(
             "model",
-            format!("`{name}` is not a model name (lowercase letters, digits, `_` and `-`, starting with a letter)"),
+            format!(
+                "`{name}` is not a model name (lowercase letters, digits, `_` and `-`, starting with a letter)"
+            ),
         ));
     }
     let mut entries = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
@@ -278,8 +280,9 @@ mod tests {
         assert_eq!(format!("{kind:?} {kind}"), "Mlp mlp");
         let err = serde_json::from_str::<ModelKind>("\"forest\"").unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("unknown variant `forest`, expected one of `linear`, `logistic`, `softmax`, `mlp`"),
+            err.to_string().starts_with(
+                "unknown variant `forest`, expected one of `linear`, `logistic`, `softmax`, `mlp`"
+            ),
             "{err}"
         );
     }
@@ -291,9 +294,18 @@ mod tests {
             let head = kind.head_kind(task).with_classes(3);
             kind.spec(head, hidden.clone(), Activation::Tanh)
         };
-        assert_eq!(spec(ModelKind::Linear, HeadKind::Binary), ModelSpec::linear());
-        assert_eq!(spec(ModelKind::Logistic, HeadKind::Multiclass), ModelSpec::logistic());
-        assert_eq!(spec(ModelKind::Softmax, HeadKind::Binary), ModelSpec::softmax(3));
+        assert_eq!(
+            spec(ModelKind::Linear, HeadKind::Binary),
+            ModelSpec::linear()
+        );
+        assert_eq!(
+            spec(ModelKind::Logistic, HeadKind::Multiclass),
+            ModelSpec::logistic()
+        );
+        assert_eq!(
+            spec(ModelKind::Softmax, HeadKind::Binary),
+            ModelSpec::softmax(3)
+        );
         assert_eq!(
             spec(ModelKind::Mlp, HeadKind::Regression),
             ModelSpec::mlp(vec![64], Activation::Tanh, Head::Regression)
