@@ -217,6 +217,7 @@ fn rows(config: &TrainConfig) -> Vec<(Vec<f64>, f64)> {
 }
 
 /// Solves `a x = b` by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // index form mirrors the textbook algorithm
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for c in 0..n {
@@ -244,6 +245,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
 /// The minimum of the mean squared hinge over `rows`, in f64, by the semismooth Newton method
 /// of the L2-SVM (Keerthi and DeCoste, JMLR 2005): the generalised Hessian is
 /// (2/n)·Σ over rows with a positive margin of x̃x̃ᵀ.
+#[allow(clippy::needless_range_loop)] // index form mirrors the formulas
 fn squared_hinge_minimum(rows: &[(Vec<f64>, f64)]) -> f64 {
     let p = FEATURES + 1;
     let n = rows.len() as f64;
