@@ -2,12 +2,14 @@
 //! (smooth) on one chart, x = iteration. `train --plot` draws it at the end of a run;
 //! `streamfit plot METRICS.jsonl` draws it from a `--metrics` file afterwards.
 //!
-//! Drawn with `plotters`' SVG backend, which needs no system font libraries.
+//! Drawn with `plotters`' SVG backend, which needs no system font libraries, into memory, then
+//! written with [`crate::atomic_file`] (a reader never sees half a chart).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
 
 /// Most batch-loss points drawn; longer runs are thinned evenly (every k-th point).
@@ -79,7 +81,8 @@ impl LossCurves {
             return Err(Error::config("plot", "no finite loss to plot"));
         }
         let x_max = self.steps.last().map_or(1, |s| s.0).max(1);
-        let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+        let mut svg = String::new();
+        let root = SVGBackend::with_string(&mut svg, (1000, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| out(&e))?;
         let caption = if log_y { "loss (log scale)" } else { "loss" };
         let mut builder = ChartBuilder::on(&root);
@@ -136,6 +139,7 @@ impl LossCurves {
             );
         }
         root.present().map_err(|e| out(&e))?;
-        Ok(())
+        drop(root);
+        write_atomically(path, svg.as_bytes())
     }
 }

@@ -1,4 +1,5 @@
-//! Dense networks: softmax regression and multilayer perceptrons, on GEMM.
+//! Dense networks: softmax regression (`softmax`) and multilayer perceptrons (`mlp`), on GEMM,
+//! with their two registry families.
 //!
 //! Parameters are the layers in order, each a row-major weight matrix `W [out × in]` followed
 //! by its `out` biases. Over a chunk of n rows (row-major `X [n × d]`) the forward pass is
@@ -17,8 +18,11 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Activation, Head, Model, loss_and_residual, sigmoid};
-use crate::model::ModelKind;
+use super::differentiable::Model;
+use super::gemm::matmul;
+use super::loss::{ScalarLoss, softmax, softmax_cross_entropy};
+use super::registry::ModelFamily;
+use super::spec::{Activation, Head, HeadKind, ModelSpec};
 
 /// One dense layer's place in the parameter vector.
 #[derive(Debug, Clone, Copy)]
@@ -178,34 +182,20 @@ impl Network {
     /// Summed loss of the logits and ∂loss/∂logits into `delta`.
     fn head_loss(&self, logits: &[f32], y: &[f32], delta: &mut [f32]) -> f64 {
         let mut loss = 0.0f64;
-        match self.head {
-            Head::Regression | Head::Binary => {
-                let kind = if self.head == Head::Regression {
-                    ModelKind::Linear
-                } else {
-                    ModelKind::Logistic
-                };
-                for ((z, t), d) in logits.iter().zip(y).zip(delta.iter_mut()) {
-                    let (l, r) = loss_and_residual(kind, *z, *t);
-                    loss += f64::from(l);
-                    *d = r;
-                }
-            }
+        let scalar = match self.head {
+            Head::Regression => ScalarLoss::SquaredError,
+            Head::Binary => ScalarLoss::CrossEntropy,
             Head::Multiclass(k) => {
                 for ((z, t), d) in logits.chunks_exact(k).zip(y).zip(delta.chunks_exact_mut(k)) {
-                    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                    let mut sum = 0.0f32;
-                    for (e, v) in d.iter_mut().zip(z) {
-                        *e = (v - max).exp();
-                        sum += *e;
-                    }
-                    let class = *t as usize;
-                    loss += f64::from(sum.ln() + max - z[class]);
-                    let inv = 1.0 / sum;
-                    d.iter_mut().for_each(|e| *e *= inv);
-                    d[class] -= 1.0;
+                    loss += f64::from(softmax_cross_entropy(z, *t as usize, d));
                 }
+                return loss;
             }
+        };
+        for ((z, t), d) in logits.iter().zip(y).zip(delta.iter_mut()) {
+            let (l, r) = scalar.loss_and_residual(*z, *t);
+            loss += f64::from(l);
+            *d = r;
         }
         loss
     }
@@ -216,18 +206,12 @@ impl Network {
             Head::Regression => out.copy_from_slice(logits),
             Head::Binary => {
                 for (o, z) in out.iter_mut().zip(logits) {
-                    *o = sigmoid(*z);
+                    *o = ScalarLoss::CrossEntropy.output(*z);
                 }
             }
             Head::Multiclass(k) => {
                 for (o, z) in out.chunks_exact_mut(k).zip(logits.chunks_exact(k)) {
-                    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                    let mut sum = 0.0f32;
-                    for (p, v) in o.iter_mut().zip(z) {
-                        *p = (v - max).exp();
-                        sum += *p;
-                    }
-                    o.iter_mut().for_each(|p| *p /= sum);
+                    softmax(z, o);
                 }
             }
         }
@@ -297,54 +281,6 @@ impl Network {
             }
             std::mem::swap(&mut delta, &mut spare);
         }
-    }
-}
-
-/// `dst [m × n]` (row stride `dst_rs`, unit column stride) = `lhs [m × k] · rhs [k × n]`,
-/// added to `dst` when `accumulate`. Matrices are (slice, row stride, column stride).
-fn matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    dst_rs: usize,
-    (lhs, lhs_rs, lhs_cs): (&[f32], isize, isize),
-    (rhs, rhs_rs, rhs_cs): (&[f32], isize, isize),
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-        (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
-    };
-    assert!(last(m, n, dst_rs as isize, 1) < dst.len(), "dst bounds");
-    if k > 0 {
-        assert!(last(m, k, lhs_rs, lhs_cs) < lhs.len(), "lhs bounds");
-        assert!(last(k, n, rhs_rs, rhs_cs) < rhs.len(), "rhs bounds");
-    }
-    // SAFETY: the asserts above keep every element gemm touches inside the three slices, and
-    // `dst` is borrowed mutably, so it overlaps neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
@@ -444,5 +380,85 @@ impl Network {
             rows * self.layers[0].inputs,
             "features and rows disagree"
         );
+    }
+}
+
+/// `softmax`: multiclass logistic regression, the network with no hidden layer.
+pub(super) struct SoftmaxFamily;
+
+impl ModelFamily for SoftmaxFamily {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Multiclass logistic regression, softmax cross-entropy (labels 0..K-1)"
+    }
+
+    fn head_kind(&self, _requested: HeadKind) -> HeadKind {
+        HeadKind::Multiclass
+    }
+
+    fn build(&self, spec: &ModelSpec, num_features: usize) -> Box<dyn Model> {
+        Box::new(Network::new(
+            num_features,
+            &spec.hidden,
+            spec.activation,
+            spec.head,
+        ))
+    }
+}
+
+/// `mlp`: a multilayer perceptron with any head.
+pub(super) struct MlpFamily;
+
+impl ModelFamily for MlpFamily {
+    fn name(&self) -> &'static str {
+        "mlp"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Multilayer perceptron («hidden», «activation», «task»)"
+    }
+
+    fn head_kind(&self, requested: HeadKind) -> HeadKind {
+        requested
+    }
+
+    fn has_hidden_layers(&self) -> bool {
+        true
+    }
+
+    fn problem(&self, spec: &ModelSpec) -> Option<(&'static str, String)> {
+        if spec.hidden.is_empty() {
+            return Some(("hidden", "an MLP needs at least one hidden layer".into()));
+        }
+        if spec.hidden.iter().any(|&h| h == 0 || h > 1 << 16) {
+            return Some(("hidden", "widths must be between 1 and 65536".into()));
+        }
+        None
+    }
+
+    fn describe(&self, spec: &ModelSpec) -> String {
+        format!(
+            "mlp {} {:?} ({})",
+            spec.hidden
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            spec.activation,
+            spec.head.describe()
+        )
+        .to_lowercase()
+    }
+
+    fn build(&self, spec: &ModelSpec, num_features: usize) -> Box<dyn Model> {
+        Box::new(Network::new(
+            num_features,
+            &spec.hidden,
+            spec.activation,
+            spec.head,
+        ))
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
-use crate::model::{Activation, Head, ModelKind, ModelSpec};
+use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, StepRecord};
 
@@ -27,7 +27,7 @@ pub struct ModelFile {
     pub format: String,
     /// Format version, 2.
     pub version: u32,
-    /// `linear`, `logistic`, `softmax` or `mlp`.
+    /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
     /// `regression`, `binary` or `{"multiclass": K}`.
     pub head: Head,
@@ -71,8 +71,7 @@ pub struct SavedOptimizer {
 impl ModelFile {
     /// A model file for `spec` with parameters `params` in the model's layout.
     pub fn new(spec: &ModelSpec, features: Vec<String>, label: String, params: &[f32]) -> Self {
-        let linear = matches!(spec.kind, ModelKind::Linear | ModelKind::Logistic);
-        let (weights, bias, params) = if linear {
+        let (weights, bias, params) = if spec.param_layout() == ParamLayout::WeightsAndBias {
             let (w, b) = params.split_at(params.len() - 1);
             (w.to_vec(), Some(b[0]), Vec::new())
         } else {
@@ -84,7 +83,11 @@ impl ModelFile {
             model: spec.kind,
             head: spec.head,
             hidden: spec.hidden.clone(),
-            activation: (spec.kind == ModelKind::Mlp).then_some(spec.activation),
+            activation: spec
+                .kind
+                .family()
+                .has_hidden_layers()
+                .then_some(spec.activation),
             features,
             label,
             weights,
@@ -133,20 +136,10 @@ impl ModelFile {
         }
         let file: ModelFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
         let spec = file.spec();
+        // The kind, its settings and its head (a kind names a registered family, or the file
+        // did not parse).
         if let Some((_, reason)) = spec.problem() {
             return Err(bad(reason));
-        }
-        let head_fits = match spec.kind {
-            ModelKind::Linear => spec.head == Head::Regression,
-            ModelKind::Logistic => spec.head == Head::Binary,
-            ModelKind::Softmax => matches!(spec.head, Head::Multiclass(_)),
-            ModelKind::Mlp => true,
-        };
-        if !head_fits {
-            return Err(bad(format!(
-                "a {:?} model cannot have a {:?} head",
-                spec.kind, spec.head
-            )));
         }
         let expected = spec.build(file.features.len()).num_params();
         let found = file.parameters().len();
