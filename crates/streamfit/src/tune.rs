@@ -31,12 +31,16 @@ use crate::error::{Error, Result, render_options};
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::pipeline::Pipeline;
+use crate::run::{PrepareEvent, count_classes};
 use crate::train::{BatchSize, GradientEngine};
 
 /// Settings of `tune`.
 #[derive(Debug, Clone)]
 pub struct TuneConfig {
-    /// The training configuration to tune (its batch size and prefetch are varied).
+    /// The data, columns, model, optimizer and pipeline settings of the runs to time (their
+    /// batch size, prefetch and readers are varied). Settings that come from the data are
+    /// resolved as for training ([`crate::run::count_classes`]); its standardisation,
+    /// checkpoints, resume and outputs are not used.
     pub base: TrainConfig,
     /// Batch sizes to time. By default 1, 4, 16, 64, 256, 1024, 4096.
     pub batch_sizes: Vec<u64>,
@@ -128,6 +132,15 @@ const WARM_UP_STEPS: u64 = 50;
 
 /// Runs every measurement within the budget; see the module docs.
 pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
+    tune_with_events(config, &mut |_| {})
+}
+
+/// Tunes like [`tune`], handing what preparing the runs finds (the classes counted) to
+/// `on_event` as it happens.
+pub fn tune_with_events(
+    config: &TuneConfig,
+    on_event: &mut dyn FnMut(&PrepareEvent),
+) -> Result<TuneResult> {
     if config.batch_sizes.len() < 2 || config.batch_sizes.contains(&0) {
         return Err(Error::config(
             "batch_sizes",
@@ -145,6 +158,11 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
     }
     config.base.check()?;
     let source = config.base.open_source()?;
+    let base = resolve(&config.base, &source, on_event)?;
+    let config = &TuneConfig {
+        base,
+        ..config.clone()
+    };
     let model = config.base.trainer.model.build(source.num_features());
     let model = model.as_ref();
     let budget = config.budget_seconds;
@@ -251,6 +269,23 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
         prefetch,
         flags,
     })
+}
+
+/// `base` with the settings that come from the data resolved on `source`: the classes of a
+/// multiclass model and a step schedule's step size (one epoch at the base batch size).
+fn resolve(
+    base: &TrainConfig,
+    source: &Arc<dyn Source>,
+    on_event: &mut dyn FnMut(&PrepareEvent),
+) -> Result<TrainConfig> {
+    let mut base = base.clone();
+    if let Some(event) = count_classes(&mut base, source)? {
+        on_event(&event);
+    }
+    base.check()?;
+    let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
+    base.set_epoch_steps(pipeline.steps_in_epoch(0));
+    Ok(base)
 }
 
 /// What a timed stretch of training did.
