@@ -383,3 +383,123 @@ impl TrainConfig {
         Ok((Arc::new(source), skipped))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        TrainConfig {
+            data: vec![PathBuf::from("data")],
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The option an invalid `config` is refused for.
+    fn refused_field(config: &TrainConfig) -> &'static str {
+        match config.check() {
+            Err(Error::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_pass_the_check() {
+        config().check().unwrap();
+    }
+
+    #[test]
+    fn checkpoint_options_are_checked_up_front() {
+        let mut c = config();
+        c.checkpoint_dir = Some(PathBuf::from("ck"));
+        c.checkpoint_every = Some(0);
+        assert_eq!(refused_field(&c), "checkpoint_every");
+        c.checkpoint_every = Some(10);
+        c.check().unwrap();
+        c.checkpoint_dir = None;
+        assert_eq!(refused_field(&c), "checkpoint_every");
+
+        let mut c = config();
+        c.keep_checkpoints = 0;
+        assert_eq!(refused_field(&c), "keep_checkpoints");
+
+        let mut c = config();
+        c.resume = Some(Resume::Auto);
+        assert_eq!(refused_field(&c), "resume");
+        c.checkpoint_dir = Some(PathBuf::from("ck"));
+        c.check().unwrap();
+        c.checkpoint_dir = None;
+        c.resume = Some(Resume::Path(PathBuf::from("ck")));
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn a_log_plot_needs_a_plot() {
+        let mut c = config();
+        c.outputs.plot_log = true;
+        assert_eq!(refused_field(&c), "plot_log");
+        c.outputs.plot = Some(PathBuf::from("loss.svg"));
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn classes_from_the_data_are_checked_once_counted() {
+        let mut c = config();
+        c.trainer.model = ModelSpec::softmax(0);
+        assert_eq!(refused_field(&c), "classes", "a given K of 0 is refused");
+        c.classes = Origin::FromData;
+        assert!(c.needs_class_count());
+        c.check().unwrap();
+        c.set_classes(1);
+        assert_eq!(c.classes, Origin::Given);
+        assert_eq!(c.trainer.model, ModelSpec::softmax(1));
+        assert_eq!(refused_field(&c), "classes", "a counted K of 1 is refused");
+        c.set_classes(3);
+        c.check().unwrap();
+
+        let mut binary = config();
+        binary.classes = Origin::FromData;
+        assert!(
+            !binary.needs_class_count(),
+            "only a multiclass head counts its classes"
+        );
+    }
+
+    #[test]
+    fn a_step_size_from_the_data_is_one_epoch() {
+        let mut c = config();
+        c.trainer.optimizer.schedule = LrSchedule::Step {
+            every: 0,
+            gamma: 0.5,
+        };
+        assert_eq!(refused_field(&c), "lr_step_size");
+        c.lr_step_size = Origin::FromData;
+        c.check().unwrap();
+        c.set_epoch_steps(40);
+        assert_eq!(c.lr_step_size, Origin::Given);
+        assert_eq!(
+            c.trainer.optimizer.schedule,
+            LrSchedule::Step {
+                every: 40,
+                gamma: 0.5
+            }
+        );
+        // An epoch of no full step still decays: every step.
+        c.lr_step_size = Origin::FromData;
+        c.set_epoch_steps(0);
+        assert!(matches!(
+            c.trainer.optimizer.schedule,
+            LrSchedule::Step { every: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn shuffle_reaches_the_pipeline() {
+        let mut c = config();
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Seeded(0));
+        c.shuffle = Shuffle::Off;
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Off);
+        c.shuffle = Shuffle::Seeded(7);
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Seeded(7));
+    }
+}

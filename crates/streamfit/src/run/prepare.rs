@@ -1,18 +1,7 @@
-//! A training run from its options to its output files: everything between a
-//! [`TrainConfig`] and the trainer's loop.
-//!
-//! Layer 3. [`PreparedRun::new`] checks the options, opens the training and validation data,
-//! counts the classes of a multiclass model when they are to come from the data, computes the
-//! standardisation statistics, loads the checkpoint to resume from (moving corrupt newer ones
-//! aside), builds the pipelines and the memory budget, and makes sure the outputs can be
-//! written, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
-//! the metrics file as it goes), [`PreparedRun::report`] builds the report and
-//! [`PreparedRun::write_outputs`] writes the model, report and plot. What preparing finds on
-//! the way is [`PrepareEvent`]s, facts for the front end to show; this module prints nothing,
-//! draws no progress, and installs no signal handler or tracing subscriber: those are the
-//! front end's.
+//! Preparing a run: from checked options to opened data, resolved settings, pipelines and
+//! writable outputs, before any thread of the trainer starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,90 +13,26 @@ use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
 use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
-use crate::telemetry::{Profile, SpanTable, peak_rss_bytes};
-use crate::train::{
-    Checkpoint, CheckpointConfig, EpochSummary, MetricsWriter, ModelFile, Report, SavedOptimizer,
-    SkippedFile, Standardization, StepRecord, TrainObserver, TrainResult, eval_config, train_ranks,
-};
+use crate::train::{Checkpoint, CheckpointConfig, MetricsWriter, Standardization, eval_config};
 
-/// What preparing a run found or did, in the order it happened. The front end shows these
-/// (the command line prints the warnings always, the rest unless quiet).
-#[derive(Debug, Clone, PartialEq)]
-pub enum PrepareEvent {
-    /// The classes of a multiclass model were counted: K = the largest label + 1.
-    ClassesCounted {
-        classes: usize,
-        largest_label: f64,
-        /// Rows read.
-        rows: u64,
-        seconds: f64,
-    },
-    /// A warning: a file of the training data could not be opened and was left out
-    /// ([`crate::config::OnBadFile::Skip`]).
-    FileSkipped { path: PathBuf, error: String },
-    /// The standardisation statistics were computed.
-    Standardized {
-        num_features: usize,
-        /// Rows read.
-        rows: u64,
-        seconds: f64,
-    },
-    /// A warning: a checkpoint newer than the one resumed from failed its checks (the text
-    /// says which and why).
-    CheckpointSkipped { warning: String },
-    /// A warning: that unusable newer checkpoint was renamed, so that it neither counts
-    /// towards `keep_checkpoints` nor shadows the checkpoints this run writes.
-    CheckpointMovedAside { from: PathBuf, to: PathBuf },
-    /// The run continues from this checkpoint.
-    Resuming {
-        path: PathBuf,
-        iteration: u64,
-        /// The epoch it continues in, from 1.
-        epoch: usize,
-    },
-}
-
-impl PrepareEvent {
-    /// True for the events that report a problem the run works around.
-    pub fn is_warning(&self) -> bool {
-        matches!(
-            self,
-            PrepareEvent::FileSkipped { .. }
-                | PrepareEvent::CheckpointSkipped { .. }
-                | PrepareEvent::CheckpointMovedAside { .. }
-        )
-    }
-}
-
-/// Hands each event to the caller as it happens and keeps it.
-struct Events<'f> {
-    seen: Vec<PrepareEvent>,
-    on_event: &'f mut dyn FnMut(&PrepareEvent),
-}
-
-impl Events<'_> {
-    fn push(&mut self, event: PrepareEvent) {
-        (self.on_event)(&event);
-        self.seen.push(event);
-    }
-}
+use super::event::{Events, PrepareEvent};
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
 pub struct PreparedRun<'c> {
     /// The options with everything resolved: K, the step size, rank and world, and the
     /// trainer's standardisation, checkpoint and resume settings.
-    config: TrainConfig,
-    comm: &'c dyn Collective,
-    source: Arc<dyn Source>,
-    valid_source: Option<Arc<dyn Source>>,
-    skipped: SkippedFiles,
-    pipeline: Pipeline,
-    valid_pipeline: Option<Pipeline>,
-    budget_bytes: u64,
-    events: Vec<PrepareEvent>,
-    metrics: Option<MetricsWriter>,
+    pub(super) config: TrainConfig,
+    pub(super) comm: &'c dyn Collective,
+    pub(super) source: Arc<dyn Source>,
+    pub(super) valid_source: Option<Arc<dyn Source>>,
+    pub(super) skipped: SkippedFiles,
+    pub(super) pipeline: Pipeline,
+    pub(super) valid_pipeline: Option<Pipeline>,
+    pub(super) budget_bytes: u64,
+    pub(super) events: Vec<PrepareEvent>,
+    pub(super) metrics: Option<MetricsWriter>,
     /// Collected for `outputs.plot`.
-    curves: Option<LossCurves>,
+    pub(super) curves: Option<LossCurves>,
 }
 
 impl<'c> PreparedRun<'c> {
@@ -259,122 +184,6 @@ impl<'c> PreparedRun<'c> {
     pub fn events(&self) -> &[PrepareEvent] {
         &self.events
     }
-
-    /// Trains, handing progress to `observer` and writing the metrics file (when asked for)
-    /// as it goes.
-    pub fn train(&mut self, observer: &mut dyn TrainObserver) -> Result<TrainResult> {
-        let mut recorder = Recorder {
-            metrics: self.metrics.as_mut(),
-            curves: self.curves.as_mut(),
-            inner: observer,
-        };
-        train_ranks(
-            &self.pipeline,
-            self.valid_pipeline.as_ref(),
-            &self.config.trainer,
-            &mut recorder,
-            self.comm,
-        )
-    }
-
-    /// The per-stage profile of a run from its span totals over `wall_seconds`.
-    pub fn profile(&self, spans: &SpanTable, wall_seconds: f64, result: &TrainResult) -> Profile {
-        let epochs = &result.epochs;
-        let asks: f64 = epochs
-            .iter()
-            .map(|e| e.iterations as f64)
-            .sum::<f64>()
-            .max(1.0);
-        let weighted = |f: fn(&EpochSummary) -> f64| {
-            epochs
-                .iter()
-                .map(|e| f(e) * e.iterations as f64)
-                .sum::<f64>()
-                / asks
-        };
-        Profile::build(
-            spans,
-            wall_seconds,
-            4 * (self.source.num_features() as u64 + 1),
-            result.stall_fraction(),
-            weighted(|e| e.queue_occupancy),
-            weighted(|e| e.queue_full_fraction),
-        )
-    }
-
-    /// The report of a finished run (what `outputs.report` holds).
-    pub fn report(&self, result: &TrainResult, profile: Option<Profile>) -> Report {
-        let last = result.epochs.last();
-        let world = self.comm.size();
-        Report {
-            model: self.config.trainer.model.kind,
-            final_accuracy: last.and_then(|e| e.accuracy),
-            final_rmse: last.and_then(|e| e.rmse),
-            final_valid: last.and_then(|e| e.valid),
-            best_epoch: result.best_epoch,
-            stopped_early: result.stopped_early,
-            optimizer: Some(self.config.trainer.optimizer.clone()),
-            ranks: (world > 1).then_some(world),
-            rows: self.source.num_rows(),
-            num_features: self.source.num_features(),
-            batch_size: self.pipeline.config().step_rows * world as u64,
-            epochs: result.epochs.len(),
-            iterations: result.iterations(),
-            iterations_per_epoch: result.iterations_per_epoch,
-            rows_per_epoch: result.rows_per_epoch,
-            final_loss: result.final_loss(),
-            seconds: result.seconds,
-            rows_per_s: result.rows_per_s(),
-            stall_fraction: result.stall_fraction(),
-            peak_rss_bytes: peak_rss_bytes(),
-            memory_budget_bytes: self.budget_bytes,
-            epoch_summaries: result.epochs.clone(),
-            resumed: result.resumed,
-            profile,
-            skipped_files: self
-                .skipped
-                .iter()
-                .map(|(path, error)| SkippedFile {
-                    path: path.clone(),
-                    error: error.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The model file of a finished run: parameters, columns, standardisation and optimizer.
-    pub fn model_file(&self, result: &TrainResult) -> ModelFile {
-        let trainer = &self.config.trainer;
-        let schema = self.source.schema();
-        ModelFile {
-            standardization: trainer.standardize.clone(),
-            optimizer: Some(SavedOptimizer {
-                config: trainer.optimizer.clone(),
-                state: result.optimizer_state.clone(),
-            }),
-            ..ModelFile::new(
-                &trainer.model,
-                schema.feature_names.clone(),
-                schema.label.clone(),
-                &result.params,
-            )
-        }
-    }
-
-    /// Writes the outputs asked for: the model, the report and the loss plot.
-    pub fn write_outputs(&self, result: &TrainResult, report: &Report) -> Result<()> {
-        let outputs = &self.config.outputs;
-        if let Some(path) = &outputs.save_model {
-            self.model_file(result).save(path)?;
-        }
-        if let Some(path) = &outputs.report {
-            report.save(path)?;
-        }
-        if let (Some(path), Some(curves)) = (&outputs.plot, &self.curves) {
-            curves.draw(path, outputs.plot_log)?;
-        }
-        Ok(())
-    }
 }
 
 /// When `config` needs its classes counted ([`TrainConfig::needs_class_count`]): K = the
@@ -476,37 +285,222 @@ pub fn check_output_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the metrics file and collects the loss curves, then passes everything on to the
-/// caller's observer.
-struct Recorder<'r> {
-    metrics: Option<&'r mut MetricsWriter>,
-    curves: Option<&'r mut LossCurves>,
-    inner: &'r mut dyn TrainObserver,
-}
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
 
-impl TrainObserver for Recorder<'_> {
-    fn on_batch(&mut self, epoch: usize, row_ids: &[u64]) -> Result<()> {
-        self.inner.on_batch(epoch, row_ids)
+    use super::*;
+    use crate::comm::SingleProcess;
+    use crate::config::Origin;
+    use crate::generate::{GenerateConfig, Task, generate};
+    use crate::model::{Head, ModelSpec};
+
+    /// 2,000 rows × 3 features, labels 0..3, in 2 files of 500-row row groups.
+    fn dataset(dir: &Path) -> PathBuf {
+        let out = dir.join("data");
+        generate(
+            &GenerateConfig {
+                task: Task::Multiclass,
+                classes: 3,
+                rows: 2_000,
+                features: 3,
+                shards: 2,
+                row_group_rows: 500,
+                out: out.clone(),
+                ..GenerateConfig::default()
+            },
+            &|_| {},
+        )
+        .expect("generate");
+        out
     }
 
-    fn on_step(&mut self, step: &StepRecord) -> Result<()> {
-        if let Some(metrics) = self.metrics.as_deref_mut() {
-            metrics.step(step)?;
-        }
-        if let Some(curves) = self.curves.as_deref_mut() {
-            curves.steps.push((step.iteration, step.batch_loss));
-        }
-        self.inner.on_step(step)
+    fn config(data: PathBuf) -> TrainConfig {
+        let mut config = TrainConfig {
+            data: vec![data],
+            batch_size: crate::train::BatchSize::Rows(100),
+            ..TrainConfig::default()
+        };
+        config.trainer.model = ModelSpec::softmax(0);
+        config.trainer.num_threads = 1;
+        config.classes = Origin::FromData;
+        config
     }
 
-    fn on_epoch(&mut self, epoch: &EpochSummary) -> Result<()> {
-        if let (Some(curves), Some(loss)) = (self.curves.as_deref_mut(), epoch.full_loss) {
-            let at = curves.steps.last().map_or(0, |s| s.0);
-            curves.epochs.push((at, loss));
+    fn prepare(config: TrainConfig) -> Result<PreparedRun<'static>> {
+        PreparedRun::new(config, &SingleProcess)
+    }
+
+    #[test]
+    fn classes_are_counted_and_standardisation_computed_as_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dataset(dir.path()));
+        config.standardize = true;
+        let mut heard = Vec::new();
+        let run = PreparedRun::with_events(config, &SingleProcess, &mut |e| heard.push(e.clone()))
+            .unwrap();
+        assert_eq!(run.events(), heard.as_slice(), "kept as heard");
+        assert!(matches!(
+            heard[0],
+            PrepareEvent::ClassesCounted {
+                classes: 3,
+                rows: 2_000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            heard[1],
+            PrepareEvent::Standardized {
+                num_features: 3,
+                rows: 2_000,
+                ..
+            }
+        ));
+        assert_eq!(run.config().trainer.model.head, Head::Multiclass(3));
+        assert_eq!(run.config().classes, Origin::Given);
+        assert!(run.config().trainer.standardize.is_some());
+        assert!(run.resume().is_none());
+        assert!(heard.iter().all(|e| !e.is_warning()));
+    }
+
+    #[test]
+    fn a_label_that_is_no_class_id_is_refused_when_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("data");
+        generate(
+            &GenerateConfig {
+                task: Task::Linear,
+                rows: 500,
+                features: 2,
+                shards: 1,
+                out: out.clone(),
+                ..GenerateConfig::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
+        match prepare(config(out)) {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "classes"),
+            other => panic!("expected a classes error, got {:?}", other.err()),
         }
-        if let Some(metrics) = self.metrics.as_deref_mut() {
-            metrics.epoch(epoch)?;
+    }
+
+    #[test]
+    fn a_checkpoint_directory_of_another_run_is_refused_and_auto_resumes_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let ck = dir.path().join("ck");
+        let with_checkpoints = |resume: Option<Resume>| {
+            let mut config = config(data.clone());
+            config.checkpoint_dir = Some(ck.clone());
+            config.resume = resume;
+            config
+        };
+        // A fresh directory: `auto` starts from scratch.
+        let mut run = prepare(with_checkpoints(Some(Resume::Auto))).unwrap();
+        assert!(run.resume().is_none());
+        run.train(&mut ()).unwrap();
+        assert!(Checkpoint::exists_in(&ck));
+
+        match prepare(with_checkpoints(None)) {
+            Err(Error::Config { field, reason }) => {
+                assert_eq!(field, "checkpoint_dir");
+                assert!(reason.contains("«resume» auto"), "{reason}");
+            }
+            other => panic!("expected a checkpoint_dir error, got {:?}", other.err()),
         }
-        self.inner.on_epoch(epoch)
+
+        // A corrupt newer file is skipped, moved aside, and the run resumes from the last good one.
+        let corrupt = ck.join("ckpt-000000009999.sfck");
+        std::fs::write(&corrupt, "garbage").unwrap();
+        let run = prepare(with_checkpoints(Some(Resume::Auto))).unwrap();
+        let events = run.events();
+        assert!(matches!(events[0], PrepareEvent::ClassesCounted { .. }));
+        assert!(matches!(events[1], PrepareEvent::CheckpointSkipped { .. }));
+        assert_eq!(
+            events[2],
+            PrepareEvent::CheckpointMovedAside {
+                from: corrupt.clone(),
+                to: corrupt.with_extension("sfck.corrupt"),
+            }
+        );
+        assert!(matches!(
+            events[3],
+            PrepareEvent::Resuming {
+                iteration: 20,
+                epoch: 2,
+                ..
+            }
+        ));
+        assert!(!corrupt.exists());
+        assert_eq!(run.resume().map(|c| c.iteration), Some(20));
+    }
+
+    #[test]
+    fn an_unwritable_output_fails_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dataset(dir.path()));
+        config.outputs.report = Some(dir.path().join("missing").join("report.json"));
+        match prepare(config) {
+            Err(e @ Error::Output { .. }) => assert!(!e.is_input_error()),
+            other => panic!("expected an output error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_trained_run_writes_every_output_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dataset(dir.path()));
+        let out = |name: &str| Some(dir.path().join(name));
+        config.outputs = Outputs {
+            save_model: out("model.json"),
+            report: out("report.json"),
+            metrics: out("metrics.jsonl"),
+            plot: out("loss.svg"),
+            ..Outputs::default()
+        };
+        let mut run = prepare(config).unwrap();
+        let result = run.train(&mut ()).unwrap();
+        let report = run.report(&result, None);
+        assert_eq!((report.rows, report.iterations), (2_000, 20));
+        run.write_outputs(&result, &report).unwrap();
+        let model = crate::train::ModelFile::load(&dir.path().join("model.json")).unwrap();
+        assert_eq!(model.parameters(), result.params);
+        let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(
+            metrics.lines().count(),
+            20 + 1,
+            "a line per iteration and per epoch"
+        );
+        assert!(dir.path().join("report.json").is_file());
+        assert!(dir.path().join("loss.svg").is_file());
+    }
+
+    /// Rank 1 of a world of 2 (no collective is used while preparing).
+    struct SecondRank;
+
+    impl Collective for SecondRank {
+        fn rank(&self) -> usize {
+            1
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn sum_in_place(&self, _values: &mut [f64]) {}
+        fn all_equal(&self, _value: u64) -> bool {
+            true
+        }
+        fn abort(&self, _code: i32) {}
+    }
+
+    #[test]
+    fn only_rank_0_writes_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dataset(dir.path()));
+        config.outputs.report = Some(dir.path().join("missing").join("report.json"));
+        let run = PreparedRun::new(config, &SecondRank).unwrap();
+        assert_eq!(run.config().outputs, Outputs::default());
+        assert_eq!((run.config().rank, run.config().world), (1, 2));
+        assert_eq!(run.pipeline().config().step_rows, 50, "half of each step");
     }
 }
