@@ -1,9 +1,14 @@
-//! Validated configuration of a training run.
+//! The options of a training run, in one type.
 //!
-//! Layer 3: [`TrainConfig`] gathers what the user chose (plain data, `Default` = the documented
-//! defaults); [`TrainConfig::check`] validates it once, before any file is opened or thread
-//! started, and [`TrainConfig::pipeline_config`] derives the pipeline's settings. Running code
-//! never re-validates.
+//! Layer 3: [`TrainConfig`] gathers what the user chose, whichever front end built it (the
+//! command line from flags, the Python package from keyword arguments, a Rust caller with
+//! `..TrainConfig::default()`): the data, columns, pipeline, model, optimizer, checkpoints and
+//! outputs. It is plain data whose `Default` is the documented defaults; [`TrainConfig::check`]
+//! validates it once, before any file is opened or thread started, and errors name options by
+//! their snake_case names (the command line shows them as flags). It also opens the data it
+//! names and derives the pipeline's settings. It does not prepare or run anything: settings
+//! that come from the data ([`Origin::FromData`]), the standardisation statistics, the
+//! checkpoint to resume from and the outputs are the work of [`crate::run::PreparedRun`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,47 +18,127 @@ use crate::data::source::parquet::SkippedFiles;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{ParquetSource, ShardSource, Source};
 use crate::error::{Error, Result};
+use crate::model::{Head, ModelSpec};
+use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
 use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
 
-/// Everything a `train` run needs.
+/// What to do with a Parquet file of a multi-file dataset that cannot be opened (missing, not
+/// Parquet, corrupt footer, encrypted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBadFile {
+    /// Stop with the file's error. The default.
+    #[default]
+    Error,
+    /// Leave the file out; it is reported (a [`crate::run::PrepareEvent::FileSkipped`], the
+    /// epoch lines and the report).
+    Skip,
+}
+
+/// Where a run continues from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// The newest usable checkpoint in [`TrainConfig::checkpoint_dir`], or a fresh start
+    /// when it holds none yet.
+    Auto,
+    /// The newest usable checkpoint in this directory (an error when there is none).
+    Path(PathBuf),
+}
+
+/// Where a setting that may depend on the data gets its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// As given in the model or optimizer settings. The default.
+    #[default]
+    Given,
+    /// Found from the data when the run is prepared (the field's docs say how); the value in
+    /// the model or optimizer settings is replaced.
+    FromData,
+}
+
+/// The files a run writes besides checkpoints, and what it measures for them. Only rank 0 of
+/// a data-parallel run writes them. By default none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    /// The trained model as JSON, written atomically and only when training succeeds.
+    pub save_model: Option<PathBuf>,
+    /// A JSON report at the end: iterations, loss, rows/s, stall, peak RSS, memory budget.
+    pub report: Option<PathBuf>,
+    /// JSON lines: one per iteration and one per epoch, written as training runs.
+    pub metrics: Option<PathBuf>,
+    /// An SVG chart of the per-iteration batch loss and the per-epoch full-data loss.
+    pub plot: Option<PathBuf>,
+    /// A log scale for the loss axis of `plot` (needs `plot`). By default off.
+    pub plot_log: bool,
+    /// A Chrome trace-event file of every stage's spans. The front end installs the tracing
+    /// layer that writes it (the library installs no subscriber).
+    pub trace: Option<PathBuf>,
+    /// Per-stage busy time, throughput, stall and a diagnosis, in the report (the front end
+    /// installs the [`crate::telemetry::ProfileLayer`] that measures it). By default off.
+    pub profile: bool,
+}
+
+/// Everything a `train` run needs. Field names are the option names errors use (the command
+/// line's long flags, snake_case), except where a field's docs name the option.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     /// Parquet files and/or directories of them, or one shard dataset directory.
     pub data: Vec<PathBuf>,
-    /// Feature and label columns.
+    /// Feature and label columns (options `features`, `features_column`, `label`).
     pub columns: ColumnSpec,
     /// Rows per step. By default 256.
     pub batch_size: BatchSize,
-    /// Keep or drop the last partial batch. By default keep.
+    /// Keep or drop the last partial batch (option `drop_last`). By default keep.
     pub last_batch: LastBatch,
-    /// Seed of every random choice. By default 0.
-    pub seed: u64,
-    /// Shuffle units and rows. By default on.
-    pub shuffle: bool,
-    /// Rows in the shuffle buffer. By default 65,536.
+    /// Unit and row order (options `seed`, `no_shuffle`). By default shuffled with seed 0.
+    pub shuffle: Shuffle,
+    /// Rows in the shuffle buffer (option `shuffle_buffer`). By default 65,536.
     pub shuffle_buffer_rows: usize,
     /// Batches prefetched ahead of the trainer. By default 4.
     pub prefetch: usize,
-    /// Reader threads. By default 2.
+    /// Reader threads (option `readers`). By default 2.
     pub num_readers: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
-    /// Leave out Parquet files that cannot be opened (see
-    /// [`TrainConfig::open_source_skipping`]). By default off.
-    pub skip_bad_files: bool,
-    /// Validation data (`--valid`): Parquet files and/or directories, or one shard dataset,
-    /// with the training data's columns. By default none.
+    /// What to do with a Parquet file that cannot be opened. By default stop.
+    pub on_bad_file: OnBadFile,
+    /// Validation data: Parquet files and/or directories, or one shard dataset, with the
+    /// training data's columns, evaluated after every epoch. By default none.
     pub valid: Vec<PathBuf>,
-    /// This process's rank in a data-parallel run. By default 0.
+    /// This process's rank in a data-parallel run (a prepared run takes it from its
+    /// communicator). By default 0.
     pub rank: usize,
     /// Ranks of a data-parallel run (each reads 1/world of the units and contributes about
     /// b/world rows per step). By default 1.
     pub world: usize,
-    /// Model, optimizer and loop settings.
+    /// The K of a multiclass model's head (softmax, or an MLP with a multiclass head):
+    /// given, or [`Origin::FromData`]: the largest label + 1, found by one streamed pass over
+    /// the training labels. Ignored by other models. By default given.
+    pub classes: Origin,
+    /// Iterations between decays of a step learning-rate schedule: given, or
+    /// [`Origin::FromData`]: one epoch's iterations. By default given.
+    pub lr_step_size: Origin,
+    /// Train on z-scored features (one extra streamed pass computes each feature's mean and
+    /// std); the saved model is folded back to take raw features. By default off.
+    pub standardize: bool,
+    /// Write crash-safe checkpoints into this directory (created when missing): at every epoch
+    /// end, every `checkpoint_every` iterations and when interrupted. It must hold no
+    /// checkpoint unless the run resumes. By default none.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every this many iterations (needs `checkpoint_dir`). By default only at
+    /// epoch ends.
+    pub checkpoint_every: Option<u64>,
+    /// Checkpoints kept in `checkpoint_dir`; older ones are deleted. By default 2.
+    pub keep_checkpoints: usize,
+    /// Continue exactly where a run stopped. By default a fresh start.
+    pub resume: Option<Resume>,
+    /// Files written besides checkpoints. By default none.
+    pub outputs: Outputs,
+    /// Model, optimizer and loop settings. Its `checkpoint`, `resume` and `standardize` are
+    /// set from the fields above when the run is prepared ([`crate::run::PreparedRun`]).
     pub trainer: TrainerConfig,
 }
 
@@ -64,23 +149,31 @@ impl Default for TrainConfig {
             columns: ColumnSpec::default(),
             batch_size: BatchSize::Rows(256),
             last_batch: LastBatch::Keep,
-            seed: 0,
-            shuffle: true,
+            shuffle: Shuffle::Seeded(0),
             shuffle_buffer_rows: 65_536,
             prefetch: 4,
             num_readers: 2,
             verify_checksums: true,
-            skip_bad_files: false,
+            on_bad_file: OnBadFile::Error,
             valid: Vec::new(),
             rank: 0,
             world: 1,
+            classes: Origin::Given,
+            lr_step_size: Origin::Given,
+            standardize: false,
+            checkpoint_dir: None,
+            checkpoint_every: None,
+            keep_checkpoints: 2,
+            resume: None,
+            outputs: Outputs::default(),
             trainer: TrainerConfig::default(),
         }
     }
 }
 
 impl TrainConfig {
-    /// Validates every setting that does not need the data.
+    /// Validates every setting that does not need the data. A setting still to come from the
+    /// data ([`Origin::FromData`]) is checked with a stand-in value.
     pub fn check(&self) -> Result<()> {
         if self.data.is_empty() {
             return Err(Error::config("data", "no input files or directories given"));
@@ -92,10 +185,9 @@ impl TrainConfig {
             ));
         }
         if let Some((field, reason)) = self
-            .trainer
-            .optimizer
+            .optimizer_to_check()
             .problem()
-            .or_else(|| self.trainer.model.problem())
+            .or_else(|| self.model_to_check().problem())
         {
             return Err(Error::config(field, reason));
         }
@@ -117,7 +209,72 @@ impl TrainConfig {
         if self.prefetch > 1024 {
             return Err(Error::config("prefetch", "must be at most 1024"));
         }
+        self.check_checkpoints()?;
+        if self.outputs.plot_log && self.outputs.plot.is_none() {
+            return Err(Error::config("plot_log", "needs «plot»"));
+        }
         self.pipeline_config(1).check()
+    }
+
+    fn check_checkpoints(&self) -> Result<()> {
+        match self.checkpoint_every {
+            Some(0) => return Err(Error::config("checkpoint_every", "must be at least 1")),
+            Some(_) if self.checkpoint_dir.is_none() => {
+                return Err(Error::config("checkpoint_every", "needs «checkpoint_dir»"));
+            }
+            _ => {}
+        }
+        if self.keep_checkpoints == 0 {
+            return Err(Error::config("keep_checkpoints", "must be at least 1"));
+        }
+        if self.resume == Some(Resume::Auto) && self.checkpoint_dir.is_none() {
+            return Err(Error::config("resume", "`auto` needs «checkpoint_dir»"));
+        }
+        Ok(())
+    }
+
+    /// The model as checked: a K still to be counted stands in as 2.
+    fn model_to_check(&self) -> ModelSpec {
+        let mut model = self.trainer.model.clone();
+        if self.needs_class_count() {
+            model.head = Head::Multiclass(2);
+        }
+        model
+    }
+
+    /// The optimizer as checked: a step size still to come from the data stands in as 1.
+    fn optimizer_to_check(&self) -> OptimizerConfig {
+        let mut optimizer = self.trainer.optimizer.clone();
+        if let (Origin::FromData, LrSchedule::Step { every, .. }) =
+            (self.lr_step_size, &mut optimizer.schedule)
+        {
+            *every = 1;
+        }
+        optimizer
+    }
+
+    /// True when the model is multiclass and its K is to be counted from the labels.
+    pub fn needs_class_count(&self) -> bool {
+        self.classes == Origin::FromData && matches!(self.trainer.model.head, Head::Multiclass(_))
+    }
+
+    /// Sets the K of a multiclass model's head to `classes`, now given.
+    pub fn set_classes(&mut self, classes: usize) {
+        if let Head::Multiclass(k) = &mut self.trainer.model.head {
+            *k = classes;
+        }
+        self.classes = Origin::Given;
+    }
+
+    /// Resolves a step schedule's step size still to come from the data to one epoch of
+    /// `steps_per_epoch` iterations (at least 1); it is given from then on.
+    pub fn set_epoch_steps(&mut self, steps_per_epoch: u64) {
+        if let (Origin::FromData, LrSchedule::Step { every, .. }) =
+            (self.lr_step_size, &mut self.trainer.optimizer.schedule)
+        {
+            *every = steps_per_epoch.max(1);
+        }
+        self.lr_step_size = Origin::Given;
     }
 
     /// The pipeline settings for a dataset of `num_rows` rows. In a data-parallel run each
@@ -134,11 +291,7 @@ impl TrainConfig {
             world: self.world.max(1),
             piece_rows: PIECE_ROWS,
             last_batch: self.last_batch,
-            shuffle: if self.shuffle {
-                Shuffle::Seeded(self.seed)
-            } else {
-                Shuffle::Off
-            },
+            shuffle: self.shuffle,
             shuffle_buffer_rows: self.shuffle_buffer_rows,
             prefetch: self.prefetch,
             num_readers: self.num_readers,
@@ -173,13 +326,13 @@ impl TrainConfig {
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
     /// anything else is Parquet (every footer parsed once). Any unreadable file is an error.
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
-        Ok(self.open(false)?.0)
+        Ok(self.open_paths(&self.data, OnBadFile::Error)?.0)
     }
 
-    /// Opens the data like [`TrainConfig::open_source`], but with `skip_bad_files` leaves out
-    /// Parquet files that cannot be opened and returns them with their errors.
+    /// Opens the data like [`TrainConfig::open_source`], but with [`OnBadFile::Skip`] leaves
+    /// out Parquet files that cannot be opened and returns them with their errors.
     pub fn open_source_skipping(&self) -> Result<(Arc<dyn Source>, SkippedFiles)> {
-        self.open(self.skip_bad_files)
+        self.open_paths(&self.data, self.on_bad_file)
     }
 
     /// Opens the validation data (`valid`), when given, with the training data's columns.
@@ -187,17 +340,13 @@ impl TrainConfig {
         if self.valid.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.open_paths(&self.valid, false)?.0))
-    }
-
-    fn open(&self, skip_unreadable: bool) -> Result<(Arc<dyn Source>, SkippedFiles)> {
-        self.open_paths(&self.data, skip_unreadable)
+        Ok(Some(self.open_paths(&self.valid, OnBadFile::Error)?.0))
     }
 
     fn open_paths(
         &self,
         paths: &[PathBuf],
-        skip_unreadable: bool,
+        on_bad_file: OnBadFile,
     ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
         if let Some(dir) = paths.iter().find(|p| is_shard_dataset(p)) {
             if paths.len() != 1 {
@@ -213,7 +362,7 @@ impl TrainConfig {
             return Ok((Arc::new(source), Vec::new()));
         }
         let (source, skipped) =
-            ParquetSource::open_skipping(paths, &self.columns, skip_unreadable)?;
+            ParquetSource::open_skipping(paths, &self.columns, on_bad_file == OnBadFile::Skip)?;
         if source.num_features() == 0 {
             return Err(Error::config(
                 "features",
@@ -232,5 +381,125 @@ impl TrainConfig {
             ));
         }
         Ok((Arc::new(source), skipped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        TrainConfig {
+            data: vec![PathBuf::from("data")],
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The option an invalid `config` is refused for.
+    fn refused_field(config: &TrainConfig) -> &'static str {
+        match config.check() {
+            Err(Error::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_pass_the_check() {
+        config().check().unwrap();
+    }
+
+    #[test]
+    fn checkpoint_options_are_checked_up_front() {
+        let mut c = config();
+        c.checkpoint_dir = Some(PathBuf::from("ck"));
+        c.checkpoint_every = Some(0);
+        assert_eq!(refused_field(&c), "checkpoint_every");
+        c.checkpoint_every = Some(10);
+        c.check().unwrap();
+        c.checkpoint_dir = None;
+        assert_eq!(refused_field(&c), "checkpoint_every");
+
+        let mut c = config();
+        c.keep_checkpoints = 0;
+        assert_eq!(refused_field(&c), "keep_checkpoints");
+
+        let mut c = config();
+        c.resume = Some(Resume::Auto);
+        assert_eq!(refused_field(&c), "resume");
+        c.checkpoint_dir = Some(PathBuf::from("ck"));
+        c.check().unwrap();
+        c.checkpoint_dir = None;
+        c.resume = Some(Resume::Path(PathBuf::from("ck")));
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn a_log_plot_needs_a_plot() {
+        let mut c = config();
+        c.outputs.plot_log = true;
+        assert_eq!(refused_field(&c), "plot_log");
+        c.outputs.plot = Some(PathBuf::from("loss.svg"));
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn classes_from_the_data_are_checked_once_counted() {
+        let mut c = config();
+        c.trainer.model = ModelSpec::softmax(0);
+        assert_eq!(refused_field(&c), "classes", "a given K of 0 is refused");
+        c.classes = Origin::FromData;
+        assert!(c.needs_class_count());
+        c.check().unwrap();
+        c.set_classes(1);
+        assert_eq!(c.classes, Origin::Given);
+        assert_eq!(c.trainer.model, ModelSpec::softmax(1));
+        assert_eq!(refused_field(&c), "classes", "a counted K of 1 is refused");
+        c.set_classes(3);
+        c.check().unwrap();
+
+        let mut binary = config();
+        binary.classes = Origin::FromData;
+        assert!(
+            !binary.needs_class_count(),
+            "only a multiclass head counts its classes"
+        );
+    }
+
+    #[test]
+    fn a_step_size_from_the_data_is_one_epoch() {
+        let mut c = config();
+        c.trainer.optimizer.schedule = LrSchedule::Step {
+            every: 0,
+            gamma: 0.5,
+        };
+        assert_eq!(refused_field(&c), "lr_step_size");
+        c.lr_step_size = Origin::FromData;
+        c.check().unwrap();
+        c.set_epoch_steps(40);
+        assert_eq!(c.lr_step_size, Origin::Given);
+        assert_eq!(
+            c.trainer.optimizer.schedule,
+            LrSchedule::Step {
+                every: 40,
+                gamma: 0.5
+            }
+        );
+        // An epoch of no full step still decays: every step.
+        c.lr_step_size = Origin::FromData;
+        c.set_epoch_steps(0);
+        assert!(matches!(
+            c.trainer.optimizer.schedule,
+            LrSchedule::Step { every: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn shuffle_reaches_the_pipeline() {
+        let mut c = config();
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Seeded(0));
+        c.shuffle = Shuffle::Off;
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Off);
+        c.shuffle = Shuffle::Seeded(7);
+        assert_eq!(c.pipeline_config(100).shuffle, Shuffle::Seeded(7));
     }
 }

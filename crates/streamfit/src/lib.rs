@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`comm`], [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`tune`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`run`], [`tune`]. The binary's
 //! `cli` sits on top.
 
 pub mod atomic_file;
@@ -42,6 +42,7 @@ pub mod optim;
 pub mod pipeline;
 pub mod plot;
 pub mod predict;
+pub mod run;
 pub mod telemetry;
 pub mod train;
 pub mod tune;

@@ -1,0 +1,43 @@
+//! A training run from its options to its output files: everything between a
+//! [`TrainConfig`](crate::config::TrainConfig) and the trainer's loop.
+//!
+//! Layer 3. [`PreparedRun::new`] checks the options, opens the training and validation data,
+//! counts the classes of a multiclass model when they are to come from the data, computes the
+//! standardisation statistics, loads the checkpoint to resume from (moving corrupt newer ones
+//! aside), builds the pipelines and the memory budget, and makes sure the outputs can be
+//! written, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
+//! the metrics file as it goes), [`PreparedRun::report`] builds the report and
+//! [`PreparedRun::write_outputs`] writes the model, report and plot. What preparing finds on
+//! the way is [`PrepareEvent`]s, facts for the front end to show; this module prints nothing,
+//! draws no progress, and installs no signal handler or tracing subscriber: those are the
+//! front end's.
+//!
+//! ```no_run
+//! use std::path::PathBuf;
+//! use streamfit::comm::SingleProcess;
+//! use streamfit::config::{Origin, TrainConfig};
+//! use streamfit::model::ModelSpec;
+//! use streamfit::run::PreparedRun;
+//!
+//! # fn main() -> streamfit::error::Result<()> {
+//! let mut config = TrainConfig { data: vec![PathBuf::from("data/")], ..TrainConfig::default() };
+//! config.trainer.model = ModelSpec::softmax(0);
+//! config.classes = Origin::FromData; // K = the largest label + 1
+//! config.standardize = true;
+//! let mut run = PreparedRun::with_events(config, &SingleProcess, &mut |event| {
+//!     eprintln!("{event:?}");
+//! })?;
+//! let result = run.train(&mut ())?;
+//! let report = run.report(&result, None);
+//! run.write_outputs(&result, &report)?;
+//! println!("loss {:?} after {} iterations", result.final_loss(), result.iterations());
+//! # Ok(())
+//! # }
+//! ```
+
+mod event;
+mod finish;
+mod prepare;
+
+pub use self::event::PrepareEvent;
+pub use self::prepare::{PreparedRun, check_output_dir, count_classes};

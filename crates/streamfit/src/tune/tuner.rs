@@ -1,0 +1,225 @@
+//! The tuner: runs the three measurements within the budget and turns them into a
+//! recommendation (see the module docs of [`crate::tune`]).
+
+use std::sync::Arc;
+
+use crate::config::TrainConfig;
+use crate::data::source::Source;
+use crate::error::{Error, Result, render_options};
+use crate::pipeline::Pipeline;
+use crate::run::{PrepareEvent, count_classes};
+use crate::train::BatchSize;
+
+use super::noise::measure_noise;
+use super::result::{BatchTiming, PrefetchRun, TuneResult};
+use super::stretch::run_for;
+
+/// Settings of `tune`.
+#[derive(Debug, Clone)]
+pub struct TuneConfig {
+    /// The data, columns, model, optimizer and pipeline settings of the runs to time (their
+    /// batch size, prefetch and readers are varied). Settings that come from the data are
+    /// resolved as for training ([`crate::run::count_classes`]); its standardisation,
+    /// checkpoints, resume and outputs are not used.
+    pub base: TrainConfig,
+    /// Batch sizes to time. By default 1, 4, 16, 64, 256, 1024, 4096.
+    pub batch_sizes: Vec<u64>,
+    /// Prefetch depths to try. By default 0, 1, 2, 4, 8, 16.
+    pub prefetch_depths: Vec<usize>,
+    /// Reader counts to try. By default 1 and 2.
+    pub reader_counts: Vec<usize>,
+    /// Wall-clock budget in seconds. By default 60.
+    pub budget_seconds: f64,
+    /// Rows sampled for the noise measurement. By default 4,096.
+    pub noise_rows: usize,
+}
+
+/// Steps of b = 256 before the noise is measured: a little way into training, where the
+/// gradient is still large against its noise (at convergence |G| → 0 and B_noise → ∞).
+const WARM_UP_STEPS: u64 = 50;
+
+/// Runs every measurement within the budget; see the module docs.
+pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
+    tune_with_events(config, &mut |_| {})
+}
+
+/// Tunes like [`tune`], handing what preparing the runs finds (the classes counted) to
+/// `on_event` as it happens.
+pub fn tune_with_events(
+    config: &TuneConfig,
+    on_event: &mut dyn FnMut(&PrepareEvent),
+) -> Result<TuneResult> {
+    if config.batch_sizes.len() < 2 || config.batch_sizes.contains(&0) {
+        return Err(Error::config(
+            "batch_sizes",
+            "give at least two batch sizes, each at least 1",
+        ));
+    }
+    if config.prefetch_depths.is_empty() || config.reader_counts.contains(&0) {
+        return Err(Error::config(
+            "prefetch_depths/readers_list",
+            "give at least one depth and reader counts of at least 1",
+        ));
+    }
+    if !config.budget_seconds.is_finite() || config.budget_seconds <= 0.0 {
+        return Err(Error::config("budget_seconds", "must be positive"));
+    }
+    config.base.check()?;
+    let source = config.base.open_source()?;
+    let base = resolve(&config.base, &source, on_event)?;
+    let config = &TuneConfig {
+        base,
+        ..config.clone()
+    };
+    let model = config.base.trainer.model.build(source.num_features());
+    let model = model.as_ref();
+    let budget = config.budget_seconds;
+    let runs = config.prefetch_depths.len() * config.reader_counts.len();
+    let batch_share = 0.45 * budget / config.batch_sizes.len() as f64;
+    let prefetch_share = 0.45 * budget / runs as f64;
+
+    // Warm-up: parameters a little way into training, where the noise is measured.
+    let mut params = model.init_params(config.base.trainer.init_seed);
+    run_for(
+        &config.base,
+        &source,
+        model,
+        &mut params,
+        256,
+        0.0,
+        Some(WARM_UP_STEPS),
+        None,
+    )?;
+
+    let mut batch = Vec::with_capacity(config.batch_sizes.len());
+    for &b in &config.batch_sizes {
+        let mut scratch = params.clone();
+        let timed = run_for(
+            &config.base,
+            &source,
+            model,
+            &mut scratch,
+            b,
+            batch_share,
+            None,
+            None,
+        )?;
+        batch.push(BatchTiming {
+            batch_size: b,
+            iterations: timed.iterations,
+            seconds_per_iteration: timed.seconds / timed.iterations.max(1) as f64,
+        });
+    }
+    let (tau_f, tau_d, r_squared) = weighted_fit(&batch);
+    let noise = measure_noise(&config.base, &source, model, &params, config.noise_rows)?;
+    let b_opt = if tau_d > 0.0 && tau_f > 0.0 && noise.b_noise > 0.0 {
+        (noise.b_noise * tau_f / tau_d).sqrt()
+    } else {
+        f64::NAN
+    };
+    let smallest = *config.batch_sizes.iter().min().expect("two sizes");
+    let largest = *config.batch_sizes.iter().max().expect("two sizes");
+    let recommended_batch_size = if b_opt.is_finite() {
+        (2f64.powf(b_opt.max(1.0).log2().round()) as u64).clamp(smallest, largest)
+    } else {
+        256u64.clamp(smallest, largest)
+    };
+
+    let mut prefetch = Vec::with_capacity(runs);
+    for &readers in &config.reader_counts {
+        for &depth in &config.prefetch_depths {
+            let mut base = config.base.clone();
+            base.prefetch = depth;
+            base.num_readers = readers;
+            let mut scratch = params.clone();
+            let timed = run_for(
+                &base,
+                &source,
+                model,
+                &mut scratch,
+                recommended_batch_size,
+                prefetch_share,
+                None,
+                None,
+            )?;
+            base.batch_size = BatchSize::Rows(recommended_batch_size);
+            prefetch.push(PrefetchRun {
+                prefetch: depth,
+                readers,
+                rows_per_s: timed.rows as f64 / timed.seconds.max(1e-9),
+                stall_fraction: timed.stall / timed.seconds.max(1e-9),
+                memory_budget_bytes: base.memory_budget_bytes(&source),
+            });
+        }
+    }
+    let best = prefetch.iter().map(|r| r.rows_per_s).fold(0.0f64, f64::max);
+    let chosen = prefetch
+        .iter()
+        .filter(|r| r.rows_per_s >= 0.98 * best)
+        .min_by_key(|r| (r.prefetch, r.readers))
+        .expect("at least one run");
+    let flags = render_options(&format!(
+        "«batch_size» {recommended_batch_size} «prefetch» {} «readers» {}",
+        chosen.prefetch, chosen.readers
+    ))
+    .into_owned();
+    Ok(TuneResult {
+        batch,
+        tau_f,
+        tau_d,
+        r_squared,
+        b_opt,
+        recommended_batch_size,
+        recommended_prefetch: chosen.prefetch,
+        recommended_readers: chosen.readers,
+        recommended_memory_bytes: chosen.memory_budget_bytes,
+        noise,
+        prefetch,
+        flags,
+    })
+}
+
+/// `base` with the settings that come from the data resolved on `source`: the classes of a
+/// multiclass model and a step schedule's step size (one epoch at the base batch size).
+fn resolve(
+    base: &TrainConfig,
+    source: &Arc<dyn Source>,
+    on_event: &mut dyn FnMut(&PrepareEvent),
+) -> Result<TrainConfig> {
+    let mut base = base.clone();
+    if let Some(event) = count_classes(&mut base, source)? {
+        on_event(&event);
+    }
+    base.check()?;
+    let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
+    base.set_epoch_steps(pipeline.steps_in_epoch(0));
+    Ok(base)
+}
+
+/// Fits T(b) = τ_f + τ_d·b with weights 1/T²; returns (τ_f, τ_d, weighted R²).
+fn weighted_fit(timings: &[BatchTiming]) -> (f64, f64, f64) {
+    let points: Vec<(f64, f64, f64)> = timings
+        .iter()
+        .filter(|t| t.iterations > 0 && t.seconds_per_iteration > 0.0)
+        .map(|t| {
+            let y = t.seconds_per_iteration;
+            (t.batch_size as f64, y, 1.0 / (y * y))
+        })
+        .collect();
+    let sw: f64 = points.iter().map(|p| p.2).sum();
+    if points.len() < 2 || sw == 0.0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mx = points.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+    let my = points.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+    let sxx: f64 = points.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum();
+    let syy: f64 = points.iter().map(|p| p.2 * (p.1 - my).powi(2)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let residual: f64 = points
+        .iter()
+        .map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2))
+        .sum();
+    (intercept, slope, 1.0 - residual / syy)
+}

@@ -1,0 +1,268 @@
+//! Flag groups shared by several subcommands (columns, reading, model, optimizer) and how each
+//! maps onto the library's options.
+//!
+//! Each group is a clap `Args` struct flattened into the subcommands that take it, with a method
+//! that writes its settings into a [`TrainConfig`] (or returns the library's type). Flags of one
+//! subcommand only live in that subcommand's module; validation is the library's
+//! ([`TrainConfig::check`]), except what clap itself refuses.
+
+use clap::{Args, ValueEnum};
+use streamfit::config::{Origin, TrainConfig};
+use streamfit::data::{ColumnSpec, FeatureSelection};
+use streamfit::model::{Activation, Head, ModelSpec};
+use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
+use streamfit::train::BatchSize;
+
+/// Which columns are features and which the label (train, scan, convert, tune, inspect).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ColumnArgs {
+    /// Feature columns, comma-separated [default: every numeric or boolean column except the label]
+    #[arg(long, value_delimiter = ',', conflicts_with = "features_column")]
+    features: Option<Vec<String>>,
+    /// One FixedSizeList/List column of floats that holds all features of a row
+    #[arg(long, value_name = "NAME")]
+    features_column: Option<String>,
+    /// Label (target) column
+    #[arg(long, default_value = "label", value_name = "NAME")]
+    label: String,
+}
+
+impl ColumnArgs {
+    pub(crate) fn spec(&self) -> ColumnSpec {
+        let features = match (&self.features, &self.features_column) {
+            (Some(cols), _) => FeatureSelection::Columns(cols.clone()),
+            (None, Some(col)) => FeatureSelection::ListColumn(col.clone()),
+            (None, None) => FeatureSelection::AllNumeric,
+        };
+        ColumnSpec {
+            features,
+            label: self.label.clone(),
+            ignore_label: false,
+        }
+    }
+}
+
+/// How the data is read (train, scan, inspect, predict, eval).
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct ReadArgs {
+    /// Reader (decoder) threads
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    pub(crate) readers: usize,
+    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub(crate) verify_checksums: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    /// Linear regression, mean squared error
+    Linear,
+    /// Logistic regression, binary cross-entropy (labels 0/1)
+    Logistic,
+    /// Multiclass logistic regression, softmax cross-entropy (labels 0..K-1)
+    Softmax,
+    /// Multilayer perceptron (--hidden, --activation, --task)
+    Mlp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum HeadArg {
+    /// One value, mean squared error
+    Regression,
+    /// Labels 0/1, binary cross-entropy
+    Binary,
+    /// Labels 0..K-1, softmax cross-entropy (--classes)
+    Multiclass,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ActivationArg {
+    Relu,
+    Tanh,
+}
+
+/// Which model (train, tune).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ModelArgs {
+    /// Model to train
+    #[arg(long, value_enum, default_value = "logistic")]
+    model: ModelArg,
+    /// Classes K of `--model softmax` or `--task multiclass` [default: the largest label + 1,
+    /// found by one streamed pass over the labels]
+    #[arg(long, value_name = "K")]
+    classes: Option<usize>,
+    /// Hidden-layer widths of `--model mlp`, comma-separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64",
+        value_name = "W,W.."
+    )]
+    hidden: Vec<usize>,
+    /// Hidden-layer activation of `--model mlp` (ReLU gets He init, tanh Xavier init)
+    #[arg(long, value_enum, default_value = "relu")]
+    activation: ActivationArg,
+    /// Output head of `--model mlp`
+    #[arg(long, value_enum, default_value = "binary")]
+    task: HeadArg,
+}
+
+impl ModelArgs {
+    /// Sets the model of `config`; a multiclass model without `--classes` has its K counted
+    /// from the labels when the run is prepared.
+    pub(crate) fn apply(&self, config: &mut TrainConfig) {
+        let multiclass = self.model == ModelArg::Softmax
+            || (self.model == ModelArg::Mlp && self.task == HeadArg::Multiclass);
+        config.classes = match (multiclass, self.classes) {
+            (true, None) => Origin::FromData,
+            _ => Origin::Given,
+        };
+        // Counted later when not given.
+        let classes = self.classes.unwrap_or(0);
+        config.trainer.model = match self.model {
+            ModelArg::Linear => ModelSpec::linear(),
+            ModelArg::Logistic => ModelSpec::logistic(),
+            ModelArg::Softmax => ModelSpec::softmax(classes),
+            ModelArg::Mlp => ModelSpec::mlp(
+                self.hidden.clone(),
+                match self.activation {
+                    ActivationArg::Relu => Activation::Relu,
+                    ActivationArg::Tanh => Activation::Tanh,
+                },
+                match self.task {
+                    HeadArg::Regression => Head::Regression,
+                    HeadArg::Binary => Head::Binary,
+                    HeadArg::Multiclass => Head::Multiclass(classes),
+                },
+            ),
+        };
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OptimizerArg {
+    /// p -= lr·g
+    Sgd,
+    /// Heavy-ball momentum (--momentum)
+    Momentum,
+    /// Nesterov momentum (--momentum)
+    Nesterov,
+    /// Adam (--beta1, --beta2, --eps), weight decay as L2
+    Adam,
+    /// Adam with decoupled weight decay
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    /// The base rate throughout
+    Constant,
+    /// Multiply by --lr-gamma every --lr-step-size iterations
+    Step,
+    /// Cosine from the base rate to 0 over the run
+    Cosine,
+}
+
+/// The optimizer (train).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct OptimizerArgs {
+    /// Update rule
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerArg,
+    /// Base learning rate (Adam usually wants 0.001-0.01)
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Momentum μ of momentum and nesterov
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// β1 of adam/adamw
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f32,
+    /// β2 of adam/adamw
+    #[arg(long, default_value_t = 0.999)]
+    beta2: f32,
+    /// ε of adam/adamw
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f32,
+    /// Weight decay λ on the weights (not biases): L2 (λ/2·‖w‖² added to the loss) for sgd,
+    /// momentum, nesterov and adam; decoupled for adamw
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Learning-rate schedule after the warm-up
+    #[arg(long, value_enum, default_value = "constant")]
+    lr_schedule: ScheduleArg,
+    /// Iterations between decays of `--lr-schedule step` [default: one epoch]
+    #[arg(long, value_name = "STEPS")]
+    lr_step_size: Option<u64>,
+    /// Factor of each decay of `--lr-schedule step`
+    #[arg(long, default_value_t = 0.1)]
+    lr_gamma: f32,
+    /// Iterations of linear warm-up from lr/N to lr
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    warmup_steps: u64,
+    /// Scale the gradient down to this norm when it is larger [default: no clipping]
+    #[arg(long, value_name = "C")]
+    clip_grad_norm: Option<f32>,
+}
+
+impl OptimizerArgs {
+    /// Sets the optimizer of `config`; a step schedule without `--lr-step-size` decays once an
+    /// epoch (resolved when the run is prepared).
+    pub(crate) fn apply(&self, config: &mut TrainConfig) {
+        config.lr_step_size = match (self.lr_schedule, self.lr_step_size) {
+            (ScheduleArg::Step, None) => Origin::FromData,
+            _ => Origin::Given,
+        };
+        config.trainer.optimizer = OptimizerConfig {
+            kind: match self.optimizer {
+                OptimizerArg::Sgd => OptimizerKind::Sgd,
+                OptimizerArg::Momentum => OptimizerKind::Momentum,
+                OptimizerArg::Nesterov => OptimizerKind::Nesterov,
+                OptimizerArg::Adam => OptimizerKind::Adam,
+                OptimizerArg::Adamw => OptimizerKind::AdamW,
+            },
+            learning_rate: self.lr,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            schedule: match self.lr_schedule {
+                ScheduleArg::Constant => LrSchedule::Constant,
+                ScheduleArg::Step => LrSchedule::Step {
+                    // One epoch (set later) when not given.
+                    every: self.lr_step_size.unwrap_or(1),
+                    gamma: self.lr_gamma,
+                },
+                ScheduleArg::Cosine => LrSchedule::Cosine,
+            },
+            warmup_steps: self.warmup_steps,
+            clip_grad_norm: self.clip_grad_norm,
+        };
+    }
+}
+
+/// Parses `--batch-size`: a number of rows or `full`.
+pub(crate) fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
+    if s.eq_ignore_ascii_case("full") {
+        return Ok(BatchSize::Full);
+    }
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1, or `full`".to_string()),
+        Ok(b) => Ok(BatchSize::Rows(b)),
+        Err(_) => Err(format!("`{s}` is not a number of rows or `full`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_is_a_number_of_rows_or_full() {
+        assert_eq!(parse_batch_size("64"), Ok(BatchSize::Rows(64)));
+        assert_eq!(parse_batch_size("FULL"), Ok(BatchSize::Full));
+        assert!(parse_batch_size("0").is_err());
+        assert!(parse_batch_size("many").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! `streamfit generate`, and the demo dataset `train` makes when given no DATA.
+//!
+//! The data itself is the library's ([`streamfit::generate`]); this module maps flags, shows
+//! progress and prints what was written.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use streamfit::data::source::write::Compression;
+use streamfit::generate::{GenerateConfig, Task, generate};
+
+use super::output::{megabytes, rows_progress, say, thousands};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TaskArg {
+    /// x·w+b+noise
+    Linear,
+    /// 0/1 from σ(x·w+b)
+    Logistic,
+    /// Class ids 0..K-1 from softmax(W·x+b) (--classes)
+    Multiclass,
+    /// 0/1: inside the circle f0²+f1² < 2·ln 2 (not linearly separable)
+    Circles,
+    /// 0/1: f0 and f1 have different signs (not linearly separable)
+    Xor,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CompressionArg {
+    None,
+    Snappy,
+    Zstd,
+    Lz4,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct GenerateArgs {
+    /// Kind of label
+    #[arg(long, value_enum, default_value = "logistic")]
+    task: TaskArg,
+    /// Classes K of `--task multiclass`
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    classes: usize,
+    /// Total rows
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Feature columns f0..f{D-1}
+    #[arg(long, default_value_t = 64)]
+    features: usize,
+    /// Number of Parquet files
+    #[arg(long, default_value_t = 4)]
+    shards: usize,
+    /// Rows per row group
+    #[arg(long, default_value_t = 65_536)]
+    row_group_rows: usize,
+    /// Page compression
+    #[arg(long, value_enum, default_value = "snappy")]
+    compression: CompressionArg,
+    /// Seed of every random draw
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (created)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Runs `streamfit generate`.
+pub(crate) fn run(args: GenerateArgs) -> Result<()> {
+    let config = GenerateConfig {
+        task: match args.task {
+            TaskArg::Linear => Task::Linear,
+            TaskArg::Logistic => Task::Logistic,
+            TaskArg::Multiclass => Task::Multiclass,
+            TaskArg::Circles => Task::Circles,
+            TaskArg::Xor => Task::Xor,
+        },
+        classes: args.classes,
+        rows: args.rows,
+        features: args.features,
+        shards: args.shards,
+        row_group_rows: args.row_group_rows,
+        compression: match args.compression {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Lz4 => Compression::Lz4,
+        },
+        seed: args.seed,
+        out: args.out,
+        ..GenerateConfig::default()
+    };
+    write_dataset(&config, args.quiet)
+}
+
+/// Generates `config`'s dataset with a progress bar, then prints what was written.
+fn write_dataset(config: &GenerateConfig, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let progress = rows_progress(Some(config.rows), "written", quiet);
+    let generated = generate(config, &|rows| progress.set_position(rows));
+    progress.finish_and_clear();
+    generated?;
+    let bytes = dir_bytes(&config.out);
+    let secs = started.elapsed().as_secs_f64();
+    if !quiet {
+        say!(
+            "wrote {} rows × {} features to {} in {} file(s): {} in {:.1} s ({:.0} MB/s)",
+            thousands(config.rows),
+            config.features,
+            config.out.display(),
+            config.shards,
+            megabytes(bytes),
+            secs,
+            bytes as f64 / 1e6 / secs.max(1e-9),
+        );
+    }
+    Ok(())
+}
+
+/// The demo dataset of `train` without DATA, generated once under the target directory.
+pub(crate) fn demo_dataset(quiet: bool) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let dir = target.join("streamfit-demo");
+    if dir.join("truth.json").is_file() {
+        return Ok(dir);
+    }
+    let partial = target.join("streamfit-demo.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    if !quiet {
+        say!(
+            "no DATA given: generating the demo dataset (1,000,000 rows × 64 features, logistic) in {}",
+            dir.display()
+        );
+    }
+    let config = GenerateConfig {
+        out: partial.clone(),
+        ..GenerateConfig::default()
+    };
+    let started = Instant::now();
+    write_dataset(&config, true)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&partial, &dir)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dir.display()))?;
+    if !quiet {
+        say!(
+            "wrote the demo dataset to {} in {:.1} s",
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(dir)
+}
+
+/// Bytes of the files directly in `dir` (0 when it cannot be read).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,179 @@
+//! How the command line hears the library while it works: the training observer (progress bar,
+//! epoch lines, `--debug-row-ids`) and the printer of what preparing a run found.
+//!
+//! The metrics file and the loss curves are the library's ([`streamfit::run::PreparedRun`]);
+//! this module only shows progress and writes the hidden testing aid.
+
+use std::path::PathBuf;
+
+use indicatif::ProgressBar;
+use streamfit::error::Error;
+use streamfit::run::PrepareEvent;
+use streamfit::train::{EpochSummary, StepRecord, TrainObserver};
+
+use super::output::{say, thousands};
+
+/// Prints what preparing a run found: warnings on stderr always, the rest on stdout unless
+/// `quiet`.
+pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
+    match event {
+        PrepareEvent::FileSkipped { path, error } => {
+            eprintln!(
+                "warning: skipping unreadable file {}: {error}",
+                path.display()
+            );
+        }
+        PrepareEvent::CheckpointSkipped { warning } => eprintln!("warning: {warning}"),
+        PrepareEvent::CheckpointMovedAside { from, to } => {
+            eprintln!("warning: moved {} to {}", from.display(), to.display());
+        }
+        _ if quiet => {}
+        PrepareEvent::ClassesCounted {
+            classes,
+            largest_label,
+            rows,
+            seconds,
+        } => say!(
+            "classes: {classes} (largest label {largest_label} over {} rows, {seconds:.2} s)",
+            thousands(*rows),
+        ),
+        PrepareEvent::Standardized {
+            num_features,
+            rows,
+            seconds,
+        } => say!(
+            "standardize: mean and std of {num_features} features over {} rows in {seconds:.2} s",
+            thousands(*rows),
+        ),
+        PrepareEvent::Resuming {
+            path,
+            iteration,
+            epoch,
+        } => say!(
+            "resume: {} (iteration {}, epoch {epoch})",
+            path.display(),
+            thousands(*iteration),
+        ),
+    }
+}
+
+/// Shows training progress: the bar, one line per epoch, and `--debug-row-ids`.
+pub(crate) struct CliObserver {
+    pub(crate) quiet: bool,
+    /// The progress bar (hidden with --quiet or when stderr is not a terminal).
+    pub(crate) progress: ProgressBar,
+    /// Files left out by `--on-bad-file skip`.
+    pub(crate) skipped_files: usize,
+    pub(crate) epochs: usize,
+    /// `--debug-row-ids`.
+    pub(crate) row_ids: Option<RowIdLog>,
+}
+
+/// Writes the row ids of every batch (`--debug-row-ids`): one file per rank and epoch.
+pub(crate) struct RowIdLog {
+    dir: PathBuf,
+    rank: usize,
+    epoch: usize,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl RowIdLog {
+    pub(crate) fn new(dir: PathBuf, rank: usize) -> Self {
+        RowIdLog {
+            dir,
+            rank,
+            epoch: 0,
+            out: None,
+        }
+    }
+
+    fn write(&mut self, epoch: usize, ids: &[u64]) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.out.is_none() || self.epoch != epoch {
+            if let Some(mut old) = self.out.take() {
+                old.flush()?;
+            }
+            let path = self
+                .dir
+                .join(format!("rank-{}-epoch-{epoch}.txt", self.rank));
+            self.out = Some(std::io::BufWriter::new(std::fs::File::create(path)?));
+            self.epoch = epoch;
+        }
+        let out = self.out.as_mut().expect("opened above");
+        let line: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        writeln!(out, "{}", line.join(" "))?;
+        out.flush()
+    }
+}
+
+impl TrainObserver for CliObserver {
+    fn on_batch(&mut self, epoch: usize, row_ids: &[u64]) -> streamfit::error::Result<()> {
+        if let Some(log) = self.row_ids.as_mut() {
+            log.write(epoch, row_ids)
+                .map_err(|e| Error::output(&log.dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn on_step(&mut self, step: &StepRecord) -> streamfit::error::Result<()> {
+        self.progress.inc(1);
+        if step.iteration.is_multiple_of(64) {
+            self.progress.set_message(format!(
+                "epoch {}/{}, batch loss {:.4}",
+                step.epoch, self.epochs, step.batch_loss
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_epoch(&mut self, e: &EpochSummary) -> streamfit::error::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let line = epoch_line(e, self.epochs, self.skipped_files);
+        self.progress.suspend(|| say!("{line}"));
+        Ok(())
+    }
+}
+
+/// `epoch E/N: ...`: one finished epoch.
+fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
+    let mut loss = e
+        .full_loss
+        .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
+    if let Some(a) = e.accuracy {
+        loss.push_str(&format!(", accuracy {:.2}%", a * 100.0));
+    }
+    if let Some(r) = e.rmse {
+        loss.push_str(&format!(", RMSE {r:.5}"));
+    }
+    if let Some(v) = e.valid {
+        loss.push_str(&format!(", valid loss {:.6}", v.loss));
+        if let Some(a) = v.accuracy {
+            loss.push_str(&format!(" accuracy {:.2}%", a * 100.0));
+        }
+        if let Some(r) = v.rmse {
+            loss.push_str(&format!(" RMSE {r:.5}"));
+        }
+    }
+    let skipped = match skipped_files {
+        0 => String::new(),
+        n => format!(", {n} unreadable file(s) skipped"),
+    };
+    format!(
+        "epoch {}/{epochs}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
+        e.epoch,
+        thousands(e.iterations),
+        thousands(e.rows),
+        thousands(e.rows_per_s as u64),
+        e.stall_fraction * 100.0,
+        if e.shuffle_spearman.is_finite() {
+            format!("{:.3}", e.shuffle_spearman)
+        } else {
+            "n/a".to_string()
+        },
+        e.units_per_step,
+        e.seconds,
+        e.eval_seconds,
+    )
+}

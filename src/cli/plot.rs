@@ -1,0 +1,34 @@
+//! `streamfit plot`: the loss curves of a `--metrics` file as an SVG chart.
+//!
+//! Reading the file and drawing are the library's ([`streamfit::plot`]); this module only
+//! maps flags and prints where the chart went.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use streamfit::plot::LossCurves;
+use streamfit::run::check_output_dir;
+
+use super::output::say;
+
+#[derive(Args, Debug)]
+pub(crate) struct PlotArgs {
+    /// A JSON-lines file written by `train --metrics`
+    #[arg(value_name = "METRICS.jsonl")]
+    metrics: PathBuf,
+    /// Output SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    out: PathBuf,
+    /// Log scale for the loss axis
+    #[arg(long)]
+    log_y: bool,
+}
+
+/// Runs `streamfit plot`.
+pub(crate) fn run(args: PlotArgs) -> Result<()> {
+    check_output_dir(&args.out)?;
+    LossCurves::from_metrics(&args.metrics)?.draw(&args.out, args.log_y)?;
+    say!("plot: wrote {}", args.out.display());
+    Ok(())
+}

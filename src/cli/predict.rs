@@ -1,0 +1,112 @@
+//! `streamfit predict` and `streamfit eval`: a saved model applied to data.
+//!
+//! Reading the model and the data and writing the predictions is the library's
+//! ([`streamfit::predict`]); this module maps flags, shows progress and prints the summary.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use streamfit::predict::{ApplyConfig, evaluate_model, predict};
+use streamfit::run::check_output_dir;
+
+use super::args::ReadArgs;
+use super::output::{rows_progress, say, thousands};
+
+#[derive(Args, Debug)]
+pub(crate) struct PredictArgs {
+    /// Saved model (`train --save-model`)
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Parquet files and/or directories of .parquet files, or one shard dataset directory; the
+    /// label column may be absent
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    /// Output Parquet file: `prediction` (regression), `probability` and `class` (binary), or
+    /// `class`, `probability` and `probabilities` (multiclass), one row per input row in input
+    /// order, then the --keep columns (written atomically)
+    #[arg(long, value_name = "FILE.parquet")]
+    out: PathBuf,
+    /// Input columns to copy into the output unchanged, comma-separated (Parquet input only)
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL..")]
+    keep: Vec<String>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EvalArgs {
+    /// Saved model (`train --save-model`)
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Labelled Parquet files and/or directories of .parquet files, or one shard dataset
+    #[arg(value_name = "DATA", required = true)]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Print one JSON object: loss, accuracy or rmse, rows
+    #[arg(long)]
+    json: bool,
+}
+
+fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
+    ApplyConfig {
+        model: model.to_path_buf(),
+        data: data.to_vec(),
+        num_readers: read.readers,
+        verify_checksums: read.verify_checksums,
+        num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Runs `streamfit predict`.
+pub(crate) fn run_predict(args: PredictArgs) -> Result<()> {
+    check_output_dir(&args.out)?;
+    let config = apply_config(&args.model, &args.data, args.read);
+    let started = Instant::now();
+    let progress = rows_progress(None, "predicted", args.quiet);
+    let summary = predict(&config, &args.out, &args.keep, &|rows| {
+        progress.set_position(rows)
+    });
+    progress.finish_and_clear();
+    let summary = summary?;
+    if !args.quiet {
+        let seconds = started.elapsed().as_secs_f64();
+        say!(
+            "predict: {} rows in {seconds:.2} s ({} rows/s) → {} (columns: {})",
+            thousands(summary.rows),
+            thousands((summary.rows as f64 / seconds.max(1e-9)) as u64),
+            args.out.display(),
+            summary.columns.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `streamfit eval`.
+pub(crate) fn run_eval(args: EvalArgs) -> Result<()> {
+    let config = apply_config(&args.model, &args.data, args.read);
+    let (metrics, rows) = evaluate_model(&config)?;
+    if args.json {
+        let mut value = serde_json::to_value(metrics).context("serialising the metrics")?;
+        value["rows"] = rows.into();
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&value).context("serialising the metrics")?
+        );
+        return Ok(());
+    }
+    let mut line = format!("eval: {} rows, loss {:.6}", thousands(rows), metrics.loss);
+    if let Some(a) = metrics.accuracy {
+        line.push_str(&format!(", accuracy {:.4}", a));
+    }
+    if let Some(r) = metrics.rmse {
+        line.push_str(&format!(", RMSE {r:.6}"));
+    }
+    say!("{line}");
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! `streamfit train`: its flags, how they map onto the library's [`TrainConfig`], and what it
+//! prints.
+//!
+//! The library prepares the run ([`PreparedRun`]: data, classes, standardisation, resume,
+//! pipelines, outputs) and trains; this module maps flags, prints the plan and the summary,
+//! and sets up what belongs to the process: the progress bar, tracing, the signal handlers and
+//! the demo dataset when no DATA is given.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use streamfit::comm::Collective;
+use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
+use streamfit::error::Error;
+use streamfit::pipeline::{LastBatch, Shuffle};
+use streamfit::run::PreparedRun;
+use streamfit::telemetry::Profile;
+use streamfit::train::{BatchSize, Eval, TrainResult, TrainerConfig};
+
+use super::args::{ColumnArgs, ModelArgs, OptimizerArgs, ReadArgs, parse_batch_size};
+use super::generate::demo_dataset;
+use super::logging;
+use super::observer::{CliObserver, RowIdLog, print_event};
+use super::output::{iterations_progress, megabytes, say, thousands};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnBadFileArg {
+    /// Stop with the file's error
+    Error,
+    /// Leave the file out, with a warning
+    Skip,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    /// Parquet files and/or directories of .parquet files with one schema, or one shard dataset directory [default: the demo dataset]
+    #[arg(value_name = "DATA")]
+    data: Vec<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    optim: OptimizerArgs,
+    /// Validation data (Parquet files/directories or a shard dataset with the same columns),
+    /// evaluated after every epoch: loss and accuracy or RMSE in the epoch lines, the metrics
+    /// file and the report
+    #[arg(long, value_name = "DATA", num_args = 1..)]
+    valid: Vec<PathBuf>,
+    /// Stop when the validation loss has not improved for PATIENCE epochs and keep (save) the
+    /// best epoch's model; needs --valid [default: off]
+    #[arg(long, value_name = "PATIENCE")]
+    early_stop: Option<usize>,
+    /// Rows per iteration: a number (1 = SGD) or `full` (batch gradient descent, one update per epoch)
+    #[arg(long, default_value = "256", value_parser = parse_batch_size)]
+    batch_size: BatchSize,
+    /// Drop the last partial batch of each epoch (floor(N/b) iterations instead of ceil)
+    #[arg(long)]
+    drop_last: bool,
+    /// Passes over the data
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Seed of every random choice (unit order, shuffle buffer, initial MLP weights)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rows held by the shuffle buffer (memory: rows × (4·features + 12) bytes)
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    shuffle_buffer: usize,
+    /// Read units and rows in file order (no shuffling)
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Batches prepared ahead of the trainer
+    #[arg(long, default_value_t = 4, value_name = "P")]
+    prefetch: usize,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Threads computing the gradient [default: all cores]
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// Skip the full-data loss pass after each epoch
+    #[arg(long)]
+    no_eval: bool,
+    /// What to do with a Parquet file that cannot be opened (missing, not Parquet, corrupt
+    /// footer, encrypted) in a multi-file dataset: stop (`error`) or leave it out with a
+    /// warning, counted in the epoch lines and the report (`skip`)
+    #[arg(long, value_enum, default_value = "error")]
+    on_bad_file: OnBadFileArg,
+    /// At the end, print per-stage busy time, throughput, the trainer's stall, the prefetch
+    /// queue's occupancy and a diagnosis (input- or compute-bound); also in the report
+    #[arg(long)]
+    profile: bool,
+    /// Write a Chrome trace-event file of every stage's spans (open it in ui.perfetto.dev)
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
+    /// Draw the per-iteration batch loss and the per-epoch full-data loss into an SVG chart
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Use a log scale for the loss axis of --plot
+    #[arg(long, requires = "plot")]
+    plot_log: bool,
+    /// Train on z-scored features (one extra streamed pass computes each feature's mean and
+    /// std); the saved model is folded back to take raw features
+    #[arg(long)]
+    standardize: bool,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write JSON lines: one per iteration and one per epoch
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+    /// Write a JSON report at the end (iterations, loss, rows/s, stall, peak RSS, memory budget)
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Save the trained model as JSON (written atomically, only when training succeeds)
+    #[arg(long, value_name = "FILE")]
+    save_model: Option<PathBuf>,
+    /// Write crash-safe checkpoints into DIR (at every epoch end, every --checkpoint-every
+    /// iterations, and on Ctrl-C/SIGTERM)
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every N iterations [default: only at epoch ends]
+    #[arg(long, value_name = "N", requires = "checkpoint_dir")]
+    checkpoint_every: Option<u64>,
+    /// Checkpoints to keep in --checkpoint-dir (older ones are deleted)
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    keep_checkpoints: usize,
+    /// Continue exactly where a run stopped: a checkpoint directory, or `auto` for
+    /// --checkpoint-dir (which starts fresh when it holds no checkpoint yet)
+    #[arg(long, value_name = "DIR|auto")]
+    resume: Option<String>,
+    /// Testing aid: write the row ids of every batch this process trains on, one line per
+    /// batch, to DIR/rank-R-epoch-E.txt
+    #[arg(long, value_name = "DIR", hide = true)]
+    debug_row_ids: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The run's options on `data`.
+    fn config(&self, data: Vec<PathBuf>) -> TrainConfig {
+        let mut trainer = TrainerConfig {
+            init_seed: self.seed,
+            early_stop: self.early_stop,
+            epochs: self.epochs,
+            eval: if self.no_eval {
+                Eval::Off
+            } else {
+                Eval::EveryEpoch
+            },
+            ..TrainerConfig::default()
+        };
+        if let Some(t) = self.threads {
+            trainer.num_threads = t;
+        }
+        let mut config = TrainConfig {
+            data,
+            columns: self.columns.spec(),
+            batch_size: self.batch_size,
+            last_batch: if self.drop_last {
+                LastBatch::Drop
+            } else {
+                LastBatch::Keep
+            },
+            shuffle: if self.no_shuffle {
+                Shuffle::Off
+            } else {
+                Shuffle::Seeded(self.seed)
+            },
+            shuffle_buffer_rows: self.shuffle_buffer,
+            prefetch: self.prefetch,
+            num_readers: self.read.readers,
+            verify_checksums: self.read.verify_checksums,
+            on_bad_file: match self.on_bad_file {
+                OnBadFileArg::Error => OnBadFile::Error,
+                OnBadFileArg::Skip => OnBadFile::Skip,
+            },
+            valid: self.valid.clone(),
+            standardize: self.standardize,
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            checkpoint_every: self.checkpoint_every,
+            keep_checkpoints: self.keep_checkpoints,
+            resume: self.resume.as_deref().map(|which| match which {
+                "auto" => Resume::Auto,
+                path => Resume::Path(PathBuf::from(path)),
+            }),
+            outputs: Outputs {
+                save_model: self.save_model.clone(),
+                report: self.report.clone(),
+                metrics: self.metrics.clone(),
+                plot: self.plot.clone(),
+                plot_log: self.plot_log,
+                trace: self.trace.clone(),
+                profile: self.profile,
+            },
+            trainer,
+            ..TrainConfig::default()
+        };
+        self.model.apply(&mut config);
+        self.optim.apply(&mut config);
+        config
+    }
+}
+
+/// Runs `streamfit train`.
+pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
+    if comm.size() > 1 && args.data.is_empty() {
+        return Err(Error::config(
+            "data",
+            "give the data explicitly in a data-parallel run (the demo dataset is not generated under mpirun)",
+        )
+        .into());
+    }
+    // Only rank 0 prints (and writes files: the library sees to that).
+    let quiet = args.quiet || comm.rank() != 0;
+    let data = if args.data.is_empty() {
+        vec![demo_dataset(quiet)?]
+    } else {
+        args.data.clone()
+    };
+    let mut config = args.config(data);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    config.trainer.interrupt = Some(interrupt.clone());
+    let mut run = PreparedRun::with_events(config, comm, &mut |event| print_event(event, quiet))?;
+    let outputs = run.config().outputs.clone();
+    let tracing = logging::init(outputs.profile, outputs.trace.as_deref())?;
+    install_signal_handlers(&interrupt)?;
+    if !quiet {
+        print_plan(&run, comm);
+    }
+    let epochs = run.config().trainer.epochs;
+    let progress = iterations_progress(run.pipeline().total_steps(epochs), quiet);
+    if let Some(checkpoint) = run.resume() {
+        progress.set_position(checkpoint.iteration);
+        progress.reset_eta();
+    }
+    let mut observer = CliObserver {
+        quiet,
+        progress: progress.clone(),
+        skipped_files: run.skipped_files().len(),
+        epochs,
+        row_ids: args
+            .debug_row_ids
+            .clone()
+            .map(|dir| RowIdLog::new(dir, comm.rank())),
+    };
+    let started = Instant::now();
+    let trained = run.train(&mut observer);
+    progress.finish_and_clear();
+    let result = trained?;
+    let profile = tracing
+        .profiler
+        .map(|layer| run.profile(&layer.take(), started.elapsed().as_secs_f64(), &result));
+    let report = run.report(&result, profile.clone());
+    if !quiet {
+        print_outcome(&result);
+    }
+    run.write_outputs(&result, &report)?;
+    if let Some(profile) = &profile {
+        let queue = run.pipeline().config();
+        print_profile(profile, queue.queue_groups() * queue.batches_per_group());
+    }
+    if !quiet {
+        say!(
+            "done: {} iterations in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
+            thousands(report.iterations),
+            report.seconds,
+            thousands(report.rows_per_s as u64),
+            report.stall_fraction * 100.0,
+            report.peak_rss_bytes.map_or("n/a".to_string(), megabytes),
+            outputs
+                .save_model
+                .as_ref()
+                .map_or(String::new(), |p| format!(
+                    "; model saved to {}",
+                    p.display()
+                )),
+        );
+    }
+    Ok(())
+}
+
+/// Installs the SIGINT/SIGTERM handlers: the first signal sets `interrupt` (training stops at
+/// the next step boundary); a second one, with the flag already set, exits at once with 130.
+fn install_signal_handlers(interrupt: &Arc<AtomicBool>) -> Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, interrupt.clone())
+            .and_then(|_| signal_hook::flag::register(signal, interrupt.clone()))
+            .context("installing the signal handlers")?;
+    }
+    Ok(())
+}
+
+/// The lines before training: data, model and loop, ranks, validation, memory budget.
+fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
+    let config = run.config();
+    let source = run.source();
+    let pipeline = run.pipeline();
+    let num_rows = source.num_rows();
+    say!(
+        "data: {} rows × {} features in {} file(s), {} units, {} on disk; label `{}`",
+        thousands(num_rows),
+        source.num_features(),
+        source.files().len(),
+        source.units().len(),
+        megabytes(source.file_bytes()),
+        source.schema().label,
+    );
+    let batch = match config.batch_size {
+        BatchSize::Full => format!("full ({} rows)", thousands(num_rows)),
+        BatchSize::Rows(b) => thousands(b),
+    };
+    say!(
+        "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {} lr {}, {} reader(s), {} gradient thread(s)",
+        config.trainer.model.describe(),
+        thousands(pipeline.steps_in_epoch(0)),
+        config.trainer.epochs,
+        format!("{:?}", config.trainer.optimizer.kind).to_lowercase(),
+        config.trainer.optimizer.learning_rate,
+        config.num_readers,
+        config.trainer.num_threads,
+    );
+    if comm.size() > 1 {
+        say!(
+            "mpi: {} ranks, each reading 1 in {} units of the plan and up to {} rows of each step (iterations/epoch: the first epoch's largest share)",
+            comm.size(),
+            comm.size(),
+            thousands(pipeline.config().step_rows),
+        );
+    }
+    if let Some(v) = run.valid_source() {
+        say!(
+            "valid: {} rows in {} file(s), evaluated after every epoch{}",
+            thousands(v.num_rows()),
+            v.files().len(),
+            config.trainer.early_stop.map_or(String::new(), |p| format!(
+                "; early stop after {p} epoch(s) without improvement"
+            ))
+        );
+    }
+    say!(
+        "memory budget: {} (shuffle buffer {} rows, prefetch {} batches, {} readers)",
+        megabytes(run.memory_budget_bytes()),
+        thousands(run.shuffle_rows()),
+        config.prefetch,
+        config.num_readers,
+    );
+}
+
+/// The lines after training: early stopping and resuming.
+fn print_outcome(result: &TrainResult) {
+    if let (Some(stopped), Some(best)) = (result.stopped_early, result.best_epoch) {
+        say!(
+            "early stop: no validation improvement for {} epoch(s) after epoch {best}; stopped after epoch {stopped}, keeping epoch {best}",
+            stopped - best,
+        );
+    } else if let Some(best) = result.best_epoch {
+        say!("best validation loss at epoch {best}; its model is the one kept");
+    }
+    if let Some(info) = result.resumed {
+        say!(
+            "resumed at iteration {} (epoch {}): re-read {} rows to rebuild the shuffle buffer",
+            thousands(info.from_iteration),
+            info.epoch,
+            thousands(info.rows_reread),
+        );
+    }
+}
+
+/// `--profile`'s table and diagnosis.
+fn print_profile(profile: &Profile, queue_batches: usize) {
+    say!("profile (wall {:.2} s):", profile.wall_seconds);
+    say!(
+        "  {:<10}  {:<26}  {:>8}  {:>7}  {:>12}  {:>9}",
+        "stage",
+        "threads",
+        "busy s",
+        "share",
+        "rows/s",
+        "MB/s"
+    );
+    for stage in &profile.stages {
+        say!(
+            "  {:<10}  {:<26}  {:>8.3}  {:>6.1}%  {:>12}  {:>9.0}",
+            stage.stage,
+            stage.threads.join(","),
+            stage.busy_seconds,
+            stage.share_of_wall * 100.0,
+            thousands(stage.rows_per_s as u64),
+            stage.mb_per_s,
+        );
+    }
+    say!(
+        "  trainer stall {:.1}%; prefetch queue (holds {queue_batches} batches): mean {:.1} waiting, full {:.1}% of the time",
+        profile.stall_fraction * 100.0,
+        profile.queue_mean_occupancy,
+        profile.queue_full_fraction * 100.0
+    );
+    say!("  diagnosis: {}", profile.diagnosis);
+}
