@@ -216,7 +216,7 @@ fn other_numeric_types_are_cast_to_f32() {
     );
     let config = streamfit::config::TrainConfig {
         data: vec![file],
-        shuffle: false,
+        shuffle: streamfit::pipeline::Shuffle::Off,
         ..streamfit::config::TrainConfig::default()
     };
     let pipeline = common::pipeline(&config);
@@ -251,7 +251,7 @@ fn unused_columns_may_differ_between_files() {
             label: "label".into(),
             ignore_label: false,
         },
-        shuffle: false,
+        shuffle: streamfit::pipeline::Shuffle::Off,
         ..streamfit::config::TrainConfig::default()
     };
     let pipeline = common::pipeline(&config);

@@ -4,6 +4,7 @@
 mod common;
 
 use streamfit::generate::Task;
+use streamfit::pipeline::Shuffle;
 use streamfit::model::ModelSpec;
 use streamfit::train::{BatchSize, train};
 
@@ -63,7 +64,7 @@ fn full_batch_linear_regression_converges_to_the_least_squares_solution() {
     common::dataset(dir.path(), Task::Linear, 50_000, 8, 3, 5_000, 22);
     // The direct solve: normal equations over the same rows, read in file order.
     let mut reading = common::config(dir.path(), BatchSize::Full);
-    reading.shuffle = false;
+    reading.shuffle = Shuffle::Off;
     let p = 9;
     let mut xtx = vec![vec![0.0f64; p]; p];
     let mut xty = vec![0.0f64; p];

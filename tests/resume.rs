@@ -13,6 +13,7 @@ use streamfit::data::ColumnSpec;
 use streamfit::generate::Task;
 use streamfit::model::{Activation, Head, ModelSpec};
 use streamfit::optim::{LrSchedule, OptimizerKind};
+use streamfit::pipeline::Shuffle;
 use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig, TrainResult, train};
 
 /// 12,000 rows × 5 features in 4 files of 1,000-row row groups; b = 50 (240 steps per epoch),
@@ -20,7 +21,7 @@ use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig, TrainResult, tra
 fn config(data: &Path) -> TrainConfig {
     let mut config = common::config(data, BatchSize::Rows(50));
     config.shuffle_buffer_rows = 2_000;
-    config.seed = 11;
+    config.shuffle = Shuffle::Seeded(11);
     config.trainer.epochs = 3;
     config.trainer.optimizer.learning_rate = 0.05;
     config
@@ -170,7 +171,7 @@ fn a_resume_with_a_changed_run_or_dataset_is_refused_naming_the_change() {
         assert!(err.contains(expected), "expected {expected:?} in: {err}");
     };
     // The library names options by their field names (the command line shows flags).
-    refused(&|c| c.seed = 12, "seed");
+    refused(&|c| c.shuffle = Shuffle::Seeded(12), "seed");
     refused(&|c| c.batch_size = BatchSize::Rows(64), "batch_size");
     refused(&|c| c.shuffle_buffer_rows = 1_000, "shuffle_buffer");
     refused(&|c| c.trainer.optimizer.learning_rate = 0.5, "lr");

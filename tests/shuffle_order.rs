@@ -4,6 +4,7 @@
 mod common;
 
 use streamfit::generate::Task;
+use streamfit::pipeline::Shuffle;
 use streamfit::train::BatchSize;
 
 #[test]
@@ -25,7 +26,7 @@ fn epochs_differ_and_the_same_seed_gives_the_same_order() {
         "a new epoch, a new order"
     );
     let mut other = config.clone();
-    other.seed = 99;
+    other.shuffle = Shuffle::Seeded(99);
     assert_ne!(
         epoch0,
         common::steps_of_epoch(&common::pipeline(&other), 0),
@@ -59,7 +60,7 @@ fn no_shuffle_gives_file_order() {
     let dir = common::tempdir();
     common::dataset(dir.path(), Task::Logistic, 2_500, 2, 3, 300, 7);
     let mut config = common::config(dir.path(), BatchSize::Rows(100));
-    config.shuffle = false;
+    config.shuffle = Shuffle::Off;
     let pipeline = common::pipeline(&config);
     for epoch in 0..2 {
         let flat: Vec<u64> = common::steps_of_epoch(&pipeline, epoch).concat();
