@@ -31,8 +31,9 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "output".to_string());
+        let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
-        builder.prefix(&format!(".{name}.")).suffix(".tmp");
+        builder.prefix(&prefix).suffix(".tmp");
         // The mode `File::create` gives (0666 less the umask), not tempfile's private 0600:
         // outputs are shared like any file the user writes.
         #[cfg(unix)]
