@@ -6,7 +6,8 @@
 //! - [`ColumnSpec`] / [`Schema`]: which columns are features and label, asked and resolved.
 //! - [`stats`]: per-column count, mean, std, min, max, nulls and non-finite values.
 //! - [`transpose`]: eight float32 columns into row-major rows, checking for NaN/inf.
-//! - [`source`]: the [`Source`](source::Source) trait and its Parquet implementation.
+//! - [`source`]: the [`Source`](source::Source) trait, its Parquet and shard implementations,
+//!   and [`open`](source::open), which picks the format of a dataset.
 
 pub mod rows;
 pub mod schema;

@@ -240,7 +240,7 @@ impl PredictionWriter {
                 let mut classes = Vec::with_capacity(outputs.len() / k);
                 let mut best = Vec::with_capacity(outputs.len() / k);
                 for row in outputs.chunks_exact(k) {
-                    let c = crate::model::argmax(row);
+                    let c = most_probable(row);
                     classes.push(c as i64);
                     best.push(row[c]);
                 }
@@ -266,5 +266,30 @@ impl PredictionWriter {
             .into_inner()
             .map_err(|e| Error::output(&self.path, e))?
             .commit()
+    }
+}
+
+/// The index of the largest of `probabilities`, the first on a tie (as the model's own
+/// `argmax` picks it; a NaN never wins over the first value).
+fn most_probable(probabilities: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, p) in probabilities.iter().enumerate() {
+        if *p > probabilities[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_probable_takes_the_first_of_equal_maxima() {
+        assert_eq!(most_probable(&[0.1, 0.7, 0.2]), 1);
+        assert_eq!(most_probable(&[0.4, 0.2, 0.4]), 0);
+        assert_eq!(most_probable(&[0.5]), 0);
+        assert_eq!(most_probable(&[f32::NAN, 0.9]), 0);
     }
 }

@@ -1,0 +1,106 @@
+//! The contract between a dataset and the pipeline: the [`Source`] trait, the [`Unit`]s a
+//! source is split into, and the [`ChunkSink`] a reader fills.
+//!
+//! Nothing here reads a file: the formats implement the trait (`parquet`, `shard`, or a
+//! caller's own), and the pipeline plans units and drives readers through it without knowing
+//! which format it has.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use crate::data::source::{FileIdentity, SourceInfo};
+use crate::data::{RowBlock, Schema};
+use crate::error::Result;
+
+/// One independently readable piece of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unit {
+    /// Index of the file in the dataset.
+    pub file: usize,
+    /// Index of the piece inside the file (a row group).
+    pub index_in_file: usize,
+    /// Rows in the unit.
+    pub num_rows: u64,
+    /// Global id of the unit's first row: the number of rows before it in file order.
+    pub first_row_id: u64,
+}
+
+/// Where a reader puts decoded rows.
+///
+/// The reader asks for an empty block with [`ChunkSink::empty_block`] (so blocks can be
+/// recycled), fills it with at most the requested number of rows, and passes it on with
+/// [`ChunkSink::send`]. `send` returns `ControlFlow::Break` when nobody is listening any more,
+/// and the reader must then stop early without error.
+pub trait ChunkSink {
+    /// An empty block to fill.
+    fn empty_block(&mut self) -> RowBlock;
+    /// Hands a filled block on.
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()>;
+}
+
+/// Collects every block (for tests and small reads; memory grows with the data).
+impl ChunkSink for Vec<RowBlock> {
+    fn empty_block(&mut self) -> RowBlock {
+        RowBlock::default()
+    }
+
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        self.push(block);
+        ControlFlow::Continue(())
+    }
+}
+
+/// A dataset that can be read unit by unit from several threads at once.
+///
+/// Contract: `read_unit(u)` delivers exactly `units()[u].num_rows` rows, in file order, with
+/// ids `first_row_id..first_row_id + num_rows`, in blocks of at most `max_block_rows` rows,
+/// or returns an error naming the file, the unit and (where known) the row and column. Bad
+/// data is an `Err`, never a panic. An out-of-range unit index is a caller bug and panics.
+pub trait Source: Send + Sync {
+    /// The units in file order.
+    fn units(&self) -> &[Unit];
+    /// Feature names and label.
+    fn schema(&self) -> &Schema;
+    /// The files of the dataset, in order.
+    fn files(&self) -> &[PathBuf];
+    /// Reads one unit into `sink`.
+    fn read_unit(&self, unit: usize, max_block_rows: usize, sink: &mut dyn ChunkSink)
+    -> Result<()>;
+
+    /// Total number of rows.
+    fn num_rows(&self) -> u64 {
+        self.units().iter().map(|u| u.num_rows).sum()
+    }
+    /// Number of features per row.
+    fn num_features(&self) -> usize {
+        self.schema().num_features()
+    }
+    /// Bytes of the files on disk.
+    fn file_bytes(&self) -> u64;
+    /// Columns, roles and codecs, for `inspect`.
+    fn describe(&self) -> SourceInfo;
+
+    /// Reads at least the rows at `offsets` (sorted, within the unit) of one unit into `sink`
+    /// and returns how many rows were read. By default the whole unit is read; a source with
+    /// direct row access reads just those rows (used to refill a shuffle buffer on resume).
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        let _ = offsets;
+        self.read_unit(unit, max_block_rows, sink)?;
+        Ok(self.units()[unit].num_rows)
+    }
+
+    /// What identifies the data, file by file in order, so that a checkpoint can refuse to
+    /// resume on changed data. By default each of [`Source::files`] as
+    /// [`FileIdentity::of`] reads it (its size and the CRC32C of its last 64 KiB); a source
+    /// whose data is not in files returns identities of its own. An unreadable file is an
+    /// `Err` naming it.
+    fn identity(&self) -> Result<Vec<FileIdentity>> {
+        self.files().iter().map(|p| FileIdentity::of(p)).collect()
+    }
+}

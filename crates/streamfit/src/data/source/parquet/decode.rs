@@ -1,0 +1,328 @@
+//! Decoding arrow record batches into row-major rows: the typed views of a column
+//! ([`Values`]), the eight-column float32 transpose, list columns, and the checks that turn a
+//! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
+//! the file, row group, row and column ([`DecodeContext`]).
+//!
+//! It is handed batches already read; which units to read and how (the page path or the
+//! arrow reader) is `source.rs`'s job.
+
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::data::schema::Schema;
+use crate::data::source::parquet::columns::Layout;
+use crate::data::transpose::transpose8;
+use crate::error::{Error, Result};
+
+/// A column's values as a typed slice (offset already applied).
+pub(super) enum Values<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Bool(&'a BooleanArray),
+}
+
+impl<'a> Values<'a> {
+    /// The typed view of `array`; `None` for a type streamfit does not cast to f32.
+    pub(super) fn of(array: &'a dyn Array) -> Option<Self> {
+        Some(match array.data_type() {
+            DataType::Float32 => Values::F32(array.as_primitive::<Float32Type>().values()),
+            DataType::Float64 => Values::F64(array.as_primitive::<Float64Type>().values()),
+            DataType::Int8 => Values::I8(array.as_primitive::<Int8Type>().values()),
+            DataType::Int16 => Values::I16(array.as_primitive::<Int16Type>().values()),
+            DataType::Int32 => Values::I32(array.as_primitive::<Int32Type>().values()),
+            DataType::Int64 => Values::I64(array.as_primitive::<Int64Type>().values()),
+            DataType::UInt8 => Values::U8(array.as_primitive::<UInt8Type>().values()),
+            DataType::UInt16 => Values::U16(array.as_primitive::<UInt16Type>().values()),
+            DataType::UInt32 => Values::U32(array.as_primitive::<UInt32Type>().values()),
+            DataType::UInt64 => Values::U64(array.as_primitive::<UInt64Type>().values()),
+            DataType::Boolean => Values::Bool(array.as_boolean()),
+            _ => return None,
+        })
+    }
+
+    /// Value `i` cast to f32, as training sees it.
+    pub(super) fn get(&self, i: usize) -> f32 {
+        match self {
+            Values::F32(s) => s[i],
+            Values::F64(s) => s[i] as f32,
+            Values::I8(s) => f32::from(s[i]),
+            Values::I16(s) => f32::from(s[i]),
+            Values::I32(s) => s[i] as f32,
+            Values::I64(s) => s[i] as f32,
+            Values::U8(s) => f32::from(s[i]),
+            Values::U16(s) => f32::from(s[i]),
+            Values::U32(s) => s[i] as f32,
+            Values::U64(s) => s[i] as f32,
+            Values::Bool(b) => f32::from(u8::from(b.value(i))),
+        }
+    }
+
+    /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`; returns true when
+    /// any converted value is NaN or infinite (a float64 beyond the f32 range becomes one).
+    fn scatter(
+        &self,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) -> bool {
+        let mut bad = false;
+        macro_rules! copy {
+            ($slice:expr, $conv:expr) => {
+                for (dst, v) in out.chunks_exact_mut(stride).zip(&$slice[rows]) {
+                    let value: f32 = $conv(*v);
+                    bad |= !value.is_finite();
+                    dst[offset] = value;
+                }
+            };
+        }
+        match self {
+            Values::F32(s) => copy!(s, |v: f32| v),
+            Values::F64(s) => copy!(s, |v: f64| v as f32),
+            Values::I8(s) => copy!(s, |v: i8| v as f32),
+            Values::I16(s) => copy!(s, |v: i16| v as f32),
+            Values::I32(s) => copy!(s, |v: i32| v as f32),
+            Values::I64(s) => copy!(s, |v: i64| v as f32),
+            Values::U8(s) => copy!(s, |v: u8| v as f32),
+            Values::U16(s) => copy!(s, |v: u16| v as f32),
+            Values::U32(s) => copy!(s, |v: u32| v as f32),
+            Values::U64(s) => copy!(s, |v: u64| v as f32),
+            Values::Bool(b) => {
+                for (dst, i) in out.chunks_exact_mut(stride).zip(rows) {
+                    dst[offset] = if b.value(i) { 1.0 } else { 0.0 };
+                }
+            }
+        }
+        bad
+    }
+}
+
+/// Rows per tile of the column-to-row transpose: a tile of 64 features (64 KiB) stays in L2.
+const TILE_ROWS: usize = 256;
+
+/// The next eight columns, when all eight are float32.
+fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
+    if columns.len() < 8 {
+        return None;
+    }
+    let mut block: [&[f32]; 8] = [&[]; 8];
+    for (slot, values) in block.iter_mut().zip(columns) {
+        match values {
+            Values::F32(s) => *slot = s,
+            _ => return None,
+        }
+    }
+    Some(block)
+}
+
+/// What a decode error needs to name its place.
+pub(super) struct DecodeContext<'a> {
+    pub(super) path: &'a Path,
+    pub(super) row_group: usize,
+    pub(super) schema: &'a Schema,
+}
+
+impl DecodeContext<'_> {
+    /// Decodes one record batch into row-major `features` and `targets` (already sized).
+    /// `first_row` is the batch's first row within the row group, for error messages.
+    pub(super) fn decode(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+        targets: &mut [f32],
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let d = self.schema.num_features();
+        let label_index = match layout {
+            Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
+        };
+        match label_index {
+            Some(index) => {
+                let label = batch.column(index);
+                self.check_nulls(label, &self.schema.label, first_row)?;
+                let label_values = Values::of(label.as_ref())
+                    .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
+                if label_values.scatter(0..n, targets, 1, 0) {
+                    self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
+                }
+            }
+            None => targets[..n].fill(0.0),
+        }
+        // Every conversion reports NaN/inf as it writes; only then is the slow search run.
+        let mut any_bad = false;
+        match layout {
+            Layout::Scalars { features: cols, .. } => {
+                let mut columns = Vec::with_capacity(cols.len());
+                for (j, &c) in cols.iter().enumerate() {
+                    let array = batch.column(c);
+                    let name = &self.schema.feature_names[j];
+                    self.check_nulls(array, name, first_row)?;
+                    columns.push(
+                        Values::of(array.as_ref()).ok_or_else(|| self.unsupported(array, name))?,
+                    );
+                }
+                for start in (0..n).step_by(TILE_ROWS) {
+                    let end = (start + TILE_ROWS).min(n);
+                    let tile = &mut features[start * d..end * d];
+                    let mut j = 0;
+                    while j < columns.len() {
+                        // Eight float32 columns at a time: one contiguous 32-byte write per row.
+                        if let Some(block) = f32_block(&columns[j..]) {
+                            any_bad |= transpose8(block, start..end, tile, d, j);
+                            j += 8;
+                        } else {
+                            any_bad |= columns[j].scatter(start..end, tile, d, j);
+                            j += 1;
+                        }
+                    }
+                }
+            }
+            Layout::List { column, len, .. } => {
+                any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;
+            }
+        }
+        if any_bad {
+            self.check_finite(features, d, first_row, |j| {
+                self.schema.feature_names[j].clone()
+            })?;
+        }
+        Ok(())
+    }
+
+    fn decode_list(
+        &self,
+        array: &ArrayRef,
+        len: usize,
+        first_row: u64,
+        features: &mut [f32],
+    ) -> Result<bool> {
+        let n = array.len();
+        let name = self.list_name();
+        self.check_nulls(array, &name, first_row)?;
+        let (values, start) = match array.data_type() {
+            DataType::FixedSizeList(_, _) => (array.as_fixed_size_list().values().clone(), 0),
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                let offsets = list.value_offsets();
+                self.check_list_lengths(
+                    offsets.windows(2).map(|w| (w[1] - w[0]) as usize),
+                    len,
+                    first_row,
+                )?;
+                (list.values().clone(), offsets[0] as usize)
+            }
+            DataType::LargeList(_) => {
+                let list = array.as_list::<i64>();
+                let offsets = list.value_offsets();
+                self.check_list_lengths(
+                    offsets.windows(2).map(|w| (w[1] - w[0]) as usize),
+                    len,
+                    first_row,
+                )?;
+                (list.values().clone(), offsets[0] as usize)
+            }
+            _ => return Err(self.unsupported(array, &name)),
+        };
+        let values = values.slice(start, n * len);
+        if values.null_count() > 0 {
+            let k = values
+                .nulls()
+                .and_then(|b| b.iter().position(|valid| !valid))
+                .unwrap_or(0);
+            return Err(Error::Null {
+                file: self.path.to_path_buf(),
+                row_group: self.row_group,
+                row: first_row + (k / len) as u64,
+                column: format!("{name}[{}]", k % len),
+            });
+        }
+        let typed = Values::of(values.as_ref()).ok_or_else(|| self.unsupported(&values, &name))?;
+        Ok(typed.scatter(0..n * len, features, 1, 0))
+    }
+
+    fn list_name(&self) -> String {
+        let first = &self.schema.feature_names[0];
+        first.strip_suffix("[0]").unwrap_or(first).to_string()
+    }
+
+    fn check_list_lengths(
+        &self,
+        lengths: impl Iterator<Item = usize>,
+        expected: usize,
+        first_row: u64,
+    ) -> Result<()> {
+        for (i, found) in lengths.enumerate() {
+            if found != expected {
+                return Err(Error::ListLength {
+                    file: self.path.to_path_buf(),
+                    row_group: self.row_group,
+                    row: first_row + i as u64,
+                    column: self.list_name(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_nulls(&self, array: &ArrayRef, column: &str, first_row: u64) -> Result<()> {
+        if array.null_count() == 0 {
+            return Ok(());
+        }
+        let i = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+        Err(Error::Null {
+            file: self.path.to_path_buf(),
+            row_group: self.row_group,
+            row: first_row + i as u64,
+            column: column.to_string(),
+        })
+    }
+
+    /// Finds the first NaN or infinity in a row-major slice of `stride` columns (the slow
+    /// search, run once a conversion has reported one).
+    pub(super) fn check_finite(
+        &self,
+        values: &[f32],
+        stride: usize,
+        first_row: u64,
+        column_name: impl Fn(usize) -> String,
+    ) -> Result<()> {
+        let Some(k) = values.iter().position(|v| !v.is_finite()) else {
+            return Ok(());
+        };
+        Err(Error::NonFinite {
+            file: self.path.to_path_buf(),
+            row_group: self.row_group,
+            row: first_row + (k / stride) as u64,
+            column: column_name(k % stride),
+            value: f64::from(values[k]),
+        })
+    }
+
+    pub(super) fn unsupported(&self, array: &dyn Array, column: &str) -> Error {
+        Error::UnsupportedType {
+            file: self.path.to_path_buf(),
+            column: column.to_string(),
+            data_type: array.data_type().to_string(),
+            list_expected: false,
+        }
+    }
+}

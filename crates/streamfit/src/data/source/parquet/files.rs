@@ -1,0 +1,220 @@
+//! Parquet files on disk: listing a dataset's files, mapping one and parsing its footer (with
+//! the `footer_repair` glue for footers a writer got wrong, and the refusal of encrypted
+//! files), and probing the length of a variable list column from its first row.
+//!
+//! It knows nothing of which columns are used (`columns.rs`) or how rows are decoded
+//! (`decode.rs`); [`ParquetFile`] only holds what opening found.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_schema::DataType;
+use bytes::Bytes;
+use memmap2::Mmap;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
+
+use crate::data::source::parquet::columns::Layout;
+use crate::error::{Error, Result};
+
+/// One opened file: its map, parsed footer and where the used columns sit.
+pub(super) struct ParquetFile {
+    pub(super) map: Arc<Mmap>,
+    pub(super) bytes: Bytes,
+    pub(super) metadata: ArrowReaderMetadata,
+    pub(super) mask: ProjectionMask,
+    pub(super) layout: Layout,
+    /// The used columns' leaves (features, then the label when read) when every one is a flat
+    /// float32 column: row groups without dictionaries are then read page by page
+    /// ([`pages`](super::pages)).
+    pub(super) flat: Option<Vec<usize>>,
+}
+
+/// Owner that lets `Bytes` borrow a shared memory map.
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Lists the Parquet files named by `paths`: files as given, directories expanded to their
+/// `.parquet`/`.parq` files sorted by name (hidden and `_`-prefixed names skipped).
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_parquet_name(p))
+            .collect();
+        if found.is_empty() {
+            return Err(Error::EmptyDataset {
+                what: format!("no .parquet files in {}", path.display()),
+            });
+        }
+        found.sort();
+        out.extend(found);
+    }
+    if out.is_empty() {
+        return Err(Error::EmptyDataset {
+            what: "no input files".to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn is_parquet_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.')
+        && !name.starts_with('_')
+        && (name.ends_with(".parquet") || name.ends_with(".parq"))
+}
+
+/// Maps a file and parses its footer.
+pub(super) fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        row_group: None,
+        reason,
+    };
+    if len < 12 {
+        return Err(corrupt(format!(
+            "file is {len} bytes, too small to be a parquet file"
+        )));
+    }
+    // SAFETY: the map is read-only. streamfit never writes its input files; a file truncated
+    // by another process while mapped is outside what any reader can defend against.
+    let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
+    let bytes = Bytes::from_owner(MapOwner(map.clone()));
+    // Training never uses column statistics: do not decode them.
+    let options = ArrowReaderOptions::new()
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
+    let encrypted = |detail: String| Error::Encrypted {
+        file: path.to_path_buf(),
+        detail,
+    };
+    if map.ends_with(b"PARE") {
+        return Err(encrypted("its footer is encrypted".to_string()));
+    }
+    let metadata = match ArrowReaderMetadata::load(&bytes, options.clone()) {
+        // Offset 0 is the magic, never a page: read such a footer without those offsets.
+        Ok(metadata) if has_zero_dictionary_offset(&metadata) => {
+            repaired_metadata(path, &map, options).unwrap_or(metadata)
+        }
+        Ok(metadata) => metadata,
+        Err(e) => {
+            let reason = e.to_string();
+            if reason.contains("encrypted") {
+                return Err(encrypted(reason));
+            }
+            repaired_metadata(path, &map, options).ok_or_else(|| corrupt(reason))?
+        }
+    };
+    // A plaintext footer can still describe encrypted column chunks: never decode those.
+    let encrypted_column = metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .find(|c| c.crypto_metadata().is_some());
+    if let Some(column) = encrypted_column {
+        return Err(encrypted(format!(
+            "column `{}` is encrypted; only the footer is plaintext",
+            column.column_path().string()
+        )));
+    }
+    Ok((map, bytes, metadata))
+}
+
+/// True when a column chunk claims its dictionary page at offset 0.
+fn has_zero_dictionary_offset(metadata: &ArrowReaderMetadata) -> bool {
+    metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .any(|c| c.dictionary_page_offset() == Some(0))
+}
+
+/// The metadata of a file whose footer a writer got wrong in optional column-metadata fields
+/// (a field of the wrong type, a zero dictionary page offset; see `footer_repair`): decoded
+/// from the footer without those fields. `None` when that does not help.
+fn repaired_metadata(
+    path: &Path,
+    map: &Mmap,
+    options: ArrowReaderOptions,
+) -> Option<ArrowReaderMetadata> {
+    let n = map.len();
+    if n < 12 || &map[n - 4..] != b"PAR1" {
+        return None;
+    }
+    let footer_len = u32::from_le_bytes(map[n - 8..n - 4].try_into().ok()?) as usize;
+    let start = n.checked_sub(8)?.checked_sub(footer_len)?;
+    let (fixed, dropped) = super::footer_repair::repair_footer(&map[start..n - 8])?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&fixed).ok()?;
+    let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options).ok()?;
+    tracing::warn!(
+        file = %path.display(),
+        "the footer's column metadata has fields {dropped:?} of the wrong type or a zero dictionary page offset; read without them"
+    );
+    Some(metadata)
+}
+
+/// Reads the first row of a variable-length list column to learn the feature count.
+pub(super) fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layout> {
+    let Layout::List { column, label, .. } = file.layout else {
+        unreachable!("probe only for list layouts")
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        row_group: None,
+        reason,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.bytes.clone(),
+        file.metadata.clone(),
+    )
+    .with_projection(file.mask.clone())
+    .with_batch_size(1)
+    .build()
+    .map_err(|e| corrupt(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let array = batch.column(column);
+        let len = match array.data_type() {
+            DataType::List(_) => array.as_list::<i32>().value_length(0) as usize,
+            DataType::LargeList(_) => array.as_list::<i64>().value_length(0) as usize,
+            _ => 0,
+        };
+        if len == 0 {
+            return Err(corrupt(
+                "the first row of the feature list is empty".to_string(),
+            ));
+        }
+        return Ok(Layout::List { column, len, label });
+    }
+    Err(corrupt(
+        "no rows to learn the feature list length from".to_string(),
+    ))
+}

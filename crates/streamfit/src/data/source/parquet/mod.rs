@@ -1,0 +1,39 @@
+//! Parquet files read through a memory map, one row group per unit.
+//!
+//! Each file is mapped once and its footer parsed once at open. A unit (row group) whose used
+//! columns are all flat, PLAIN-encoded float32 columns is read page by page straight into rows
+//! (`pages`: one copy fewer than the arrow reader). Any other unit is decoded by the arrow
+//! reader with a projection mask so only the feature and label columns are read, in record
+//! batches of at most `max_block_rows` rows, so a huge row group is never materialised whole.
+//! Each batch is checked (nulls, non-finite values, list lengths) and transposed into a
+//! row-major [`RowBlock`](crate::data::RowBlock). Float64, integer and boolean columns are
+//! cast to f32. After a unit is read its byte range is released from this process's resident
+//! set (`MADV_DONTNEED`; the page cache keeps it), so mapped files do not grow the resident
+//! memory with the dataset.
+//!
+//! This module is the only one that touches the arrow/parquet readers. One file per job:
+//!
+//! - `source`: [`ParquetSource`] (opening a dataset, its [`Source`](super::Source) impl) and
+//!   [`ParquetFormat`], its registration in [`FORMATS`](super::FORMATS).
+//! - `files`: listing files ([`expand_paths`]), mapping one and parsing its footer (with
+//!   `footer_repair` for footers a writer got wrong), probing a variable list's length.
+//! - `columns`: which columns are the features and the label, and where they sit in a batch.
+//! - `read`: reading one unit, by `pages` (flat float32 columns) or by the arrow reader.
+//! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks.
+//! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
+//! - `stats`: `inspect --stats`'s lenient statistics of a unit.
+
+mod columns;
+mod decode;
+mod files;
+mod footer_repair;
+mod pages;
+mod passthrough;
+mod read;
+mod source;
+mod stats;
+
+pub use self::files::expand_paths;
+pub use self::passthrough::{KeptRows, KeptSchema, Passthrough};
+pub use self::source::{ParquetFormat, ParquetSource};
+pub use crate::data::source::SkippedFiles;

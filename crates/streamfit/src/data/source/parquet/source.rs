@@ -1,0 +1,253 @@
+//! [`ParquetSource`]: a dataset of Parquet files with one schema, and its [`Source`] impl.
+//!
+//! Opening lists the files, maps each and parses its footer once (`files.rs`), resolves the
+//! used columns against the [`ColumnSpec`] (`columns.rs`), checks that every file agrees, and
+//! lays out the units (one per non-empty row group) with their global row ids. Reading a unit
+//! is `read.rs`'s job, `inspect`'s lenient statistics `stats.rs`'s. [`ParquetFormat`] registers
+//! this source as the fallback of [`data::source::open`](crate::data::source::open).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parquet::arrow::ProjectionMask;
+
+use crate::data::schema::{ColumnSpec, Schema};
+use crate::data::source::parquet::columns::{
+    FeatureNames, Layout, UsedColumns, column_infos, resolve_columns,
+};
+use crate::data::source::parquet::files::{
+    ParquetFile, expand_paths, open_file, probe_list_length,
+};
+use crate::data::source::parquet::pages;
+use crate::data::source::{
+    ChunkSink, OnBadFile, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo, Unit,
+};
+use crate::error::{Error, Result};
+
+/// A dataset of one or more Parquet files with one schema.
+pub struct ParquetSource {
+    pub(super) paths: Vec<PathBuf>,
+    pub(super) files: Vec<ParquetFile>,
+    pub(super) schema: Schema,
+    /// The used columns of the first file (every file agrees) with their Arrow types.
+    pub(super) used: UsedColumns,
+    pub(super) units: Vec<Unit>,
+    pub(super) file_bytes: u64,
+}
+
+impl ParquetSource {
+    /// Opens files and/or directories of `.parquet` files (sorted by name) with one schema,
+    /// resolving the feature and label columns of `spec`.
+    ///
+    /// Every footer is parsed here, once; a file that is not Parquet, a schema that differs
+    /// between files, a missing or unsupported column, or a dataset without rows is an error.
+    pub fn open(paths: &[PathBuf], spec: &ColumnSpec) -> Result<Self> {
+        Ok(Self::open_files(paths, spec, OnBadFile::Error)?.0)
+    }
+
+    /// Like [`ParquetSource::open`], but with [`OnBadFile::Skip`] a file that cannot be opened
+    /// (missing, not Parquet, a corrupt footer, encrypted) is left out instead of failing the
+    /// whole dataset; the skipped files come back with their errors. A file whose footer
+    /// reads but whose pages are damaged is found only while reading, and still fails the run.
+    pub fn open_files(
+        paths: &[PathBuf],
+        spec: &ColumnSpec,
+        on_bad_file: OnBadFile,
+    ) -> Result<(Self, SkippedFiles)> {
+        let mut skipped = Vec::new();
+        let mut paths = expand_paths(paths)?;
+        let mut opened = Vec::with_capacity(paths.len());
+        for path in &paths {
+            match open_file(path) {
+                Ok(file) => opened.push(file),
+                Err(e) if on_bad_file == OnBadFile::Skip => {
+                    skipped.push((path.clone(), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        paths.retain(|p| !skipped.iter().any(|(s, _)| s == p));
+        let mut files = Vec::with_capacity(paths.len());
+        let mut units = Vec::new();
+        // The first file's resolved schema and used columns; every other file must match them.
+        let mut schema: Option<(Schema, UsedColumns)> = None;
+        let mut next_row_id = 0u64;
+        let mut file_bytes = 0u64;
+        for (file_index, (path, (map, bytes, metadata))) in paths.iter().zip(opened).enumerate() {
+            file_bytes += map.len() as u64;
+            let arrow_schema = metadata.schema().clone();
+            let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
+            let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
+            let flat = match resolved.layout {
+                Layout::Scalars { .. } => pages::flat_leaves(metadata.parquet_schema(), &roots),
+                Layout::List { .. } => None,
+            };
+            let mut file = ParquetFile {
+                map,
+                bytes,
+                metadata,
+                mask,
+                layout: resolved.layout,
+                flat,
+            };
+            if let Layout::List { len: 0, .. } = file.layout {
+                file.layout = probe_list_length(path, &file)?;
+            }
+            let names = match (&file.layout, &resolved.feature_names) {
+                (Layout::List { len, .. }, FeatureNames::List(column)) => {
+                    (0..*len).map(|i| format!("{column}[{i}]")).collect()
+                }
+                (_, FeatureNames::Scalars(names)) => names.clone(),
+                (_, FeatureNames::List(_)) => unreachable!("list layout pairs with list names"),
+            };
+            let file_schema = Schema {
+                feature_names: names,
+                label: spec.label.clone(),
+            };
+            let used = UsedColumns::new(&arrow_schema, &roots, file_schema.num_features());
+            match &schema {
+                None => schema = Some((file_schema, used)),
+                Some((first, first_used)) if *first != file_schema || *first_used != used => {
+                    return Err(Error::SchemaMismatch {
+                        first: paths[0].clone(),
+                        first_schema: first_used.to_string(),
+                        other: path.clone(),
+                        other_schema: used.to_string(),
+                    });
+                }
+                Some(_) => {}
+            }
+            for (rg, meta) in file.metadata.metadata().row_groups().iter().enumerate() {
+                let num_rows = u64::try_from(meta.num_rows()).map_err(|_| Error::Corrupt {
+                    file: path.clone(),
+                    row_group: Some(rg),
+                    reason: format!("negative row count {}", meta.num_rows()),
+                })?;
+                if num_rows == 0 {
+                    continue;
+                }
+                units.push(Unit {
+                    file: file_index,
+                    index_in_file: rg,
+                    num_rows,
+                    first_row_id: next_row_id,
+                });
+                next_row_id += num_rows;
+            }
+            files.push(file);
+        }
+        let Some((schema, used)) = schema else {
+            return Err(Error::EmptyDataset {
+                what: "no input files".to_string(),
+            });
+        };
+        if next_row_id == 0 {
+            return Err(Error::EmptyDataset {
+                what: format!("{} file(s) hold no rows", paths.len()),
+            });
+        }
+        let source = ParquetSource {
+            paths,
+            files,
+            schema,
+            used,
+            units,
+            file_bytes,
+        };
+        Ok((source, skipped))
+    }
+
+    /// The boolean form of [`ParquetSource::open_files`] (`true` is [`OnBadFile::Skip`]).
+    /// Transitional: only `TrainConfig`'s own dispatch calls it, until it moves to
+    /// [`data::source::open`](crate::data::source::open); then it goes.
+    pub fn open_skipping(
+        paths: &[PathBuf],
+        spec: &ColumnSpec,
+        skip_unreadable: bool,
+    ) -> Result<(Self, SkippedFiles)> {
+        let on_bad_file = if skip_unreadable {
+            OnBadFile::Skip
+        } else {
+            OnBadFile::Error
+        };
+        Self::open_files(paths, spec, on_bad_file)
+    }
+
+    /// The used columns and their Arrow types, e.g. `columns [f0: Float32, label: Float32]
+    /// (1 features)`.
+    pub fn describe_columns(&self) -> String {
+        self.used.to_string()
+    }
+}
+
+impl Source for ParquetSource {
+    fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn files(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    fn describe(&self) -> SourceInfo {
+        let file = &self.files[0];
+        let columns = column_infos(&file.metadata, &file.layout, &self.schema);
+        let mut codecs: Vec<String> = Vec::new();
+        for f in &self.files {
+            for rg in f.metadata.metadata().row_groups() {
+                for column in rg.columns() {
+                    let codec = format!("{:?}", column.compression()).to_lowercase();
+                    if !codecs.contains(&codec) {
+                        codecs.push(codec);
+                    }
+                }
+            }
+        }
+        SourceInfo {
+            format: "parquet",
+            unit_kind: "row group",
+            columns,
+            codecs,
+        }
+    }
+
+    fn read_unit(
+        &self,
+        unit_index: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        self.read(unit_index, max_block_rows, sink)
+    }
+}
+
+/// Parquet files and directories of them: the fallback format, which claims any paths.
+pub struct ParquetFormat;
+
+impl SourceFormat for ParquetFormat {
+    fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn claims(&self, _paths: &[PathBuf]) -> bool {
+        true
+    }
+
+    fn open(
+        &self,
+        paths: &[PathBuf],
+        options: &OpenOptions,
+    ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+        let (source, skipped) =
+            ParquetSource::open_files(paths, &options.columns, options.on_bad_file)?;
+        Ok((Arc::new(source), skipped))
+    }
+}

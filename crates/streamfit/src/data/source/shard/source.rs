@@ -1,0 +1,425 @@
+//! [`ShardSource`]: a shard dataset opened for reading through memory maps, with no decoding,
+//! and [`ShardFormat`], its registration in [`FORMATS`](crate::data::source::FORMATS).
+//!
+//! Opening reads the manifest and validates each shard's header and metadata against it
+//! (`header.rs`) before mapping the file. A unit is a row range (one Parquet row group of the
+//! converted source), read by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
+//! rows is checked against its checksum the first time any reader touches it (once per
+//! process). The reader asks the kernel to read a unit's pages ahead (`WILLNEED`) and drops
+//! them from this process's resident set after the unit (`DONTNEED`), so resident memory stays
+//! bounded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use memmap2::{Advice, Mmap, UncheckedAdvice};
+
+use crate::data::source::shard::header::{Header, VERSION, read_header};
+use crate::data::source::shard::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, is_shard_dataset};
+use crate::data::source::{
+    ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
+    Unit,
+};
+use crate::data::{ColumnSpec, FeatureSelection, Schema};
+use crate::error::{Error, Result};
+
+/// One opened shard file.
+struct ShardFile {
+    path: PathBuf,
+    header: Header,
+    map: Mmap,
+    /// Per checksum block: verified already (by any reader)?
+    verified: Vec<AtomicBool>,
+}
+
+/// A shard dataset opened for reading.
+pub struct ShardSource {
+    paths: Vec<PathBuf>,
+    files: Vec<ShardFile>,
+    schema: Schema,
+    units: Vec<Unit>,
+    /// Per unit: the first row inside its shard.
+    unit_offsets: Vec<u64>,
+    file_bytes: u64,
+    verify_checksums: bool,
+    manifest: Manifest,
+}
+
+impl ShardSource {
+    /// Opens the shard dataset in `dir`. `spec` must be the default (every feature, the
+    /// converted label) or name exactly the shards' columns: shards have fixed columns.
+    pub fn open(dir: &Path, spec: &ColumnSpec, verify_checksums: bool) -> Result<Self> {
+        let manifest_path = dir.join(MANIFEST);
+        let bad_manifest = |reason: String| Error::CorruptShard {
+            file: manifest_path.clone(),
+            block: None,
+            reason,
+        };
+        let text = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|e| bad_manifest(format!("{e}")))?;
+        if manifest.format != MANIFEST_FORMAT || manifest.version != VERSION {
+            return Err(bad_manifest(format!(
+                "format {} version {}, this build reads {MANIFEST_FORMAT} version {VERSION}",
+                manifest.format, manifest.version
+            )));
+        }
+        check_spec(spec, &manifest, dir)?;
+        if manifest.shards.is_empty() || manifest.num_rows == 0 {
+            return Err(Error::EmptyDataset {
+                what: format!("{} lists no rows", manifest_path.display()),
+            });
+        }
+        let mut files = Vec::with_capacity(manifest.shards.len());
+        let mut units = Vec::new();
+        let mut unit_offsets = Vec::new();
+        let mut next_row_id = 0u64;
+        let mut file_bytes = 0u64;
+        for (index, entry) in manifest.shards.iter().enumerate() {
+            if entry.file.contains(['/', '\\']) || entry.file.starts_with('.') {
+                return Err(bad_manifest(format!(
+                    "shard name {:?} leaves the directory",
+                    entry.file
+                )));
+            }
+            let path = dir.join(&entry.file);
+            let (header, meta, file) = read_header(&path)?;
+            let bad = |reason: String| Error::CorruptShard {
+                file: path.clone(),
+                block: None,
+                reason,
+            };
+            if header.num_rows != entry.rows || header.file_len() != entry.bytes {
+                return Err(bad(format!(
+                    "holds {} rows in {} bytes; the manifest says {} rows in {} bytes",
+                    header.num_rows,
+                    header.file_len(),
+                    entry.rows,
+                    entry.bytes
+                )));
+            }
+            if meta.feature_names != manifest.feature_names || meta.label != manifest.label {
+                return Err(bad("its columns differ from the manifest's".into()));
+            }
+            if meta.first_row_id != next_row_id {
+                return Err(bad(format!(
+                    "first row id {} where {} rows precede it",
+                    meta.first_row_id, next_row_id
+                )));
+            }
+            // SAFETY: the map is read-only and the header was validated against the file's
+            // length; like every file-backed map it assumes no one truncates the file while
+            // streamfit runs (the same assumption the Parquet reader makes).
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            if map.len() as u64 != header.file_len() {
+                return Err(bad("the file changed size while it was opened".into()));
+            }
+            let _ = map.advise(Advice::Sequential);
+            let mut offset = 0u64;
+            for (k, &rows) in meta.units.iter().enumerate() {
+                units.push(Unit {
+                    file: index,
+                    index_in_file: k,
+                    num_rows: rows,
+                    first_row_id: next_row_id + offset,
+                });
+                unit_offsets.push(offset);
+                offset += rows;
+            }
+            next_row_id += header.num_rows;
+            file_bytes += header.file_len();
+            let verified = (0..header.num_blocks())
+                .map(|_| AtomicBool::new(false))
+                .collect();
+            files.push(ShardFile {
+                path,
+                header,
+                map,
+                verified,
+            });
+        }
+        if next_row_id != manifest.num_rows {
+            return Err(bad_manifest(format!(
+                "says {} rows but its shards hold {next_row_id}",
+                manifest.num_rows
+            )));
+        }
+        Ok(ShardSource {
+            paths: files.iter().map(|f| f.path.clone()).collect(),
+            schema: Schema {
+                feature_names: manifest.feature_names.clone(),
+                label: manifest.label.clone(),
+            },
+            files,
+            units,
+            unit_offsets,
+            file_bytes,
+            verify_checksums,
+            manifest,
+        })
+    }
+
+    /// The dataset's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Verifies every not yet verified checksum block overlapping rows `rows` of `file`.
+    fn verify(&self, file: &ShardFile, rows: std::ops::Range<u64>) -> Result<()> {
+        let h = &file.header;
+        let block_rows = u64::from(h.block_rows);
+        for block in block_span(h, &rows) {
+            if file.verified[block as usize].load(Ordering::Acquire) {
+                continue;
+            }
+            let first = block * block_rows;
+            let last = (first + block_rows).min(h.num_rows);
+            let start = (h.rows_offset() + first * h.row_stride()) as usize;
+            let end = (h.rows_offset() + last * h.row_stride()) as usize;
+            let at = (h.checksums_offset() + 4 * block) as usize;
+            let stored = u32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
+            let computed = crc32c::crc32c(&file.map[start..end]);
+            if computed != stored {
+                return Err(Error::CorruptShard {
+                    file: file.path.clone(),
+                    block: Some(block),
+                    reason: format!(
+                        "rows {first}..{last} fail their checksum (stored {stored:#010x}, computed {computed:#010x})"
+                    ),
+                });
+            }
+            file.verified[block as usize].store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+/// The checksum blocks that overlap rows `rows`.
+fn block_span(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<u64> {
+    let block_rows = u64::from(h.block_rows);
+    rows.start / block_rows..rows.end.div_ceil(block_rows)
+}
+
+/// The byte range of rows `rows`.
+fn row_bytes(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<usize> {
+    (h.rows_offset() + rows.start * h.row_stride()) as usize
+        ..(h.rows_offset() + rows.end * h.row_stride()) as usize
+}
+
+/// Shards have fixed columns: the spec must be the default or agree with them.
+fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> {
+    let default = ColumnSpec::default();
+    let label_ok = spec.label == manifest.label || spec.label == default.label;
+    let features_ok = match &spec.features {
+        FeatureSelection::AllNumeric => true,
+        FeatureSelection::Columns(names) => *names == manifest.feature_names,
+        FeatureSelection::ListColumn(_) => false,
+    };
+    if label_ok && features_ok {
+        return Ok(());
+    }
+    Err(Error::config(
+        "features/label",
+        format!(
+            "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
+            dir.display(),
+            manifest.label,
+            manifest.feature_names.len()
+        ),
+    ))
+}
+
+impl Source for ShardSource {
+    fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn files(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    fn describe(&self) -> SourceInfo {
+        let column = |name: &String, role| ColumnInfo {
+            name: name.clone(),
+            stored_type: "f32".to_string(),
+            arrow_type: "Float32".to_string(),
+            role,
+            note: String::new(),
+        };
+        let mut columns: Vec<ColumnInfo> = self
+            .schema
+            .feature_names
+            .iter()
+            .map(|n| column(n, ColumnRole::Feature))
+            .collect();
+        columns.push(column(&self.schema.label, ColumnRole::Label));
+        SourceInfo {
+            format: "shards",
+            unit_kind: "row range",
+            columns,
+            codecs: vec!["none".to_string()],
+        }
+    }
+
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        let u = self.units[unit];
+        let file = &self.files[u.file];
+        let h = &file.header;
+        let d = h.num_features as usize;
+        let first = self.unit_offsets[unit];
+        let mut features = Vec::with_capacity(d);
+        for piece in offsets.chunks(max_block_rows.max(1)) {
+            let mut block = sink.empty_block();
+            block.reset(d);
+            for &offset in piece {
+                assert!(offset < u.num_rows, "row {offset} outside unit {unit}");
+                let row = first + offset;
+                if self.verify_checksums {
+                    self.verify(file, row..row + 1)?;
+                }
+                let at = row_bytes(h, &(row..row + 1));
+                let (values, _) = file.map[at].as_chunks::<4>();
+                features.clear();
+                features.extend(values[..d].iter().map(|v| f32::from_le_bytes(*v)));
+                block.push_row(
+                    &features,
+                    f32::from_le_bytes(values[d]),
+                    u.first_row_id + offset,
+                );
+            }
+            if sink.send(block).is_break() {
+                break;
+            }
+        }
+        // Release every page this touched (rows and the blocks their checks read).
+        let blocks = block_span(h, &(first..first + u.num_rows));
+        let block_rows = u64::from(h.block_rows);
+        let touched = row_bytes(
+            h,
+            &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
+        );
+        // SAFETY: as in `read_unit`: DONTNEED on a read-only file map drops only this
+        // process's copies of the pages.
+        let _ = unsafe {
+            file.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+        };
+        Ok(offsets.len() as u64)
+    }
+
+    fn read_unit(
+        &self,
+        unit: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let u = self.units[unit];
+        let file = &self.files[u.file];
+        let h = &file.header;
+        let first = self.unit_offsets[unit];
+        let rows = first..first + u.num_rows;
+        let stride = h.row_stride() as usize;
+        let d = h.num_features as usize;
+        let byte_range = row_bytes(h, &rows);
+        let _ = file
+            .map
+            .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
+        // Checking a block reads all of it, also rows of neighbouring units; those pages are
+        // released with this unit's.
+        let mut touched = byte_range.clone();
+        if self.verify_checksums {
+            self.verify(file, rows.clone())?;
+            let blocks = block_span(h, &rows);
+            let block_rows = u64::from(h.block_rows);
+            touched = row_bytes(
+                h,
+                &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
+            );
+        }
+        let bytes = &file.map[byte_range.clone()];
+        let mut done = 0usize;
+        let total = u.num_rows as usize;
+        let mut flow = std::ops::ControlFlow::Continue(());
+        while done < total && flow.is_continue() {
+            let n = (total - done).min(max_block_rows.max(1));
+            let mut block = sink.empty_block();
+            block.reset(d);
+            let decode =
+                tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
+            let src = &bytes[done * stride..(done + n) * stride];
+            block
+                .append_with::<()>(n, u.first_row_id + done as u64, |x, y| {
+                    for ((row, target), raw) in x
+                        .chunks_exact_mut(d)
+                        .zip(y.iter_mut())
+                        .zip(src.chunks_exact(stride))
+                    {
+                        let (values, _) = raw.as_chunks::<4>();
+                        for (dst, v) in row.iter_mut().zip(values) {
+                            *dst = f32::from_le_bytes(*v);
+                        }
+                        *target = f32::from_le_bytes(values[d]);
+                    }
+                    Ok(())
+                })
+                .expect("the fill cannot fail");
+            drop(decode);
+            done += n;
+            flow = sink.send(block);
+        }
+        // SAFETY: DONTNEED on a read-only file-backed map only drops this process's copies of
+        // the pages (the page cache keeps them); later reads fault them back in unchanged.
+        let _ = unsafe {
+            file.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+        };
+        Ok(())
+    }
+}
+
+/// A shard dataset directory (one with a manifest), which must be given alone.
+pub struct ShardFormat;
+
+impl SourceFormat for ShardFormat {
+    fn name(&self) -> &'static str {
+        "shards"
+    }
+
+    fn claims(&self, paths: &[PathBuf]) -> bool {
+        paths.iter().any(|p| is_shard_dataset(p))
+    }
+
+    fn open(
+        &self,
+        paths: &[PathBuf],
+        options: &OpenOptions,
+    ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+        let [dir] = paths else {
+            let reason = match paths.iter().find(|p| is_shard_dataset(p)) {
+                Some(dir) => format!(
+                    "{} is a shard dataset; give it alone, not with other paths",
+                    dir.display()
+                ),
+                None => "give one shard dataset directory".to_string(),
+            };
+            return Err(Error::config("data", reason));
+        };
+        let source = ShardSource::open(dir, &options.columns, options.verify_checksums)?;
+        Ok((Arc::new(source), Vec::new()))
+    }
+}
