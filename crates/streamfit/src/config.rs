@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::ColumnSpec;
-use crate::data::source::parquet::SkippedFiles;
 use crate::data::source::shard::is_shard_dataset;
-use crate::data::source::{ParquetSource, ShardSource, Source};
+use crate::data::source::{OpenOptions, SkippedFiles, Source};
+pub use crate::data::source::OnBadFile;
 use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
@@ -25,18 +25,6 @@ use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
-
-/// What to do with a Parquet file of a multi-file dataset that cannot be opened (missing, not
-/// Parquet, corrupt footer, encrypted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnBadFile {
-    /// Stop with the file's error. The default.
-    #[default]
-    Error,
-    /// Leave the file out; it is reported (a [`crate::run::PrepareEvent::FileSkipped`], the
-    /// epoch lines and the report).
-    Skip,
-}
 
 /// Where a run continues from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,39 +336,14 @@ impl TrainConfig {
         paths: &[PathBuf],
         on_bad_file: OnBadFile,
     ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
-        if let Some(dir) = paths.iter().find(|p| is_shard_dataset(p)) {
-            if paths.len() != 1 {
-                return Err(Error::config(
-                    "data",
-                    format!(
-                        "{} is a shard dataset; give it alone, not with other paths",
-                        dir.display()
-                    ),
-                ));
-            }
-            let source = ShardSource::open(dir, &self.columns, self.verify_checksums)?;
-            return Ok((Arc::new(source), Vec::new()));
-        }
-        let (source, skipped) =
-            ParquetSource::open_skipping(paths, &self.columns, on_bad_file == OnBadFile::Skip)?;
-        if source.num_features() == 0 {
-            return Err(Error::config(
-                "features",
-                format!(
-                    "{}: no numeric feature columns besides the label `{}` (columns: {})",
-                    source.files()[0].display(),
-                    self.columns.label,
-                    source
-                        .describe()
-                        .columns
-                        .iter()
-                        .map(|c| format!("{}: {}", c.name, c.arrow_type))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        Ok((Arc::new(source), skipped))
+        crate::data::source::open(
+            paths,
+            &OpenOptions {
+                columns: self.columns.clone(),
+                verify_checksums: self.verify_checksums,
+                on_bad_file,
+            },
+        )
     }
 }
 

@@ -157,22 +157,6 @@ impl ParquetSource {
         Ok((source, skipped))
     }
 
-    /// The boolean form of [`ParquetSource::open_files`] (`true` is [`OnBadFile::Skip`]).
-    /// Transitional: only `TrainConfig`'s own dispatch calls it, until it moves to
-    /// [`data::source::open`](crate::data::source::open); then it goes.
-    pub fn open_skipping(
-        paths: &[PathBuf],
-        spec: &ColumnSpec,
-        skip_unreadable: bool,
-    ) -> Result<(Self, SkippedFiles)> {
-        let on_bad_file = if skip_unreadable {
-            OnBadFile::Skip
-        } else {
-            OnBadFile::Error
-        };
-        Self::open_files(paths, spec, on_bad_file)
-    }
-
     /// The used columns and their Arrow types, e.g. `columns [f0: Float32, label: Float32]
     /// (1 features)`.
     pub fn describe_columns(&self) -> String {
