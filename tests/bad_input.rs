@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 
 /// Writes one Parquet file with the given columns.
 fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
@@ -18,15 +17,9 @@ fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
         .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
         .collect();
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let batch =
+        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    common::write_parquet(path, &batch, None);
 }
 
 fn floats(values: &[f32]) -> ArrayRef {
@@ -45,9 +38,7 @@ fn assert_rejected(file: &Path, extra: &[&str], needles: &[&str]) {
         model.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = common::run(&args, Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
+    let stderr = common::run(&args, Duration::from_secs(30)).fails_with(2);
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     for needle in needles {
@@ -186,18 +177,11 @@ fn files_with_different_schemas_are_both_named() {
 
 #[test]
 fn a_missing_path_and_bad_flags_exit_with_2() {
-    let out = common::run(
-        &["train", "/nonexistent/streamfit-data"],
-        Duration::from_secs(10),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/streamfit-data"));
-    let out = common::run(
-        &["train", "x", "--batch-size", "0"],
-        Duration::from_secs(10),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch-size"));
+    let limit = Duration::from_secs(10);
+    let stderr = common::run(&["train", "/nonexistent/streamfit-data"], limit).fails_with(2);
+    assert!(stderr.contains("/nonexistent/streamfit-data"), "{stderr}");
+    let stderr = common::run(&["train", "x", "--batch-size", "0"], limit).fails_with(2);
+    assert!(stderr.contains("--batch-size"), "{stderr}");
 }
 
 #[test]

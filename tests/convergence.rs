@@ -6,7 +6,7 @@ mod common;
 use streamfit::generate::Task;
 use streamfit::pipeline::Shuffle;
 use streamfit::model::ModelSpec;
-use streamfit::train::{BatchSize, train};
+use streamfit::train::BatchSize;
 
 #[test]
 fn logistic_regression_recovers_the_true_weights() {
@@ -17,7 +17,7 @@ fn logistic_regression_recovers_the_true_weights() {
     config.trainer.model = ModelSpec::logistic();
     config.trainer.epochs = 3;
     config.trainer.optimizer.learning_rate = 0.1;
-    let result = train(&common::pipeline(&config), &config.trainer, &mut ()).expect("train");
+    let result = common::fit(&config);
     let cosine = common::cosine(&result.params[..16], &truth.weights);
     assert!(cosine >= 0.99, "cosine similarity {cosine}");
     assert!(
@@ -88,7 +88,7 @@ fn full_batch_linear_regression_converges_to_the_least_squares_solution() {
     config.trainer.model = ModelSpec::linear();
     config.trainer.optimizer.learning_rate = 0.3;
     config.trainer.epochs = 40;
-    let result = train(&common::pipeline(&config), &config.trainer, &mut ()).expect("train");
+    let result = common::fit(&config);
     assert_eq!(result.iterations(), 40, "one update per epoch");
     let err: f64 = result
         .params

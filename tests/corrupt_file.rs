@@ -28,13 +28,12 @@ fn corrupt_train(damage: impl FnOnce(&std::path::Path)) {
         ],
         Duration::from_secs(30),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = out.fails_with(2);
     assert!(stderr.contains("part-00002.parquet"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!model.exists(), "model written despite the error");
@@ -73,40 +72,27 @@ fn on_bad_file_skip_leaves_out_an_unreadable_file_and_reports_it() {
     std::fs::write(&victim, b"not parquet at all").unwrap();
     let report = dir.path().join("report.json");
     let args = |policy: &'static str| {
-        vec![
-            "train".to_string(),
-            data.to_str().unwrap().to_string(),
-            "--on-bad-file".to_string(),
-            policy.to_string(),
-            "--report".to_string(),
-            report.to_str().unwrap().to_string(),
+        [
+            "train",
+            data.to_str().unwrap(),
+            "--on-bad-file",
+            policy,
+            "--report",
+            report.to_str().unwrap(),
         ]
     };
-    let strict = args("error");
-    let out = common::run(
-        &strict.iter().map(String::as_str).collect::<Vec<_>>(),
-        Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = common::run_err(&args("error"), 2);
     assert!(stderr.contains("part-00001.parquet"), "{stderr}");
 
-    let lenient = args("skip");
-    let out = common::run(
-        &lenient.iter().map(String::as_str).collect::<Vec<_>>(),
-        Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stderr}");
+    let lenient = common::run_ok(&args("skip"));
+    let (stdout, stderr) = (&lenient.stdout, &lenient.stderr);
     assert!(
         stderr.contains("warning: skipping unreadable file")
             && stderr.contains("part-00001.parquet"),
         "{stderr}"
     );
     assert!(stdout.contains("1 unreadable file(s) skipped"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let report = common::read_json(&report);
     assert_eq!(report["rows"], 30_000);
     assert_eq!(report["skipped_files"].as_array().unwrap().len(), 1);
 }

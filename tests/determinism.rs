@@ -3,7 +3,7 @@
 mod common;
 
 use streamfit::generate::Task;
-use streamfit::train::{BatchSize, train};
+use streamfit::train::BatchSize;
 
 fn params_bits(
     dir: &std::path::Path,
@@ -15,9 +15,7 @@ fn params_bits(
     config.num_readers = readers;
     config.trainer.num_threads = threads;
     config.trainer.epochs = 2;
-    let pipeline = common::pipeline(&config);
-    let result = train(&pipeline, &config.trainer, &mut ()).expect("train");
-    result.params.iter().map(|p| p.to_bits()).collect()
+    common::bits(&common::fit(&config).params)
 }
 
 #[test]

@@ -3,30 +3,16 @@
 
 mod common;
 
-use std::time::Duration;
-
 use arrow_array::Float32Array;
 use arrow_array::cast::AsArray;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use streamfit::generate::Task;
 
 /// Column name → every value, read with the parquet crate directly.
 fn read_columns(dir: &std::path::Path) -> Vec<(String, Vec<f64>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
     let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
-    for path in files {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
+    for path in common::parquet_files(dir) {
+        for batch in common::read_parquet(&path) {
             for (k, field) in batch.schema().fields().iter().enumerate() {
                 if columns.len() <= k {
                     columns.push((field.name().clone(), Vec::new()));
@@ -46,16 +32,8 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 fn inspect_json(data: &std::path::Path) -> Value {
-    let out = common::run(
-        &["inspect", data.to_str().unwrap(), "--stats", "--json"],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    let out = common::run_ok(&["inspect", data.to_str().unwrap(), "--stats", "--json"]);
+    serde_json::from_str(&out.stdout).expect("one JSON object")
 }
 
 #[test]
@@ -102,20 +80,12 @@ fn inspect_stats_agree_with_a_direct_computation_and_with_the_shards() {
     }
 
     let shards = dir.path().join("shards");
-    let out = common::run(
-        &[
-            "convert",
-            data.to_str().unwrap(),
-            "--out",
-            shards.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(&[
+        "convert",
+        data.to_str().unwrap(),
+        "--out",
+        shards.to_str().unwrap(),
+    ]);
     let from_shards = inspect_json(&shards);
     assert_eq!(from_shards["format"], "shards");
     assert_eq!(from_shards["num_units"], 9);
@@ -139,16 +109,7 @@ fn inspect_without_stats_describes_columns_and_budget() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 2_000, 3, 1, 500, 1);
-    let out = common::run(
-        &["inspect", data.to_str().unwrap(), "--features", "f2,f0"],
-        Duration::from_secs(60),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::run_ok(&["inspect", data.to_str().unwrap(), "--features", "f2,f0"]).stdout;
     assert!(text.contains("2,000 rows in 4 row groups"), "{text}");
     assert!(text.contains("memory budget of train"), "{text}");
     let roles: Vec<(&str, &str)> = text

@@ -90,15 +90,11 @@ impl Run {
 
 fn reference_model(dir: &Path, data: &str) -> Vec<u8> {
     let model = dir.join("reference.json");
-    let out = common::run(
+    common::run(
         &train_args(data, model.to_str().unwrap(), None),
         Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    )
+    .ok();
     std::fs::read(model).unwrap()
 }
 
@@ -164,17 +160,12 @@ fn sigint_stops_with_a_checkpoint_and_exit_code_130_and_the_run_resumes() {
         .unwrap();
     assert!(sent.success());
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let command = format!("streamfit {} (sent SIGINT)", args.join(" "));
+    let stderr = common::Outcome::from_output(command, out).fails_with(130);
     assert!(stderr.contains("interrupted at epoch"), "{stderr}");
     assert!(stderr.contains("checkpoint written to"), "{stderr}");
     assert!(!model.exists(), "an interrupted run wrote a model");
-    let resumed = common::run(&args, Duration::from_secs(120));
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    common::run(&args, Duration::from_secs(120)).ok();
     assert!(
         std::fs::read(model).unwrap() == *reference,
         "model differs from the uninterrupted run"
@@ -194,14 +185,7 @@ fn a_fresh_run_refuses_a_checkpoint_directory_of_another_run() {
         "--checkpoint-dir",
         checkpoints.to_str().unwrap(),
     ];
-    let first = common::run(&args, Duration::from_secs(60));
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let second = common::run(&args, Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    common::run_ok(&args);
+    let stderr = common::run_err(&args, 2);
     assert!(stderr.contains("already holds checkpoints"), "{stderr}");
 }

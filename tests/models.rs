@@ -6,13 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use streamfit::config::TrainConfig;
 use streamfit::data::RowBlock;
-use streamfit::data::source::Source;
 use streamfit::data::source::write::{Compression, ParquetWriter};
-use streamfit::generate::{GenerateConfig, Task, generate};
+use streamfit::generate::Task;
 use streamfit::model::{Activation, Head, ModelSpec};
 use streamfit::optim::OptimizerKind;
 use streamfit::pipeline::Pipeline;
@@ -172,37 +170,14 @@ fn network_gradients_are_bit_identical_for_any_thread_count() {
         engine.accumulate(&params, &rows);
         let mut g = vec![0.0; model.num_params()];
         let (loss, _) = engine.finish_step(&mut g);
-        results.push((
-            loss.to_bits(),
-            g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        ));
+        results.push((loss.to_bits(), common::bits(&g)));
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
 
-fn generated(dir: &Path, task: Task, rows: u64, features: usize, seed: u64) {
-    generate(
-        &GenerateConfig {
-            task,
-            rows,
-            features,
-            shards: 2,
-            row_group_rows: 4_096,
-            compression: Compression::Snappy,
-            seed,
-            out: dir.to_path_buf(),
-            ..GenerateConfig::default()
-        },
-        &|_| {},
-    )
-    .expect("generate");
-}
-
 /// Trains `config` with `valid` evaluated after every epoch.
 fn train_with_valid(config: &TrainConfig, valid: &Path) -> TrainResult {
-    config.check().expect("valid config");
-    let source: Arc<dyn Source> = config.open_source().expect("open");
-    let pipeline = Pipeline::new(source.clone(), config.pipeline_config(source.num_rows()));
+    let pipeline = common::pipeline(config);
     let valid_source = TrainConfig {
         data: vec![valid.to_path_buf()],
         ..config.clone()
@@ -221,20 +196,7 @@ fn softmax_reaches_95_percent_of_the_true_models_accuracy_on_10_classes() {
     // One generated dataset (one true model) of 4 files: three to train on, one to validate.
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    generate(
-        &GenerateConfig {
-            task: Task::Multiclass,
-            rows: 80_000,
-            features: 16,
-            shards: 4,
-            row_group_rows: 4_096,
-            seed: 1,
-            out: data.clone(),
-            ..GenerateConfig::default()
-        },
-        &|_| {},
-    )
-    .expect("generate");
+    common::dataset(&data, Task::Multiclass, 80_000, 16, 4, 4_096, 1);
     let truth = streamfit::generate::Truth::load(&data).unwrap();
     assert_eq!(truth.classes, Some(10));
     let files: Vec<_> = truth.files.iter().map(|f| data.join(f)).collect();
@@ -286,8 +248,8 @@ fn softmax_reaches_95_percent_of_the_true_models_accuracy_on_10_classes() {
 fn an_mlp_fits_circles_where_logistic_regression_stays_at_chance() {
     let dir = common::tempdir();
     let (train_dir, valid_dir) = (dir.path().join("train"), dir.path().join("valid"));
-    generated(&train_dir, Task::Circles, 40_000, 4, 1);
-    generated(&valid_dir, Task::Circles, 10_000, 4, 2);
+    common::dataset(&train_dir, Task::Circles, 40_000, 4, 2, 4_096, 1);
+    common::dataset(&valid_dir, Task::Circles, 10_000, 4, 2, 4_096, 2);
     let mut config = common::config(&train_dir, BatchSize::Rows(128));
     config.trainer.epochs = 6;
     config.trainer.optimizer.kind = OptimizerKind::Adam;
@@ -345,8 +307,7 @@ fn adam_reaches_the_loss_target_in_fewer_epochs_than_sgd_on_an_ill_conditioned_p
         config.trainer.optimizer.learning_rate = lr;
         config.trainer.epochs = 15;
         config.trainer.eval = Eval::EveryEpoch;
-        let pipeline = common::pipeline(&config);
-        let result = streamfit::train::train(&pipeline, &config.trainer, &mut ()).expect("train");
+        let result = common::fit(&config);
         let losses: Vec<f64> = result.epochs.iter().map(|e| e.full_loss.unwrap()).collect();
         // Noise variance is 0.01; 0.05 means both weights are close to the truth.
         let reached = losses.iter().position(|&l| l < 0.05).map(|e| e + 1);
@@ -366,33 +327,11 @@ fn adam_reaches_the_loss_target_in_fewer_epochs_than_sgd_on_an_ill_conditioned_p
 /// Copies the generated Parquet files of `from` into one file with every label flipped
 /// (y → 1 − y): a validation set that gets worse exactly as training gets better.
 fn flipped_labels(from: &Path, to: &Path, features: usize) {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Float32Type;
     let names: Vec<String> = (0..features).map(|j| format!("f{j}")).collect();
     let mut writer = ParquetWriter::create(to, &names, "label", Compression::None, 4_096).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(from)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    for file in files {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(file).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .unwrap()
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .to_vec()
-            };
+    for file in common::parquet_files(from) {
+        for batch in common::read_parquet(&file) {
+            let column = |name: &str| common::f32_column(std::slice::from_ref(&batch), name);
             let columns = names.iter().map(|n| column(n)).collect();
             let labels = column("label").iter().map(|y| 1.0 - y).collect();
             writer.write_columns(columns, labels).unwrap();
@@ -428,8 +367,6 @@ fn early_stopping_keeps_the_best_epoch_and_stops_when_patience_runs_out() {
     // The kept parameters are epoch 1's, bit for bit.
     config.trainer.epochs = 1;
     config.trainer.early_stop = None;
-    let one = streamfit::train::train(&common::pipeline(&config), &config.trainer, &mut ())
-        .expect("train");
-    let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&result.params), bits(&one.params));
+    let one = common::fit(&config);
+    assert_eq!(common::bits(&result.params), common::bits(&one.params));
 }

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use streamfit::data::source::write::{Compression, ParquetWriter};
@@ -19,7 +19,7 @@ use streamfit::train::ModelFile;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `mpirun -np 2 streamfit ARGS`, failing the test after `timeout`.
-fn mpirun(args: &[&str], timeout: Duration) -> Output {
+fn mpirun(args: &[&str], timeout: Duration) -> common::Outcome {
     let mut command = Command::new("mpirun");
     command
         .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
@@ -28,16 +28,6 @@ fn mpirun(args: &[&str], timeout: Duration) -> Output {
         // Containers often forbid the cross-memory-attach single copy; use plain copies.
         .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
     common::run_command(command, timeout)
-}
-
-fn ok(output: Output, what: &str) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{what}: {stderr}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -51,30 +41,28 @@ fn every_row_is_used_once_per_epoch_across_ranks_and_repeats_are_bit_identical()
         std::fs::create_dir(&ids).unwrap();
         let model = dir.path().join(format!("model-{run}.json"));
         let rep = dir.path().join(format!("report-{run}.json"));
-        ok(
-            mpirun(
-                &[
-                    "train",
-                    data.to_str().unwrap(),
-                    "--epochs",
-                    "2",
-                    "--batch-size",
-                    "100",
-                    "--shuffle-buffer",
-                    "1500",
-                    "--threads",
-                    "1",
-                    "--save-model",
-                    model.to_str().unwrap(),
-                    "--report",
-                    rep.to_str().unwrap(),
-                    "--debug-row-ids",
-                    ids.to_str().unwrap(),
-                ],
-                TIMEOUT,
-            ),
-            "mpirun train",
-        );
+        mpirun(
+            &[
+                "train",
+                data.to_str().unwrap(),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "100",
+                "--shuffle-buffer",
+                "1500",
+                "--threads",
+                "1",
+                "--save-model",
+                model.to_str().unwrap(),
+                "--report",
+                rep.to_str().unwrap(),
+                "--debug-row-ids",
+                ids.to_str().unwrap(),
+            ],
+            TIMEOUT,
+        )
+        .ok();
         for epoch in 1..=2 {
             let mut all = Vec::new();
             let mut per_rank = Vec::new();
@@ -98,7 +86,7 @@ fn every_row_is_used_once_per_epoch_across_ranks_and_repeats_are_bit_identical()
             assert_eq!(unique, (0..10_000).collect(), "epoch {epoch}");
             assert!(per_rank.iter().all(|&n| n > 0), "{per_rank:?}");
         }
-        let r = report(&rep);
+        let r = common::read_json(&rep);
         assert_eq!(r["ranks"], 2);
         assert_eq!(r["rows_per_epoch"], 10_000);
         models.push(std::fs::read(&model).unwrap());
@@ -129,21 +117,17 @@ fn one_two_rank_step_equals_the_single_process_step_over_both_batches() {
     };
     let (two, one) = (dir.path().join("two.json"), dir.path().join("one.json"));
     let two_args = args(&two);
-    ok(
-        mpirun(
-            &two_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            TIMEOUT,
-        ),
-        "2 ranks",
-    );
+    mpirun(
+        &two_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        TIMEOUT,
+    )
+    .ok();
     let one_args = args(&one);
-    ok(
-        common::run(
-            &one_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            TIMEOUT,
-        ),
-        "1 process",
-    );
+    common::run(
+        &one_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        TIMEOUT,
+    )
+    .ok();
     let (two, one) = (
         ModelFile::load(&two).unwrap(),
         ModelFile::load(&one).unwrap(),
@@ -160,23 +144,21 @@ fn two_rank_logistic_regression_recovers_the_true_weights() {
     let data = dir.path().join("data");
     let truth: Truth = common::dataset(&data, Task::Logistic, 120_000, 16, 4, 8_192, 3);
     let model = dir.path().join("model.json");
-    ok(
-        mpirun(
-            &[
-                "train",
-                data.to_str().unwrap(),
-                "--epochs",
-                "3",
-                "--threads",
-                "1",
-                "--quiet",
-                "--save-model",
-                model.to_str().unwrap(),
-            ],
-            TIMEOUT,
-        ),
-        "mpirun train",
-    );
+    mpirun(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--threads",
+            "1",
+            "--quiet",
+            "--save-model",
+            model.to_str().unwrap(),
+        ],
+        TIMEOUT,
+    )
+    .ok();
     let w = ModelFile::load(&model).unwrap().weights;
     let cosine = common::cosine(&w, &truth.weights);
     assert!(cosine >= 0.99, "cosine {cosine}");
@@ -209,25 +191,23 @@ fn uneven_shares_finish_without_deadlock_with_the_exact_row_count() {
     file(&data.join("a.parquet"), 3_000, None);
     file(&data.join("b.parquet"), 1_000, None);
     let rep = dir.path().join("report.json");
-    ok(
-        mpirun(
-            &[
-                "train",
-                data.to_str().unwrap(),
-                "--no-shuffle",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "256",
-                "--quiet",
-                "--report",
-                rep.to_str().unwrap(),
-            ],
-            TIMEOUT,
-        ),
-        "mpirun train",
-    );
-    let r = report(&rep);
+    mpirun(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--no-shuffle",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "256",
+            "--quiet",
+            "--report",
+            rep.to_str().unwrap(),
+        ],
+        TIMEOUT,
+    )
+    .ok();
+    let r = common::read_json(&rep);
     assert_eq!(r["rows_per_epoch"], 4_000);
     assert_eq!(r["iterations"], 48);
     // The count the learning-rate schedules and the progress bar use is the real one.
@@ -267,7 +247,7 @@ fn rank_1_failure_ends_the_job(damage: fn(&Path), needles: &[&str]) {
     damage(&data.join("b.parquet"));
     let model = dir.path().join("model.json");
     let started = Instant::now();
-    let out = mpirun(
+    let stderr = mpirun(
         &[
             "train",
             data.to_str().unwrap(),
@@ -278,9 +258,8 @@ fn rank_1_failure_ends_the_job(damage: fn(&Path), needles: &[&str]) {
             model.to_str().unwrap(),
         ],
         Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    )
+    .fails_with(2);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
@@ -355,20 +334,18 @@ fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
     };
     let checkpoints = dir.path().join("checkpoints");
     let reference = dir.path().join("reference.json");
-    ok(
-        run(
-            &[
-                "--checkpoint-dir",
-                checkpoints.to_str().unwrap(),
-                "--checkpoint-every",
-                "37",
-                "--keep-checkpoints",
-                "1000",
-            ],
-            &reference,
-        ),
-        "uninterrupted run",
-    );
+    run(
+        &[
+            "--checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--checkpoint-every",
+            "37",
+            "--keep-checkpoints",
+            "1000",
+        ],
+        &reference,
+    )
+    .ok();
     let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -382,10 +359,7 @@ fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
         std::fs::create_dir(&from).unwrap();
         std::fs::copy(file, from.join(file.file_name().unwrap())).unwrap();
         let model = dir.path().join(format!("resumed-{i}.json"));
-        ok(
-            run(&["--resume", from.to_str().unwrap()], &model),
-            &format!("resume from {}", file.display()),
-        );
+        run(&["--resume", from.to_str().unwrap()], &model).ok();
         assert_eq!(
             std::fs::read(&model).unwrap(),
             expected,
@@ -397,9 +371,7 @@ fn a_two_rank_run_resumes_from_any_of_its_checkpoints_to_the_same_model() {
     let first = dir.path().join("from-0");
     let mut args = flags.to_vec();
     args.extend_from_slice(&["--resume", first.to_str().unwrap()]);
-    let out = common::run(&args, TIMEOUT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = common::run(&args, TIMEOUT).fails_with(2);
     assert!(
         stderr.contains("the number of MPI ranks was 2, now 1"),
         "{stderr}"

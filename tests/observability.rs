@@ -4,9 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use serde_json::Value;
 use streamfit::generate::Task;
 use streamfit::telemetry::SPAN_NAMES;
 
@@ -26,26 +24,19 @@ fn the_trace_holds_every_stage_on_its_thread_well_nested() {
     common::dataset(&data, Task::Logistic, 20_000, 4, 2, 2_000, 1);
     let trace = dir.path().join("trace.json");
     let checkpoints = dir.path().join("ckpt");
-    let out = common::run(
-        &[
-            "train",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--quiet",
-            "--trace",
-            trace.to_str().unwrap(),
-            "--checkpoint-dir",
-            checkpoints.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    common::run_ok(&[
+        "train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--checkpoint-dir",
+        checkpoints.to_str().unwrap(),
+    ]);
+    let trace = common::read_json(&trace);
+    let events = trace.as_array().expect("a JSON array of trace events");
     let threads: HashMap<u64, String> = events
         .iter()
         .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
@@ -109,13 +100,8 @@ fn mixing(data: &std::path::Path, extra: &[&str]) -> (f64, f64) {
         report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = common::run(&args, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    common::run_ok(&args);
+    let report = common::read_json(&report);
     let epoch = &report["epoch_summaries"][0];
     (
         epoch["shuffle_spearman"].as_f64().unwrap(),

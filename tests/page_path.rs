@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
@@ -50,13 +49,6 @@ fn batch(holes: &[(usize, usize, Option<f32>)]) -> RecordBatch {
         columns.push(Arc::new(values.collect::<Float32Array>()));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
-}
-
-fn write(path: &Path, props: WriterProperties, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
 }
 
 /// Pages of different lengths in different columns, so runs end at every column's boundary.
@@ -117,7 +109,7 @@ fn every_row_comes_back_exactly_from_pages_of_any_layout() {
     for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
         for codec in codecs {
             for dictionary in [false, true] {
-                write(&path, props(version, codec, dictionary), &batch(&[]));
+                common::write_parquet(&path, &batch(&[]), Some(props(version, codec, dictionary)));
                 for block_rows in [7, 256, 8_192] {
                     let what = format!(
                         "{version:?} {codec:?} dictionary {dictionary}, blocks of {block_rows}"
@@ -174,7 +166,7 @@ fn a_null_or_nan_is_reported_with_its_row_and_column() {
             };
             for (hole, kind) in [(None, "null"), (Some(f32::NAN), "non-finite")] {
                 let props = props(version, Compression::SNAPPY, false);
-                write(&path, props, &batch(&[(1_234, column, hole)]));
+                common::write_parquet(&path, &batch(&[(1_234, column, hole)]), Some(props));
                 assert_eq!(
                     bad_value(&path, 256),
                     (kind, 1, 134, name.clone()),
@@ -194,10 +186,10 @@ fn the_first_bad_value_in_row_order_is_reported() {
     let path = dir.path().join("holes.parquet");
     for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
         let props = || props(version, Compression::SNAPPY, false);
-        write(
+        common::write_parquet(
             &path,
-            props(),
             &batch(&[(1_400, 4, None), (1_234, 0, None)]),
+            Some(props()),
         );
         assert_eq!(
             bad_value(&path, 8_192),
@@ -205,7 +197,7 @@ fn the_first_bad_value_in_row_order_is_reported() {
             "{version:?}"
         );
         let holes = [(1_250, 4, None), (1_234, 3, Some(f32::INFINITY))];
-        write(&path, props(), &batch(&holes));
+        common::write_parquet(&path, &batch(&holes), Some(props()));
         assert_eq!(
             bad_value(&path, 8_192),
             ("non-finite", 1, 134, "f3".to_string()),

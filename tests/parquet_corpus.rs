@@ -200,15 +200,13 @@ fn inspect_stats_honours_every_catalog_verdict() {
         args.extend_from_slice(flags);
         let started = Instant::now();
         let out = common::run(&args, Duration::from_secs(30));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let code = out.status.code();
+        let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
         let ok = !stderr.contains("panicked")
             && started.elapsed() < Duration::from_secs(20)
             && match expect {
                 Rows(rows) => {
                     code == Some(0)
-                        && serde_json::from_str::<serde_json::Value>(&stdout)
+                        && serde_json::from_str::<serde_json::Value>(stdout)
                             .map(|v| v["rows"] == rows && v["label"]["count"] == rows)
                             .unwrap_or(false)
                 }

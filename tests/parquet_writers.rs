@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{BrotliLevel, Compression, Encoding, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use streamfit::config::TrainConfig;
@@ -66,10 +65,7 @@ fn expected_row(i: usize) -> (Vec<f32>, f32) {
 }
 
 fn write(path: &Path, props: WriterProperties, first: usize, rows: usize) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch(first, rows).schema(), Some(props)).unwrap();
-    writer.write(&batch(first, rows)).unwrap();
-    writer.close().unwrap();
+    common::write_parquet(path, &batch(first, rows), Some(props));
 }
 
 /// Reads `data` with streamfit and checks every row against [`expected_row`].

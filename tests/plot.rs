@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use streamfit::generate::Task;
 
 fn assert_chart(path: &std::path::Path) {
@@ -22,56 +20,38 @@ fn train_and_plot_draw_both_loss_curves() {
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 20_000, 4, 2, 2_000, 6);
     let (chart, metrics) = (dir.path().join("loss.svg"), dir.path().join("m.jsonl"));
-    let out = common::run(
-        &[
-            "train",
-            data.to_str().unwrap(),
-            "--epochs",
-            "3",
-            "--quiet",
-            "--plot",
-            chart.to_str().unwrap(),
-            "--metrics",
-            metrics.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(&[
+        "train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+        "--plot",
+        chart.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
     assert_chart(&chart);
 
     let again = dir.path().join("again.svg");
-    let out = common::run(
-        &[
-            "plot",
-            metrics.to_str().unwrap(),
-            "--out",
-            again.to_str().unwrap(),
-            "--log-y",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(&[
+        "plot",
+        metrics.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--log-y",
+    ]);
     assert_chart(&again);
 
     std::fs::write(&metrics, "not json\n").unwrap();
-    let out = common::run(
+    let stderr = common::run_err(
         &[
             "plot",
             metrics.to_str().unwrap(),
             "--out",
             again.to_str().unwrap(),
         ],
-        Duration::from_secs(60),
+        2,
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("line 1"), "{stderr}");
 }

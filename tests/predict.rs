@@ -4,48 +4,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::Path;
-use std::time::Duration;
-
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use common::{f32_column, read_parquet};
 use streamfit::data::source::write::{Compression, ParquetWriter};
 use streamfit::generate::Task;
 use streamfit::train::ModelFile;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn read_all(path: &Path) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect()
-}
-
-fn f32_column(batches: &[RecordBatch], name: &str) -> Vec<f32> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            b.column_by_name(name)
-                .unwrap_or_else(|| panic!("column {name}"))
-                .as_primitive::<Float32Type>()
-                .values()
-                .to_vec()
-        })
-        .collect()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = common::run(args, TIMEOUT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn predict_writes_one_row_per_input_row_in_input_order_with_kept_columns() {
@@ -55,7 +20,7 @@ fn predict_writes_one_row_per_input_row_in_input_order_with_kept_columns() {
     let model = dir.path().join("model.json");
     let preds = dir.path().join("preds.parquet");
     let d = data.to_str().unwrap();
-    ok(&[
+    common::run_ok(&[
         "train",
         d,
         "-q",
@@ -64,7 +29,7 @@ fn predict_writes_one_row_per_input_row_in_input_order_with_kept_columns() {
         "--save-model",
         model.to_str().unwrap(),
     ]);
-    ok(&[
+    common::run_ok(&[
         "predict",
         "-q",
         "--model",
@@ -75,7 +40,7 @@ fn predict_writes_one_row_per_input_row_in_input_order_with_kept_columns() {
         "--keep",
         "f3,label",
     ]);
-    let out = read_all(&preds);
+    let out = read_parquet(&preds);
     let names: Vec<String> = out[0]
         .schema()
         .fields()
@@ -84,13 +49,10 @@ fn predict_writes_one_row_per_input_row_in_input_order_with_kept_columns() {
         .collect();
     assert_eq!(names, ["probability", "class", "f3", "label"]);
     // The input in file order (files sorted by name, row groups in order).
-    let mut files: Vec<_> = std::fs::read_dir(&data)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+    let input: Vec<RecordBatch> = common::parquet_files(&data)
+        .iter()
+        .flat_map(|f| read_parquet(f))
         .collect();
-    files.sort();
-    let input: Vec<RecordBatch> = files.iter().flat_map(|f| read_all(f)).collect();
     let probability = f32_column(&out, "probability");
     assert_eq!(probability.len(), 30_000);
     assert_eq!(f32_column(&out, "f3"), f32_column(&input, "f3"));
@@ -130,7 +92,7 @@ fn predict_reads_unlabelled_data_and_refuses_a_model_whose_features_are_missing(
     let data = dir.path().join("data");
     common::dataset(&data, Task::Linear, 2_000, 3, 1, 1_000, 2);
     let model = dir.path().join("model.json");
-    ok(&[
+    common::run_ok(&[
         "train",
         data.to_str().unwrap(),
         "-q",
@@ -153,7 +115,7 @@ fn predict_reads_unlabelled_data_and_refuses_a_model_whose_features_are_missing(
     writer.finish().unwrap();
     let preds = dir.path().join("preds.parquet");
     let m = model.to_str().unwrap();
-    ok(&[
+    common::run_ok(&[
         "predict",
         "-q",
         "--model",
@@ -163,19 +125,15 @@ fn predict_reads_unlabelled_data_and_refuses_a_model_whose_features_are_missing(
         preds.to_str().unwrap(),
     ]);
     let saved = ModelFile::load(&model).unwrap();
-    let values = f32_column(&read_all(&preds), "prediction");
+    let values = f32_column(&read_parquet(&preds), "prediction");
     let w = &saved.weights;
     let expected = w[0] + 2.0 * w[1] + 3.0 * w[2] + saved.bias.unwrap();
     assert!((values[0] - expected).abs() < 1e-5);
     assert!((values[1] - saved.bias.unwrap()).abs() < 1e-6);
 
     // `eval` needs the label; a file without the model's features is refused by name.
-    let out = common::run(
-        &["eval", "--model", m, unlabelled.to_str().unwrap()],
-        TIMEOUT,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("column `label` not found"));
+    let stderr = common::run_err(&["eval", "--model", m, unlabelled.to_str().unwrap()], 2);
+    assert!(stderr.contains("column `label` not found"), "{stderr}");
     let other = dir.path().join("other.parquet");
     let names: Vec<String> = vec!["f0".into(), "g1".into()];
     let mut writer = ParquetWriter::create(&other, &names, "label", Compression::None, 10).unwrap();
@@ -184,7 +142,7 @@ fn predict_reads_unlabelled_data_and_refuses_a_model_whose_features_are_missing(
         .unwrap();
     writer.finish().unwrap();
     let refused = dir.path().join("refused.parquet");
-    let out = common::run(
+    let stderr = common::run_err(
         &[
             "predict",
             "--model",
@@ -193,10 +151,8 @@ fn predict_reads_unlabelled_data_and_refuses_a_model_whose_features_are_missing(
             "--out",
             refused.to_str().unwrap(),
         ],
-        TIMEOUT,
+        2,
     );
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("column `f1` not found"), "{stderr}");
     assert!(!stderr.contains("panicked"));
     assert!(!refused.exists(), "no output on error");
@@ -255,18 +211,17 @@ fn eval_matches_the_trainers_validation_numbers() {
             report.to_str().unwrap(),
         ];
         train_args.extend_from_slice(&args);
-        ok(&train_args);
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        common::run_ok(&train_args);
+        let report = common::read_json(&report);
         let trained = &report["final_valid"];
-        let eval: serde_json::Value = serde_json::from_str(&ok(&[
+        let eval = common::run_ok(&[
             "eval",
             "--json",
             "--model",
             model.to_str().unwrap(),
             valid.to_str().unwrap(),
-        ]))
-        .unwrap();
+        ]);
+        let eval: serde_json::Value = serde_json::from_str(&eval.stdout).unwrap();
         assert_eq!(eval["rows"], 5_000);
         assert_eq!(eval["loss"], trained["loss"], "{args:?}");
         assert_eq!(eval["accuracy"], trained["accuracy"], "{args:?}");
@@ -276,7 +231,7 @@ fn eval_matches_the_trainers_validation_numbers() {
         );
         // Multiclass predictions: the class is the most probable, the probabilities sum to 1.
         let preds = dir.path().join("preds.parquet");
-        ok(&[
+        common::run_ok(&[
             "predict",
             "-q",
             "--model",
@@ -285,7 +240,7 @@ fn eval_matches_the_trainers_validation_numbers() {
             "--out",
             preds.to_str().unwrap(),
         ]);
-        let out = read_all(&preds);
+        let out = read_parquet(&preds);
         let rows: usize = out.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 5_000);
         for batch in &out {

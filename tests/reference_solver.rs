@@ -8,13 +8,12 @@ use std::path::PathBuf;
 
 use streamfit::model::ModelSpec;
 use streamfit::optim::OptimizerKind;
-use streamfit::train::{BatchSize, Eval, train};
+use streamfit::train::{BatchSize, Eval};
 
 #[test]
 fn l2_logistic_regression_on_breast_cancer_reaches_the_reference_optimum() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/breast_cancer");
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    let reference = common::read_json(&dir.join("reference.json"));
     let lambda = reference["weight_decay"].as_f64().unwrap();
     let mut config = common::config(&dir.join("breast_cancer.parquet"), BatchSize::Full);
     config.trainer.model = ModelSpec::logistic();
@@ -23,8 +22,7 @@ fn l2_logistic_regression_on_breast_cancer_reaches_the_reference_optimum() {
     config.trainer.optimizer.weight_decay = lambda as f32;
     config.trainer.epochs = 1_500;
     config.trainer.eval = Eval::EveryEpoch;
-    let pipeline = common::pipeline(&config);
-    let result = train(&pipeline, &config.trainer, &mut ()).expect("train");
+    let result = common::fit(&config);
 
     let data_loss = result.final_loss().unwrap();
     let (weights, bias) = result.params.split_at(result.params.len() - 1);

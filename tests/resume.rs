@@ -8,13 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use streamfit::config::TrainConfig;
-use streamfit::convert::{ConvertConfig, convert};
-use streamfit::data::ColumnSpec;
 use streamfit::generate::Task;
 use streamfit::model::{Activation, Head, ModelSpec};
 use streamfit::optim::{LrSchedule, OptimizerKind};
 use streamfit::pipeline::Shuffle;
-use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig, TrainResult, train};
+use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig};
 
 /// 12,000 rows × 5 features in 4 files of 1,000-row row groups; b = 50 (240 steps per epoch),
 /// a 2,000-row shuffle buffer (so the last 40 steps of each epoch come from the drain), 3 epochs.
@@ -25,15 +23,6 @@ fn config(data: &Path) -> TrainConfig {
     config.trainer.epochs = 3;
     config.trainer.optimizer.learning_rate = 0.05;
     config
-}
-
-fn run(config: &TrainConfig) -> streamfit::Result<TrainResult> {
-    let pipeline = common::pipeline(config);
-    train(&pipeline, &config.trainer, &mut ())
-}
-
-fn bits(params: &[f32]) -> Vec<u32> {
-    params.iter().map(|p| p.to_bits()).collect()
 }
 
 fn checkpoint_path(dir: &Path, iteration: u64) -> PathBuf {
@@ -59,7 +48,7 @@ fn resume_everywhere_with(data: &Path, what: &str, tweak: fn(&mut TrainConfig)) 
         every_steps: Some(37),
         keep: 1_000,
     });
-    let reference = run(&full).expect("uninterrupted run");
+    let reference = common::try_fit(&full, &mut ()).expect("uninterrupted run");
     assert_eq!(reference.iterations(), 720);
     // 37: early in epoch 1; 222: epoch 1's drain; 240: the epoch-1 boundary; 259: early in
     // epoch 2; 481: epoch 3's first step; 629 and 703: late in the final epoch.
@@ -76,10 +65,11 @@ fn resume_everywhere_with(data: &Path, what: &str, tweak: fn(&mut TrainConfig)) 
         resumed.num_readers = 3;
         resumed.trainer.num_threads = 1;
         resumed.trainer.resume = Some(Box::new(checkpoint));
-        let result = run(&resumed).unwrap_or_else(|e| panic!("{what}: resume at {iteration}: {e}"));
+        let result = common::try_fit(&resumed, &mut ())
+            .unwrap_or_else(|e| panic!("{what}: resume at {iteration}: {e}"));
         assert_eq!(
-            bits(&result.params),
-            bits(&reference.params),
+            common::bits(&result.params),
+            common::bits(&reference.params),
             "{what}: resumed at iteration {iteration}"
         );
         assert_eq!(result.iterations(), 720, "{what} {iteration}");
@@ -127,17 +117,7 @@ fn resuming_from_any_checkpoint_matches_the_uninterrupted_run_on_shards() {
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 12_000, 5, 4, 1_000, 7);
     let shards = dir.path().join("shards");
-    convert(
-        &ConvertConfig {
-            data: vec![data],
-            columns: ColumnSpec::default(),
-            out: shards.clone(),
-            shard_rows: Some(5_000),
-            num_readers: 2,
-        },
-        &mut |_| {},
-    )
-    .expect("convert");
+    common::to_shards(&data, &shards, Some(5_000), 2);
     resume_everywhere(&shards, "shards");
 }
 
@@ -154,7 +134,7 @@ fn one_epoch_with_checkpoints(dir: &Path, keep: usize) -> (PathBuf, PathBuf) {
         every_steps: Some(100),
         keep,
     });
-    run(&full).expect("run");
+    common::try_fit(&full, &mut ()).expect("run");
     (data, checkpoints)
 }
 
@@ -167,7 +147,9 @@ fn a_resume_with_a_changed_run_or_dataset_is_refused_naming_the_change() {
         let mut changed = config(&data);
         change(&mut changed);
         changed.trainer.resume = Some(Box::new(checkpoint.clone()));
-        let err = run(&changed).expect_err(expected).to_string();
+        let err = common::try_fit(&changed, &mut ())
+            .expect_err(expected)
+            .to_string();
         assert!(err.contains(expected), "expected {expected:?} in: {err}");
     };
     // The library names options by their field names (the command line shows flags).

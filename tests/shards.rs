@@ -4,34 +4,22 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use streamfit::config::TrainConfig;
-use streamfit::convert::{ConvertConfig, convert};
 use streamfit::data::source::shard::{HEADER_BYTES, Header, ShardSource};
 use streamfit::data::source::{ChunkSink, Source};
 use streamfit::data::{ColumnSpec, RowBlock};
 use streamfit::generate::Task;
-use streamfit::train::{BatchSize, train};
+use streamfit::train::BatchSize;
 
 /// Generated Parquet (3 files, uneven row groups) and its conversion into several shards.
 fn parquet_and_shards(dir: &Path) -> (PathBuf, PathBuf) {
     let parquet = dir.join("parquet");
     common::dataset(&parquet, Task::Logistic, 60_000, 6, 3, 7_000, 5);
     let shards = dir.join("shards");
-    let summary = convert(
-        &ConvertConfig {
-            data: vec![parquet.clone()],
-            columns: ColumnSpec::default(),
-            out: shards.clone(),
-            shard_rows: Some(20_000),
-            num_readers: 2,
-        },
-        &mut |_| {},
-    )
-    .expect("convert");
+    let summary = common::to_shards(&parquet, &shards, Some(20_000), 2);
     assert_eq!(summary.rows, 60_000);
     assert!(summary.shards >= 3, "{} shards", summary.shards);
     (parquet, shards)
@@ -83,15 +71,10 @@ fn parquet_and_its_shards_give_identical_rows_batches_and_parameters() {
     let fit = |config: &TrainConfig| {
         let mut config = config.clone();
         config.trainer.epochs = 2;
-        train(&common::pipeline(&config), &config.trainer, &mut ())
-            .expect("train")
-            .params
+        common::fit(&config).params
     };
     let (wa, wb) = (fit(&from_parquet), fit(&from_shards));
-    assert_eq!(
-        wa.iter().map(|w| w.to_bits()).collect::<Vec<_>>(),
-        wb.iter().map(|w| w.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(common::bits(&wa), common::bits(&wb));
 }
 
 #[test]
@@ -106,43 +89,23 @@ fn the_binary_converts_refuses_an_existing_output_and_trains_on_shards() {
         "--out",
         shards.to_str().unwrap(),
     ];
-    let out = common::run(&args, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5,000 rows"));
+    let out = common::run_ok(&args);
+    assert!(out.stdout.contains("5,000 rows"), "{}", out.stdout);
     assert!(shards.join("manifest.json").is_file());
     assert!(!dir.path().join("shards.partial").exists());
 
-    let again = common::run(&args, Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    let stderr = common::run_err(&args, 2);
     assert!(stderr.contains("already exists"), "{stderr}");
 
-    let trained = common::run(
-        &[
-            "train",
-            shards.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--quiet",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
+    common::run_ok(&[
+        "train",
+        shards.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
 
-    let wrong_columns = common::run(
-        &["scan", shards.to_str().unwrap(), "--features", "f0"],
-        Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8_lossy(&wrong_columns.stderr);
-    assert_eq!(wrong_columns.status.code(), Some(2), "{stderr}");
+    let stderr = common::run_err(&["scan", shards.to_str().unwrap(), "--features", "f0"], 2);
     assert!(stderr.contains("fixed columns"), "{stderr}");
 }
 
@@ -158,7 +121,7 @@ fn a_failed_conversion_leaves_no_output_directory() {
     bytes[4..68].fill(0xAB);
     std::fs::write(&victim, bytes).unwrap();
     let shards = dir.path().join("shards");
-    let out = common::run(
+    let stderr = common::run_err(
         &[
             "convert",
             parquet.to_str().unwrap(),
@@ -167,10 +130,8 @@ fn a_failed_conversion_leaves_no_output_directory() {
             "--shard-rows",
             "2000",
         ],
-        Duration::from_secs(60),
+        2,
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("part-00002.parquet"), "{stderr}");
     assert!(
         !shards.exists(),
@@ -186,10 +147,9 @@ fn scan_damaged(damage: impl FnOnce(&Path)) -> (Option<i32>, String) {
     let (_, shards) = parquet_and_shards(dir.path());
     let victim = shards.join("shard-00001.sfs");
     damage(&victim);
-    let out = common::run(&["scan", shards.to_str().unwrap()], Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (out.status.code(), stderr)
+    let out = common::run(&["scan", shards.to_str().unwrap()], common::TIMEOUT);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (out.code, out.stderr)
 }
 
 fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
@@ -238,20 +198,12 @@ fn without_verification_a_flipped_row_byte_is_not_checked() {
         let at = b.len() / 2;
         b[at] ^= 0x01;
     });
-    let out = common::run(
-        &[
-            "scan",
-            shards.to_str().unwrap(),
-            "--verify-checksums",
-            "false",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(&[
+        "scan",
+        shards.to_str().unwrap(),
+        "--verify-checksums",
+        "false",
+    ]);
 }
 
 /// A sink that keeps nothing.
@@ -307,17 +259,7 @@ fn mutated_shard_files_are_errors_never_panics() {
     let parquet = dir.path().join("parquet");
     common::dataset(&parquet, Task::Linear, 3_000, 3, 1, 500, 2);
     let shards = dir.path().join("shards");
-    convert(
-        &ConvertConfig {
-            data: vec![parquet],
-            columns: ColumnSpec::default(),
-            out: shards.clone(),
-            shard_rows: None,
-            num_readers: 1,
-        },
-        &mut |_| {},
-    )
-    .expect("convert");
+    common::to_shards(&parquet, &shards, None, 1);
     let shard = shards.join("shard-00000.sfs");
     let original = std::fs::read(&shard).unwrap();
     assert_eq!(open_and_read(&shards).expect("intact"), 3_000);

@@ -5,13 +5,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch};
-use parquet::arrow::ArrowWriter;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use serde_json::Value;
 
 const ROWS: usize = 20_000;
 
@@ -42,10 +39,7 @@ fn write(path: &std::path::Path) {
         ("label", Arc::new(Float32Array::from(labels)) as ArrayRef),
     ])
     .unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    common::write_parquet(path, &batch, None);
 }
 
 #[test]
@@ -79,24 +73,17 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
         a
     };
 
-    let plain = common::run(&args(false), Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&plain.stderr);
-    assert_eq!(plain.status.code(), Some(2), "{stderr}");
+    let stderr = common::run_err(&args(false), 2);
     assert!(stderr.contains("diverged"), "{stderr}");
     assert!(!model.exists(), "a diverged run wrote a model");
 
-    let scaled = common::run(&args(true), Duration::from_secs(60));
-    assert!(
-        scaled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&scaled.stderr)
-    );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    common::run_ok(&args(true));
+    let report = common::read_json(&report);
     let final_loss = report["final_loss"].as_f64().unwrap();
     assert!(final_loss < 0.01, "final loss {final_loss}");
 
     // The saved weights apply to raw features: their loss on the raw rows is the reported one.
-    let saved: Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    let saved = common::read_json(&model);
     let w: Vec<f64> = saved["weights"]
         .as_array()
         .unwrap()

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use streamfit::generate::Task;
 
@@ -13,22 +11,14 @@ fn tune_fits_the_cost_model_and_its_recommended_flags_run() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
     common::dataset(&data, Task::Logistic, 100_000, 8, 2, 10_000, 4);
-    let out = common::run(
-        &[
-            "tune",
-            data.to_str().unwrap(),
-            "--json",
-            "--budget-seconds",
-            "6",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let out = common::run_ok(&[
+        "tune",
+        data.to_str().unwrap(),
+        "--json",
+        "--budget-seconds",
+        "6",
+    ]);
+    let result: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     assert!(num(&result["tau_f"]) > 0.0, "tau_f {}", result["tau_f"]);
     assert!(num(&result["tau_d"]) > 0.0, "tau_d {}", result["tau_d"]);
@@ -48,10 +38,5 @@ fn tune_fits_the_cost_model_and_its_recommended_flags_run() {
     let flags = result["flags"].as_str().unwrap();
     let mut args = vec!["train", data.to_str().unwrap(), "--quiet", "--epochs", "1"];
     args.extend(flags.split_whitespace());
-    let trained = common::run(&args, Duration::from_secs(60));
-    assert!(
-        trained.status.success(),
-        "{flags}: {}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
+    common::run_ok(&args);
 }
