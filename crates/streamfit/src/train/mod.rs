@@ -44,3 +44,6 @@ pub use self::observer::{EpochSummary, StepRecord, TrainObserver};
 pub use self::output::{MetricsWriter, ModelFile, Report, SavedOptimizer, SkippedFile};
 pub use self::result::{BestModel, ResumeInfo, TrainResult};
 pub use self::standardize::Standardization;
+
+#[cfg(test)]
+mod tests;
