@@ -23,7 +23,7 @@ pub enum LastBatch {
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     /// Rows per step (the batch size b). A step larger than `piece_rows` arrives in several
-    /// batches, the last one marked [`Batch::ends_step`].
+    /// batches, the last one marked [`Batch::ends_step`](super::Batch::ends_step).
     pub step_rows: u64,
     /// Largest batch the pipeline materialises. By default 16,384.
     pub piece_rows: usize,

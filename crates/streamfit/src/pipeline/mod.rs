@@ -27,7 +27,7 @@ pub mod reader;
 pub mod resume;
 pub mod share;
 pub mod shuffle;
-pub mod stage;
+mod stage;
 
 pub use self::batch::{Batch, BatchStream, QueueStats};
 pub use self::batch_source::{

@@ -3,7 +3,7 @@
 //! It computes what an epoch holds (its plan of units, this rank's share of it, its steps and
 //! rows) and starts the reader threads and the `shuffle` thread for a pass, handing back the
 //! [`BatchStream`] that yields its batches. The threads' work itself lives in [`reader`](super::reader)
-//! and [`stage`](super::stage).
+//! and `stage.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

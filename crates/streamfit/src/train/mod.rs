@@ -13,7 +13,7 @@
 //!   [`result`]: what a run returns;
 //! - [`entry`]: the ways to start a run ([`train`], [`train_validated`], [`train_ranks`],
 //!   [`train_stream`]); `trainer`: the loop;
-//! - [`gradient`]: the averaged gradient of a step on rayon workers; [`evaluate`]: the
+//! - [`gradient`]: the averaged gradient of a step on rayon workers; [`evaluate`](mod@evaluate): the
 //!   full-data loss; [`labels`]: refusing a label the head cannot take;
 //! - `mixing`: shuffle-quality figures; `ranks`: what the ranks of a data-parallel run
 //!   agree on; [`standardize`]: z-scored features;

@@ -43,7 +43,7 @@ pub struct EpochSummary {
     /// evaluation on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
-    /// Loss and accuracy or RMSE on the validation data (`--valid`).
+    /// Loss and accuracy or RMSE on the validation data (`valid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid: Option<Metrics>,
     /// Learning rate of the epoch's last step.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::EpochSummary;
 use crate::optim::OptimizerState;
 
-/// The best epoch so far under `--early-stop`.
+/// The best epoch so far under `early_stop`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestModel {
     /// Epoch (from 1) whose parameters these are.
@@ -25,19 +25,19 @@ pub struct BestModel {
     pub optimizer: OptimizerState,
 }
 
-/// The outcome of [`train`].
+/// The outcome of [`train`](super::train).
 #[derive(Debug, Clone)]
 pub struct TrainResult {
     /// Final parameters in the model's layout (`[w_0 .. w_{d-1}, bias]` for the linear
     /// models), for raw features (standardisation, when on, is folded back into them). With
-    /// `--early-stop`, the best epoch's.
+    /// `early_stop`, the best epoch's.
     pub params: Vec<f32>,
     /// The optimizer's state that goes with `params`: after the last step, or with
-    /// `--early-stop` after the best epoch.
+    /// `early_stop` after the best epoch.
     pub optimizer_state: OptimizerState,
-    /// With `--early-stop`: the epoch whose parameters were kept.
+    /// With `early_stop`: the epoch whose parameters were kept.
     pub best_epoch: Option<usize>,
-    /// With `--early-stop`: the number of epochs run when patience ran out.
+    /// With `early_stop`: the number of epochs run when patience ran out.
     pub stopped_early: Option<usize>,
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,

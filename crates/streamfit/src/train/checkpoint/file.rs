@@ -4,8 +4,7 @@
 //! that length with that checksum. It is written through [`AtomicFile`] (a temporary name,
 //! synced, renamed, the directory synced), so a crash (even `kill -9`) leaves the previous
 //! checkpoint or the new one, never a torn file; a file whose length or checksum is wrong is
-//! never loaded. Which checkpoints a run writes, and when, is the
-//! [`writer`](super::writer)'s business.
+//! never loaded. Which checkpoints a run writes, and when, is `writer.rs`'s business.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -87,7 +86,7 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
     /// Optimizer state (the step count, and the moments of momentum and Adam).
     pub optimizer_state: OptimizerState,
-    /// With `--early-stop`: the best model so far.
+    /// With `early_stop`: the best model so far.
     #[serde(default)]
     pub best: Option<BestModel>,
     /// Summaries of the finished epochs.

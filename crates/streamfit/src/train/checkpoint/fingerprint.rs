@@ -22,9 +22,9 @@ pub struct RunFingerprint {
     pub optimizer: OptimizerConfig,
     /// Seed of the initial parameters.
     pub init_seed: u64,
-    /// `--early-stop` patience.
+    /// `early_stop` patience.
     pub early_stop: Option<usize>,
-    /// Iterations the cosine schedule spans (set by `--epochs`); absent for other schedules.
+    /// Iterations the cosine schedule spans (set by `epochs`); absent for other schedules.
     pub schedule_steps: Option<u64>,
     /// Ranks of a data-parallel run (1 for one process).
     #[serde(default = "one")]
@@ -33,7 +33,7 @@ pub struct RunFingerprint {
     pub batch_rows: u64,
     /// The last partial step is dropped.
     pub drop_last: bool,
-    /// Shuffle seed (absent with `--no-shuffle`).
+    /// Shuffle seed (absent with `no_shuffle`).
     pub shuffle_seed: Option<u64>,
     /// Shuffle-buffer rows.
     pub shuffle_buffer_rows: usize,

@@ -8,10 +8,10 @@
 //! trajectory, and the identity of the data (each file's path, size and a CRC32C of its last
 //! 64 KiB: the Parquet footer, or a shard's checksum table).
 //!
-//! - [`file`]: the [`Checkpoint`] and its file format (save, load, list, the data's identity);
-//! - [`fingerprint`]: the [`RunFingerprint`] a resume must match;
-//! - [`writer`]: the `Checkpointer` that writes a run's checkpoints at its step boundaries;
-//! - [`restore`]: what a resumed run takes from its checkpoint, after checking it fits.
+//! - [`file`](mod@file): the [`Checkpoint`] and its file format (save, load, list, the data's identity);
+//! - [`fingerprint`](mod@fingerprint): the [`RunFingerprint`] a resume must match;
+//! - `writer`: the `Checkpointer` that writes a run's checkpoints at its step boundaries;
+//! - `restore`: what a resumed run takes from its checkpoint, after checking it fits.
 //!
 //! The positions come from the batch stream's own tracker (the pipeline replays its shuffle
 //! decisions on row ids), so nothing here knows how a stream is read.
