@@ -5,10 +5,9 @@
 //! count, the resident-memory budget, the evaluation pass's settings). It starts nothing and
 //! reads nothing.
 
+use super::{ReaderSettings, Shuffle};
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
-
-use super::{ReaderSettings, Shuffle};
 
 /// What happens to a last batch smaller than the batch size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

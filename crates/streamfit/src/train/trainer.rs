@@ -232,6 +232,8 @@ impl<'a> Trainer<'a> {
     /// Starts epoch `epoch` (from 1): from its beginning, or where the checkpoint's stream
     /// stood.
     fn start_epoch(&mut self, epoch: usize) -> Result<EpochPass<'a>> {
+        // The epoch's time includes starting its stream (a resume's re-read too).
+        let started = Instant::now();
         let index = epoch as u64 - 1;
         let stream = self.stream;
         let (batches, first_step, first_position) = match self.resume_at.take() {
@@ -260,7 +262,7 @@ impl<'a> Trainer<'a> {
             rows: 0,
             learning_rate: self.optimizer.learning_rate(),
             mixing: Mixing::new(units, first_position, self.world.size() == 1),
-            started: Instant::now(),
+            started,
         })
     }
 
