@@ -4,7 +4,7 @@
 //! the world size, an element-wise sum over all ranks (MPI_Allreduce), an equality check, and
 //! a job-wide abort. [`SingleProcess`] is the world of one, where every collective is a no-op,
 //! so the same training loop runs with or without MPI. With the cargo feature `mpi`,
-//! [`mpi_world`] gives the MPI world when the process was started by `mpirun` (Open MPI, MPICH
+//! `mpi_world` gives the MPI world when the process was started by `mpirun` (Open MPI, MPICH
 //! or any PMI/PMIx launcher), and nothing otherwise, so the binary behaves exactly as without
 //! the feature when it is run directly.
 

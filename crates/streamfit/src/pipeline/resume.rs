@@ -17,11 +17,11 @@ use std::ops::ControlFlow;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use super::{Pipeline, Shuffle, ShuffleBuffer, StreamStart, rng_for};
+use super::stage::StreamStart;
+use super::{Pipeline, RngStream, Shuffle, ShuffleBuffer, rng_for};
 use crate::data::RowBlock;
 use crate::data::source::{ChunkSink, Unit};
 use crate::error::{Error, Result};
-use crate::pipeline::RngStream;
 
 /// Where an epoch's stream stands at a step boundary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

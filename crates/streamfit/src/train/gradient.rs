@@ -18,6 +18,17 @@ use crate::model::{EvalSums, Head, Model, eval_sums};
 /// chunks does not depend on how the step was split into batches.
 pub const CHUNK_ROWS: usize = 1024;
 
+/// Resident bytes of training `model` beyond the data in flight: the parameters, the gradient,
+/// its f64 sums, the optimizer's moments, the best-epoch copy, one gradient slot per chunk of a
+/// `piece_rows` batch, and each of `threads` threads' activation scratch for a chunk.
+pub fn model_memory_bytes(model: &dyn Model, piece_rows: usize, threads: usize) -> u64 {
+    let p = model.num_params() as u64;
+    let slots = piece_rows.div_ceil(CHUNK_ROWS) as u64;
+    let per_param = 4 + 4 + 8 + 8 + 4 + 4 * slots;
+    let scratch = (model.scratch_per_row() * CHUNK_ROWS * threads) as u64 * 4;
+    p * per_param + scratch
+}
+
 struct ChunkScratch {
     grad: Vec<f32>,
     loss: f64,

@@ -2,7 +2,7 @@
 //!
 //! Unscaled real-world columns (a price in the thousands next to a ratio near 1) give plain SGD
 //! a gradient dominated by the large column, and it diverges at any learning rate that moves
-//! the small ones. With `--standardize`, every batch is rewritten in place as
+//! the small ones. With `standardize`, every batch is rewritten in place as
 //! z = (x − mean) / std before the gradient (one fused pass over the batch the trainer owns
 //! anyway), and the learned parameters are folded back at the end:
 //! w_j = w'_j / std_j and b = b' − Σ_j w'_j · mean_j / std_j for every unit of the input layer

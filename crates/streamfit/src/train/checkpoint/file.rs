@@ -1,16 +1,10 @@
-//! Crash-safe checkpoints and exact resume.
-//!
-//! A checkpoint is written at a step boundary (every `--checkpoint-every` steps, at every epoch
-//! end, and when a run is interrupted). It holds the parameters, the optimizer state (step count
-//! and moments), the best model so far under `--early-stop`, the epoch summaries so far, the iteration, the [`StreamCursor`] of the running
-//! epoch (absent at an epoch boundary), the [`RunFingerprint`] of everything that shapes the
-//! batch sequence and the parameter trajectory, and the identity of the data (each file's path,
-//! size and a CRC32C of its last 64 KiB: the Parquet footer, or a shard's checksum table).
+//! The checkpoint file: what a [`Checkpoint`] holds, and how it is saved, found and loaded.
 //!
 //! The file is one header line, `streamfit-checkpoint 2 <length> <crc32c>`, then a JSON body of
-//! that length with that checksum. It is written to a temporary name, synced, renamed and the
-//! directory synced, so a crash (even `kill -9`) leaves the previous checkpoint or the new one,
-//! never a torn file; a file whose length or checksum is wrong is never loaded.
+//! that length with that checksum. It is written through [`AtomicFile`] (a temporary name,
+//! synced, renamed, the directory synced), so a crash (even `kill -9`) leaves the previous
+//! checkpoint or the new one, never a torn file; a file whose length or checksum is wrong is
+//! never loaded. Which checkpoints a run writes, and when, is `writer.rs`'s business.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,153 +12,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{CheckpointConfig, RunFingerprint};
 use crate::atomic_file::AtomicFile;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
-use crate::model::ModelSpec;
-use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::pipeline::StreamCursor;
-use crate::train::{EpochSummary, Standardization};
+use crate::optim::OptimizerState;
+use crate::pipeline::{StreamCursor, StreamPosition};
+use crate::train::{BestModel, EpochSummary};
 
 const MAGIC: &str = "streamfit-checkpoint";
 const VERSION: u32 = 2;
 const EXTENSION: &str = "sfck";
 /// Bytes at the end of each data file covered by its identity checksum.
 const TAIL_BYTES: u64 = 64 << 10;
-
-/// Where and how often checkpoints are written.
-#[derive(Debug, Clone)]
-pub struct CheckpointConfig {
-    /// Directory of the checkpoint files (created when missing).
-    pub dir: PathBuf,
-    /// Also write one every this many iterations (besides every epoch end).
-    pub every_steps: Option<u64>,
-    /// Checkpoints kept; older ones are deleted. At least 1.
-    pub keep: usize,
-}
-
-/// What must not change between a run and its resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunFingerprint {
-    /// Model kind and shape.
-    pub model: ModelSpec,
-    /// Optimizer, learning rate and schedule.
-    pub optimizer: OptimizerConfig,
-    /// Seed of the initial parameters.
-    pub init_seed: u64,
-    /// `--early-stop` patience.
-    pub early_stop: Option<usize>,
-    /// Iterations the cosine schedule spans (set by `--epochs`); absent for other schedules.
-    pub schedule_steps: Option<u64>,
-    /// Ranks of a data-parallel run (1 for one process).
-    #[serde(default = "one")]
-    pub world: usize,
-    /// Rows per step.
-    pub batch_rows: u64,
-    /// The last partial step is dropped.
-    pub drop_last: bool,
-    /// Shuffle seed (absent with `--no-shuffle`).
-    pub shuffle_seed: Option<u64>,
-    /// Shuffle-buffer rows.
-    pub shuffle_buffer_rows: usize,
-    /// Feature names, in order.
-    pub features: Vec<String>,
-    /// Label column.
-    pub label: String,
-    /// Standardisation statistics, when on.
-    pub standardize: Option<Standardization>,
-}
-
-impl RunFingerprint {
-    /// CRC32C of the JSON form.
-    pub fn hash(&self) -> u32 {
-        crc32c::crc32c(&serde_json::to_vec(self).expect("a fingerprint serialises"))
-    }
-
-    /// The first difference from `other` (this run's), as "field: checkpoint X, now Y".
-    pub fn difference(&self, now: &RunFingerprint) -> Option<String> {
-        let mut diffs = Vec::new();
-        let mut check = |name: &str, a: String, b: String| {
-            if a != b {
-                diffs.push(format!("{name} was {a}, now {b}"));
-            }
-        };
-        check("«model»", self.model.describe(), now.model.describe());
-        check(
-            "«lr»",
-            self.optimizer.learning_rate.to_string(),
-            now.optimizer.learning_rate.to_string(),
-        );
-        if self.optimizer.learning_rate == now.optimizer.learning_rate {
-            let json = |c: &OptimizerConfig| serde_json::to_string(c).unwrap_or_default();
-            check(
-                "the optimizer settings",
-                json(&self.optimizer),
-                json(&now.optimizer),
-            );
-        }
-        check(
-            "«seed» (initial parameters)",
-            self.init_seed.to_string(),
-            now.init_seed.to_string(),
-        );
-        check(
-            "the number of MPI ranks",
-            self.world.to_string(),
-            now.world.to_string(),
-        );
-        check(
-            "«epochs» (the cosine schedule's length)",
-            format!("{:?}", self.schedule_steps),
-            format!("{:?}", now.schedule_steps),
-        );
-        check(
-            "«early_stop»",
-            format!("{:?}", self.early_stop),
-            format!("{:?}", now.early_stop),
-        );
-        check(
-            "«batch_size»",
-            self.batch_rows.to_string(),
-            now.batch_rows.to_string(),
-        );
-        check(
-            "«drop_last»",
-            self.drop_last.to_string(),
-            now.drop_last.to_string(),
-        );
-        let seed = |s: Option<u64>| s.map_or("«no_shuffle»".to_string(), |s| format!("seed {s}"));
-        check(
-            "«seed»/«no_shuffle»",
-            seed(self.shuffle_seed),
-            seed(now.shuffle_seed),
-        );
-        check(
-            "«shuffle_buffer»",
-            self.shuffle_buffer_rows.to_string(),
-            now.shuffle_buffer_rows.to_string(),
-        );
-        check(
-            "the feature columns",
-            self.features.join(","),
-            now.features.join(","),
-        );
-        check("«label»", self.label.clone(), now.label.clone());
-        check(
-            "«standardize»",
-            (self.standardize.is_some()).to_string(),
-            (now.standardize.is_some()).to_string(),
-        );
-        if diffs.is_empty() && self.standardize != now.standardize {
-            diffs.push("the standardisation statistics differ (the data changed?)".to_string());
-        }
-        (!diffs.is_empty()).then(|| diffs.join("; "))
-    }
-}
-
-fn one() -> usize {
-    1
-}
 
 /// One data file as a checkpoint remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,7 +37,10 @@ pub struct DataFile {
     pub tail_crc32c: u32,
 }
 
-/// The identity of a source's files.
+/// The identity of a source's files: what a checkpoint records and a resume compares.
+///
+/// The one place training reads data files (to be replaced by the source's own identity,
+/// `Source::identity`, so that train opens no file).
 pub fn data_identity(source: &dyn Source) -> Result<Vec<DataFile>> {
     source
         .files()
@@ -223,14 +86,24 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
     /// Optimizer state (the step count, and the moments of momentum and Adam).
     pub optimizer_state: OptimizerState,
-    /// With `--early-stop`: the best model so far.
+    /// With `early_stop`: the best model so far.
     #[serde(default)]
-    pub best: Option<crate::train::BestModel>,
+    pub best: Option<BestModel>,
     /// Summaries of the finished epochs.
     pub epochs_done: Vec<EpochSummary>,
 }
 
 impl Checkpoint {
+    /// Where the stream of the epoch to continue stands: one process's cursor, every rank's,
+    /// or `None` at an epoch boundary.
+    pub fn position(&self) -> Option<StreamPosition> {
+        match (&self.cursor, self.rank_cursors.is_empty()) {
+            (Some(cursor), _) => Some(StreamPosition::Process(cursor.clone())),
+            (None, false) => Some(StreamPosition::Ranks(self.rank_cursors.clone())),
+            (None, true) => None,
+        }
+    }
+
     /// Refuses a resume whose configuration or data differs from the checkpoint's, naming
     /// the difference.
     pub fn check_compatible(&self, now: &RunFingerprint, data: &[DataFile]) -> Result<()> {

@@ -1,0 +1,99 @@
+//! What training reports as it runs: [`TrainObserver`], called with a [`StepRecord`] per
+//! iteration and an [`EpochSummary`] per epoch.
+//!
+//! The records are plain serialisable data (an epoch summary is a line of the metrics file
+//! and an entry of the report); the observer is how a caller (the command line's progress bar
+//! and metrics writer, a test) watches a run, and how it stops one: an error it returns ends
+//! training. Nothing here computes a figure; the trainer fills them in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::Metrics;
+
+/// One iteration (parameter update).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Iteration over the whole run, from 1.
+    pub iteration: u64,
+    /// Mean loss over the step's rows, before the update.
+    pub batch_loss: f64,
+    /// Rows in the step.
+    pub rows: u64,
+}
+
+/// One finished epoch (a line of the metrics file and an entry of the report).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Iterations (updates) in this epoch.
+    pub iterations: u64,
+    /// Rows trained on in this epoch.
+    pub rows: u64,
+    /// Mean loss over all rows after the epoch (None when evaluation is off).
+    pub full_loss: Option<f64>,
+    /// Share of training rows classified correctly after the epoch (classification, with
+    /// evaluation on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Root mean squared error over the training rows after the epoch (regression, with
+    /// evaluation on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+    /// Loss and accuracy or RMSE on the validation data (`valid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<Metrics>,
+    /// Learning rate of the epoch's last step.
+    #[serde(default)]
+    pub learning_rate: f32,
+    /// Seconds of the training pass (excluding evaluation).
+    pub seconds: f64,
+    /// Training rows per second.
+    pub rows_per_s: f64,
+    /// Share of the training pass the trainer waited for data.
+    pub stall_fraction: f64,
+    /// Seconds of the evaluation pass.
+    pub eval_seconds: f64,
+    /// Mean batches waiting in the prefetch queue when the trainer asked for one.
+    #[serde(default)]
+    pub queue_occupancy: f64,
+    /// Share of the trainer's asks that found the prefetch queue full.
+    #[serde(default)]
+    pub queue_full_fraction: f64,
+    /// Shuffle quality: Spearman correlation between a row's position in the epoch's stream
+    /// and its position in the files (1 = file order, 0 = no relation; see docs/tuning.md).
+    /// NaN (null in JSON) in a data-parallel run, where one rank's stream ranks nothing.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub shuffle_spearman: f64,
+    /// Shuffle quality: mean number of distinct units (row groups) among a step's rows,
+    /// sampled on every 8th step.
+    #[serde(default)]
+    pub units_per_step: f64,
+}
+
+/// An f64 that JSON may hold as `null` (how serde_json writes NaN).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Receives progress while training runs. Returning an error stops training.
+pub trait TrainObserver {
+    /// After each iteration.
+    fn on_step(&mut self, _step: &StepRecord) -> Result<()> {
+        Ok(())
+    }
+    /// After each epoch (and its evaluation).
+    fn on_epoch(&mut self, _epoch: &EpochSummary) -> Result<()> {
+        Ok(())
+    }
+    /// For each batch this process trains on, before its gradient: the rows' global ids.
+    fn on_batch(&mut self, _epoch: usize, _row_ids: &[u64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An observer that ignores everything.
+impl TrainObserver for () {}

@@ -1,0 +1,97 @@
+//! What a run returns: [`TrainResult`] (the parameters, the optimizer's state and every
+//! epoch's summary), with [`BestModel`] (the epoch kept under early stopping) and
+//! [`ResumeInfo`] (what a resume did).
+//!
+//! Plain data and the totals derived from it (iterations, throughput, stall); how the figures
+//! are measured is the trainer's business, how they are printed or saved the caller's.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::EpochSummary;
+use crate::optim::OptimizerState;
+
+/// The best epoch so far under `early_stop`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestModel {
+    /// Epoch (from 1) whose parameters these are.
+    pub epoch: usize,
+    /// Its validation loss.
+    pub valid_loss: f64,
+    /// Its parameters (in the standardised space when standardising).
+    pub params: Vec<f32>,
+    /// The optimizer's state after that epoch (what the saved model carries).
+    pub optimizer: OptimizerState,
+}
+
+/// The outcome of [`train`](super::train).
+#[derive(Debug, Clone)]
+pub struct TrainResult {
+    /// Final parameters in the model's layout (`[w_0 .. w_{d-1}, bias]` for the linear
+    /// models), for raw features (standardisation, when on, is folded back into them). With
+    /// `early_stop`, the best epoch's.
+    pub params: Vec<f32>,
+    /// The optimizer's state that goes with `params`: after the last step, or with
+    /// `early_stop` after the best epoch.
+    pub optimizer_state: OptimizerState,
+    /// With `early_stop`: the epoch whose parameters were kept.
+    pub best_epoch: Option<usize>,
+    /// With `early_stop`: the number of epochs run when patience ran out.
+    pub stopped_early: Option<usize>,
+    /// One summary per epoch.
+    pub epochs: Vec<EpochSummary>,
+    /// Iterations in each epoch (ceil(N/b), or floor with drop-last); in a data-parallel run,
+    /// those of the first epoch (they depend on the epoch's shares).
+    pub iterations_per_epoch: u64,
+    /// Rows per epoch actually trained on.
+    pub rows_per_epoch: u64,
+    /// Wall-clock seconds of the whole run, evaluation included.
+    pub seconds: f64,
+    /// When resumed: the iteration it continued from and the rows re-read to rebuild the
+    /// shuffle buffer.
+    pub resumed: Option<ResumeInfo>,
+    /// The last checkpoint written, if any.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// What a resume did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeInfo {
+    /// Iterations already done by the checkpoint.
+    pub from_iteration: u64,
+    /// Epoch (from 1) it continued in.
+    pub epoch: u64,
+    /// Rows read again to refill the shuffle buffer.
+    pub rows_reread: u64,
+}
+
+impl TrainResult {
+    /// Total iterations over all epochs.
+    pub fn iterations(&self) -> u64 {
+        self.epochs.iter().map(|e| e.iterations).sum()
+    }
+
+    /// Full-data loss after the last epoch, when evaluated.
+    pub fn final_loss(&self) -> Option<f64> {
+        self.epochs.last().and_then(|e| e.full_loss)
+    }
+
+    /// Training rows per second over all epochs (evaluation excluded).
+    pub fn rows_per_s(&self) -> f64 {
+        let secs: f64 = self.epochs.iter().map(|e| e.seconds).sum();
+        let rows: u64 = self.epochs.iter().map(|e| e.rows).sum();
+        if secs > 0.0 { rows as f64 / secs } else { 0.0 }
+    }
+
+    /// Share of training time spent waiting for data, over all epochs.
+    pub fn stall_fraction(&self) -> f64 {
+        let secs: f64 = self.epochs.iter().map(|e| e.seconds).sum();
+        let stall: f64 = self
+            .epochs
+            .iter()
+            .map(|e| e.stall_fraction * e.seconds)
+            .sum();
+        if secs > 0.0 { stall / secs } else { 0.0 }
+    }
+}
