@@ -4,8 +4,8 @@
 mod common;
 
 use streamfit::generate::Task;
-use streamfit::pipeline::Shuffle;
 use streamfit::model::ModelSpec;
+use streamfit::pipeline::Shuffle;
 use streamfit::train::BatchSize;
 
 #[test]

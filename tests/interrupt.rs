@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use streamfit::generate::Task;
 
-/// 400,000 rows × 8 features; b = 1 for 4 epochs is 1.6M steps (a few seconds).
+/// 400,000 rows × 8 features; b = 1 for 12 epochs is 4.8M steps (1-3 s).
 fn train_args<'a>(data: &'a str, model: &'a str, checkpoints: Option<&'a str>) -> Vec<&'a str> {
     let mut args = vec![
         "train",
@@ -19,7 +19,7 @@ fn train_args<'a>(data: &'a str, model: &'a str, checkpoints: Option<&'a str>) -
         "--batch-size",
         "1",
         "--epochs",
-        "4",
+        "12",
         "--lr",
         "0.01",
         "--shuffle-buffer",
@@ -63,6 +63,8 @@ fn spawn(args: &[&str]) -> std::process::Child {
 struct Run {
     data: String,
     reference: Vec<u8>,
+    /// Wall time of the uninterrupted run (process start to exit).
+    reference_time: Duration,
     model: std::path::PathBuf,
     checkpoints: String,
 }
@@ -70,8 +72,10 @@ struct Run {
 impl Run {
     fn new(dir: &Path) -> Run {
         let data = dataset(dir);
+        let (reference, reference_time) = reference_model(dir, &data);
         Run {
-            reference: reference_model(dir, &data),
+            reference,
+            reference_time,
             data,
             model: dir.join("model.json"),
             checkpoints: dir.join("checkpoints").to_str().unwrap().to_string(),
@@ -88,14 +92,15 @@ impl Run {
     }
 }
 
-fn reference_model(dir: &Path, data: &str) -> Vec<u8> {
+fn reference_model(dir: &Path, data: &str) -> (Vec<u8>, Duration) {
     let model = dir.join("reference.json");
+    let started = Instant::now();
     common::run(
         &train_args(data, model.to_str().unwrap(), None),
         Duration::from_secs(120),
     )
     .ok();
-    std::fs::read(model).unwrap()
+    (std::fs::read(model).unwrap(), started.elapsed())
 }
 
 #[test]
@@ -105,11 +110,16 @@ fn twenty_kill_9s_at_random_moments_and_resumes_end_bit_identical() {
     let (reference, model) = (&run.reference, &run.model);
     let args = run.args();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2026);
+    // Kill moments scale with this machine's speed: each run lives at most 1/40 of the
+    // uninterrupted run's time, so 20 kills come before training can finish (a fixed 10-100 ms
+    // let a fast machine finish after a dozen).
+    let reference_ms = run.reference_time.as_millis() as u64;
+    let (shortest_ms, longest_ms) = ((reference_ms / 100).max(5), (reference_ms / 40).max(6));
     let mut kills = 0;
     let mut finished = false;
     for _ in 0..200 {
         let mut child = spawn(&args);
-        let delay = Duration::from_millis(rng.random_range(10..100));
+        let delay = Duration::from_millis(rng.random_range(shortest_ms..longest_ms));
         let started = Instant::now();
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {

@@ -77,7 +77,8 @@ mod with_mpi {
 
     /// The MPI world when launched by mpirun (None otherwise, or when MPI cannot start).
     ///
-    /// A panic anywhere then ends the whole job (MPI_Abort) after the usual message: unwinding
+    /// A panic anywhere then ends the whole job (MPI_Abort) after the usual message (except a
+    /// decoder panic that [`crate::guard::catch`] turns into an error): unwinding
     /// would finalise MPI, which waits for ranks that may be blocked in an allreduce forever.
     pub fn mpi_world() -> Option<MpiWorld> {
         if !launched_by_mpi() {
@@ -86,6 +87,10 @@ mod with_mpi {
         let universe = mpi::initialize()?;
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // A decoder panic caught at a unit boundary is an ordinary error (crate::guard).
+            if crate::guard::is_guarded() {
+                return;
+            }
             report(info);
             // SAFETY: MPI was initialised above; MPI_Abort may be called from any thread.
             unsafe {

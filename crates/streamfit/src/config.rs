@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::ColumnSpec;
+pub use crate::data::source::OnBadFile;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{OpenOptions, SkippedFiles, Source};
-pub use crate::data::source::OnBadFile;
 use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};

@@ -36,6 +36,7 @@ pub mod convert;
 pub mod data;
 pub mod error;
 pub mod generate;
+pub mod guard;
 pub mod inspect;
 pub mod model;
 pub mod optim;

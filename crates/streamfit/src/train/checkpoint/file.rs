@@ -6,15 +6,14 @@
 //! checkpoint or the new one, never a torn file; a file whose length or checksum is wrong is
 //! never loaded. Which checkpoints a run writes, and when, is `writer.rs`'s business.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{CheckpointConfig, RunFingerprint};
 use crate::atomic_file::AtomicFile;
-use crate::data::source::Source;
+use crate::data::source::{FileIdentity, Source};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::pipeline::{StreamCursor, StreamPosition};
@@ -23,43 +22,14 @@ use crate::train::{BestModel, EpochSummary};
 const MAGIC: &str = "streamfit-checkpoint";
 const VERSION: u32 = 2;
 const EXTENSION: &str = "sfck";
-/// Bytes at the end of each data file covered by its identity checksum.
-const TAIL_BYTES: u64 = 64 << 10;
+/// One data file as a checkpoint remembers it: the source's [`FileIdentity`] (path, size and
+/// the CRC32C of its last 64 KiB).
+pub type DataFile = FileIdentity;
 
-/// One data file as a checkpoint remembers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataFile {
-    /// Path as opened.
-    pub path: PathBuf,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// CRC32C of the last 64 KiB (the footer of a Parquet file).
-    pub tail_crc32c: u32,
-}
-
-/// The identity of a source's files: what a checkpoint records and a resume compares.
-///
-/// The one place training reads data files (to be replaced by the source's own identity,
-/// `Source::identity`, so that train opens no file).
+/// The identity of a source's files: what a checkpoint records and a resume compares. The
+/// source reads it ([`Source::identity`]); train opens no data file.
 pub fn data_identity(source: &dyn Source) -> Result<Vec<DataFile>> {
-    source
-        .files()
-        .iter()
-        .map(|path| {
-            let io = |e| Error::io(path, e);
-            let mut file = File::open(path).map_err(io)?;
-            let bytes = file.metadata().map_err(io)?.len();
-            let start = bytes.saturating_sub(TAIL_BYTES);
-            let mut tail = Vec::with_capacity((bytes - start) as usize);
-            file.seek(SeekFrom::Start(start)).map_err(io)?;
-            file.read_to_end(&mut tail).map_err(io)?;
-            Ok(DataFile {
-                path: path.clone(),
-                bytes,
-                tail_crc32c: crc32c::crc32c(&tail),
-            })
-        })
-        .collect()
+    source.identity()
 }
 
 /// A checkpoint: everything needed to continue a run exactly.

@@ -84,8 +84,18 @@ fn is_parquet_name(path: &Path) -> bool {
         && (name.ends_with(".parquet") || name.ends_with(".parq"))
 }
 
-/// Maps a file and parses its footer.
+/// Maps a file and parses its footer. A footer the parquet crate panics on is corrupt.
 pub(super) fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
+    crate::guard::catch(|| open_file_unguarded(path)).unwrap_or_else(|reason| {
+        Err(Error::Corrupt {
+            file: path.to_path_buf(),
+            row_group: None,
+            reason,
+        })
+    })
+}
+
+fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let corrupt = |reason: String| Error::Corrupt {

@@ -113,7 +113,11 @@ impl Passthrough {
     fn next_batch(&mut self) -> Result<RecordBatch> {
         loop {
             if let Some((path, reader)) = &mut self.reader {
-                match reader.next() {
+                // A decoder that panics on malformed pages makes the file corrupt.
+                let next = crate::guard::catch(|| reader.next()).unwrap_or_else(|reason| {
+                    Some(Err(parquet::errors::ParquetError::General(reason).into()))
+                });
+                match next {
                     Some(Ok(batch)) => {
                         // Keep the asked-for order (projection returns schema order).
                         let columns = self
@@ -149,15 +153,19 @@ impl Passthrough {
                     "the kept columns ran out before the rows did".to_string(),
                 ));
             };
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-                .with_projection(mask)
-                .with_batch_size(8192)
-                .build()
-                .map_err(|e| Error::Corrupt {
-                    file: path.clone(),
-                    row_group: None,
-                    reason: e.to_string(),
-                })?;
+            let reader = crate::guard::catch(|| {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+                    .with_projection(mask)
+                    .with_batch_size(8192)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|built| built)
+            .map_err(|reason| Error::Corrupt {
+                file: path.clone(),
+                row_group: None,
+                reason,
+            })?;
             self.reader = Some((path, reader));
         }
     }

@@ -6,7 +6,7 @@
 //! is `read.rs`'s job, `inspect`'s lenient statistics `stats.rs`'s. [`ParquetFormat`] registers
 //! this source as the fallback of [`data::source::open`](crate::data::source::open).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parquet::arrow::ProjectionMask;
@@ -91,7 +91,19 @@ impl ParquetSource {
                 flat,
             };
             if let Layout::List { len: 0, .. } = file.layout {
-                file.layout = probe_list_length(path, &file)?;
+                file.layout = crate::guard::catch(|| probe_list_length(path, &file))
+                    .unwrap_or_else(|reason| {
+                        Err(Error::Corrupt {
+                            file: path.clone(),
+                            row_group: Some(0),
+                            reason,
+                        })
+                    })?;
+            }
+            if let (Layout::List { len, .. }, FeatureNames::List(column)) =
+                (&file.layout, &resolved.feature_names)
+            {
+                check_list_length(path, &file, column, *len)?;
             }
             let names = match (&file.layout, &resolved.feature_names) {
                 (Layout::List { len, .. }, FeatureNames::List(column)) => {
@@ -209,8 +221,45 @@ impl Source for ParquetSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<()> {
-        self.read(unit_index, max_block_rows, sink)
+        // A decoder that panics on malformed pages fails this unit, like any corrupt data.
+        crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
+            .unwrap_or_else(|reason| Err(self.corrupt(&self.units[unit_index], reason)))
     }
+}
+
+/// The most features a list column may give (as many as a shard may hold).
+const MAX_LIST_FEATURES: usize = 1 << 20;
+
+/// Refuses a list length the file cannot hold: more than [`MAX_LIST_FEATURES`], or more values
+/// per row than the footer counts in the list's column chunks (a damaged schema would
+/// otherwise make streamfit name and allocate billions of features).
+fn check_list_length(path: &Path, file: &ParquetFile, column: &str, len: usize) -> Result<()> {
+    let metadata = file.metadata.metadata();
+    let (rows, values) = metadata
+        .row_groups()
+        .iter()
+        .fold((0u64, 0u64), |(rows, values), rg| {
+            let leaf: u64 = rg
+                .columns()
+                .iter()
+                .filter(|c| c.column_path().parts().first().map(String::as_str) == Some(column))
+                .map(|c| u64::try_from(c.num_values()).unwrap_or(0))
+                .sum();
+            (
+                rows + u64::try_from(rg.num_rows()).unwrap_or(0),
+                values + leaf,
+            )
+        });
+    if len > MAX_LIST_FEATURES || (len as u64).saturating_mul(rows) > values.max(rows) {
+        return Err(Error::Corrupt {
+            file: path.to_path_buf(),
+            row_group: None,
+            reason: format!(
+                "column `{column}` claims lists of {len} values, but the file holds {values} values for {rows} rows (at most {MAX_LIST_FEATURES} features)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Parquet files and directories of them: the fallback format, which claims any paths.

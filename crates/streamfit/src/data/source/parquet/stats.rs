@@ -23,6 +23,15 @@ impl ParquetSource {
         unit_index: usize,
         max_block_rows: usize,
     ) -> Result<(StatsAccumulator, Option<Error>)> {
+        crate::guard::catch(|| self.unit_stats_unguarded(unit_index, max_block_rows))
+            .unwrap_or_else(|reason| Err(self.corrupt(&self.units[unit_index], reason)))
+    }
+
+    fn unit_stats_unguarded(
+        &self,
+        unit_index: usize,
+        max_block_rows: usize,
+    ) -> Result<(StatsAccumulator, Option<Error>)> {
         let unit = self.units[unit_index];
         let file = &self.files[unit.file];
         let d = self.schema.num_features();
