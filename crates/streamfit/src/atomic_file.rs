@@ -4,8 +4,11 @@
 //! so it is removed again if the write is abandoned), and [`AtomicFile::commit`] flushes it,
 //! fsyncs it, renames it over the target and fsyncs the directory: a reader, or a process
 //! that restarts after a crash, sees the old file or the complete new one, never a torn one.
-//! Every writer uses it: model files, reports, checkpoints, predictions, generated Parquet and
-//! shards. It knows nothing of formats.
+//! Every whole output file goes through it: model files, reports, checkpoints, predictions,
+//! plots, generated Parquet and its `truth.json`, a shard dataset's manifest. (`convert`'s
+//! shard files are written inside a `DIR.partial` directory that is synced with [`sync_dir`]
+//! and renamed whole; the metrics file is a stream appended to as training runs.) It knows
+//! nothing of formats.
 
 use std::fs::File;
 use std::io::Write;

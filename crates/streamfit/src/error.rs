@@ -5,11 +5,12 @@
 //! no trailing period. [`Error::is_input_error`] separates "your data or flags are wrong" (the
 //! binary exits with code 2) from failures of the machine (code 1).
 //!
-//! Options are named by their field names in [`crate::config::TrainConfig`] and the other
-//! configs (`batch_size`, `shuffle_buffer`, `early_stop`): the names the Python package's
-//! keyword arguments use. Inside a message an option is written `«name»`; how it is spelled
-//! when shown is the front end's choice ([`set_option_style`]): the command line shows
-//! `--batch-size` (and `DATA`), a library or Python caller `batch_size`.
+//! Options are named in snake_case as the fields of [`crate::config::TrainConfig`] and the
+//! other configs name them (`batch_size`, `shuffle_buffer`, `early_stop`): a field's own name,
+//! or the option its docs name (`shuffle_buffer` for `shuffle_buffer_rows`), as a Python
+//! caller's keyword arguments would spell them. Inside a message an option is written
+//! `«name»`; how it is spelled when shown is the front end's choice ([`set_option_style`]): the
+//! command line shows `--batch-size` (and `DATA`), a library or Python caller `batch_size`.
 
 use std::borrow::Cow;
 use std::path::PathBuf;

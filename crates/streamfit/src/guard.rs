@@ -1,10 +1,11 @@
-//! Panics of third-party decoders, caught at a unit boundary.
+//! Panics of third-party decoders, caught at the boundary of a file's opening or a unit's read.
 //!
 //! The `parquet` crate panics on some malformed inputs instead of returning an error (a
 //! negative column-chunk length in the footer, a dictionary page missing where the data
 //! needs one, a broken bit-packed run). streamfit validates what it can before decoding; what
-//! it cannot, [`catch`] turns into an ordinary error at the boundary of the unit being read,
-//! so a reader thread reports it like any corrupt file (and `--on-bad-file skip` can skip it).
+//! it cannot, [`catch`] turns into an ordinary error: when a file is opened (a corrupt file,
+//! which `OnBadFile::Skip` may leave out) or a unit is read (a reader thread reports it like any
+//! corrupt data, and the run fails).
 //!
 //! While a guarded call runs on a thread, [`is_guarded`] is true there: the panic hook this
 //! module installs (once, on first use) stays silent for such panics, and a hook that aborts

@@ -25,9 +25,11 @@
 //! # }
 //! ```
 //!
-//! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`comm`], [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`run`], [`tune`]. The binary's
-//! `cli` sits on top.
+//! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`], [`guard`],
+//! [`atomic_file`]; L1 [`comm`], [`data`], [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3
+//! [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`run`],
+//! [`tune`]. The command line (the `streamfit-cli` package) sits on top; see
+//! `docs/architecture.md`.
 
 pub mod atomic_file;
 pub mod comm;

@@ -1,6 +1,6 @@
 //! Which columns are features and which is the label.
 //!
-//! [`ColumnSpec`] is what the user asked for (flags); [`Schema`] is what a source resolved it
+//! [`ColumnSpec`] is what the user asked for (options); [`Schema`] is what a source resolved it
 //! to against the files: the feature names in order and the label. Sources own the resolution
 //! because only they know the file's types.
 

@@ -3,9 +3,10 @@
 //! Reader `k` of `R` reads the units at plan positions `k, k + R, k + 2R, …` and sends their
 //! blocks down its own bounded channel, each unit closed by [`ReaderMsg::UnitDone`]. The
 //! consumer ([`PlanOrderReceiver`]) takes position `p` from channel `p mod R`, so blocks come
-//! out in plan order whatever the number of readers or their timing. A reader that fails sends
-//! the error down its channel, records it in the shared [`ErrorSlot`] (so the consumer can stop
-//! promptly instead of finishing earlier units first) and stops.
+//! out in plan order whatever the number of readers or their timing. A reader that fails records
+//! the error in the shared [`ErrorSlot`] (so the consumer can stop promptly instead of finishing
+//! earlier units first), sends [`ReaderMsg::Failed`] down its channel (to wake a consumer
+//! waiting on it) and stops.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};

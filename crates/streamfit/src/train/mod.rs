@@ -2,7 +2,8 @@
 //!
 //! Layer 2: consumes any [`BatchSource`](crate::pipeline::BatchSource) (the
 //! [`Pipeline`](crate::pipeline::Pipeline)'s epochs, one rank's share of them, or a stream of
-//! one's own) and knows nothing of files or of the pipeline's threads. One step is b rows
+//! one's own) and knows nothing of data files or of the pipeline's threads (the files it
+//! writes are its own: checkpoints, model files, metrics, reports). One step is b rows
 //! (possibly several batches); after its last batch the averaged gradient goes to the
 //! optimizer. `b = 1` is SGD, `b = N` (or [`BatchSize::Full`]) is batch gradient descent whose
 //! gradient is accumulated over the streamed epoch, and everything between is mini-batch GD:

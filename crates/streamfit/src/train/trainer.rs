@@ -10,10 +10,11 @@
 //! `Trainer` reads top to bottom: `run` runs the epochs, `run_epoch` their steps, `step` one
 //! update, `end_pass` and `evaluate_epoch` close an epoch, and `stop_point` is every step
 //! boundary where a checkpoint may be written or an interrupt honoured. It consumes any
-//! [`BatchSource`] and knows nothing of files or of the pipeline's threads. In a data-parallel
-//! run the stream is one rank's share: the only collectives are in the step (the summed
-//! gradient and whether any rank was signalled), at the epoch's end (its rows, the parameters,
-//! the signal) and in the evaluation; with one process they are no-ops.
+//! [`BatchSource`] and knows nothing of data files or of the pipeline's threads (checkpoint
+//! files are the `Checkpointer`'s). In a data-parallel run the stream is one rank's share: the
+//! only collectives are in the step (the summed gradient and whether any rank was signalled),
+//! at the epoch's end (its rows, the parameters, the signal) and in the evaluation; with one
+//! process they are no-ops.
 
 use std::time::Instant;
 

@@ -3,8 +3,8 @@
 //! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
 //! the file, row group, row and column ([`DecodeContext`]).
 //!
-//! It is handed batches already read; which units to read and how (the page path or the
-//! arrow reader) is `source.rs`'s job.
+//! It is handed batches already read; how a unit is read (the page path or the arrow reader)
+//! is `read.rs`'s job, which units to read the pipeline's.
 
 use std::path::Path;
 

@@ -2,8 +2,9 @@
 //!
 //! Training stops at the first null or non-finite value; `inspect` instead counts them, so a
 //! user sees every column's count, mean, std, min, max, nulls and non-finite values, together
-//! with the error training would stop with. This file only accumulates; reading the unit is
-//! `source.rs`'s and the moments themselves are [`crate::data::stats`]'s.
+//! with the error training would stop with. This file only accumulates; the unit's reader is
+//! `read.rs`'s, the typed column views `decode.rs`'s and the moments themselves
+//! [`crate::data::stats`]'s.
 
 use crate::data::RowBlock;
 use crate::data::source::parquet::columns::Layout;
