@@ -6,10 +6,12 @@
 //! subcommand only live in that subcommand's module; validation is the library's
 //! ([`TrainConfig::check`]), except what clap itself refuses.
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use streamfit::config::{Origin, TrainConfig};
 use streamfit::data::{ColumnSpec, FeatureSelection};
-use streamfit::model::{Activation, Head, ModelSpec};
+use streamfit::error::render_options;
+use streamfit::model::{Activation, HeadKind, ModelKind};
 use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use streamfit::train::BatchSize;
 
@@ -53,16 +55,16 @@ pub(crate) struct ReadArgs {
     pub(crate) verify_checksums: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ModelArg {
-    /// Linear regression, mean squared error
-    Linear,
-    /// Logistic regression, binary cross-entropy (labels 0/1)
-    Logistic,
-    /// Multiclass logistic regression, softmax cross-entropy (labels 0..K-1)
-    Softmax,
-    /// Multilayer perceptron (--hidden, --activation, --task)
-    Mlp,
+/// `--model`'s values: every registered model kind, with its family's summary as help (so a
+/// model added to the library's registry needs no change here).
+fn model_kinds() -> impl clap::builder::TypedValueParser<Value = ModelKind> {
+    let values = ModelKind::all().into_iter().map(|kind| {
+        PossibleValue::new(kind.name())
+            .help(render_options(kind.family().summary()).into_owned())
+    });
+    PossibleValuesParser::new(values).map(|name| {
+        ModelKind::named(&name).expect("clap accepts only the registered names it was given")
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,8 +87,8 @@ enum ActivationArg {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ModelArgs {
     /// Model to train
-    #[arg(long, value_enum, default_value = "logistic")]
-    model: ModelArg,
+    #[arg(long, value_parser = model_kinds(), default_value = "logistic")]
+    model: ModelKind,
     /// Classes K of `--model softmax` or `--task multiclass` [default: the largest label + 1,
     /// found by one streamed pass over the labels]
     #[arg(long, value_name = "K")]
@@ -111,31 +113,26 @@ impl ModelArgs {
     /// Sets the model of `config`; a multiclass model without `--classes` has its K counted
     /// from the labels when the run is prepared.
     pub(crate) fn apply(&self, config: &mut TrainConfig) {
-        let multiclass = self.model == ModelArg::Softmax
-            || (self.model == ModelArg::Mlp && self.task == HeadArg::Multiclass);
+        let head = self.model.head_kind(match self.task {
+            HeadArg::Regression => HeadKind::Regression,
+            HeadArg::Binary => HeadKind::Binary,
+            HeadArg::Multiclass => HeadKind::Multiclass,
+        });
+        let multiclass = head == HeadKind::Multiclass;
         config.classes = match (multiclass, self.classes) {
             (true, None) => Origin::FromData,
             _ => Origin::Given,
         };
         // Counted later when not given.
         let classes = self.classes.unwrap_or(0);
-        config.trainer.model = match self.model {
-            ModelArg::Linear => ModelSpec::linear(),
-            ModelArg::Logistic => ModelSpec::logistic(),
-            ModelArg::Softmax => ModelSpec::softmax(classes),
-            ModelArg::Mlp => ModelSpec::mlp(
-                self.hidden.clone(),
-                match self.activation {
-                    ActivationArg::Relu => Activation::Relu,
-                    ActivationArg::Tanh => Activation::Tanh,
-                },
-                match self.task {
-                    HeadArg::Regression => Head::Regression,
-                    HeadArg::Binary => Head::Binary,
-                    HeadArg::Multiclass => Head::Multiclass(classes),
-                },
-            ),
-        };
+        config.trainer.model = self.model.spec(
+            head.with_classes(classes),
+            self.hidden.clone(),
+            match self.activation {
+                ActivationArg::Relu => Activation::Relu,
+                ActivationArg::Tanh => Activation::Tanh,
+            },
+        );
     }
 }
 
