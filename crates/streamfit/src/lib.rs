@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`]; L1 [`comm`], [`data`],
-//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`plot`], [`predict`], [`run`], [`tune`]. The binary's
+//! [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3 [`config`], [`convert`], [`generate`], [`inspect`], [`output_path`], [`plot`], [`predict`], [`run`], [`tune`]. The binary's
 //! `cli` sits on top.
 
 pub mod atomic_file;
@@ -40,6 +40,7 @@ pub mod guard;
 pub mod inspect;
 pub mod model;
 pub mod optim;
+pub mod output_path;
 pub mod pipeline;
 pub mod plot;
 pub mod predict;
