@@ -71,6 +71,7 @@ fn is_fifo(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
+#[cfg(unix)]
 #[test]
 fn an_output_that_is_an_input_file_is_refused_before_anything_runs() {
     let dir = common::tempdir();
@@ -143,7 +144,15 @@ fn an_output_inside_a_shard_dataset_being_read_is_refused() {
     common::run_ok(&["train", s(&data), "-q", "--save-model", s(&model)]);
     let out = shards.join("preds.parquet");
     let stderr = common::run_err(
-        &["predict", "-q", "--model", s(&model), s(&shards), "--out", s(&out)],
+        &[
+            "predict",
+            "-q",
+            "--model",
+            s(&model),
+            s(&shards),
+            "--out",
+            s(&out),
+        ],
         2,
     );
     assert_error(&stderr, &["--out", s(&out), "shard dataset"]);
@@ -172,7 +181,15 @@ fn predict_plot_and_convert_refuse_to_overwrite_what_they_read() {
     let before = snapshot(&[&input, &model, &metrics]);
     for out in [&input, &model] {
         let stderr = common::run_err(
-            &["predict", "-q", "--model", s(&model), s(&data), "--out", s(out)],
+            &[
+                "predict",
+                "-q",
+                "--model",
+                s(&model),
+                s(&data),
+                "--out",
+                s(out),
+            ],
             2,
         );
         assert_error(&stderr, &["--out", s(out), "is the input file"]);
@@ -229,7 +246,10 @@ fn a_report_on_a_fifo_is_written_into_it() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("cat");
-    let outcome = common::run(&["train", s(&data), "-q", "--report", s(&fifo)], common::TIMEOUT);
+    let outcome = common::run(
+        &["train", s(&data), "-q", "--report", s(&fifo)],
+        common::TIMEOUT,
+    );
     // `cat` ends when the writer closes the FIFO; if nothing ever opened it, it waits forever.
     let started = Instant::now();
     while reader.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(10) {
@@ -269,7 +289,15 @@ fn a_model_file_that_is_a_fifo_is_refused_not_waited_on() {
     let out = dir.path().join("preds.parquet");
     let limit = Duration::from_secs(20);
     for args in [
-        vec!["predict", "-q", "--model", s(&fifo), s(&data), "--out", s(&out)],
+        vec![
+            "predict",
+            "-q",
+            "--model",
+            s(&fifo),
+            s(&data),
+            "--out",
+            s(&out),
+        ],
         vec!["eval", "--model", s(&fifo), s(&data)],
     ] {
         let stderr = common::run(&args, limit).fails_with(2);
@@ -396,7 +424,15 @@ fn predict_refuses_a_column_kept_twice() {
     let out = dir.path().join("preds.parquet");
     let stderr = common::run_err(
         &[
-            "predict", "-q", "--model", s(&model), s(&data), "--out", s(&out), "--keep", "f0,f0",
+            "predict",
+            "-q",
+            "--model",
+            s(&model),
+            s(&data),
+            "--out",
+            s(&out),
+            "--keep",
+            "f0,f0",
         ],
         2,
     );

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use streamfit::plot::LossCurves;
 use streamfit::output_path::{InputSet, WriteMode};
+use streamfit::plot::LossCurves;
 
 use super::output::say;
 
