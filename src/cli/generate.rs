@@ -61,9 +61,14 @@ pub(crate) struct GenerateArgs {
     /// Seed of every random draw
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output directory (created)
+    /// Output directory (created; an existing one must be empty, unless --force)
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Replace the dataset in a non-empty --out: first remove the files generate and convert
+    /// write there (part-*.parquet, truth.json, shard-*.sfs, manifest.json), so no older part
+    /// is read with the new ones; other files stay
+    #[arg(long)]
+    force: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -92,6 +97,7 @@ pub(crate) fn run(args: GenerateArgs) -> Result<()> {
         },
         seed: args.seed,
         out: args.out,
+        force: args.force,
         ..GenerateConfig::default()
     };
     write_dataset(&config, args.quiet)

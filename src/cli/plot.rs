@@ -1,14 +1,15 @@
 //! `streamfit plot`: the loss curves of a `--metrics` file as an SVG chart.
 //!
 //! Reading the file and drawing are the library's ([`streamfit::plot`]); this module only
-//! maps flags and prints where the chart went.
+//! maps flags, refuses an output that is the metrics file or cannot be written, and prints
+//! where the chart went.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use streamfit::output_path::{InputSet, WriteMode};
 use streamfit::plot::LossCurves;
-use streamfit::run::check_output_dir;
 
 use super::output::say;
 
@@ -27,7 +28,9 @@ pub(crate) struct PlotArgs {
 
 /// Runs `streamfit plot`.
 pub(crate) fn run(args: PlotArgs) -> Result<()> {
-    check_output_dir(&args.out)?;
+    let mut inputs = InputSet::new();
+    inputs.add_file(&args.metrics);
+    inputs.check_file("out", &args.out, WriteMode::Replace)?;
     LossCurves::from_metrics(&args.metrics)?.draw(&args.out, args.log_y)?;
     say!("plot: wrote {}", args.out.display());
     Ok(())

@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use streamfit::predict::{ApplyConfig, evaluate_model, predict};
-use streamfit::run::check_output_dir;
 
 use super::args::ReadArgs;
 use super::output::{rows_progress, say, thousands};
@@ -65,7 +64,6 @@ fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
 
 /// Runs `streamfit predict`.
 pub(crate) fn run_predict(args: PredictArgs) -> Result<()> {
-    check_output_dir(&args.out)?;
     let config = apply_config(&args.model, &args.data, args.read);
     let started = Instant::now();
     let progress = rows_progress(None, "predicted", args.quiet);

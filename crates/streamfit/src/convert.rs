@@ -23,6 +23,7 @@ use crate::data::source::shard::{
 };
 use crate::data::source::{ParquetSource, Source};
 use crate::error::{Error, Result};
+use crate::output_path::InputSet;
 use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
 
 /// Target bytes per shard when `--shard-rows` is not given.
@@ -135,6 +136,10 @@ pub fn convert(config: &ConvertConfig, progress: &mut dyn FnMut(u64)) -> Result<
     let plan = plan_shards(source.as_ref(), shard_rows);
 
     let partial = partial_dir(&config.out);
+    // A leftover scratch directory is removed below: never one that holds the input.
+    let mut inputs = InputSet::new();
+    inputs.add_dataset(source.as_ref(), &config.data);
+    inputs.check_replaced_dir("out", &partial)?;
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| Error::output(&partial, e))?;
     }

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
+use crate::data::source::shard::MANIFEST;
 use crate::data::source::write::{Compression, ParquetWriter};
 use crate::error::{Error, Result};
 use crate::pipeline::{RngStream, rng_for};
@@ -61,8 +62,12 @@ pub struct GenerateConfig {
     pub noise_std: f32,
     /// Classes of the multiclass task. By default 10.
     pub classes: usize,
-    /// Output directory (created).
+    /// Output directory: created, or an empty one. By default `data`.
     pub out: PathBuf,
+    /// Replace the dataset already in a non-empty `out`: the files of the kinds `generate`
+    /// and `convert` write there are removed first (see [`generate`]). By default off: a
+    /// non-empty `out` is refused.
+    pub force: bool,
 }
 
 impl Default for GenerateConfig {
@@ -78,6 +83,7 @@ impl Default for GenerateConfig {
             noise_std: 0.1,
             classes: 10,
             out: PathBuf::from("data"),
+            force: false,
         }
     }
 }
@@ -154,8 +160,15 @@ impl Truth {
 
 /// Writes the dataset of `config` and returns its truth. `on_rows` is called with the number
 /// of rows written so far (from several threads).
+///
+/// `config.out` must be missing or empty: parts of an older dataset left beside the new ones
+/// would be read with them. With `config.force` the files of the kinds `generate` and
+/// `convert` write (`part-*.parquet`, `truth.json`, `shard-*.sfs`, `manifest.json` and their
+/// temporary files) are removed first; other files stay, and one a reader would take as data
+/// (another `.parquet` file) makes even `force` refuse the directory.
 pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Result<Truth> {
     config.check()?;
+    clear_out_dir(&config.out, config.force)?;
     std::fs::create_dir_all(&config.out).map_err(|e| Error::output(&config.out, e))?;
     let d = config.features;
     let mut rng = rng_for(config.seed, u64::MAX, RngStream::Generate);
@@ -226,6 +239,72 @@ pub fn generate(config: &GenerateConfig, on_rows: &(dyn Fn(u64) + Sync)) -> Resu
     let json = serde_json::to_vec_pretty(&truth).map_err(|e| Error::output(&truth_path, e))?;
     write_atomically(&truth_path, &json)?;
     Ok(truth)
+}
+
+/// Makes sure `dir` holds no dataset before one is written into it; see [`generate`].
+fn clear_out_dir(dir: &Path, force: bool) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::output(dir, e)),
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::output(dir, e))?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    if !force {
+        return Err(Error::config(
+            "out",
+            format!(
+                "{} is not empty ({} entries: {}{}); choose an empty directory, or give «force» to replace the dataset in it",
+                dir.display(),
+                names.len(),
+                names[..names.len().min(3)].join(", "),
+                if names.len() > 3 { ", ..." } else { "" }
+            ),
+        ));
+    }
+    let (ours, theirs): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| is_dataset_file(n));
+    if let Some(data) = theirs.iter().find(|n| is_read_as_data(n)) {
+        return Err(Error::config(
+            "out",
+            format!(
+                "{} holds {data}, which generate did not write and training would read with the new dataset («force» removes only generate's own files); remove it or choose another directory",
+                dir.display()
+            ),
+        ));
+    }
+    for name in ours {
+        let path = dir.join(&name);
+        tracing::debug!("removing {} of an older dataset", path.display());
+        std::fs::remove_file(&path).map_err(|e| Error::output(&path, e))?;
+    }
+    Ok(())
+}
+
+/// A file of the kinds `generate` and `convert` write (or their temporary files).
+fn is_dataset_file(name: &str) -> bool {
+    let name = match name.strip_prefix('.') {
+        Some(temp) if temp.ends_with(".tmp") => temp,
+        Some(_) => return false,
+        None => name,
+    };
+    (name.starts_with("part-") && name.contains(".parquet"))
+        || (name.starts_with("shard-") && name.contains(".sfs"))
+        || name.starts_with("truth.json")
+        || name.starts_with(MANIFEST)
+}
+
+/// A name the Parquet reader lists as a data file of a directory.
+fn is_read_as_data(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.starts_with('_')
+        && (name.ends_with(".parquet") || name.ends_with(".parq") || name.ends_with(".sfs"))
 }
 
 /// The multiclass truth: `[K × D]` weights and K biases.

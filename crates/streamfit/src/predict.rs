@@ -15,6 +15,7 @@ use crate::data::source::write::{PredictionKind, PredictionWriter};
 use crate::data::{ColumnSpec, FeatureSelection};
 use crate::error::{Error, Result};
 use crate::model::{Head, Metrics};
+use crate::output_path::{InputSet, WriteMode};
 use crate::pipeline::Pipeline;
 use crate::train::{GradientEngine, ModelFile, eval_config, evaluate};
 
@@ -98,13 +99,31 @@ fn open(
 
 /// Writes one prediction per row of the data to `out` (Parquet), in input order, followed by
 /// the `keep` columns of the input (Parquet input only). `on_rows` hears the rows done.
+///
+/// Refused before anything is written: an `out` that is the model or a data file (under any
+/// name) or lies inside the shard dataset being read, a directory `out`, and a column kept
+/// twice.
 pub fn predict(
     config: &ApplyConfig,
     out: &Path,
     keep: &[String],
     on_rows: &dyn Fn(u64),
 ) -> Result<PredictSummary> {
+    if let Some(twice) = keep
+        .iter()
+        .enumerate()
+        .find_map(|(i, name)| keep[..i].contains(name).then_some(name))
+    {
+        return Err(Error::config(
+            "keep",
+            format!("column `{twice}` is named twice; a Parquet file holds each column once"),
+        ));
+    }
     let (model_file, train, source) = open(config, true)?;
+    let mut inputs = InputSet::new();
+    inputs.add_file(&config.model);
+    inputs.add_dataset(source.as_ref(), &config.data);
+    inputs.check_file("out", out, WriteMode::Replace)?;
     let spec = model_file.spec();
     let model = spec.build(model_file.features.len());
     let params = model_file.parameters();

@@ -2,10 +2,11 @@
 //! [`TrainConfig`](crate::config::TrainConfig) and the trainer's loop.
 //!
 //! Layer 3. [`PreparedRun::new`] checks the options, opens the training and validation data,
-//! counts the classes of a multiclass model when they are to come from the data, computes the
-//! standardisation statistics, loads the checkpoint to resume from (moving corrupt newer ones
-//! aside), builds the pipelines and the memory budget, and makes sure the outputs can be
-//! written, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
+//! refuses outputs that would overwrite an input or cannot be written
+//! ([`crate::output_path`]), counts the classes of a multiclass model when they are to come
+//! from the data, computes the standardisation statistics, loads the checkpoint to resume
+//! from (moving corrupt newer ones aside), builds the pipelines and the memory budget, and
+//! opens the metrics file, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
 //! the metrics file as it goes), [`PreparedRun::report`] builds the report and
 //! [`PreparedRun::write_outputs`] writes the model, report and plot. What preparing finds on
 //! the way is [`PrepareEvent`]s, facts for the front end to show; this module prints nothing,

@@ -11,6 +11,7 @@ use crate::data::source::Source;
 use crate::data::source::parquet::SkippedFiles;
 use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
+use crate::output_path::{InputSet, WriteMode, check_writable};
 use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
 use crate::train::{Checkpoint, CheckpointConfig, MetricsWriter, Standardization, eval_config};
@@ -61,11 +62,12 @@ impl<'c> PreparedRun<'c> {
         }
         config.check()?;
         let (source, skipped) = config.open_source_skipping()?;
+        let valid_source = config.open_valid()?;
+        check_outputs(&config, comm, &source, valid_source.as_ref(), &skipped)?;
         if let Some(counted) = count_classes(&mut config, &source)? {
             events.push(counted);
         }
         config.check()?;
-        let valid_source = config.open_valid()?;
         for (path, error) in &skipped {
             events.push(PrepareEvent::FileSkipped {
                 path: path.clone(),
@@ -105,14 +107,7 @@ impl<'c> PreparedRun<'c> {
                 ),
             ));
         }
-        // Fail on an unwritable output before training, not after.
         let outputs = &config.outputs;
-        for path in [&outputs.report, &outputs.save_model, &outputs.plot]
-            .into_iter()
-            .flatten()
-        {
-            check_output_dir(path)?;
-        }
         let metrics = outputs
             .metrics
             .as_deref()
@@ -270,19 +265,49 @@ fn load_resume(
     Ok(Some(checkpoint))
 }
 
-/// Errors unless `path`'s directory exists, so a typo fails before a long run, not after.
-pub fn check_output_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::output(
-            path,
-            format!("directory {} does not exist", dir.display()),
-        ));
+/// Refuses, before anything is read or written, an output of the run that is one of its
+/// input files (training or validation data, files left out as unreadable) or lies inside a
+/// shard dataset it reads, an output that is a directory, and an output (or checkpoint)
+/// directory that does not take new files: a mistake fails at once, not after training, and
+/// never destroys the data.
+fn check_outputs(
+    config: &TrainConfig,
+    comm: &dyn Collective,
+    source: &Arc<dyn Source>,
+    valid_source: Option<&Arc<dyn Source>>,
+    skipped: &SkippedFiles,
+) -> Result<()> {
+    let mut inputs = InputSet::new();
+    inputs.add_dataset(source.as_ref(), &config.data);
+    if let Some(valid) = valid_source {
+        inputs.add_dataset(valid.as_ref(), &config.valid);
+    }
+    for (path, _) in skipped {
+        inputs.add_file(path);
+    }
+    let outputs = &config.outputs;
+    for (field, path, mode) in [
+        ("save_model", &outputs.save_model, WriteMode::Replace),
+        ("report", &outputs.report, WriteMode::Replace),
+        ("plot", &outputs.plot, WriteMode::Replace),
+        ("metrics", &outputs.metrics, WriteMode::Truncate),
+        ("trace", &outputs.trace, WriteMode::Truncate),
+    ] {
+        if let Some(path) = path {
+            inputs.check_file(field, path, mode)?;
+        }
+    }
+    // Rank 0 alone writes checkpoints.
+    if let (0, Some(dir)) = (comm.rank(), &config.checkpoint_dir) {
+        inputs.check_dir("checkpoint_dir", dir)?;
     }
     Ok(())
+}
+
+/// Errors unless `path`'s directory exists and takes new files, so a typo or a read-only
+/// directory fails before a long run, not after ([`check_writable`]).
+pub fn check_output_dir(path: &Path) -> Result<()> {
+    check_writable(path)
 }
 
 #[cfg(test)]

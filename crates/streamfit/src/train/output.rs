@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{file_kind, write_atomically};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
@@ -122,9 +122,15 @@ impl ModelFile {
         write_atomically(path, &json)
     }
 
-    /// Reads a model file and checks that its parameters fit its shape.
+    /// Reads a model file and checks that its parameters fit its shape. A path that is not a
+    /// regular file (a FIFO, whose open would wait for a writer; a device; a directory) is
+    /// refused before it is opened.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::config("model", format!("{}: {reason}", path.display()));
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(bad(format!("{}, not a regular file", file_kind(&meta))));
+        }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
