@@ -21,10 +21,13 @@ use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
-use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
+use crate::train::{BatchSize, CHUNK_ROWS, MAX_EPOCHS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
+
+/// The deepest prefetch queue, in batches.
+pub const MAX_PREFETCH: usize = 1024;
 
 /// Where a run continues from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,14 +191,20 @@ impl TrainConfig {
                 "needs validation data («valid»)",
             ));
         }
-        if self.trainer.epochs == 0 {
-            return Err(Error::config("epochs", "must be at least 1"));
+        if self.trainer.epochs == 0 || self.trainer.epochs > MAX_EPOCHS {
+            return Err(Error::config(
+                "epochs",
+                format!("must be between 1 and {MAX_EPOCHS}"),
+            ));
         }
         if self.trainer.num_threads == 0 || self.trainer.num_threads > 1024 {
             return Err(Error::config("threads", "must be between 1 and 1024"));
         }
-        if self.prefetch > 1024 {
-            return Err(Error::config("prefetch", "must be at most 1024"));
+        if self.prefetch > MAX_PREFETCH {
+            return Err(Error::config(
+                "prefetch",
+                format!("must be at most {MAX_PREFETCH}"),
+            ));
         }
         self.check_checkpoints()?;
         if self.outputs.plot_log && self.outputs.plot.is_none() {

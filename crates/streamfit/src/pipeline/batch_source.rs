@@ -114,6 +114,13 @@ pub trait BatchSource {
     /// Starts epoch `epoch` (from 0) at its first batch.
     fn start_epoch(&self, epoch: u64) -> Result<Box<dyn EpochBatches + '_>>;
 
+    /// Steps in the first `epochs` epochs (saturating). By default the sum of
+    /// [`BatchSource::steps_in_epoch`] over them: a source whose epochs all make the same
+    /// number of steps should multiply instead.
+    fn total_steps(&self, epochs: u64) -> u64 {
+        (0..epochs).fold(0u64, |sum, e| sum.saturating_add(self.steps_in_epoch(e)))
+    }
+
     /// Rows one epoch trains on, every rank's together. By default all of them.
     fn rows_per_epoch(&self) -> u64 {
         self.num_rows()
@@ -180,6 +187,10 @@ impl BatchSource for Pipeline {
 
     fn start_epoch(&self, epoch: u64) -> Result<Box<dyn EpochBatches + '_>> {
         Ok(Box::new(self.epoch(epoch)?))
+    }
+
+    fn total_steps(&self, epochs: u64) -> u64 {
+        Pipeline::total_steps(self, epochs)
     }
 
     fn rows_per_epoch(&self) -> u64 {

@@ -74,9 +74,7 @@ impl PipelineConfig {
         if self.piece_rows == 0 || self.block_rows == 0 {
             return Err(Error::config("piece/block rows", "must be at least 1"));
         }
-        if self.num_readers == 0 || self.num_readers > 256 {
-            return Err(Error::config("readers", "must be between 1 and 256"));
-        }
+        check_readers("readers", self.num_readers)?;
         if self.world == 0 || self.rank >= self.world {
             return Err(Error::internal(format!(
                 "rank {} of a world of {}",
@@ -163,6 +161,20 @@ impl PipelineConfig {
             * (self.block_rows as u64).min(num_rows);
         (shuffle_rows + batch_rows + block_rows) * row
     }
+}
+
+/// The most reader threads a pass may start.
+pub const MAX_READERS: usize = 256;
+
+/// Refuses a reader count outside 1..=[`MAX_READERS`] for the option `field`.
+pub fn check_readers(field: &'static str, num_readers: usize) -> Result<()> {
+    if num_readers == 0 || num_readers > MAX_READERS {
+        return Err(Error::config(
+            field,
+            format!("must be between 1 and {MAX_READERS}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Rows per message from the shuffle thread to the trainer (see

@@ -79,9 +79,14 @@ impl Pipeline {
             .unwrap_or(0)
     }
 
-    /// Steps in the first `epochs` epochs.
-    pub fn total_steps(&self, epochs: usize) -> u64 {
-        (0..epochs as u64).map(|e| self.steps_in_epoch(e)).sum()
+    /// Steps in the first `epochs` epochs (saturating): a product for one process, whose
+    /// epochs all make [`Pipeline::steps_per_epoch`] steps; the sum over the epochs' plans in
+    /// a data-parallel run.
+    pub fn total_steps(&self, epochs: u64) -> u64 {
+        if self.config.world <= 1 {
+            return self.steps_per_epoch().saturating_mul(epochs);
+        }
+        (0..epochs).fold(0u64, |sum, e| sum.saturating_add(self.steps_in_epoch(e)))
     }
 
     /// Restarts an epoch exactly where `cursor` stands (see [`resume`]): rebuilds the shuffle

@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
 use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
-use crate::train::{Checkpoint, CheckpointConfig, MetricsWriter, Standardization, eval_config};
+use crate::train::{
+    Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, Standardization, eval_config,
+};
 
 use super::event::{Events, PrepareEvent};
 
@@ -29,6 +31,9 @@ pub struct PreparedRun<'c> {
     pub(super) pipeline: Pipeline,
     pub(super) valid_pipeline: Option<Pipeline>,
     pub(super) budget_bytes: u64,
+    /// Rank 0's hold on the checkpoint directory, from before the checkpoint to resume from
+    /// is chosen until the run ends.
+    pub(super) _checkpoint_lock: Option<CheckpointLock>,
     pub(super) events: Vec<PrepareEvent>,
     pub(super) metrics: Option<MetricsWriter>,
     /// Collected for `outputs.plot`.
@@ -89,6 +94,10 @@ impl<'c> PreparedRun<'c> {
             every_steps: config.checkpoint_every,
             keep: config.keep_checkpoints,
         });
+        let checkpoint_lock = match &config.checkpoint_dir {
+            Some(dir) if comm.rank() == 0 => Some(CheckpointLock::acquire(dir)?),
+            _ => None,
+        };
         config.trainer.resume = load_resume(&config, comm, &mut events)?.map(Box::new);
         let pipeline = Pipeline::new(source.clone(), config.pipeline_config(source.num_rows()));
         config.set_epoch_steps(pipeline.steps_in_epoch(0));
@@ -128,6 +137,7 @@ impl<'c> PreparedRun<'c> {
             pipeline,
             valid_pipeline,
             budget_bytes,
+            _checkpoint_lock: checkpoint_lock,
             events: events.seen,
             metrics,
             curves,
@@ -249,7 +259,7 @@ fn load_resume(
     // Newer files were skipped as corrupt: set them aside (rank 0 does it in a data-parallel
     // run; it alone writes checkpoints).
     let newer = if comm.rank() == 0 {
-        Checkpoint::newer_than(dir, checkpoint.iteration)?
+        Checkpoint::corrupt_newer_than(dir, checkpoint.iteration)?
     } else {
         Vec::new()
     };

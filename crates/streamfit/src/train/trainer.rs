@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::checkpoint::restore::{Start, restore};
 use super::checkpoint::writer::{Boundary, Checkpointer, RunState};
-use super::checkpoint::{RunFingerprint, data_identity};
+use super::checkpoint::{CheckpointLock, RunFingerprint, data_identity};
 use super::evaluate::evaluate_stream;
 use super::labels::check_stream_labels;
 use super::mixing::Mixing;
@@ -115,6 +115,11 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         let started = Instant::now();
         let world = stream.collective();
+        // Rank 0 writes the checkpoints: it holds their directory for the whole run.
+        let lock = match &config.checkpoint {
+            Some(c) if world.rank() == 0 => Some(CheckpointLock::acquire(&c.dir)?),
+            _ => None,
+        };
         let fingerprint = RunFingerprint::of_stream(stream, config);
         let checkpointed = config.checkpoint.is_some() || config.resume.is_some();
         let data = match (checkpointed, fingerprint.is_some(), stream.source()) {
@@ -132,27 +137,21 @@ impl<'a> Trainer<'a> {
             }
         };
         let start = match (&config.resume, &fingerprint) {
-            (Some(checkpoint), Some(now)) => restore(
-                checkpoint,
-                now,
-                &data,
-                model.num_params(),
-                &config.optimizer,
-            )?,
+            (Some(checkpoint), Some(now)) => {
+                restore(checkpoint, now, &data, model.num_params(), config, stream)?
+            }
             _ => Start::fresh(model.init_params(config.init_seed)),
         };
         check_same_start(world, fingerprint.as_ref(), stream, &start)?;
-        let total_steps = (0..config.epochs as u64)
-            .map(|e| stream.steps_in_epoch(e))
-            .sum();
-        let checkpointer = match (&config.checkpoint, fingerprint) {
-            (Some(c), Some(fingerprint)) if world.rank() == 0 => {
-                Some(Checkpointer::new(c, fingerprint, data, stream))
+        let total_steps = stream.total_steps(config.epochs as u64);
+        let checkpointer = match (&config.checkpoint, lock, fingerprint) {
+            (Some(c), Some(lock), Some(fingerprint)) => {
+                Some(Checkpointer::new(c, lock, fingerprint, data, stream))
             }
             _ => None,
         };
-        let mut epochs = start.epochs;
-        epochs.reserve(config.epochs.saturating_sub(epochs.len()));
+        // Summaries grow as epochs end: nothing is reserved per epoch up front.
+        let epochs = start.epochs;
         Ok(Trainer {
             config,
             stream,
