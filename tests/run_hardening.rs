@@ -138,6 +138,15 @@ fn spawn(args: &[&str]) -> std::process::Child {
         .expect("spawn")
 }
 
+/// True once `dir` holds a checkpoint file.
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "sfck"))
+    })
+}
+
 #[test]
 fn a_second_run_in_a_checkpoint_directory_is_refused_naming_the_first() {
     let dir = common::tempdir();
@@ -162,10 +171,12 @@ fn a_second_run_in_a_checkpoint_directory_is_refused_naming_the_first() {
         ]
     };
     let mut first = spawn(&long_run("1"));
-    // Wait for the first run's first checkpoint: it is training.
+    // Wait for the first run's first checkpoint (8 steps an epoch; it keeps the last two):
+    // it is training.
     let started = Instant::now();
-    while !checkpoint_path(&checkpoints, 80).is_file() {
+    while !has_checkpoint(&checkpoints) {
         assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended");
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = common::run(&long_run("2"), Duration::from_secs(30));

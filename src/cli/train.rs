@@ -84,9 +84,11 @@ pub(crate) struct TrainArgs {
     /// Skip the full-data loss pass after each epoch
     #[arg(long)]
     no_eval: bool,
-    /// What to do with a Parquet file that cannot be opened (missing, not Parquet, corrupt
-    /// footer, encrypted) in a multi-file dataset: stop (`error`) or leave it out with a
-    /// warning, counted in the epoch lines and the report (`skip`)
+    /// What to do with a file that cannot be opened (missing, not Parquet, corrupt footer,
+    /// encrypted) in a multi-file dataset, or whose data fails while being read: stop
+    /// (`error`) or leave it out with a warning, counted in the epoch lines and the report
+    /// (`skip`; a file failing mid-epoch is dropped from that point on, its remaining rows
+    /// counted as skipped)
     #[arg(long, value_enum, default_value = "error")]
     on_bad_file: OnBadFileArg,
     /// At the end, print per-stage busy time, throughput, the trainer's stall, the prefetch

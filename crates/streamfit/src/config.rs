@@ -94,7 +94,11 @@ pub struct TrainConfig {
     pub num_readers: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
-    /// What to do with a Parquet file that cannot be opened. By default stop.
+    /// What to do with a file that cannot be opened, or whose data fails while being read. By
+    /// default stop. With [`OnBadFile::Skip`] a file that cannot be opened is left out, and one
+    /// that fails mid-epoch is dropped from that point on (its remaining rows are counted as
+    /// skipped and later epochs leave it out; one process only: in a data-parallel run a
+    /// failure while reading still stops the run).
     pub on_bad_file: OnBadFile,
     /// Validation data: Parquet files and/or directories, or one shard dataset, with the
     /// training data's columns, evaluated after every epoch. By default none.
@@ -292,6 +296,7 @@ impl TrainConfig {
             shuffle_buffer_rows: self.shuffle_buffer_rows,
             prefetch: self.prefetch,
             num_readers: self.num_readers,
+            on_bad_file: self.on_bad_file,
             ..PipelineConfig::default()
         }
     }

@@ -127,11 +127,11 @@ impl BatchSource for RankShare<'_> {
 }
 
 /// Every rank's [`CursorTracker`], with the steps of its share.
-struct ShareTrackers {
-    trackers: Vec<(CursorTracker, u64)>,
+struct ShareTrackers<'p> {
+    trackers: Vec<(CursorTracker<'p>, u64)>,
 }
 
-impl PositionTracker for ShareTrackers {
+impl PositionTracker for ShareTrackers<'_> {
     fn position_after(&mut self, steps: u64) -> StreamPosition {
         StreamPosition::Ranks(
             self.trackers

@@ -48,4 +48,6 @@ pub use self::result::{BestModel, ResumeInfo, TrainResult};
 pub use self::standardize::Standardization;
 
 #[cfg(test)]
+mod dropped_tests;
+#[cfg(test)]
 mod tests;

@@ -34,7 +34,7 @@ use crate::comm::Collective;
 use crate::error::{Error, Result};
 use crate::model::{Head, Metrics, Model};
 use crate::optim::Optimizer;
-use crate::pipeline::{BatchSource, EpochBatches, StreamPosition};
+use crate::pipeline::{BatchSource, EpochBatches, FileDrop, StreamPosition};
 
 /// Steps between checks that every rank holds the same parameters.
 const PARAMS_CHECK_EVERY: u64 = 64;
@@ -101,6 +101,8 @@ struct PassFigures {
     learning_rate: f32,
     shuffle_spearman: f64,
     units_per_step: f64,
+    /// Files dropped during the epoch.
+    files_dropped: Vec<FileDrop>,
 }
 
 impl<'a> Trainer<'a> {
@@ -343,23 +345,43 @@ impl<'a> Trainer<'a> {
         } = pass;
         drop(batches);
         let rows_seen = sum_across(self.world, rows);
-        if steps != steps_in_epoch {
+        // What the epoch should have made, from the rows it really had: files dropped during
+        // it (under «on_bad_file» skip) took rows out.
+        let index = epoch as u64 - 1;
+        let files_dropped: Vec<FileDrop> = self
+            .stream
+            .dropped_files()
+            .into_iter()
+            .filter(|d| d.epoch == index)
+            .collect();
+        let expected_steps = if files_dropped.is_empty() {
+            steps_in_epoch
+        } else {
+            self.stream.steps_in_epoch(index)
+        };
+        let expected_rows = self.stream.rows_in_epoch(index);
+        // With «drop_last», a drop found after part of the last step went out keeps that
+        // step (its rows cannot be taken back): one step, fewer than b rows, more.
+        let step_rows = self.stream.config().map_or(0, |c| c.step_rows);
+        let cut_short = !files_dropped.is_empty()
+            && steps == expected_steps + 1
+            && rows_seen.saturating_sub(expected_rows) < step_rows;
+        if steps != expected_steps && !cut_short {
             return Err(Error::internal(format!(
-                "epoch {epoch} made {steps} steps, expected {steps_in_epoch}"
+                "epoch {epoch} made {steps} steps, expected {expected_steps}"
             )));
         }
         // (A resumed epoch counts the rows since the resume.)
-        if first_step == 0 && rows_seen != self.stream.rows_per_epoch() {
+        if first_step == 0 && rows_seen != expected_rows && !cut_short {
             return Err(Error::internal(format!(
-                "epoch {epoch}: trained on {rows_seen} rows, expected {}",
-                self.stream.rows_per_epoch()
+                "epoch {epoch}: trained on {rows_seen} rows, expected {expected_rows}"
             )));
         }
         // The same parameters everywhere at the epoch's end.
         check_same_params(self.world, &self.params, self.iteration)?;
         // A resumed epoch still covered every row.
         self.rows_per_epoch = if first_step > 0 {
-            self.stream.rows_per_epoch()
+            expected_rows
         } else {
             rows_seen
         };
@@ -374,6 +396,7 @@ impl<'a> Trainer<'a> {
             learning_rate,
             shuffle_spearman: mixing.spearman(),
             units_per_step: mixing.units_per_step(),
+            files_dropped,
         })
     }
 
@@ -431,6 +454,8 @@ impl<'a> Trainer<'a> {
             queue_full_fraction: pass.queue_full_fraction,
             shuffle_spearman: pass.shuffle_spearman,
             units_per_step: pass.units_per_step,
+            rows_skipped: pass.files_dropped.iter().map(|d| d.rows_skipped).sum(),
+            files_dropped: pass.files_dropped,
         })
     }
 

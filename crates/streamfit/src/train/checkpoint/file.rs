@@ -16,7 +16,7 @@ use crate::atomic_file::AtomicFile;
 use crate::data::source::{FileIdentity, Source};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
-use crate::pipeline::{StreamCursor, StreamPosition};
+use crate::pipeline::{FileDrop, StreamCursor, StreamPosition};
 use crate::train::{BestModel, EpochSummary};
 
 const MAGIC: &str = "streamfit-checkpoint";
@@ -61,6 +61,10 @@ pub struct Checkpoint {
     pub best: Option<BestModel>,
     /// Summaries of the finished epochs.
     pub epochs_done: Vec<EpochSummary>,
+    /// Files dropped mid-epoch so far (under «on_bad_file» skip): later epochs leave them
+    /// out, and the epoch that found one delivers fewer rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_dropped: Vec<FileDrop>,
 }
 
 impl Checkpoint {

@@ -72,6 +72,8 @@ pub(crate) fn restore(
             "the checkpoint's parameter count does not match the model",
         ));
     }
+    // The files the run dropped shape the plans and step counts the cursor is checked with.
+    stream.restore_dropped(&checkpoint.files_dropped)?;
     let steps_done = check_cursor(checkpoint, stream, config.epochs as u64)?;
     let iteration = checkpoint.iteration;
     Ok(Start {
@@ -117,9 +119,14 @@ fn check_cursor(checkpoint: &Checkpoint, stream: &dyn BatchSource, epochs: u64) 
             checkpoint.epochs_done.len()
         )));
     }
+    // The steps epoch `e`'s plan holds; with «drop_last», a file dropped after part of the
+    // last step went out keeps that step too.
+    let dropped = stream.dropped_files();
+    let most_steps =
+        |e: u64| stream.steps_in_epoch(e) + u64::from(dropped.iter().any(|d| d.epoch == e));
     let mut before = 0u64;
     for (index, summary) in checkpoint.epochs_done.iter().enumerate() {
-        let most = stream.steps_in_epoch(index as u64);
+        let most = most_steps(index as u64);
         if summary.epoch != index + 1 || summary.iterations > most {
             return Err(bad(format!(
                 "finished epoch {} is summarised as epoch {} of {} iterations (the plan holds {most})",
@@ -150,7 +157,7 @@ fn check_cursor(checkpoint: &Checkpoint, stream: &dyn BatchSource, epochs: u64) 
             next + 1
         )));
     }
-    let steps = stream.steps_in_epoch(next);
+    let steps = most_steps(next);
     if into > steps {
         return Err(bad(format!(
             "iteration {iteration} is {into} steps into epoch {}, which has {steps}",

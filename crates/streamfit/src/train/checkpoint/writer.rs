@@ -113,6 +113,7 @@ impl<'a> Checkpointer<'a> {
             optimizer_state: state.optimizer.clone(),
             best: state.best.cloned(),
             epochs_done: state.epochs.to_vec(),
+            files_dropped: self.stream.dropped_files(),
         };
         self.last = Some(checkpoint.save(self.config)?);
         Ok(())
