@@ -59,8 +59,7 @@ pub(crate) struct ReadArgs {
 /// model added to the library's registry needs no change here).
 fn model_kinds() -> impl clap::builder::TypedValueParser<Value = ModelKind> {
     let values = ModelKind::all().into_iter().map(|kind| {
-        PossibleValue::new(kind.name())
-            .help(render_options(kind.family().summary()).into_owned())
+        PossibleValue::new(kind.name()).help(render_options(kind.family().summary()).into_owned())
     });
     PossibleValuesParser::new(values).map(|name| {
         ModelKind::named(&name).expect("clap accepts only the registered names it was given")

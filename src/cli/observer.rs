@@ -62,7 +62,8 @@ pub(crate) struct CliObserver {
     pub(crate) quiet: bool,
     /// The progress bar (hidden with --quiet or when stderr is not a terminal).
     pub(crate) progress: ProgressBar,
-    /// Files left out by `--on-bad-file skip`.
+    /// Files left out by `--on-bad-file skip`: unreadable at the start, or dropped in an
+    /// earlier epoch.
     pub(crate) skipped_files: usize,
     pub(crate) epochs: usize,
     /// `--debug-row-ids`.
@@ -127,10 +128,25 @@ impl TrainObserver for CliObserver {
     }
 
     fn on_epoch(&mut self, e: &EpochSummary) -> streamfit::error::Result<()> {
+        // Files dropped mid-epoch (`--on-bad-file skip`) are warnings, shown even when quiet.
+        for dropped in &e.files_dropped {
+            self.progress.suspend(|| {
+                eprintln!(
+                    "warning: dropping {} from epoch {} on (row group {} failed after {} of its rows; {} rows of the epoch skipped): {}",
+                    dropped.path.display(),
+                    e.epoch,
+                    dropped.row_group,
+                    thousands(dropped.rows_delivered),
+                    thousands(dropped.rows_skipped),
+                    dropped.error
+                )
+            });
+        }
+        let line = epoch_line(e, self.epochs, self.skipped_files);
+        self.skipped_files += e.files_dropped.len();
         if self.quiet {
             return Ok(());
         }
-        let line = epoch_line(e, self.epochs, self.skipped_files);
         self.progress.suspend(|| say!("{line}"));
         Ok(())
     }
@@ -156,10 +172,17 @@ fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
             loss.push_str(&format!(" RMSE {r:.5}"));
         }
     }
-    let skipped = match skipped_files {
+    let mut skipped = match skipped_files {
         0 => String::new(),
         n => format!(", {n} unreadable file(s) skipped"),
     };
+    if e.rows_skipped > 0 {
+        skipped.push_str(&format!(
+            ", {} rows skipped ({} file(s) dropped)",
+            thousands(e.rows_skipped),
+            e.files_dropped.len()
+        ));
+    }
     format!(
         "epoch {}/{epochs}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
         e.epoch,

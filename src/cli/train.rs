@@ -84,9 +84,11 @@ pub(crate) struct TrainArgs {
     /// Skip the full-data loss pass after each epoch
     #[arg(long)]
     no_eval: bool,
-    /// What to do with a Parquet file that cannot be opened (missing, not Parquet, corrupt
-    /// footer, encrypted) in a multi-file dataset: stop (`error`) or leave it out with a
-    /// warning, counted in the epoch lines and the report (`skip`)
+    /// What to do with a file that cannot be opened (missing, not Parquet, corrupt footer,
+    /// encrypted) in a multi-file dataset, or whose data fails while being read: stop
+    /// (`error`) or leave it out with a warning, counted in the epoch lines and the report
+    /// (`skip`; a file failing mid-epoch is dropped from that point on, its remaining rows
+    /// counted as skipped)
     #[arg(long, value_enum, default_value = "error")]
     on_bad_file: OnBadFileArg,
     /// At the end, print per-stage busy time, throughput, the trainer's stall, the prefetch
@@ -225,13 +227,13 @@ pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     config.trainer.interrupt = Some(interrupt.clone());
     let mut run = PreparedRun::with_events(config, comm, &mut |event| print_event(event, quiet))?;
     let outputs = run.config().outputs.clone();
-    let tracing = logging::init(outputs.profile, outputs.trace.as_deref())?;
+    let mut tracing = logging::init(outputs.profile, outputs.trace.as_deref())?;
     install_signal_handlers(&interrupt)?;
     if !quiet {
         print_plan(&run, comm);
     }
     let epochs = run.config().trainer.epochs;
-    let progress = iterations_progress(run.pipeline().total_steps(epochs), quiet);
+    let progress = iterations_progress(run.pipeline().total_steps(epochs as u64), quiet);
     if let Some(checkpoint) = run.resume() {
         progress.set_position(checkpoint.iteration);
         progress.reset_eta();
@@ -252,12 +254,15 @@ pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     let result = trained?;
     let profile = tracing
         .profiler
+        .take()
         .map(|layer| run.profile(&layer.take(), started.elapsed().as_secs_f64(), &result));
     let report = run.report(&result, profile.clone());
     if !quiet {
         print_outcome(&result);
     }
     run.write_outputs(&result, &report)?;
+    // A trace that could not be written (a full disk) fails the run after its other outputs.
+    tracing.finish()?;
     if let Some(profile) = &profile {
         let queue = run.pipeline().config();
         print_profile(profile, queue.queue_groups() * queue.batches_per_group());

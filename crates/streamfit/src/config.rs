@@ -21,10 +21,13 @@ use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
-use crate::train::{BatchSize, CHUNK_ROWS, TrainerConfig, step_rows};
+use crate::train::{BatchSize, CHUNK_ROWS, MAX_EPOCHS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
+
+/// The deepest prefetch queue, in batches.
+pub const MAX_PREFETCH: usize = 1024;
 
 /// Where a run continues from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +94,11 @@ pub struct TrainConfig {
     pub num_readers: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
-    /// What to do with a Parquet file that cannot be opened. By default stop.
+    /// What to do with a file that cannot be opened, or whose data fails while being read. By
+    /// default stop. With [`OnBadFile::Skip`] a file that cannot be opened is left out, and one
+    /// that fails mid-epoch is dropped from that point on (its remaining rows are counted as
+    /// skipped and later epochs leave it out; one process only: in a data-parallel run a
+    /// failure while reading still stops the run).
     pub on_bad_file: OnBadFile,
     /// Validation data: Parquet files and/or directories, or one shard dataset, with the
     /// training data's columns, evaluated after every epoch. By default none.
@@ -188,14 +195,20 @@ impl TrainConfig {
                 "needs validation data («valid»)",
             ));
         }
-        if self.trainer.epochs == 0 {
-            return Err(Error::config("epochs", "must be at least 1"));
+        if self.trainer.epochs == 0 || self.trainer.epochs > MAX_EPOCHS {
+            return Err(Error::config(
+                "epochs",
+                format!("must be between 1 and {MAX_EPOCHS}"),
+            ));
         }
         if self.trainer.num_threads == 0 || self.trainer.num_threads > 1024 {
             return Err(Error::config("threads", "must be between 1 and 1024"));
         }
-        if self.prefetch > 1024 {
-            return Err(Error::config("prefetch", "must be at most 1024"));
+        if self.prefetch > MAX_PREFETCH {
+            return Err(Error::config(
+                "prefetch",
+                format!("must be at most {MAX_PREFETCH}"),
+            ));
         }
         self.check_checkpoints()?;
         if self.outputs.plot_log && self.outputs.plot.is_none() {
@@ -283,6 +296,7 @@ impl TrainConfig {
             shuffle_buffer_rows: self.shuffle_buffer_rows,
             prefetch: self.prefetch,
             num_readers: self.num_readers,
+            on_bad_file: self.on_bad_file,
             ..PipelineConfig::default()
         }
     }

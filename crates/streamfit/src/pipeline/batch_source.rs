@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Batch, BatchStream, CursorTracker, Pipeline, PipelineConfig, QueueStats, StreamCursor,
+    Batch, BatchStream, CursorTracker, FileDrop, Pipeline, PipelineConfig, QueueStats, StreamCursor,
 };
 use crate::comm::{Collective, SingleProcess};
 use crate::data::Schema;
@@ -75,7 +75,7 @@ pub trait PositionTracker {
     fn position_after(&mut self, steps: u64) -> StreamPosition;
 }
 
-impl PositionTracker for CursorTracker {
+impl PositionTracker for CursorTracker<'_> {
     fn position_after(&mut self, steps: u64) -> StreamPosition {
         StreamPosition::Process(self.advance_to(steps))
     }
@@ -114,15 +114,54 @@ pub trait BatchSource {
     /// Starts epoch `epoch` (from 0) at its first batch.
     fn start_epoch(&self, epoch: u64) -> Result<Box<dyn EpochBatches + '_>>;
 
+    /// Steps in the first `epochs` epochs (saturating). By default the sum of
+    /// [`BatchSource::steps_in_epoch`] over them: a source whose epochs all make the same
+    /// number of steps should multiply instead.
+    fn total_steps(&self, epochs: u64) -> u64 {
+        (0..epochs).fold(0u64, |sum, e| sum.saturating_add(self.steps_in_epoch(e)))
+    }
+
     /// Rows one epoch trains on, every rank's together. By default all of them.
     fn rows_per_epoch(&self) -> u64 {
         self.num_rows()
+    }
+
+    /// Rows epoch `epoch` trains on, every rank's together: [`BatchSource::rows_per_epoch`]
+    /// unless files were dropped. By default [`BatchSource::rows_per_epoch`].
+    fn rows_in_epoch(&self, epoch: u64) -> u64 {
+        let _ = epoch;
+        self.rows_per_epoch()
     }
 
     /// Every row once, in a fixed order, for the full-data loss (this rank's share of them in
     /// a data-parallel run). By default the batches of epoch 0.
     fn evaluation_pass(&self) -> Result<Box<dyn EpochBatches + '_>> {
         self.start_epoch(0)
+    }
+
+    /// Rows the evaluation pass covers, every rank's together: all of them unless files
+    /// were dropped. By default [`BatchSource::num_rows`].
+    fn evaluation_rows(&self) -> u64 {
+        self.num_rows()
+    }
+
+    /// Files dropped mid-epoch because a unit failed (under
+    /// [`OnBadFile::Skip`](crate::data::source::OnBadFile::Skip)), in the order found. By
+    /// default none.
+    fn dropped_files(&self) -> Vec<FileDrop> {
+        Vec::new()
+    }
+
+    /// Takes over the files a run dropped before (from its checkpoint). By default only
+    /// none can be taken over.
+    fn restore_dropped(&self, drops: &[FileDrop]) -> Result<()> {
+        if drops.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(
+            "resume",
+            "this batch stream cannot leave out the files the checkpoint's run dropped",
+        ))
     }
 
     /// The ranks this stream is one share of. Each rank's step adds every rank's gradient sums
@@ -182,14 +221,32 @@ impl BatchSource for Pipeline {
         Ok(Box::new(self.epoch(epoch)?))
     }
 
+    fn total_steps(&self, epochs: u64) -> u64 {
+        Pipeline::total_steps(self, epochs)
+    }
+
     fn rows_per_epoch(&self) -> u64 {
         Pipeline::rows_per_epoch(self)
     }
 
+    fn rows_in_epoch(&self, epoch: u64) -> u64 {
+        self.epoch_rows(epoch)
+    }
+
     fn evaluation_pass(&self) -> Result<Box<dyn EpochBatches + '_>> {
-        let config = self.config().for_evaluation(self.source().num_rows());
-        let pass = Pipeline::new(self.source().clone(), config);
-        Ok(Box::new(pass.epoch(0)?))
+        Ok(Box::new(self.for_evaluation().epoch(0)?))
+    }
+
+    fn evaluation_rows(&self) -> u64 {
+        Pipeline::evaluation_rows(self)
+    }
+
+    fn dropped_files(&self) -> Vec<FileDrop> {
+        Pipeline::dropped_files(self)
+    }
+
+    fn restore_dropped(&self, drops: &[FileDrop]) -> Result<()> {
+        Pipeline::restore_dropped(self, drops)
     }
 
     fn source(&self) -> Option<&Arc<dyn Source>> {

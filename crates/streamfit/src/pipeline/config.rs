@@ -7,6 +7,7 @@
 
 use super::{ReaderSettings, Shuffle};
 use crate::data::RowBlock;
+use crate::data::source::OnBadFile;
 use crate::error::{Error, Result};
 
 /// What happens to a last batch smaller than the batch size.
@@ -45,6 +46,9 @@ pub struct PipelineConfig {
     pub rank: usize,
     /// Ranks of a data-parallel run. By default 1 (this process reads everything).
     pub world: usize,
+    /// What a unit that fails while being read does: fail the pass, or (`Skip`, one process
+    /// only) drop its file from that point on ([`dropped`](super::dropped)). By default fail.
+    pub on_bad_file: OnBadFile,
 }
 
 impl Default for PipelineConfig {
@@ -61,6 +65,7 @@ impl Default for PipelineConfig {
             reader_channel_blocks: 2,
             rank: 0,
             world: 1,
+            on_bad_file: OnBadFile::Error,
         }
     }
 }
@@ -74,9 +79,7 @@ impl PipelineConfig {
         if self.piece_rows == 0 || self.block_rows == 0 {
             return Err(Error::config("piece/block rows", "must be at least 1"));
         }
-        if self.num_readers == 0 || self.num_readers > 256 {
-            return Err(Error::config("readers", "must be between 1 and 256"));
-        }
+        check_readers("readers", self.num_readers)?;
         if self.world == 0 || self.rank >= self.world {
             return Err(Error::internal(format!(
                 "rank {} of a world of {}",
@@ -99,13 +102,15 @@ impl PipelineConfig {
     }
 
     /// The settings of an evaluation pass over `num_rows` rows: file order, every row, batches
-    /// as large as the pipeline allows (one step of all rows); readers, rank and the rest as
-    /// these settings have them.
+    /// as large as the pipeline allows (one step of all rows), a unit that fails stops the
+    /// pass (the files training dropped are left out of it before it starts); readers, rank
+    /// and the rest as these settings have them.
     pub fn for_evaluation(&self, num_rows: u64) -> PipelineConfig {
         PipelineConfig {
             step_rows: num_rows.max(1),
             last_batch: LastBatch::Keep,
             shuffle: Shuffle::Off,
+            on_bad_file: OnBadFile::Error,
             ..self.clone()
         }
     }
@@ -116,6 +121,13 @@ impl PipelineConfig {
             num_readers: self.num_readers,
             block_rows: self.block_rows,
             channel_blocks: self.reader_channel_blocks,
+            // The ranks of a data-parallel run would drop files independently and their
+            // shares of later epochs would overlap: there a failing unit fails the run.
+            on_bad_file: if self.world > 1 {
+                OnBadFile::Error
+            } else {
+                self.on_bad_file
+            },
         }
     }
 
@@ -163,6 +175,20 @@ impl PipelineConfig {
             * (self.block_rows as u64).min(num_rows);
         (shuffle_rows + batch_rows + block_rows) * row
     }
+}
+
+/// The most reader threads a pass may start.
+pub const MAX_READERS: usize = 256;
+
+/// Refuses a reader count outside 1..=[`MAX_READERS`] for the option `field`.
+pub fn check_readers(field: &'static str, num_readers: usize) -> Result<()> {
+    if num_readers == 0 || num_readers > MAX_READERS {
+        return Err(Error::config(
+            field,
+            format!("must be between 1 and {MAX_READERS}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Rows per message from the shuffle thread to the trainer (see

@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod batch_source;
 pub mod config;
+pub mod dropped;
 pub mod passes;
 pub mod plan;
 pub mod reader;
@@ -33,7 +34,8 @@ pub use self::batch::{Batch, BatchStream, QueueStats};
 pub use self::batch_source::{
     BatchSource, EpochBatches, PositionTracker, ResumedEpoch, StreamPosition,
 };
-pub use self::config::{GROUP_ROWS, LastBatch, PipelineConfig};
+pub use self::config::{GROUP_ROWS, LastBatch, MAX_READERS, PipelineConfig, check_readers};
+pub use self::dropped::{DroppedFiles, FileDrop};
 pub use self::passes::Pipeline;
 pub use self::plan::{RngStream, Shuffle, epoch_plan, rng_for};
 pub use self::reader::{ErrorSlot, Next, PlanOrderReceiver, ReaderSettings, spawn_readers};

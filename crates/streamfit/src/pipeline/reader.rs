@@ -6,7 +6,10 @@
 //! out in plan order whatever the number of readers or their timing. A reader that fails records
 //! the error in the shared [`ErrorSlot`] (so the consumer can stop promptly instead of finishing
 //! earlier units first), sends [`ReaderMsg::Failed`] down its channel (to wake a consumer
-//! waiting on it) and stops.
+//! waiting on it) and stops. Under
+//! [`OnBadFile::Skip`] a unit that fails on its data is reported in its place instead
+//! ([`ReaderMsg::UnitFailed`]) and the reader goes on; the consumer drops the unit's file from
+//! that plan position on (see [`dropped`](super::dropped)).
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +18,9 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
+use super::dropped::{Disposition, PassDrops};
 use crate::data::RowBlock;
-use crate::data::source::{ChunkSink, Source};
+use crate::data::source::{ChunkSink, OnBadFile, Source};
 use crate::error::{Error, Result};
 
 /// What a reader sends.
@@ -25,6 +29,9 @@ pub enum ReaderMsg {
     Block(RowBlock),
     /// The current unit is complete.
     UnitDone,
+    /// The current unit failed on its data (after the blocks sent before it) and the reader
+    /// goes on with its next unit: only under [`OnBadFile::Skip`].
+    UnitFailed(Error),
     /// The reader failed and stopped; the error is in the [`ErrorSlot`].
     Failed,
 }
@@ -63,6 +70,9 @@ pub struct ReaderSettings {
     pub num_readers: usize,
     pub block_rows: usize,
     pub channel_blocks: usize,
+    /// What a unit that fails on its data does: stop the pass, or (`Skip`) let the consumer
+    /// drop its file.
+    pub on_bad_file: OnBadFile,
 }
 
 /// Spawns the readers for one pass over `plan`. Returns their handles and the consumer.
@@ -87,6 +97,7 @@ pub fn spawn_readers(
             plan: plan.clone(),
             num_readers,
             block_rows: settings.block_rows,
+            on_bad_file: settings.on_bad_file,
             tx,
             pool: pool_rx.clone(),
             stop: stop.clone(),
@@ -104,6 +115,8 @@ pub fn spawn_readers(
             channels,
             plan_len: plan.len(),
             position: 0,
+            delivered: 0,
+            drops: None,
             pool: pool_tx,
             errors,
         },
@@ -116,6 +129,7 @@ struct Reader {
     plan: Arc<Vec<usize>>,
     num_readers: usize,
     block_rows: usize,
+    on_bad_file: OnBadFile,
     tx: Sender<ReaderMsg>,
     pool: Receiver<RowBlock>,
     stop: Arc<AtomicBool>,
@@ -144,6 +158,12 @@ impl Reader {
                 Ok(()) if sink.closed => return,
                 Ok(()) => {
                     if self.tx.send(ReaderMsg::UnitDone).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if self.on_bad_file == OnBadFile::Skip && e.is_input_error() => {
+                    // The consumer decides, in plan order, what the failure drops.
+                    if self.tx.send(ReaderMsg::UnitFailed(e)).is_err() {
                         return;
                     }
                 }
@@ -205,6 +225,10 @@ pub struct PlanOrderReceiver {
     channels: Vec<Receiver<ReaderMsg>>,
     plan_len: usize,
     position: usize,
+    /// Rows delivered of the unit at `position` so far.
+    delivered: u64,
+    /// Under [`OnBadFile::Skip`]: the dropped files and what they drop.
+    drops: Option<PassDrops>,
     pool: Sender<RowBlock>,
     errors: Arc<ErrorSlot>,
 }
@@ -217,6 +241,9 @@ pub enum Next {
     Finished,
     /// The consumer was cancelled while waiting.
     Cancelled,
+    /// A unit failed and its file was dropped from this plan position on (under
+    /// [`OnBadFile::Skip`]): the epoch delivers this many rows fewer than planned.
+    FileDropped { rows_skipped: u64 },
 }
 
 impl PlanOrderReceiver {
@@ -235,9 +262,44 @@ impl PlanOrderReceiver {
                 recv(rx) -> msg => msg,
                 recv(cancel) -> _ => return Ok(Next::Cancelled),
             };
+            let disposition = self
+                .drops
+                .as_ref()
+                .map_or(Disposition::Deliver, |d| d.disposition(self.position));
             match msg {
-                Ok(ReaderMsg::Block(block)) => return Ok(Next::Block(block)),
-                Ok(ReaderMsg::UnitDone) => self.position += 1,
+                Ok(ReaderMsg::Block(block)) => match disposition {
+                    Disposition::Deliver => {
+                        self.delivered += block.num_rows() as u64;
+                        return Ok(Next::Block(block));
+                    }
+                    Disposition::DeliverUpTo(rows) if self.delivered < rows => {
+                        let n = (rows - self.delivered).min(block.num_rows() as u64) as usize;
+                        self.delivered += n as u64;
+                        if n == block.num_rows() {
+                            return Ok(Next::Block(block));
+                        }
+                        let mut head = RowBlock::with_capacity(block.num_features(), n);
+                        head.extend_from(&block, 0..n);
+                        self.recycle(block);
+                        return Ok(Next::Block(head));
+                    }
+                    _ => self.recycle(block),
+                },
+                Ok(ReaderMsg::UnitDone) => self.next_position(),
+                Ok(ReaderMsg::UnitFailed(e)) => {
+                    let position = self.position;
+                    let delivered = self.delivered;
+                    self.next_position();
+                    match (&mut self.drops, disposition) {
+                        (Some(drops), Disposition::Deliver) => {
+                            let rows_skipped = drops.failed(position, delivered, e.to_string());
+                            return Ok(Next::FileDropped { rows_skipped });
+                        }
+                        // The file is dropped already: its failure was expected.
+                        (Some(_), _) => {}
+                        (None, _) => return Err(e),
+                    }
+                }
                 Ok(ReaderMsg::Failed) => return Err(self.take_error()),
                 Err(_) => {
                     // A reader that failed disconnects after recording its error; prefer it.
@@ -248,6 +310,18 @@ impl PlanOrderReceiver {
                 }
             }
         }
+    }
+
+    /// Drops files whose units fail, as `drops` says, instead of failing the pass (the
+    /// readers must have been started with [`OnBadFile::Skip`]).
+    pub(crate) fn skipping(mut self, drops: PassDrops) -> Self {
+        self.drops = Some(drops);
+        self
+    }
+
+    fn next_position(&mut self) {
+        self.position += 1;
+        self.delivered = 0;
     }
 
     /// Hands an emptied block back to the readers.

@@ -41,10 +41,13 @@ pub struct StreamCursor {
 }
 
 /// Follows one epoch's shuffle decisions on row ids, forward only.
-pub struct CursorTracker {
+pub struct CursorTracker<'p> {
+    pipeline: &'p Pipeline,
     epoch: u64,
     units: Vec<Unit>,
     plan: Vec<usize>,
+    /// Rows each plan position delivers (refreshed as the epoch's pass drops files).
+    position_rows: Vec<u64>,
     step_rows: u64,
     rows_per_epoch: u64,
     buffer: Option<ShuffleBuffer>,
@@ -56,14 +59,16 @@ pub struct CursorTracker {
     steps: u64,
 }
 
-impl CursorTracker {
+impl<'p> CursorTracker<'p> {
     /// A tracker at the start of epoch `epoch` of `pipeline`.
-    pub fn new(pipeline: &Pipeline, epoch: u64) -> Self {
+    pub fn new(pipeline: &'p Pipeline, epoch: u64) -> Self {
         let cfg = pipeline.config();
         let units = pipeline.source().units().to_vec();
         CursorTracker {
+            pipeline,
             epoch,
             plan: pipeline.plan(epoch),
+            position_rows: pipeline.position_rows(epoch),
             units,
             step_rows: cfg.step_rows,
             rows_per_epoch: pipeline.epoch_rows(epoch),
@@ -87,6 +92,11 @@ impl CursorTracker {
     /// returns the cursor there.
     pub fn advance_to(&mut self, steps: u64) -> StreamCursor {
         assert!(steps >= self.steps, "a cursor only moves forward");
+        // Files dropped since the last call change what the plan delivers from their failure
+        // on (which this tracker has not passed yet: the stage found the failure before it
+        // emitted any row after it).
+        self.position_rows = self.pipeline.position_rows(self.epoch);
+        self.rows_per_epoch = self.pipeline.epoch_rows(self.epoch);
         let target = (steps * self.step_rows).min(self.rows_per_epoch);
         match &mut self.buffer {
             None => {
@@ -95,11 +105,18 @@ impl CursorTracker {
             }
             Some(buffer) => {
                 while self.rows_emitted < target {
+                    // Past positions that deliver nothing more (a dropped file's).
+                    while self.position < self.plan.len()
+                        && self.offset >= self.position_rows[self.position]
+                    {
+                        self.position += 1;
+                        self.offset = 0;
+                    }
                     if self.position < self.plan.len() {
                         // Feed a run of rows that cannot overshoot: while filling, at most the
                         // free slots (nothing is emitted); once full, one emission per row.
                         let unit = self.units[self.plan[self.position]];
-                        let left_in_unit = unit.num_rows - self.offset;
+                        let left_in_unit = self.position_rows[self.position] - self.offset;
                         let room = (buffer.capacity() - buffer.len()) as u64;
                         let n = if room > 0 {
                             room.min(left_in_unit)
@@ -121,10 +138,6 @@ impl CursorTracker {
                         self.rows_emitted += emitted;
                         self.rows_consumed += n;
                         self.offset += n;
-                        if self.offset == unit.num_rows {
-                            self.position += 1;
-                            self.offset = 0;
-                        }
                     } else {
                         let mut left = target - self.rows_emitted;
                         let _ = buffer.drain(&mut |_, _, _| {
@@ -183,14 +196,13 @@ impl ChunkSink for SlotFiller<'_> {
     }
 }
 
-/// The start state, the rest of the plan and the rows re-read, for resuming at `cursor`.
+/// The start state, the rest of the plan, the plan position it starts at and the rows
+/// re-read, for resuming at `cursor`.
 pub(super) fn restart(
     pipeline: &Pipeline,
     cursor: &StreamCursor,
-) -> Result<(StreamStart, Vec<usize>, u64)> {
+) -> Result<(StreamStart, Vec<usize>, usize, u64)> {
     let cfg = pipeline.config();
-    let source = pipeline.source();
-    let units = source.units();
     let bad =
         |what: String| Error::config("resume", format!("the checkpoint's stream cursor {what}"));
     let epoch_rows = pipeline.epoch_rows(cursor.epoch);
@@ -203,12 +215,10 @@ pub(super) fn restart(
         .rows_emitted
         .checked_add(cursor.buffer_ids.len() as u64)
         == Some(cursor.rows_consumed);
-    // The rows this pipeline's plan holds (its share in a data-parallel run).
-    let plan_rows: u64 = pipeline
-        .plan(cursor.epoch)
-        .iter()
-        .map(|&u| units[u].num_rows)
-        .sum();
+    // The rows this pipeline's plan delivers (its share in a data-parallel run; less what
+    // the files dropped in the epoch took out).
+    let position_rows = pipeline.position_rows(cursor.epoch);
+    let plan_rows: u64 = position_rows.iter().sum();
     if cursor.rows_consumed > plan_rows
         || cursor.rows_emitted > epoch_rows
         || cursor.buffer_ids.len() > pipeline.buffer_capacity()
@@ -221,12 +231,12 @@ pub(super) fn restart(
     // The plan position holding row `rows_consumed`, and the rows to skip there.
     let mut before = 0u64;
     let mut position = plan.len();
-    for (p, &u) in plan.iter().enumerate() {
-        if before + units[u].num_rows > cursor.rows_consumed {
+    for (p, &rows) in position_rows.iter().enumerate() {
+        if before + rows > cursor.rows_consumed {
             position = p;
             break;
         }
-        before += units[u].num_rows;
+        before += rows;
     }
     let skip_rows = cursor.rows_consumed - before.min(cursor.rows_consumed);
     let (buffer, reread) = match (cfg.shuffle, &cursor.rng) {
@@ -251,8 +261,10 @@ pub(super) fn restart(
             step: cursor.steps,
             rows_emitted: cursor.rows_emitted,
             epoch_rows,
+            plan_rows,
         },
         plan[position..].to_vec(),
+        position,
         reread,
     ))
 }
@@ -304,7 +316,16 @@ fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
     let mut reread = 0u64;
     for (unit, mut offsets) in needed {
         offsets.sort_unstable();
-        reread += source.read_rows(unit, &offsets, pipeline.config().block_rows, &mut filler)?;
+        let filled = filler.filled;
+        match source.read_rows(unit, &offsets, pipeline.config().block_rows, &mut filler) {
+            Ok(rows) => reread += rows,
+            // The failing unit of a dropped file: its rows before the failure are all there is,
+            // and all the buffer holds of it.
+            Err(_) if filler.filled - filled == offsets.len() => {
+                reread += units[unit].num_rows;
+            }
+            Err(e) => return Err(e),
+        }
     }
     if filler.filled != ids.len() {
         return Err(Error::internal(format!(

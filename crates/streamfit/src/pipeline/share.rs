@@ -65,6 +65,10 @@ impl BatchSource for RankShare<'_> {
         self.pipeline.steps_in_epoch(epoch)
     }
 
+    fn total_steps(&self, epochs: u64) -> u64 {
+        self.pipeline.total_steps(epochs)
+    }
+
     /// This rank's share of the epoch; it ends when the share is used up.
     fn start_epoch(&self, epoch: u64) -> Result<Box<dyn EpochBatches + '_>> {
         self.pipeline.start_epoch(epoch)
@@ -123,11 +127,11 @@ impl BatchSource for RankShare<'_> {
 }
 
 /// Every rank's [`CursorTracker`], with the steps of its share.
-struct ShareTrackers {
-    trackers: Vec<(CursorTracker, u64)>,
+struct ShareTrackers<'p> {
+    trackers: Vec<(CursorTracker<'p>, u64)>,
 }
 
-impl PositionTracker for ShareTrackers {
+impl PositionTracker for ShareTrackers<'_> {
     fn position_after(&mut self, steps: u64) -> StreamPosition {
         StreamPosition::Ranks(
             self.trackers

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::batch::Batch;
-use super::{Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
+use super::{LastBatch, Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
 
@@ -36,6 +36,8 @@ pub(super) struct StreamStart {
     pub rows_emitted: u64,
     /// Rows the whole epoch emits ([`Pipeline::epoch_rows`](super::Pipeline::epoch_rows)).
     pub epoch_rows: u64,
+    /// Rows the epoch's plan delivers (`epoch_rows` before a last partial step is dropped).
+    pub plan_rows: u64,
 }
 
 impl ShuffleStage {
@@ -63,6 +65,9 @@ impl ShuffleStage {
                 batch_rows: cfg.batch_rows(),
                 step_rows: cfg.step_rows,
                 rows_left: from.epoch_rows - from.rows_emitted,
+                plan_rows: from.plan_rows,
+                rows_emitted: from.rows_emitted,
+                last_batch: cfg.last_batch,
                 rows_in_step: 0,
                 step: from.step,
                 current: None,
@@ -86,6 +91,12 @@ impl ShuffleStage {
                 Next::Block(block) => block,
                 Next::Cancelled => return Ok(()),
                 Next::Finished => break,
+                Next::FileDropped { rows_skipped } => {
+                    if self.batcher.shorten(rows_skipped).is_break() {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             if self.skip_rows > 0 {
                 let n = block.num_rows() as u64;
@@ -124,8 +135,12 @@ impl ShuffleStage {
                 return Ok(());
             }
         }
-        // The last row emitted ends the last step, so nothing is left to flush; a shortfall
-        // means a source broke its row-count contract.
+        // The last row emitted ends the last step; batches of a step cut short by a dropped
+        // file may still wait to be sent. A shortfall means a source broke its row-count
+        // contract.
+        if self.batcher.flush().is_break() {
+            return Ok(());
+        }
         match self.batcher.rows_left {
             0 => Ok(()),
             missing => Err(Error::internal(format!(
@@ -146,6 +161,11 @@ struct Batcher {
     step_rows: u64,
     /// Rows still to emit this epoch (fewer than N when the last partial step is dropped).
     rows_left: u64,
+    /// Rows the epoch's plan delivers, less what dropped files took out.
+    plan_rows: u64,
+    /// Rows emitted into steps so far.
+    rows_emitted: u64,
+    last_batch: LastBatch,
     rows_in_step: u64,
     step: u64,
     current: Option<RowBlock>,
@@ -166,6 +186,7 @@ impl Batcher {
         let current = self.current.as_mut().expect("just set");
         current.push_row(x, y, id);
         self.rows_left -= 1;
+        self.rows_emitted += 1;
         self.rows_in_step += 1;
         if self.rows_in_step == self.step_rows || self.rows_left == 0 {
             self.send(true)
@@ -173,6 +194,47 @@ impl Batcher {
             self.send(false)
         } else {
             ControlFlow::Continue(())
+        }
+    }
+
+    /// A dropped file took `rows` rows out of the epoch: fewer rows are left to emit. A step
+    /// in progress that the rows left can no longer fill ends now (kept), or with «drop_last»
+    /// is dropped when none of it was sent yet.
+    fn shorten(&mut self, rows: u64) -> ControlFlow<()> {
+        self.plan_rows = self.plan_rows.saturating_sub(rows);
+        let target = match self.last_batch {
+            LastBatch::Keep => self.plan_rows,
+            LastBatch::Drop => self.plan_rows / self.step_rows * self.step_rows,
+        };
+        if target >= self.rows_emitted {
+            self.rows_left = target - self.rows_emitted;
+        } else {
+            self.rows_left = 0;
+            let unsent = self.current.as_ref().map_or(0, |c| c.num_rows() as u64);
+            if unsent == self.rows_in_step && unsent > 0 {
+                // No piece of the step went out: drop it whole.
+                if let Some(rows) = self.current.take() {
+                    let _ = self.pool_tx.try_send(rows);
+                }
+                self.rows_emitted -= self.rows_in_step;
+                self.rows_in_step = 0;
+            }
+        }
+        if self.rows_left == 0 && self.current.is_some() {
+            return self.send(true);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Sends the batches waiting to go as a group, if any.
+    fn flush(&mut self) -> ControlFlow<()> {
+        if self.group.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let group = std::mem::replace(&mut self.group, Vec::with_capacity(self.per_group));
+        match self.out.send(Ok(group)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
         }
     }
 

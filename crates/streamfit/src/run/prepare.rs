@@ -14,7 +14,9 @@ use crate::inspect::dataset_stats;
 use crate::output_path::{InputSet, WriteMode, check_writable};
 use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
-use crate::train::{Checkpoint, CheckpointConfig, MetricsWriter, Standardization, eval_config};
+use crate::train::{
+    Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, Standardization, eval_config,
+};
 
 use super::event::{Events, PrepareEvent};
 
@@ -30,6 +32,9 @@ pub struct PreparedRun<'c> {
     pub(super) pipeline: Pipeline,
     pub(super) valid_pipeline: Option<Pipeline>,
     pub(super) budget_bytes: u64,
+    /// Rank 0's hold on the checkpoint directory, from before the checkpoint to resume from
+    /// is chosen until the run ends.
+    pub(super) _checkpoint_lock: Option<CheckpointLock>,
     pub(super) events: Vec<PrepareEvent>,
     pub(super) metrics: Option<MetricsWriter>,
     /// Collected for `outputs.plot`.
@@ -91,6 +96,10 @@ impl<'c> PreparedRun<'c> {
             every_steps: config.checkpoint_every,
             keep: config.keep_checkpoints,
         });
+        let checkpoint_lock = match &config.checkpoint_dir {
+            Some(dir) if comm.rank() == 0 => Some(CheckpointLock::acquire(dir)?),
+            _ => None,
+        };
         config.trainer.resume = load_resume(&config, comm, &mut events)?.map(Box::new);
         let pipeline = Pipeline::new(source.clone(), config.pipeline_config(source.num_rows()));
         config.set_epoch_steps(pipeline.steps_in_epoch(0));
@@ -123,6 +132,7 @@ impl<'c> PreparedRun<'c> {
             pipeline,
             valid_pipeline,
             budget_bytes,
+            _checkpoint_lock: checkpoint_lock,
             events: events.seen,
             metrics,
             curves,
@@ -244,7 +254,7 @@ fn load_resume(
     // Newer files were skipped as corrupt: set them aside (rank 0 does it in a data-parallel
     // run; it alone writes checkpoints).
     let newer = if comm.rank() == 0 {
-        Checkpoint::newer_than(dir, checkpoint.iteration)?
+        Checkpoint::corrupt_newer_than(dir, checkpoint.iteration)?
     } else {
         Vec::new()
     };

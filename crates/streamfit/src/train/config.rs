@@ -42,7 +42,7 @@ pub struct TrainerConfig {
     /// Stop when the validation loss has not improved for this many epochs, and keep the
     /// best epoch's parameters (needs a validation set). By default off.
     pub early_stop: Option<usize>,
-    /// Passes over the data. By default 1.
+    /// Passes over the data, 1 to [`MAX_EPOCHS`]. By default 1.
     pub epochs: usize,
     /// Rayon threads for the gradient. By default all cores.
     pub num_threads: usize,
@@ -77,6 +77,10 @@ impl Default for TrainerConfig {
         }
     }
 }
+
+/// The most epochs a run may ask for: far more than any real run, few enough that nothing
+/// per epoch (a summary, a step count) can exhaust memory or time.
+pub const MAX_EPOCHS: usize = 1_000_000;
 
 /// Pipeline settings for step size `batch` on a dataset of `num_rows`: pieces are a multiple
 /// of [`CHUNK_ROWS`](super::CHUNK_ROWS), and `Full` becomes one step of all rows.

@@ -7,7 +7,7 @@
 //! loop itself is in `trainer.rs`.
 
 use super::trainer::Trainer;
-use super::{CHUNK_ROWS, TrainObserver, TrainResult, TrainerConfig};
+use super::{CHUNK_ROWS, MAX_EPOCHS, TrainObserver, TrainResult, TrainerConfig};
 use crate::comm::Collective;
 use crate::error::{Error, Result};
 use crate::pipeline::{BatchSource, Pipeline, RankShare};
@@ -93,13 +93,19 @@ pub fn train_stream(
     Trainer::new(stream, valid, config, observer, model.as_ref())?.run()
 }
 
-/// Refuses a validation set without the training data's features, and early stopping
-/// without a validation set.
+/// Refuses an epoch count out of range, a validation set without the training data's
+/// features, and early stopping without a validation set.
 fn check_inputs(
     stream: &dyn BatchSource,
     valid: Option<&dyn BatchSource>,
     config: &TrainerConfig,
 ) -> Result<()> {
+    if config.epochs == 0 || config.epochs > MAX_EPOCHS {
+        return Err(Error::config(
+            "epochs",
+            format!("must be between 1 and {MAX_EPOCHS}"),
+        ));
+    }
     if config.early_stop.is_some() && valid.is_none() {
         return Err(Error::config(
             "early_stop",

@@ -64,7 +64,7 @@ pub(crate) fn evaluate_stream(
         standardize,
         |rows| check_stream_labels(stream, head, rows),
     )?;
-    metrics(sums, stream.num_rows(), head, stream.collective())
+    metrics(sums, stream.evaluation_rows(), head, stream.collective())
 }
 
 /// This process's loss, correct-prediction and squared-error sums over `batches`.

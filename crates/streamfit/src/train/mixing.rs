@@ -76,7 +76,8 @@ impl<'a> Mixing<'a> {
 
     /// Spearman's ρ between stream position and file position (row ids are the file ranks).
     /// Exact for a whole epoch of all rows; an approximation for a resumed epoch (the rows
-    /// seen since) or with «drop_last» (ids not a full ranking). NaN for one rank's share.
+    /// seen since), with «drop_last» or once a file was dropped (ids not a full ranking). NaN
+    /// for one rank's share.
     pub(super) fn spearman(&self) -> f64 {
         if !self.whole_data {
             return f64::NAN;

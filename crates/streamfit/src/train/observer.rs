@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::Metrics;
+use crate::pipeline::FileDrop;
 
 /// One iteration (parameter update).
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +73,17 @@ pub struct EpochSummary {
     /// sampled on every 8th step.
     #[serde(default)]
     pub units_per_step: f64,
+    /// Rows of the epoch's plan left out because files failed while being read (under
+    /// `on_bad_file` skip): the rest of each failing unit and its file's later units.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_skipped: u64,
+    /// The files dropped during this epoch (left out of the later ones), with the failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_dropped: Vec<FileDrop>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An f64 that JSON may hold as `null` (how serde_json writes NaN).

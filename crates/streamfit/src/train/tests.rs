@@ -446,6 +446,7 @@ fn two_ranks_in_threads_resume_from_any_checkpoint_to_the_same_parameters() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
         .expect("checkpoints")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sfck"))
         .collect();
     files.sort();
     assert!(files.len() >= 4, "{files:?}");

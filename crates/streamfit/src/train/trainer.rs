@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use super::checkpoint::restore::{Start, restore};
 use super::checkpoint::writer::{Boundary, Checkpointer, RunState};
-use super::checkpoint::{RunFingerprint, data_identity};
+use super::checkpoint::{CheckpointLock, RunFingerprint, data_identity};
 use super::evaluate::evaluate_stream;
 use super::labels::check_stream_labels;
 use super::mixing::Mixing;
@@ -35,7 +35,7 @@ use crate::comm::Collective;
 use crate::error::{Error, Result};
 use crate::model::{Head, Metrics, Model};
 use crate::optim::Optimizer;
-use crate::pipeline::{BatchSource, EpochBatches, StreamPosition};
+use crate::pipeline::{BatchSource, EpochBatches, FileDrop, StreamPosition};
 
 /// Steps between checks that every rank holds the same parameters.
 const PARAMS_CHECK_EVERY: u64 = 64;
@@ -102,6 +102,8 @@ struct PassFigures {
     learning_rate: f32,
     shuffle_spearman: f64,
     units_per_step: f64,
+    /// Files dropped during the epoch.
+    files_dropped: Vec<FileDrop>,
 }
 
 impl<'a> Trainer<'a> {
@@ -116,6 +118,11 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         let started = Instant::now();
         let world = stream.collective();
+        // Rank 0 writes the checkpoints: it holds their directory for the whole run.
+        let lock = match &config.checkpoint {
+            Some(c) if world.rank() == 0 => Some(CheckpointLock::acquire(&c.dir)?),
+            _ => None,
+        };
         let fingerprint = RunFingerprint::of_stream(stream, config);
         let checkpointed = config.checkpoint.is_some() || config.resume.is_some();
         let data = match (checkpointed, fingerprint.is_some(), stream.source()) {
@@ -133,27 +140,21 @@ impl<'a> Trainer<'a> {
             }
         };
         let start = match (&config.resume, &fingerprint) {
-            (Some(checkpoint), Some(now)) => restore(
-                checkpoint,
-                now,
-                &data,
-                model.num_params(),
-                &config.optimizer,
-            )?,
+            (Some(checkpoint), Some(now)) => {
+                restore(checkpoint, now, &data, model.num_params(), config, stream)?
+            }
             _ => Start::fresh(model.init_params(config.init_seed)),
         };
         check_same_start(world, fingerprint.as_ref(), stream, &start)?;
-        let total_steps = (0..config.epochs as u64)
-            .map(|e| stream.steps_in_epoch(e))
-            .sum();
-        let checkpointer = match (&config.checkpoint, fingerprint) {
-            (Some(c), Some(fingerprint)) if world.rank() == 0 => {
-                Some(Checkpointer::new(c, fingerprint, data, stream))
+        let total_steps = stream.total_steps(config.epochs as u64);
+        let checkpointer = match (&config.checkpoint, lock, fingerprint) {
+            (Some(c), Some(lock), Some(fingerprint)) => {
+                Some(Checkpointer::new(c, lock, fingerprint, data, stream))
             }
             _ => None,
         };
-        let mut epochs = start.epochs;
-        epochs.reserve(config.epochs.saturating_sub(epochs.len()));
+        // Summaries grow as epochs end: nothing is reserved per epoch up front.
+        let epochs = start.epochs;
         Ok(Trainer {
             config,
             stream,
@@ -345,23 +346,43 @@ impl<'a> Trainer<'a> {
         } = pass;
         drop(batches);
         let rows_seen = sum_across(self.world, rows);
-        if steps != steps_in_epoch {
+        // What the epoch should have made, from the rows it really had: files dropped during
+        // it (under «on_bad_file» skip) took rows out.
+        let index = epoch as u64 - 1;
+        let files_dropped: Vec<FileDrop> = self
+            .stream
+            .dropped_files()
+            .into_iter()
+            .filter(|d| d.epoch == index)
+            .collect();
+        let expected_steps = if files_dropped.is_empty() {
+            steps_in_epoch
+        } else {
+            self.stream.steps_in_epoch(index)
+        };
+        let expected_rows = self.stream.rows_in_epoch(index);
+        // With «drop_last», a drop found after part of the last step went out keeps that
+        // step (its rows cannot be taken back): one step, fewer than b rows, more.
+        let step_rows = self.stream.config().map_or(0, |c| c.step_rows);
+        let cut_short = !files_dropped.is_empty()
+            && steps == expected_steps + 1
+            && rows_seen.saturating_sub(expected_rows) < step_rows;
+        if steps != expected_steps && !cut_short {
             return Err(Error::internal(format!(
-                "epoch {epoch} made {steps} steps, expected {steps_in_epoch}"
+                "epoch {epoch} made {steps} steps, expected {expected_steps}"
             )));
         }
         // (A resumed epoch counts the rows since the resume.)
-        if first_step == 0 && rows_seen != self.stream.rows_per_epoch() {
+        if first_step == 0 && rows_seen != expected_rows && !cut_short {
             return Err(Error::internal(format!(
-                "epoch {epoch}: trained on {rows_seen} rows, expected {}",
-                self.stream.rows_per_epoch()
+                "epoch {epoch}: trained on {rows_seen} rows, expected {expected_rows}"
             )));
         }
         // The same parameters everywhere at the epoch's end.
         check_same_params(self.world, &self.params, self.iteration)?;
         // A resumed epoch still covered every row.
         self.rows_per_epoch = if first_step > 0 {
-            self.stream.rows_per_epoch()
+            expected_rows
         } else {
             rows_seen
         };
@@ -376,6 +397,7 @@ impl<'a> Trainer<'a> {
             learning_rate,
             shuffle_spearman: mixing.spearman(),
             units_per_step: mixing.units_per_step(),
+            files_dropped,
         })
     }
 
@@ -433,6 +455,8 @@ impl<'a> Trainer<'a> {
             queue_full_fraction: pass.queue_full_fraction,
             shuffle_spearman: pass.shuffle_spearman,
             units_per_step: pass.units_per_step,
+            rows_skipped: pass.files_dropped.iter().map(|d| d.rows_skipped).sum(),
+            files_dropped: pass.files_dropped,
         })
     }
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::config::TrainConfig;
+use crate::config::{MAX_PREFETCH, TrainConfig};
 use crate::data::source::Source;
 use crate::error::{Error, Result, render_options};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, check_readers};
 use crate::run::{PrepareEvent, count_classes};
 use crate::train::BatchSize;
 
@@ -55,10 +55,20 @@ pub fn tune_with_events(
             "give at least two batch sizes, each at least 1",
         ));
     }
-    if config.prefetch_depths.is_empty() || config.reader_counts.contains(&0) {
+    if config.prefetch_depths.is_empty() || config.reader_counts.is_empty() {
         return Err(Error::config(
             "prefetch_depths/readers_list",
-            "give at least one depth and reader counts of at least 1",
+            "give at least one depth and one reader count",
+        ));
+    }
+    // The limits `train` has: every run of the tuner is a training run.
+    for &readers in &config.reader_counts {
+        check_readers("readers_list", readers)?;
+    }
+    if config.prefetch_depths.iter().any(|&p| p > MAX_PREFETCH) {
+        return Err(Error::config(
+            "prefetch_depths",
+            format!("must be at most {MAX_PREFETCH}"),
         ));
     }
     if !config.budget_seconds.is_finite() || config.budget_seconds <= 0.0 {

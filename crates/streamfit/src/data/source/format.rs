@@ -34,7 +34,8 @@ pub enum OnBadFile {
     #[default]
     Error,
     /// Leave the file out and report it in the [`SkippedFiles`]. A file that opens but whose
-    /// data is damaged is found only while reading, and still fails the run.
+    /// data is damaged is found only while reading: a training pipeline then drops it from
+    /// that point on ([`crate::pipeline::dropped`]); other passes still fail.
     Skip,
 }
 

@@ -16,7 +16,7 @@ use crate::atomic_file::AtomicFile;
 use crate::data::source::{FileIdentity, Source};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
-use crate::pipeline::{StreamCursor, StreamPosition};
+use crate::pipeline::{FileDrop, StreamCursor, StreamPosition};
 use crate::train::{BestModel, EpochSummary};
 
 const MAGIC: &str = "streamfit-checkpoint";
@@ -61,6 +61,10 @@ pub struct Checkpoint {
     pub best: Option<BestModel>,
     /// Summaries of the finished epochs.
     pub epochs_done: Vec<EpochSummary>,
+    /// Files dropped mid-epoch so far (under «on_bad_file» skip): later epochs leave them
+    /// out, and the epoch that found one delivers fewer rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_dropped: Vec<FileDrop>,
 }
 
 impl Checkpoint {
@@ -129,26 +133,19 @@ impl Checkpoint {
             .and_then(|()| file.write_all(&body))
             .map_err(|e| Error::output(&path, e))?;
         file.commit()?;
+        // Only older files count and go: a file named after a later iteration is not this
+        // run's (a renamed copy, or a corrupt file a resume left), and never pushes one of
+        // this run's checkpoints out.
         let files = list(dir)?;
-        for (_, old) in files.iter().rev().skip(config.keep.max(1)) {
+        for (_, old) in files
+            .iter()
+            .filter(|(named, _)| *named <= self.iteration)
+            .rev()
+            .skip(config.keep.max(1))
+        {
             let _ = std::fs::remove_file(old);
         }
-        // Temporary files of runs killed mid-write: a minute old at least, so a file another
-        // process is writing right now is left alone.
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.filter_map(|e| e.ok()) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() >= 60);
-                if name.starts_with(".ckpt-") && name.contains(".tmp") && stale {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
+        remove_stale_temporaries(dir);
         Ok(path)
     }
 
@@ -190,11 +187,14 @@ impl Checkpoint {
         serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))
     }
 
-    /// Checkpoint files in `dir` of iterations after `iteration`.
-    pub fn newer_than(dir: &Path, iteration: u64) -> Result<Vec<PathBuf>> {
+    /// Checkpoint files in `dir` named after an iteration after `iteration` that do not
+    /// verify: the corrupt files [`Checkpoint::load_latest`] skipped on its way to the
+    /// checkpoint of `iteration`. A valid file whose name disagrees with its content is not
+    /// among them (it is reported and ignored, never set aside).
+    pub fn corrupt_newer_than(dir: &Path, iteration: u64) -> Result<Vec<PathBuf>> {
         Ok(list(dir)?
             .into_iter()
-            .filter(|(i, _)| *i > iteration)
+            .filter(|(named, path)| *named > iteration && Checkpoint::load(path).is_err())
             .map(|(_, p)| p)
             .collect())
     }
@@ -204,13 +204,23 @@ impl Checkpoint {
         list(dir).is_ok_and(|files| !files.is_empty())
     }
 
-    /// The newest checkpoint in `dir` that verifies, with a warning for each newer one that
-    /// does not (skipped).
+    /// The newest checkpoint in `dir` that verifies and holds the iteration its name says, with
+    /// a warning for each newer file that does not (skipped). Files are taken newest first by
+    /// name, but a file is trusted by its content: one whose iteration differs from its name
+    /// (a renamed or copied checkpoint) is never loaded, so it cannot make a resume start from
+    /// an older state than the newest valid checkpoint, nor set newer valid ones aside.
     pub fn load_latest(dir: &Path) -> Result<(Checkpoint, PathBuf, Vec<String>)> {
         let mut warnings = Vec::new();
-        for (_, path) in list(dir)?.into_iter().rev() {
+        for (named, path) in list(dir)?.into_iter().rev() {
             match Checkpoint::load(&path) {
-                Ok(checkpoint) => return Ok((checkpoint, path, warnings)),
+                Ok(checkpoint) if checkpoint.iteration == named => {
+                    return Ok((checkpoint, path, warnings));
+                }
+                Ok(checkpoint) => warnings.push(format!(
+                    "ignoring checkpoint {}: its name says iteration {named}, it holds iteration {}",
+                    path.display(),
+                    checkpoint.iteration
+                )),
                 Err(e) => warnings.push(format!("skipping checkpoint: {e}")),
             }
         }
@@ -226,6 +236,40 @@ impl Checkpoint {
                 }
             ),
         ))
+    }
+}
+
+/// How old a temporary checkpoint file must be before it counts as a killed run's: a file
+/// another process is writing right now is left alone.
+const STALE_TEMPORARY_SECS: u64 = 60;
+
+/// Removes the temporary files of checkpoint saves that never finished (a run killed while
+/// writing): [`AtomicFile`]'s `.ckpt-<iteration>.sfck.XXXXXX.tmp`, a minute old at least.
+/// Best effort: what cannot be listed or removed stays.
+pub(crate) fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let temporary = name
+            .strip_prefix(".ckpt-")
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|rest| rest.contains(&format!(".{EXTENSION}.")));
+        let stale = || {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() >= STALE_TEMPORARY_SECS)
+        };
+        if temporary && entry.file_type().is_ok_and(|t| t.is_file()) && stale() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

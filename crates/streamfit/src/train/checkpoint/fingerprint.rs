@@ -174,7 +174,7 @@ impl RunFingerprint {
             config,
             pipeline,
             stream.schema(),
-            |epochs| (0..epochs as u64).map(|e| stream.steps_in_epoch(e)).sum(),
+            |epochs| stream.total_steps(epochs as u64),
         ))
     }
 }
@@ -185,6 +185,6 @@ pub fn fingerprint(pipeline: &Pipeline, config: &TrainerConfig) -> RunFingerprin
         config,
         pipeline.config(),
         pipeline.source().schema(),
-        |epochs| pipeline.total_steps(epochs),
+        |epochs| pipeline.total_steps(epochs as u64),
     )
 }

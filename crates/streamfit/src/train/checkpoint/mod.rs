@@ -10,6 +10,7 @@
 //!
 //! - [`file`](mod@file): the [`Checkpoint`] and its file format (save, load, list, the data's identity);
 //! - [`fingerprint`](mod@fingerprint): the [`RunFingerprint`] a resume must match;
+//! - [`lock`]: the [`CheckpointLock`] that keeps a second run out of a directory in use;
 //! - `writer`: the `Checkpointer` that writes a run's checkpoints at its step boundaries;
 //! - `restore`: what a resumed run takes from its checkpoint, after checking it fits.
 //!
@@ -18,6 +19,7 @@
 
 pub mod file;
 pub mod fingerprint;
+pub mod lock;
 pub(crate) mod restore;
 pub(crate) mod writer;
 
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 
 pub use self::file::{Checkpoint, DataFile, data_identity};
 pub use self::fingerprint::{RunFingerprint, fingerprint};
+pub use self::lock::CheckpointLock;
 
 /// Where and how often checkpoints are written.
 #[derive(Debug, Clone)]

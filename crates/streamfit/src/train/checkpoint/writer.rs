@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use super::{Checkpoint, CheckpointConfig, DataFile, RunFingerprint};
+use super::file::remove_stale_temporaries;
+use super::{Checkpoint, CheckpointConfig, CheckpointLock, DataFile, RunFingerprint};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::pipeline::{BatchSource, PositionTracker, StreamPosition};
@@ -40,6 +41,8 @@ pub(crate) struct Boundary {
 /// Writes the checkpoints of one run.
 pub(crate) struct Checkpointer<'a> {
     config: &'a CheckpointConfig,
+    /// This run's hold on the directory, for as long as it writes there.
+    _lock: CheckpointLock,
     fingerprint: RunFingerprint,
     data: Vec<DataFile>,
     stream: &'a dyn BatchSource,
@@ -50,15 +53,19 @@ pub(crate) struct Checkpointer<'a> {
 
 impl<'a> Checkpointer<'a> {
     /// Checkpoints of the run `fingerprint` on `stream`, whose data is `data`, as `config`
-    /// says.
+    /// says, into the directory `lock` holds. Clears the temporary files of killed runs
+    /// there first.
     pub fn new(
         config: &'a CheckpointConfig,
+        lock: CheckpointLock,
         fingerprint: RunFingerprint,
         data: Vec<DataFile>,
         stream: &'a dyn BatchSource,
     ) -> Self {
+        remove_stale_temporaries(&config.dir);
         Checkpointer {
             config,
+            _lock: lock,
             fingerprint,
             data,
             stream,
@@ -106,6 +113,7 @@ impl<'a> Checkpointer<'a> {
             optimizer_state: state.optimizer.clone(),
             best: state.best.cloned(),
             epochs_done: state.epochs.to_vec(),
+            files_dropped: self.stream.dropped_files(),
         };
         self.last = Some(checkpoint.save(self.config)?);
         Ok(())

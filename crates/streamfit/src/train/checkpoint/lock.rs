@@ -1,0 +1,193 @@
+//! One run per checkpoint directory: an exclusive lock held for the run's lifetime.
+//!
+//! Two runs writing checkpoints into one directory would delete each other's files (each keeps
+//! only its newest few). [`CheckpointLock`] takes an exclusive `flock` on the file `.lock` in
+//! the directory and writes the holder's pid into it, for the message a second run gets. The
+//! kernel releases the lock when the process ends, however it ends, so a lock file left by a
+//! killed run blocks nobody: the pid in it is only informative. Within one process the lock is
+//! shared: taking it again (the trainer, after the prepared run took it before loading the
+//! checkpoint to resume from) returns the same lock. It knows nothing of checkpoint files.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::{Error, Result};
+
+/// The name of the lock file inside a checkpoint directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Directories this process holds the lock of (canonical paths).
+static HELD: Mutex<Vec<(PathBuf, Weak<Held>)>> = Mutex::new(Vec::new());
+
+/// The exclusive right of this process to write checkpoints into a directory, until dropped.
+#[derive(Debug, Clone)]
+pub struct CheckpointLock {
+    held: Arc<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    dir: PathBuf,
+    /// The locked file: closing it (when the last clone drops) releases the lock.
+    file: File,
+}
+
+impl CheckpointLock {
+    /// Takes the lock of checkpoint directory `dir` (created when missing), or shares the one
+    /// this process holds. Another process holding it is an error naming its pid.
+    pub fn acquire(dir: &Path) -> Result<CheckpointLock> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+        let canonical = dir.canonicalize().map_err(|e| Error::output(dir, e))?;
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|(_, lock)| lock.strong_count() > 0);
+        if let Some(lock) = held
+            .iter()
+            .find(|(path, _)| *path == canonical)
+            .and_then(|(_, lock)| lock.upgrade())
+        {
+            return Ok(CheckpointLock { held: lock });
+        }
+        let path = canonical.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::output(&path, e))?;
+        lock_exclusively(&file).map_err(|e| match e {
+            Locked::ByAnother => Error::config(
+                "checkpoint_dir",
+                format!(
+                    "{} is in use by another run ({}); wait for it to end, or use another directory",
+                    dir.display(),
+                    holder(&path)
+                ),
+            ),
+            Locked::Failed(e) => Error::output(&path, e),
+        })?;
+        record_pid(&file).map_err(|e| Error::output(&path, e))?;
+        let lock = Arc::new(Held {
+            dir: canonical.clone(),
+            file,
+        });
+        held.push((canonical, Arc::downgrade(&lock)));
+        Ok(CheckpointLock { held: lock })
+    }
+
+    /// The locked directory (canonical).
+    pub fn dir(&self) -> &Path {
+        &self.held.dir
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Still holding the lock: empty the file, so only a killed run leaves a pid behind.
+        // Closing the file (after this) releases the lock.
+        let _ = self.file.set_len(0);
+    }
+}
+
+enum Locked {
+    ByAnother,
+    Failed(std::io::Error),
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`. A file system without locks (`ENOLCK`, `EOPNOTSUPP`) leaves the
+/// directory unlocked rather than refusing checkpoints altogether.
+#[cfg(target_os = "linux")]
+fn lock_exclusively(file: &File) -> std::result::Result<(), Locked> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a file descriptor this function borrows for the call's duration.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Err(Locked::ByAnother),
+            Some(libc::ENOLCK | libc::EOPNOTSUPP) => return Ok(()),
+            _ => return Err(Locked::Failed(e)),
+        }
+    }
+}
+
+/// Other systems: no lock (the pid is still recorded).
+#[cfg(not(target_os = "linux"))]
+fn lock_exclusively(_file: &File) -> std::result::Result<(), Locked> {
+    Ok(())
+}
+
+/// Replaces the lock file's content with this process's pid.
+fn record_pid(mut file: &File) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())
+}
+
+/// "pid N" from the lock file at `path`, as its holder wrote it.
+fn holder(path: &Path) -> String {
+    match std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        Some(pid) => format!("pid {pid}"),
+        None => "pid unknown".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_shared_within_a_process_and_released_when_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ck = dir.path().join("ck");
+        let first = CheckpointLock::acquire(&ck).expect("lock");
+        let pid = std::fs::read_to_string(ck.join(LOCK_FILE)).expect("lock file");
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        // The same directory by another spelling: the same lock.
+        let again = CheckpointLock::acquire(&dir.path().join("ck/../ck")).expect("shared");
+        assert_eq!(first.dir(), again.dir());
+        drop(first);
+        drop(again);
+        assert_eq!(std::fs::read_to_string(ck.join(LOCK_FILE)).unwrap(), "");
+        // Released: another open file description can take it.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(ck.join(LOCK_FILE))
+            .unwrap();
+        assert!(lock_exclusively(&file).is_ok());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_locked_elsewhere_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Another holder: a separate open file description, with a pid written in the file.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.path().join(LOCK_FILE))
+            .unwrap();
+        assert!(lock_exclusively(&file).is_ok());
+        std::fs::write(dir.path().join(LOCK_FILE), "4242\n").unwrap();
+        match CheckpointLock::acquire(dir.path()) {
+            Err(Error::Config { field, reason }) => {
+                assert_eq!(field, "checkpoint_dir");
+                assert!(reason.contains("pid 4242"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        drop(file);
+        CheckpointLock::acquire(dir.path()).expect("free once the holder is gone");
+    }
+}
