@@ -3,7 +3,8 @@
 //! [`Passthrough`] reads the kept columns (any type) of a source's files in file order, in
 //! step with the rows the pipeline delivers in evaluation order, and hands them out as opaque
 //! [`KeptRows`] for the prediction writer. It does not decode features or check values: the
-//! kept columns are copied as they are stored.
+//! kept columns are copied as they are stored (once their page headers are checked, as every
+//! unit's are).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::data::source::parquet::files::open_file;
+use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
 
 /// Columns passed through unchanged (`predict --keep`), read in file order alongside a
@@ -153,6 +155,15 @@ impl Passthrough {
                     "the kept columns ran out before the rows did".to_string(),
                 ));
             };
+            for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
+                page_bounds::check_row_group(&bytes, row_group, &mask).map_err(|reason| {
+                    Error::Corrupt {
+                        file: path.clone(),
+                        row_group: Some(index),
+                        reason,
+                    }
+                })?;
+            }
             let reader = crate::guard::catch(|| {
                 ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
                     .with_projection(mask)

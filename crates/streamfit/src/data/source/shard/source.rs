@@ -2,33 +2,37 @@
 //! and [`ShardFormat`], its registration in [`FORMATS`](crate::data::source::FORMATS).
 //!
 //! Opening reads the manifest and validates each shard's header and metadata against it
-//! (`header.rs`) before mapping the file. A unit is a row range (one Parquet row group of the
-//! converted source), read by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
+//! (`header.rs`) before mapping the file (regular files only, watched for shrinking: see
+//! [`MappedFile`]). A unit is a row range (one Parquet row group of the converted source), read
+//! by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
 //! rows is checked against its checksum the first time any reader touches it (once per
-//! process). The reader asks the kernel to read a unit's pages ahead (`WILLNEED`) and drops
-//! them from this process's resident set after the unit (`DONTNEED`), so resident memory stays
-//! bounded.
+//! process), and every value copied is checked to be finite (a NaN under a valid checksum is
+//! named by shard, unit, row and column, as Parquet's are). The reader asks the kernel to read
+//! a unit's pages ahead (`WILLNEED`) and drops them from this process's resident set after the
+//! unit (`DONTNEED`), so resident memory stays bounded. A shard that shrinks while it is read
+//! fails the unit with [`Error::Changed`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use memmap2::{Advice, Mmap, UncheckedAdvice};
+use memmap2::{Advice, UncheckedAdvice};
 
+use crate::data::source::mapped_file::{MappedFile, open_regular};
 use crate::data::source::shard::header::{Header, VERSION, read_header};
 use crate::data::source::shard::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, is_shard_dataset};
 use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
     Unit,
 };
-use crate::data::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::{ColumnSpec, FeatureSelection, RowBlock, Schema};
 use crate::error::{Error, Result};
 
 /// One opened shard file.
 struct ShardFile {
     path: PathBuf,
     header: Header,
-    map: Mmap,
+    map: MappedFile,
     /// Per checksum block: verified already (by any reader)?
     verified: Vec<AtomicBool>,
 }
@@ -56,7 +60,9 @@ impl ShardSource {
             block: None,
             reason,
         };
-        let text = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut open_regular(&manifest_path)?, &mut text)
+            .map_err(|e| Error::io(&manifest_path, e))?;
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| bad_manifest(format!("{e}")))?;
         if manifest.format != MANIFEST_FORMAT || manifest.version != VERSION {
@@ -108,14 +114,11 @@ impl ShardSource {
                     meta.first_row_id, next_row_id
                 )));
             }
-            // SAFETY: the map is read-only and the header was validated against the file's
-            // length; like every file-backed map it assumes no one truncates the file while
-            // streamfit runs (the same assumption the Parquet reader makes).
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let map = MappedFile::from_file(&path, file)?;
             if map.len() as u64 != header.file_len() {
                 return Err(bad("the file changed size while it was opened".into()));
             }
-            let _ = map.advise(Advice::Sequential);
+            let _ = map.map().advise(Advice::Sequential);
             let mut offset = 0u64;
             for (k, &rows) in meta.units.iter().enumerate() {
                 units.push(Unit {
@@ -277,6 +280,34 @@ impl Source for ShardSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64> {
+        let file = &self.files[self.units[unit].file];
+        file.map.read_watched(sink, |sink| {
+            self.read_rows_unwatched(unit, offsets, max_block_rows, sink)
+        })
+    }
+
+    fn read_unit(
+        &self,
+        unit: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let file = &self.files[self.units[unit].file];
+        file.map.read_watched(sink, |sink| {
+            self.read_unit_unwatched(unit, max_block_rows, sink)
+        })
+    }
+}
+
+impl ShardSource {
+    /// [`Source::read_rows`] without the check that the file did not change.
+    fn read_rows_unwatched(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
         let u = self.units[unit];
         let file = &self.files[u.file];
         let h = &file.header;
@@ -296,11 +327,13 @@ impl Source for ShardSource {
                 let (values, _) = file.map[at].as_chunks::<4>();
                 features.clear();
                 features.extend(values[..d].iter().map(|v| f32::from_le_bytes(*v)));
-                block.push_row(
-                    &features,
-                    f32::from_le_bytes(values[d]),
-                    u.first_row_id + offset,
-                );
+                let target = f32::from_le_bytes(values[d]);
+                if !all_finite(&features) || !target.is_finite() {
+                    block.reset(d);
+                    block.push_row(&features, target, u.first_row_id + offset);
+                    return Err(self.non_finite(file, &u, offset, &block));
+                }
+                block.push_row(&features, target, u.first_row_id + offset);
             }
             if sink.send(block).is_break() {
                 break;
@@ -316,13 +349,17 @@ impl Source for ShardSource {
         // SAFETY: as in `read_unit`: DONTNEED on a read-only file map drops only this
         // process's copies of the pages.
         let _ = unsafe {
-            file.map
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+            file.map.map().unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                touched.start,
+                touched.len(),
+            )
         };
         Ok(offsets.len() as u64)
     }
 
-    fn read_unit(
+    /// [`Source::read_unit`] without the check that the file did not change.
+    fn read_unit_unwatched(
         &self,
         unit: usize,
         max_block_rows: usize,
@@ -338,6 +375,7 @@ impl Source for ShardSource {
         let byte_range = row_bytes(h, &rows);
         let _ = file
             .map
+            .map()
             .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
         // Checking a block reads all of it, also rows of neighbouring units; those pages are
         // released with this unit's.
@@ -362,6 +400,7 @@ impl Source for ShardSource {
             let decode =
                 tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
             let src = &bytes[done * stride..(done + n) * stride];
+            let mut finite = true;
             block
                 .append_with::<()>(n, u.first_row_id + done as u64, |x, y| {
                     for ((row, target), raw) in x
@@ -375,21 +414,65 @@ impl Source for ShardSource {
                         }
                         *target = f32::from_le_bytes(values[d]);
                     }
+                    finite = all_finite(x) && all_finite(y);
                     Ok(())
                 })
                 .expect("the fill cannot fail");
             drop(decode);
+            if !finite {
+                return Err(self.non_finite(file, &u, done as u64, &block));
+            }
             done += n;
             flow = sink.send(block);
         }
         // SAFETY: DONTNEED on a read-only file-backed map only drops this process's copies of
         // the pages (the page cache keeps them); later reads fault them back in unchanged.
         let _ = unsafe {
-            file.map
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+            file.map.map().unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                touched.start,
+                touched.len(),
+            )
         };
         Ok(())
     }
+
+    /// The error for the first NaN or infinity in `block`, whose first row is row
+    /// `first_row` of unit `unit` (in row order; in a row, the features, then the target).
+    fn non_finite(&self, file: &ShardFile, unit: &Unit, first_row: u64, block: &RowBlock) -> Error {
+        let d = block.num_features();
+        let value_at = |r: usize, j: usize| {
+            if j < d {
+                block.row(r)[j]
+            } else {
+                block.targets()[r]
+            }
+        };
+        let found = (0..block.num_rows())
+            .flat_map(|r| (0..=d).map(move |j| (r, j)))
+            .find(|&(r, j)| !value_at(r, j).is_finite());
+        let Some((r, column)) = found else {
+            return Error::internal("a non-finite value went missing");
+        };
+        Error::NonFinite {
+            file: file.path.clone(),
+            row_group: unit.index_in_file,
+            row: first_row + r as u64,
+            column: match self.schema.feature_names.get(column) {
+                Some(name) => name.clone(),
+                None => self.schema.label.clone(),
+            },
+            value: f64::from(value_at(r, column)),
+        }
+    }
+}
+
+/// True when no value is NaN or infinite (a branch-free pass the compiler vectorises).
+fn all_finite(values: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    values.iter().fold(0u32, |bad, v| {
+        bad | u32::from(v.to_bits() & EXPONENT == EXPONENT)
+    }) == 0
 }
 
 /// A shard dataset directory (one with a manifest), which must be given alone.
