@@ -470,13 +470,26 @@ fn a_nan_in_a_shard_with_a_valid_checksum_is_named_by_shard_row_and_column() {
     bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&shard, &bytes).unwrap();
 
-    let stderr = common::run(&["train", arg(&shards), "--quiet"], REFUSAL).fails_with(2);
-    assert!(!stderr.contains("diverged"), "{stderr}");
-    assert!(stderr.contains(arg(&shard)), "{stderr}");
-    assert!(
-        stderr.contains("row group 1, row 112: non-finite value NaN in column `f2`"),
-        "{stderr}"
-    );
+    // With or without checksum verification (which the finiteness check rides along with).
+    for verify in ["true", "false"] {
+        let stderr = common::run(
+            &[
+                "train",
+                arg(&shards),
+                "--quiet",
+                "--verify-checksums",
+                verify,
+            ],
+            REFUSAL,
+        )
+        .fails_with(2);
+        assert!(!stderr.contains("diverged"), "{stderr}");
+        assert!(stderr.contains(arg(&shard)), "{stderr}");
+        assert!(
+            stderr.contains("row group 1, row 112: non-finite value NaN in column `f2`"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

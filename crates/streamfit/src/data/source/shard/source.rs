@@ -6,8 +6,8 @@
 //! [`MappedFile`]). A unit is a row range (one Parquet row group of the converted source), read
 //! by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
 //! rows is checked against its checksum the first time any reader touches it (once per
-//! process), and every value copied is checked to be finite (a NaN under a valid checksum is
-//! named by shard, unit, row and column, as Parquet's are). The reader asks the kernel to read
+//! process), and checked to hold only finite values (a NaN under a valid checksum is named by
+//! shard, unit, row and column, as Parquet's are). The reader asks the kernel to read
 //! a unit's pages ahead (`WILLNEED`) and drops them from this process's resident set after the
 //! unit (`DONTNEED`), so resident memory stays bounded. A shard that shrinks while it is read
 //! fails the unit with [`Error::Changed`].
@@ -25,7 +25,7 @@ use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
     Unit,
 };
-use crate::data::{ColumnSpec, FeatureSelection, RowBlock, Schema};
+use crate::data::{ColumnSpec, FeatureSelection, Schema};
 use crate::error::{Error, Result};
 
 /// One opened shard file.
@@ -33,7 +33,7 @@ struct ShardFile {
     path: PathBuf,
     header: Header,
     map: MappedFile,
-    /// Per checksum block: verified already (by any reader)?
+    /// Per checksum block: checked already (by any reader)?
     verified: Vec<AtomicBool>,
 }
 
@@ -168,8 +168,11 @@ impl ShardSource {
         &self.manifest
     }
 
-    /// Verifies every not yet verified checksum block overlapping rows `rows` of `file`.
-    fn verify(&self, file: &ShardFile, rows: std::ops::Range<u64>) -> Result<()> {
+    /// Checks every not yet checked block overlapping rows `rows` of file `file_index`: its
+    /// checksum (when verifying) and that every value in it is finite. Once per block and
+    /// process, so that warm epochs copy rows without looking at them.
+    fn check_blocks(&self, file_index: usize, rows: std::ops::Range<u64>) -> Result<()> {
+        let file = &self.files[file_index];
         let h = &file.header;
         let block_rows = u64::from(h.block_rows);
         for block in block_span(h, &rows) {
@@ -180,22 +183,105 @@ impl ShardSource {
             let last = (first + block_rows).min(h.num_rows);
             let start = (h.rows_offset() + first * h.row_stride()) as usize;
             let end = (h.rows_offset() + last * h.row_stride()) as usize;
-            let at = (h.checksums_offset() + 4 * block) as usize;
-            let stored = u32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
-            let computed = crc32c::crc32c(&file.map[start..end]);
-            if computed != stored {
-                return Err(Error::CorruptShard {
-                    file: file.path.clone(),
-                    block: Some(block),
-                    reason: format!(
-                        "rows {first}..{last} fail their checksum (stored {stored:#010x}, computed {computed:#010x})"
-                    ),
-                });
+            // One pass in cache-sized pieces: each piece is checksummed, then scanned while
+            // it is still in cache.
+            let (mut computed, mut exponents) = (0u32, 0u32);
+            for piece in file.map[start..end].chunks(CHECK_PIECE_BYTES) {
+                if self.verify_checksums {
+                    computed = crc32c::crc32c_append(computed, piece);
+                }
+                exponents |= exponent_carries(piece);
+            }
+            if self.verify_checksums {
+                let at = (h.checksums_offset() + 4 * block) as usize;
+                let stored = u32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
+                if computed != stored {
+                    return Err(Error::CorruptShard {
+                        file: file.path.clone(),
+                        block: Some(block),
+                        reason: format!(
+                            "rows {first}..{last} fail their checksum (stored {stored:#010x}, computed {computed:#010x})"
+                        ),
+                    });
+                }
+            }
+            if exponents & (1 << 31) != 0 {
+                let (words, _) = file.map[start..end].as_chunks::<4>();
+                let k = words
+                    .iter()
+                    .position(|w| u32::from_le_bytes(*w) & EXPONENT == EXPONENT)
+                    .expect("a non-finite value was seen");
+                let stride = h.num_features as usize + 1;
+                return Err(self.non_finite(file_index, first + (k / stride) as u64, k % stride));
             }
             file.verified[block as usize].store(true, Ordering::Release);
         }
         Ok(())
     }
+
+    /// The error for the NaN or infinity in row `row` of shard `file_index`, column `column`
+    /// (the target after the features): named by the unit (the source's row group) holding
+    /// the row, and the row inside it, as Parquet names it.
+    fn non_finite(&self, file_index: usize, row: u64, column: usize) -> Error {
+        let file = &self.files[file_index];
+        let h = &file.header;
+        let at = (h.rows_offset() + row * h.row_stride()) as usize + 4 * column;
+        let value = f32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
+        let (row_group, row) = self
+            .units
+            .iter()
+            .zip(&self.unit_offsets)
+            .find(|&(u, &first)| u.file == file_index && (first..first + u.num_rows).contains(&row))
+            .map_or((0, row), |(u, &first)| (u.index_in_file, row - first));
+        Error::NonFinite {
+            file: file.path.clone(),
+            row_group,
+            row,
+            column: match self.schema.feature_names.get(column) {
+                Some(name) => name.clone(),
+                None => self.schema.label.clone(),
+            },
+            value: f64::from(value),
+        }
+    }
+}
+
+/// The exponent bits of an f32: all ones in a NaN or an infinity, and only there.
+const EXPONENT: u32 = 0x7f80_0000;
+
+/// Bytes checksummed and scanned at a time (in L1/L2 between the two).
+const CHECK_PIECE_BYTES: usize = 32 << 10;
+
+/// The exponent bits of the little-endian f32s in `bytes` plus 2^23 each, OR-ed: the top bit
+/// is set when some exponent is all ones (a NaN or an infinity; a carry out of the exponent
+/// happens only then). A branch-free pass, in AVX2 registers where the CPU has them.
+fn exponent_carries(bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { exponent_carries_avx2(bytes) };
+        }
+    }
+    exponent_carries_portable(bytes)
+}
+
+#[inline(always)]
+fn exponent_carries_portable(bytes: &[u8]) -> u32 {
+    let (words, _) = bytes.as_chunks::<4>();
+    words.iter().fold(0u32, |any, w| {
+        any | (u32::from_le_bytes(*w) & EXPONENT).wrapping_add(1 << 23)
+    })
+}
+
+/// [`exponent_carries_portable`] compiled for AVX2 (eight words per instruction).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exponent_carries_avx2(bytes: &[u8]) -> u32 {
+    exponent_carries_portable(bytes)
 }
 
 /// The checksum blocks that overlap rows `rows`.
@@ -320,19 +406,12 @@ impl ShardSource {
             for &offset in piece {
                 assert!(offset < u.num_rows, "row {offset} outside unit {unit}");
                 let row = first + offset;
-                if self.verify_checksums {
-                    self.verify(file, row..row + 1)?;
-                }
+                self.check_blocks(u.file, row..row + 1)?;
                 let at = row_bytes(h, &(row..row + 1));
                 let (values, _) = file.map[at].as_chunks::<4>();
                 features.clear();
                 features.extend(values[..d].iter().map(|v| f32::from_le_bytes(*v)));
                 let target = f32::from_le_bytes(values[d]);
-                if !all_finite(&features) || !target.is_finite() {
-                    block.reset(d);
-                    block.push_row(&features, target, u.first_row_id + offset);
-                    return Err(self.non_finite(file, &u, offset, &block));
-                }
                 block.push_row(&features, target, u.first_row_id + offset);
             }
             if sink.send(block).is_break() {
@@ -377,18 +456,15 @@ impl ShardSource {
             .map
             .map()
             .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
-        // Checking a block reads all of it, also rows of neighbouring units; those pages are
-        // released with this unit's.
-        let mut touched = byte_range.clone();
-        if self.verify_checksums {
-            self.verify(file, rows.clone())?;
-            let blocks = block_span(h, &rows);
-            let block_rows = u64::from(h.block_rows);
-            touched = row_bytes(
-                h,
-                &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
-            );
-        }
+        // Checking a block (on first touch) reads all of it, also rows of neighbouring units;
+        // those pages are released with this unit's.
+        self.check_blocks(u.file, rows.clone())?;
+        let blocks = block_span(h, &rows);
+        let block_rows = u64::from(h.block_rows);
+        let touched = row_bytes(
+            h,
+            &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
+        );
         let bytes = &file.map[byte_range.clone()];
         let mut done = 0usize;
         let total = u.num_rows as usize;
@@ -400,7 +476,6 @@ impl ShardSource {
             let decode =
                 tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
             let src = &bytes[done * stride..(done + n) * stride];
-            let mut finite = true;
             block
                 .append_with::<()>(n, u.first_row_id + done as u64, |x, y| {
                     for ((row, target), raw) in x
@@ -414,14 +489,10 @@ impl ShardSource {
                         }
                         *target = f32::from_le_bytes(values[d]);
                     }
-                    finite = all_finite(x) && all_finite(y);
                     Ok(())
                 })
                 .expect("the fill cannot fail");
             drop(decode);
-            if !finite {
-                return Err(self.non_finite(file, &u, done as u64, &block));
-            }
             done += n;
             flow = sink.send(block);
         }
@@ -436,43 +507,6 @@ impl ShardSource {
         };
         Ok(())
     }
-
-    /// The error for the first NaN or infinity in `block`, whose first row is row
-    /// `first_row` of unit `unit` (in row order; in a row, the features, then the target).
-    fn non_finite(&self, file: &ShardFile, unit: &Unit, first_row: u64, block: &RowBlock) -> Error {
-        let d = block.num_features();
-        let value_at = |r: usize, j: usize| {
-            if j < d {
-                block.row(r)[j]
-            } else {
-                block.targets()[r]
-            }
-        };
-        let found = (0..block.num_rows())
-            .flat_map(|r| (0..=d).map(move |j| (r, j)))
-            .find(|&(r, j)| !value_at(r, j).is_finite());
-        let Some((r, column)) = found else {
-            return Error::internal("a non-finite value went missing");
-        };
-        Error::NonFinite {
-            file: file.path.clone(),
-            row_group: unit.index_in_file,
-            row: first_row + r as u64,
-            column: match self.schema.feature_names.get(column) {
-                Some(name) => name.clone(),
-                None => self.schema.label.clone(),
-            },
-            value: f64::from(value_at(r, column)),
-        }
-    }
-}
-
-/// True when no value is NaN or infinite (a branch-free pass the compiler vectorises).
-fn all_finite(values: &[f32]) -> bool {
-    const EXPONENT: u32 = 0x7f80_0000;
-    values.iter().fold(0u32, |bad, v| {
-        bad | u32::from(v.to_bits() & EXPONENT == EXPONENT)
-    }) == 0
 }
 
 /// A shard dataset directory (one with a manifest), which must be given alone.
