@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 /// Opens `path` for reading if it is a regular file (following symbolic links); anything else
 /// is an error naming the path and what it is, before it is opened for reading.
 pub(crate) fn open_regular(path: &Path) -> Result<File> {
-    let meta = std::fs::metadata(path).map_err(|e| missing(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| stat_error(path, e))?;
     if !meta.is_file() {
         return Err(not_regular(path, &meta.file_type()));
     }
@@ -43,7 +43,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
 }
 
 /// The error for a path that cannot be stat'ed: a dangling symbolic link says where it points.
-fn missing(path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn stat_error(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == ErrorKind::NotFound
         && let Ok(target) = std::fs::read_link(path)
     {

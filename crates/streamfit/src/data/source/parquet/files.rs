@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 
-use crate::data::source::mapped_file::MappedFile;
+use crate::data::source::mapped_file::{MappedFile, stat_error};
 use crate::data::source::parquet::columns::Layout;
 use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
@@ -52,7 +52,7 @@ impl AsRef<[u8]> for MapOwner {
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| stat_error(path, e))?;
         if !meta.is_dir() {
             out.push(path.clone());
             continue;

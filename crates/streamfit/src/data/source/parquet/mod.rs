@@ -1,6 +1,8 @@
 //! Parquet files read through a memory map, one row group per unit.
 //!
-//! Each file is mapped once and its footer parsed once at open. A unit (row group) whose used
+//! Each file (a regular file with the `PAR1` magic at both ends) is mapped once, watched for
+//! shrinking (a unit whose file changes under it fails with "changed while being read"; see
+//! `mapped_file`), and its footer parsed once at open. A unit (row group) whose used
 //! columns are all flat, PLAIN-encoded float32 columns is read page by page straight into rows
 //! (`pages`: one copy fewer than the arrow reader). Any other unit is decoded by the arrow
 //! reader with a projection mask so only the feature and label columns are read, in record

@@ -17,6 +17,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
+use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::files::open_file;
 use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
@@ -24,10 +25,19 @@ use crate::error::{Error, Result};
 /// Columns passed through unchanged (`predict --keep`), read in file order alongside a
 /// source's rows: each file's row groups in order, in record batches of at most 8,192 rows.
 pub struct Passthrough {
-    files: std::vec::IntoIter<(PathBuf, ArrowReaderMetadata, Bytes, ProjectionMask)>,
-    reader: Option<(PathBuf, ParquetRecordBatchReader)>,
+    files: std::vec::IntoIter<KeptFile>,
+    reader: Option<(PathBuf, Arc<MappedFile>, ParquetRecordBatchReader)>,
     pending: Option<RecordBatch>,
     schema: SchemaRef,
+}
+
+/// One file to pass columns through from.
+struct KeptFile {
+    path: PathBuf,
+    map: Arc<MappedFile>,
+    metadata: ArrowReaderMetadata,
+    bytes: Bytes,
+    mask: ProjectionMask,
 }
 
 /// Rows of passed-through columns (opaque outside the data layer).
@@ -43,7 +53,7 @@ impl Passthrough {
         let mut opened = Vec::with_capacity(files.len());
         let mut schema: Option<SchemaRef> = None;
         for path in files {
-            let (_map, bytes, metadata) = open_file(path)?;
+            let (map, bytes, metadata) = open_file(path)?;
             let arrow = metadata.schema().clone();
             let mut roots = Vec::with_capacity(columns.len());
             for name in columns {
@@ -74,7 +84,13 @@ impl Passthrough {
                 Some(_) => {}
             }
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
-            opened.push((path.clone(), metadata, bytes, mask));
+            opened.push(KeptFile {
+                path: path.clone(),
+                map,
+                metadata,
+                bytes,
+                mask,
+            });
         }
         // Columns come back in schema order; the writer puts them in the order asked for.
         Ok(Passthrough {
@@ -114,11 +130,13 @@ impl Passthrough {
 
     fn next_batch(&mut self) -> Result<RecordBatch> {
         loop {
-            if let Some((path, reader)) = &mut self.reader {
-                // A decoder that panics on malformed pages makes the file corrupt.
+            if let Some((path, map, reader)) = &mut self.reader {
+                // A decoder that panics on malformed pages makes the file corrupt; the file
+                // changing under the read explains any failure.
                 let next = crate::guard::catch(|| reader.next()).unwrap_or_else(|reason| {
                     Some(Err(parquet::errors::ParquetError::General(reason).into()))
                 });
+                map.check()?;
                 match next {
                     Some(Ok(batch)) => {
                         // Keep the asked-for order (projection returns schema order).
@@ -150,7 +168,14 @@ impl Passthrough {
                     None => self.reader = None,
                 }
             }
-            let Some((path, metadata, bytes, mask)) = self.files.next() else {
+            let Some(KeptFile {
+                path,
+                map,
+                metadata,
+                bytes,
+                mask,
+            }) = self.files.next()
+            else {
                 return Err(Error::internal(
                     "the kept columns ran out before the rows did".to_string(),
                 ));
@@ -177,7 +202,7 @@ impl Passthrough {
                 row_group: None,
                 reason,
             })?;
-            self.reader = Some((path, reader));
+            self.reader = Some((path, map, reader));
         }
     }
 }

@@ -91,14 +91,17 @@ impl ParquetSource {
                 flat,
             };
             if let Layout::List { len: 0, .. } = file.layout {
-                file.layout = crate::guard::catch(|| probe_list_length(path, &file))
-                    .unwrap_or_else(|reason| {
+                let probed = crate::guard::catch(|| probe_list_length(path, &file)).unwrap_or_else(
+                    |reason| {
                         Err(Error::Corrupt {
                             file: path.clone(),
                             row_group: Some(0),
                             reason,
                         })
-                    })?;
+                    },
+                );
+                file.map.check()?;
+                file.layout = probed?;
             }
             if let (Layout::List { len, .. }, FeatureNames::List(column)) =
                 (&file.layout, &resolved.feature_names)
