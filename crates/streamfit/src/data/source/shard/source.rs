@@ -207,10 +207,13 @@ impl ShardSource {
             }
             if exponents & (1 << 31) != 0 {
                 let (words, _) = file.map[start..end].as_chunks::<4>();
-                let k = words
+                let found = words
                     .iter()
-                    .position(|w| u32::from_le_bytes(*w) & EXPONENT == EXPONENT)
-                    .expect("a non-finite value was seen");
+                    .position(|w| u32::from_le_bytes(*w) & EXPONENT == EXPONENT);
+                // Gone only if the file changed since the scan, which the caller then reports.
+                let Some(k) = found else {
+                    return Err(Error::internal("a non-finite value went missing"));
+                };
                 let stride = h.num_features as usize + 1;
                 return Err(self.non_finite(file_index, first + (k / stride) as u64, k % stride));
             }
