@@ -122,6 +122,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A data path that is not a regular file (a FIFO, a device, a directory where a file
+    /// belongs) or a dangling symbolic link: refused before anything is read from it.
+    #[error("{}: {reason}", path.display())]
+    NotAFile { path: PathBuf, reason: String },
+
+    /// A data file that changed while it was being read: it shrank (a read past its new end
+    /// was stopped) or its size differs from when it was opened.
+    #[error("{}: changed while being read ({reason})", file.display())]
+    Changed { file: PathBuf, reason: String },
+
     /// A checkpoint file that fails its length or checksum check (never loaded).
     #[error("{}: corrupt checkpoint: {reason}", file.display())]
     CorruptCheckpoint { file: PathBuf, reason: String },

@@ -10,6 +10,8 @@
 //! - `info`: what [`Source::describe`] tells `inspect` ([`SourceInfo`], [`ColumnInfo`]).
 //! - `identity`: [`FileIdentity`], what a checkpoint records of each data file.
 //! - `format`: the registry of input formats ([`SourceFormat`], [`FORMATS`]) and [`open`].
+//! - `mapped_file`: data files as the formats open them: regular files only, mapped and
+//!   watched (with `map_guard`, the `SIGBUS` guard) for shrinking while they are read.
 //! - [`parquet`]: Parquet files through a memory map (the only module that touches the
 //!   arrow/parquet readers).
 //! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
@@ -19,6 +21,8 @@ mod contract;
 mod format;
 mod identity;
 mod info;
+mod map_guard;
+mod mapped_file;
 pub mod parquet;
 pub mod shard;
 pub mod write;

@@ -1,30 +1,31 @@
 //! Parquet files on disk: listing a dataset's files, mapping one and parsing its footer (with
 //! the `footer_repair` glue for footers a writer got wrong, and the refusal of encrypted
-//! files), and probing the length of a variable list column from its first row.
+//! files and of files without the `PAR1` magic at both ends), and probing the length of a
+//! variable list column from its first row.
 //!
 //! It knows nothing of which columns are used (`columns.rs`) or how rows are decoded
 //! (`decode.rs`); [`ParquetFile`] only holds what opening found.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_schema::DataType;
 use bytes::Bytes;
-use memmap2::Mmap;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 
+use crate::data::source::mapped_file::{MappedFile, stat_error};
 use crate::data::source::parquet::columns::Layout;
+use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
 
 /// One opened file: its map, parsed footer and where the used columns sit.
 pub(super) struct ParquetFile {
-    pub(super) map: Arc<Mmap>,
+    pub(super) map: Arc<MappedFile>,
     pub(super) bytes: Bytes,
     pub(super) metadata: ArrowReaderMetadata,
     pub(super) mask: ProjectionMask,
@@ -36,7 +37,7 @@ pub(super) struct ParquetFile {
 }
 
 /// Owner that lets `Bytes` borrow a shared memory map.
-struct MapOwner(Arc<Mmap>);
+struct MapOwner(Arc<MappedFile>);
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {
@@ -45,11 +46,13 @@ impl AsRef<[u8]> for MapOwner {
 }
 
 /// Lists the Parquet files named by `paths`: files as given, directories expanded to their
-/// `.parquet`/`.parq` files sorted by name (hidden and `_`-prefixed names skipped).
+/// `.parquet`/`.parq` entries sorted by name (hidden and `_`-prefixed names and
+/// subdirectories skipped). An entry that cannot be read as a file (a dangling symbolic link,
+/// a FIFO) is listed: opening it fails, like any unreadable file.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| stat_error(path, e))?;
         if !meta.is_dir() {
             out.push(path.clone());
             continue;
@@ -57,7 +60,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| Error::io(path, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_parquet_name(p))
+            .filter(|p| !p.is_dir() && is_parquet_name(p))
             .collect();
         if found.is_empty() {
             return Err(Error::EmptyDataset {
@@ -85,7 +88,7 @@ fn is_parquet_name(path: &Path) -> bool {
 }
 
 /// Maps a file and parses its footer. A footer the parquet crate panics on is corrupt.
-pub(super) fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
+pub(super) fn open_file(path: &Path) -> Result<(Arc<MappedFile>, Bytes, ArrowReaderMetadata)> {
     crate::guard::catch(|| open_file_unguarded(path)).unwrap_or_else(|reason| {
         Err(Error::Corrupt {
             file: path.to_path_buf(),
@@ -95,9 +98,18 @@ pub(super) fn open_file(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMet
     })
 }
 
-fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMetadata)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+fn open_file_unguarded(path: &Path) -> Result<(Arc<MappedFile>, Bytes, ArrowReaderMetadata)> {
+    let map = Arc::new(MappedFile::open(path)?);
+    let bytes = Bytes::from_owner(MapOwner(map.clone()));
+    // The file changing while its footer is read explains any error reading it.
+    let parsed = parse_footer(path, &map, &bytes);
+    map.check()?;
+    Ok((map, bytes, parsed?))
+}
+
+/// Parses the footer of a mapped file (`bytes` over its `map`).
+fn parse_footer(path: &Path, map: &MappedFile, bytes: &Bytes) -> Result<ArrowReaderMetadata> {
+    let len = map.len();
     let corrupt = |reason: String| Error::Corrupt {
         file: path.to_path_buf(),
         row_group: None,
@@ -108,10 +120,6 @@ fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMeta
             "file is {len} bytes, too small to be a parquet file"
         )));
     }
-    // SAFETY: the map is read-only. streamfit never writes its input files; a file truncated
-    // by another process while mapped is outside what any reader can defend against.
-    let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
-    let bytes = Bytes::from_owner(MapOwner(map.clone()));
     // Training never uses column statistics: do not decode them.
     let options = ArrowReaderOptions::new()
         .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
@@ -124,10 +132,15 @@ fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMeta
     if map.ends_with(b"PARE") {
         return Err(encrypted("its footer is encrypted".to_string()));
     }
-    let metadata = match ArrowReaderMetadata::load(&bytes, options.clone()) {
+    if !map.starts_with(b"PAR1") {
+        return Err(corrupt(
+            "not a parquet file (no PAR1 magic at the start)".to_string(),
+        ));
+    }
+    let metadata = match ArrowReaderMetadata::load(bytes, options.clone()) {
         // Offset 0 is the magic, never a page: read such a footer without those offsets.
         Ok(metadata) if has_zero_dictionary_offset(&metadata) => {
-            repaired_metadata(path, &map, options).unwrap_or(metadata)
+            repaired_metadata(path, map, options).unwrap_or(metadata)
         }
         Ok(metadata) => metadata,
         Err(e) => {
@@ -135,7 +148,7 @@ fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMeta
             if reason.contains("encrypted") {
                 return Err(encrypted(reason));
             }
-            repaired_metadata(path, &map, options).ok_or_else(|| corrupt(reason))?
+            repaired_metadata(path, map, options).ok_or_else(|| corrupt(reason))?
         }
     };
     // A plaintext footer can still describe encrypted column chunks: never decode those.
@@ -151,7 +164,7 @@ fn open_file_unguarded(path: &Path) -> Result<(Arc<Mmap>, Bytes, ArrowReaderMeta
             column.column_path().string()
         )));
     }
-    Ok((map, bytes, metadata))
+    Ok(metadata)
 }
 
 /// True when a column chunk claims its dictionary page at offset 0.
@@ -169,7 +182,7 @@ fn has_zero_dictionary_offset(metadata: &ArrowReaderMetadata) -> bool {
 /// from the footer without those fields. `None` when that does not help.
 fn repaired_metadata(
     path: &Path,
-    map: &Mmap,
+    map: &MappedFile,
     options: ArrowReaderOptions,
 ) -> Option<ArrowReaderMetadata> {
     let n = map.len();
@@ -198,6 +211,19 @@ pub(super) fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layou
         row_group: None,
         reason,
     };
+    // The reader reads the row groups up to the first with rows: check their pages first.
+    for (index, row_group) in file.metadata.metadata().row_groups().iter().enumerate() {
+        page_bounds::check_row_group(&file.map, row_group, &file.mask).map_err(|reason| {
+            Error::Corrupt {
+                file: path.to_path_buf(),
+                row_group: Some(index),
+                reason,
+            }
+        })?;
+        if row_group.num_rows() > 0 {
+            break;
+        }
+    }
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
         file.bytes.clone(),
         file.metadata.clone(),

@@ -11,27 +11,11 @@
 //! metadata the format defines. [`repair_footer`] walks the footer's Thrift compact encoding
 //! (`FileMetaData` → `row_groups` → `columns` → `meta_data`), copies everything byte for byte
 //! except those fields, and re-encodes the field headers after a dropped one (their ids are
-//! stored as deltas). Nothing is decoded beyond
-//! what the walk needs, and every length is checked against the input, so a hostile footer
+//! stored as deltas). Nothing is decoded beyond what the walk needs, and every length is
+//! checked against the input ([`Compact`], the shared Thrift reader), so a hostile footer
 //! gives `None`, never a panic or an unbounded allocation.
 
-/// Thrift compact-protocol wire types.
-const STOP: u8 = 0;
-const BOOL_TRUE: u8 = 1;
-const BOOL_FALSE: u8 = 2;
-const BYTE: u8 = 3;
-const I16: u8 = 4;
-const I32: u8 = 5;
-const I64: u8 = 6;
-const DOUBLE: u8 = 7;
-const BINARY: u8 = 8;
-const LIST: u8 = 9;
-const SET: u8 = 10;
-const MAP: u8 = 11;
-const STRUCT: u8 = 12;
-
-/// Deepest nesting the walk follows (the format needs a handful of levels).
-const MAX_DEPTH: usize = 64;
+use super::thrift::{Compact, I32, I64, LIST, MAX_DEPTH, STOP, STRUCT};
 
 /// Which struct of the footer the walk is in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,124 +46,24 @@ const DICTIONARY_PAGE_OFFSET: i16 = 11;
 /// not a well-formed footer.
 pub fn repair_footer(footer: &[u8]) -> Option<(Vec<u8>, Vec<i16>)> {
     let mut walk = Walk {
-        input: footer,
-        pos: 0,
+        input: Compact::new(footer),
         out: Vec::with_capacity(footer.len()),
         dropped: Vec::new(),
     };
     walk.rewrite_struct(Level::FileMetaData, 0)?;
-    if walk.dropped.is_empty() || walk.pos != footer.len() {
+    if walk.dropped.is_empty() || walk.input.pos != footer.len() {
         return None;
     }
     Some((walk.out, walk.dropped))
 }
 
 struct Walk<'a> {
-    input: &'a [u8],
-    pos: usize,
+    input: Compact<'a>,
     out: Vec<u8>,
     dropped: Vec<i16>,
 }
 
 impl Walk<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let b = *self.input.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn advance(&mut self, n: u64) -> Option<()> {
-        let end = self.pos.checked_add(usize::try_from(n).ok()?)?;
-        (end <= self.input.len()).then(|| self.pos = end)
-    }
-
-    /// Skips one value of wire type `kind`.
-    fn skip(&mut self, kind: u8, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        match kind {
-            BOOL_TRUE | BOOL_FALSE => Some(()),
-            BYTE => self.advance(1),
-            I16 | I32 | I64 => self.varint().map(|_| ()),
-            DOUBLE => self.advance(8),
-            BINARY => {
-                let n = self.varint()?;
-                self.advance(n)
-            }
-            LIST | SET => {
-                let (size, element) = self.list_header()?;
-                for _ in 0..size {
-                    match element {
-                        // Booleans in a list take one byte each.
-                        BOOL_TRUE | BOOL_FALSE => self.advance(1)?,
-                        _ => self.skip(element, depth + 1)?,
-                    }
-                }
-                Some(())
-            }
-            MAP => {
-                let size = self.varint()?;
-                if size > 0 {
-                    let types = self.byte()?;
-                    for _ in 0..size {
-                        self.skip(types >> 4, depth + 1)?;
-                        self.skip(types & 0x0f, depth + 1)?;
-                    }
-                }
-                Some(())
-            }
-            STRUCT => loop {
-                let (_, kind) = self.field_header()?;
-                if kind == STOP {
-                    return Some(());
-                }
-                self.skip(kind, depth + 1)?;
-            },
-            _ => None,
-        }
-    }
-
-    /// A list header: (size, element type). Sizes beyond the remaining bytes are rejected.
-    fn list_header(&mut self) -> Option<(u64, u8)> {
-        let header = self.byte()?;
-        let size = match header >> 4 {
-            15 => self.varint()?,
-            n => u64::from(n),
-        };
-        (size <= (self.input.len() - self.pos) as u64).then_some((size, header & 0x0f))
-    }
-
-    /// A field header: the field id (absolute when long-form, else `None` with the delta in
-    /// the caller's hands) and the wire type. Reads the long-form id too.
-    fn field_header(&mut self) -> Option<(FieldId, u8)> {
-        let header = self.byte()?;
-        let kind = header & 0x0f;
-        if kind == STOP {
-            return Some((FieldId::Delta(0), STOP));
-        }
-        let delta = header >> 4;
-        if delta == 0 {
-            let zigzag = self.varint()?;
-            let id = i16::try_from((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64)).ok()?;
-            Some((FieldId::Absolute(id), kind))
-        } else {
-            Some((FieldId::Delta(i16::from(delta)), kind))
-        }
-    }
-
     fn write_field_header(&mut self, id: i16, last: i16, kind: u8) {
         let delta = id - last;
         if (1..=15).contains(&delta) {
@@ -203,31 +87,28 @@ impl Walk<'_> {
         }
         let (mut last_in, mut last_out) = (0i16, 0i16);
         loop {
-            let (id, kind) = self.field_header()?;
+            let (id, kind) = self.input.field_header()?;
             if kind == STOP {
                 self.out.push(STOP);
                 return Some(());
             }
-            let id = match id {
-                FieldId::Absolute(id) => id,
-                FieldId::Delta(d) => last_in.checked_add(d)?,
-            };
+            let id = id.resolve(last_in)?;
             last_in = id;
             if level == Level::ColumnMetaData
                 && let Some(expected) = optional_column_field_type(id)
             {
-                let value_start = self.pos;
+                let value_start = self.input.pos;
                 let mistyped = expected != kind;
-                self.skip(kind, depth + 1)?;
+                self.input.skip(kind, depth + 1)?;
                 // An i64 of value 0 is the single byte 0 (zigzag varint).
                 let zero_offset = id == DICTIONARY_PAGE_OFFSET
                     && !mistyped
-                    && self.input[value_start..self.pos] == [0];
+                    && self.input.input[value_start..self.input.pos] == [0];
                 if mistyped || zero_offset {
                     self.dropped.push(id);
                     continue;
                 }
-                self.pos = value_start;
+                self.input.pos = value_start;
             }
             self.write_field_header(id, last_out, kind);
             last_out = id;
@@ -239,9 +120,10 @@ impl Walk<'_> {
             };
             match (child, kind) {
                 (Some(child), LIST) => {
-                    let start = self.pos;
-                    let (size, element) = self.list_header()?;
-                    self.out.extend_from_slice(&self.input[start..self.pos]);
+                    let start = self.input.pos;
+                    let (size, element) = self.input.list_header()?;
+                    self.out
+                        .extend_from_slice(&self.input.input[start..self.input.pos]);
                     if element != STRUCT {
                         return None;
                     }
@@ -251,20 +133,14 @@ impl Walk<'_> {
                 }
                 (Some(child), _) => self.rewrite_struct(child, depth + 1)?,
                 (None, _) => {
-                    let start = self.pos;
-                    self.skip(kind, depth + 1)?;
-                    self.out.extend_from_slice(&self.input[start..self.pos]);
+                    let start = self.input.pos;
+                    self.input.skip(kind, depth + 1)?;
+                    self.out
+                        .extend_from_slice(&self.input.input[start..self.input.pos]);
                 }
             }
         }
     }
-}
-
-/// A field id as encoded: a delta from the previous field's id, or written out.
-#[derive(Clone, Copy)]
-enum FieldId {
-    Delta(i16),
-    Absolute(i16),
 }
 
 #[cfg(test)]

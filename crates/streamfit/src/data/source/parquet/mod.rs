@@ -1,6 +1,8 @@
 //! Parquet files read through a memory map, one row group per unit.
 //!
-//! Each file is mapped once and its footer parsed once at open. A unit (row group) whose used
+//! Each file (a regular file with the `PAR1` magic at both ends) is mapped once, watched for
+//! shrinking (a unit whose file changes under it fails with "changed while being read"; see
+//! `mapped_file`), and its footer parsed once at open. A unit (row group) whose used
 //! columns are all flat, PLAIN-encoded float32 columns is read page by page straight into rows
 //! (`pages`: one copy fewer than the arrow reader). Any other unit is decoded by the arrow
 //! reader with a projection mask so only the feature and label columns are read, in record
@@ -18,7 +20,10 @@
 //! - `files`: listing files ([`expand_paths`]), mapping one and parsing its footer (with
 //!   `footer_repair` for footers a writer got wrong), probing a variable list's length.
 //! - `columns`: which columns are the features and the label, and where they sit in a batch.
-//! - `read`: reading one unit, by `pages` (flat float32 columns) or by the arrow reader.
+//! - `read`: reading one unit, by `pages` (flat float32 columns) or by the arrow reader,
+//!   once `page_bounds` has checked the unit's page headers (no page may declare more bytes
+//!   than its values can need).
+//! - `thrift`: the bounds-checked Thrift compact reader of `footer_repair` and `page_bounds`.
 //! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks.
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
@@ -27,11 +32,13 @@ mod columns;
 mod decode;
 mod files;
 mod footer_repair;
+mod page_bounds;
 mod pages;
 mod passthrough;
 mod read;
 mod source;
 mod stats;
+mod thrift;
 
 pub use self::files::expand_paths;
 pub use self::passthrough::{KeptRows, KeptSchema, Passthrough};

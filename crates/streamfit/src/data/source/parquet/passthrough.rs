@@ -3,7 +3,8 @@
 //! [`Passthrough`] reads the kept columns (any type) of a source's files in file order, in
 //! step with the rows the pipeline delivers in evaluation order, and hands them out as opaque
 //! [`KeptRows`] for the prediction writer. It does not decode features or check values: the
-//! kept columns are copied as they are stored.
+//! kept columns are copied as they are stored (once their page headers are checked, as every
+//! unit's are).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,16 +17,27 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
+use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::files::open_file;
+use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
 
 /// Columns passed through unchanged (`predict --keep`), read in file order alongside a
 /// source's rows: each file's row groups in order, in record batches of at most 8,192 rows.
 pub struct Passthrough {
-    files: std::vec::IntoIter<(PathBuf, ArrowReaderMetadata, Bytes, ProjectionMask)>,
-    reader: Option<(PathBuf, ParquetRecordBatchReader)>,
+    files: std::vec::IntoIter<KeptFile>,
+    reader: Option<(PathBuf, Arc<MappedFile>, ParquetRecordBatchReader)>,
     pending: Option<RecordBatch>,
     schema: SchemaRef,
+}
+
+/// One file to pass columns through from.
+struct KeptFile {
+    path: PathBuf,
+    map: Arc<MappedFile>,
+    metadata: ArrowReaderMetadata,
+    bytes: Bytes,
+    mask: ProjectionMask,
 }
 
 /// Rows of passed-through columns (opaque outside the data layer).
@@ -41,7 +53,7 @@ impl Passthrough {
         let mut opened = Vec::with_capacity(files.len());
         let mut schema: Option<SchemaRef> = None;
         for path in files {
-            let (_map, bytes, metadata) = open_file(path)?;
+            let (map, bytes, metadata) = open_file(path)?;
             let arrow = metadata.schema().clone();
             let mut roots = Vec::with_capacity(columns.len());
             for name in columns {
@@ -72,7 +84,13 @@ impl Passthrough {
                 Some(_) => {}
             }
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
-            opened.push((path.clone(), metadata, bytes, mask));
+            opened.push(KeptFile {
+                path: path.clone(),
+                map,
+                metadata,
+                bytes,
+                mask,
+            });
         }
         // Columns come back in schema order; the writer puts them in the order asked for.
         Ok(Passthrough {
@@ -112,11 +130,13 @@ impl Passthrough {
 
     fn next_batch(&mut self) -> Result<RecordBatch> {
         loop {
-            if let Some((path, reader)) = &mut self.reader {
-                // A decoder that panics on malformed pages makes the file corrupt.
+            if let Some((path, map, reader)) = &mut self.reader {
+                // A decoder that panics on malformed pages makes the file corrupt; the file
+                // changing under the read explains any failure.
                 let next = crate::guard::catch(|| reader.next()).unwrap_or_else(|reason| {
                     Some(Err(parquet::errors::ParquetError::General(reason).into()))
                 });
+                map.check()?;
                 match next {
                     Some(Ok(batch)) => {
                         // Keep the asked-for order (projection returns schema order).
@@ -148,11 +168,27 @@ impl Passthrough {
                     None => self.reader = None,
                 }
             }
-            let Some((path, metadata, bytes, mask)) = self.files.next() else {
+            let Some(KeptFile {
+                path,
+                map,
+                metadata,
+                bytes,
+                mask,
+            }) = self.files.next()
+            else {
                 return Err(Error::internal(
                     "the kept columns ran out before the rows did".to_string(),
                 ));
             };
+            for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
+                page_bounds::check_row_group(&bytes, row_group, &mask).map_err(|reason| {
+                    Error::Corrupt {
+                        file: path.clone(),
+                        row_group: Some(index),
+                        reason,
+                    }
+                })?;
+            }
             let reader = crate::guard::catch(|| {
                 ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
                     .with_projection(mask)
@@ -166,7 +202,7 @@ impl Passthrough {
                 row_group: None,
                 reason,
             })?;
-            self.reader = Some((path, reader));
+            self.reader = Some((path, map, reader));
         }
     }
 }

@@ -4,7 +4,9 @@
 //! straight into rows (`pages.rs`: one copy fewer than the arrow reader); if a page turns out
 //! to be one that path does not decode, the arrow reader takes over from that row. Any other
 //! unit is read by the arrow reader with the file's projection mask, in record batches of at
-//! most `max_block_rows` rows, each decoded by `decode.rs`. After a unit is read its byte
+//! most `max_block_rows` rows, each decoded by `decode.rs`. Either way the unit's page headers
+//! are checked first (`page_bounds.rs`: no page may declare more bytes than its values can
+//! need, so none makes the decompressor allocate gigabytes). After a unit is read its byte
 //! range is released from this process's resident set (`MADV_DONTNEED`; the page cache keeps
 //! it). Errors name the file, row group, row and column.
 
@@ -14,8 +16,8 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::data::source::parquet::decode::DecodeContext;
-use crate::data::source::parquet::pages;
 use crate::data::source::parquet::source::ParquetSource;
+use crate::data::source::parquet::{page_bounds, pages};
 use crate::data::source::{ChunkSink, Unit};
 use crate::error::{Error, Result};
 
@@ -31,6 +33,7 @@ impl ParquetSource {
     ) -> Result<()> {
         let unit = self.units[unit_index];
         let file = &self.files[unit.file];
+        self.check_pages(&unit)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
@@ -203,6 +206,15 @@ impl ParquetSource {
         }
     }
 
+    /// Refuses a unit whose used columns have a page header declaring more than the page can
+    /// need ([`page_bounds`]), before any page is decompressed.
+    pub(super) fn check_pages(&self, unit: &Unit) -> Result<()> {
+        let file = &self.files[unit.file];
+        let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+        page_bounds::check_row_group(&file.map, row_group, &file.mask)
+            .map_err(|reason| self.corrupt(unit, reason))
+    }
+
     pub(super) fn corrupt(&self, unit: &Unit, reason: impl ToString) -> Error {
         Error::Corrupt {
             file: self.paths[unit.file].clone(),
@@ -228,7 +240,7 @@ impl ParquetSource {
             // this process's page-table entries and later reads fault the same bytes back in
             // from the page cache, so no memory that Rust can observe changes.
             let _ = unsafe {
-                file.map.unchecked_advise_range(
+                file.map.map().unchecked_advise_range(
                     UncheckedAdvice::DontNeed,
                     start as usize,
                     (end - start) as usize,

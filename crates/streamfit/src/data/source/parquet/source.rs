@@ -91,14 +91,17 @@ impl ParquetSource {
                 flat,
             };
             if let Layout::List { len: 0, .. } = file.layout {
-                file.layout = crate::guard::catch(|| probe_list_length(path, &file))
-                    .unwrap_or_else(|reason| {
+                let probed = crate::guard::catch(|| probe_list_length(path, &file)).unwrap_or_else(
+                    |reason| {
                         Err(Error::Corrupt {
                             file: path.clone(),
                             row_group: Some(0),
                             reason,
                         })
-                    })?;
+                    },
+                );
+                file.map.check()?;
+                file.layout = probed?;
             }
             if let (Layout::List { len, .. }, FeatureNames::List(column)) =
                 (&file.layout, &resolved.feature_names)
@@ -221,9 +224,14 @@ impl Source for ParquetSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<()> {
-        // A decoder that panics on malformed pages fails this unit, like any corrupt data.
-        crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
-            .unwrap_or_else(|reason| Err(self.corrupt(&self.units[unit_index], reason)))
+        // A decoder that panics on malformed pages fails this unit, like any corrupt data;
+        // the file changing under the read explains any failure (and fails a read that
+        // stopped handing rows on when it saw the change).
+        let unit = &self.units[unit_index];
+        self.files[unit.file].map.read_watched(sink, |sink| {
+            crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
+                .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
+        })
     }
 }
 

@@ -24,8 +24,12 @@ impl ParquetSource {
         unit_index: usize,
         max_block_rows: usize,
     ) -> Result<(StatsAccumulator, Option<Error>)> {
-        crate::guard::catch(|| self.unit_stats_unguarded(unit_index, max_block_rows))
-            .unwrap_or_else(|reason| Err(self.corrupt(&self.units[unit_index], reason)))
+        let unit = &self.units[unit_index];
+        let stats = crate::guard::catch(|| self.unit_stats_unguarded(unit_index, max_block_rows))
+            .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)));
+        // The file changing under the read explains any failure.
+        self.files[unit.file].map.check()?;
+        stats
     }
 
     fn unit_stats_unguarded(
@@ -53,6 +57,7 @@ impl ParquetSource {
         else {
             unreachable!("list layouts returned above")
         };
+        self.check_pages(&unit)?;
         let reader = self.unit_reader(&unit, 0, max_block_rows)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::source::mapped_file::open_regular;
 use crate::error::{Error, Result};
 
 /// The first eight bytes of every shard file.
@@ -194,9 +195,10 @@ pub struct ShardMeta {
     pub units: Vec<u64>,
 }
 
-/// Reads a file's header and metadata with plain reads and validates them.
+/// Reads a file's header and metadata with plain reads and validates them (a path that is not
+/// a regular file is refused before it is read).
 pub(super) fn read_header(path: &Path) -> Result<(Header, ShardMeta, File)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = open_regular(path)?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut head = [0u8; HEADER_BYTES];
     let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(path, e))?;

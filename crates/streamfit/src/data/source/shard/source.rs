@@ -2,19 +2,23 @@
 //! and [`ShardFormat`], its registration in [`FORMATS`](crate::data::source::FORMATS).
 //!
 //! Opening reads the manifest and validates each shard's header and metadata against it
-//! (`header.rs`) before mapping the file. A unit is a row range (one Parquet row group of the
-//! converted source), read by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
+//! (`header.rs`) before mapping the file (regular files only, watched for shrinking: see
+//! [`MappedFile`]). A unit is a row range (one Parquet row group of the converted source), read
+//! by copying its rows from the map into a [`RowBlock`](crate::data::RowBlock). Each block of
 //! rows is checked against its checksum the first time any reader touches it (once per
-//! process). The reader asks the kernel to read a unit's pages ahead (`WILLNEED`) and drops
-//! them from this process's resident set after the unit (`DONTNEED`), so resident memory stays
-//! bounded.
+//! process), and checked to hold only finite values (a NaN under a valid checksum is named by
+//! shard, unit, row and column, as Parquet's are). The reader asks the kernel to read
+//! a unit's pages ahead (`WILLNEED`) and drops them from this process's resident set after the
+//! unit (`DONTNEED`), so resident memory stays bounded. A shard that shrinks while it is read
+//! fails the unit with [`Error::Changed`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use memmap2::{Advice, Mmap, UncheckedAdvice};
+use memmap2::{Advice, UncheckedAdvice};
 
+use crate::data::source::mapped_file::{MappedFile, open_regular};
 use crate::data::source::shard::header::{Header, VERSION, read_header};
 use crate::data::source::shard::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, is_shard_dataset};
 use crate::data::source::{
@@ -28,8 +32,8 @@ use crate::error::{Error, Result};
 struct ShardFile {
     path: PathBuf,
     header: Header,
-    map: Mmap,
-    /// Per checksum block: verified already (by any reader)?
+    map: MappedFile,
+    /// Per checksum block: checked already (by any reader)?
     verified: Vec<AtomicBool>,
 }
 
@@ -56,7 +60,9 @@ impl ShardSource {
             block: None,
             reason,
         };
-        let text = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut open_regular(&manifest_path)?, &mut text)
+            .map_err(|e| Error::io(&manifest_path, e))?;
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| bad_manifest(format!("{e}")))?;
         if manifest.format != MANIFEST_FORMAT || manifest.version != VERSION {
@@ -108,14 +114,11 @@ impl ShardSource {
                     meta.first_row_id, next_row_id
                 )));
             }
-            // SAFETY: the map is read-only and the header was validated against the file's
-            // length; like every file-backed map it assumes no one truncates the file while
-            // streamfit runs (the same assumption the Parquet reader makes).
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let map = MappedFile::from_file(&path, file)?;
             if map.len() as u64 != header.file_len() {
                 return Err(bad("the file changed size while it was opened".into()));
             }
-            let _ = map.advise(Advice::Sequential);
+            let _ = map.map().advise(Advice::Sequential);
             let mut offset = 0u64;
             for (k, &rows) in meta.units.iter().enumerate() {
                 units.push(Unit {
@@ -165,8 +168,11 @@ impl ShardSource {
         &self.manifest
     }
 
-    /// Verifies every not yet verified checksum block overlapping rows `rows` of `file`.
-    fn verify(&self, file: &ShardFile, rows: std::ops::Range<u64>) -> Result<()> {
+    /// Checks every not yet checked block overlapping rows `rows` of file `file_index`: its
+    /// checksum (when verifying) and that every value in it is finite. Once per block and
+    /// process, so that warm epochs copy rows without looking at them.
+    fn check_blocks(&self, file_index: usize, rows: std::ops::Range<u64>) -> Result<()> {
+        let file = &self.files[file_index];
         let h = &file.header;
         let block_rows = u64::from(h.block_rows);
         for block in block_span(h, &rows) {
@@ -177,22 +183,108 @@ impl ShardSource {
             let last = (first + block_rows).min(h.num_rows);
             let start = (h.rows_offset() + first * h.row_stride()) as usize;
             let end = (h.rows_offset() + last * h.row_stride()) as usize;
-            let at = (h.checksums_offset() + 4 * block) as usize;
-            let stored = u32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
-            let computed = crc32c::crc32c(&file.map[start..end]);
-            if computed != stored {
-                return Err(Error::CorruptShard {
-                    file: file.path.clone(),
-                    block: Some(block),
-                    reason: format!(
-                        "rows {first}..{last} fail their checksum (stored {stored:#010x}, computed {computed:#010x})"
-                    ),
-                });
+            // One pass in cache-sized pieces: each piece is checksummed, then scanned while
+            // it is still in cache.
+            let (mut computed, mut exponents) = (0u32, 0u32);
+            for piece in file.map[start..end].chunks(CHECK_PIECE_BYTES) {
+                if self.verify_checksums {
+                    computed = crc32c::crc32c_append(computed, piece);
+                }
+                exponents |= exponent_carries(piece);
+            }
+            if self.verify_checksums {
+                let at = (h.checksums_offset() + 4 * block) as usize;
+                let stored = u32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
+                if computed != stored {
+                    return Err(Error::CorruptShard {
+                        file: file.path.clone(),
+                        block: Some(block),
+                        reason: format!(
+                            "rows {first}..{last} fail their checksum (stored {stored:#010x}, computed {computed:#010x})"
+                        ),
+                    });
+                }
+            }
+            if exponents & (1 << 31) != 0 {
+                let (words, _) = file.map[start..end].as_chunks::<4>();
+                let found = words
+                    .iter()
+                    .position(|w| u32::from_le_bytes(*w) & EXPONENT == EXPONENT);
+                // Gone only if the file changed since the scan, which the caller then reports.
+                let Some(k) = found else {
+                    return Err(Error::internal("a non-finite value went missing"));
+                };
+                let stride = h.num_features as usize + 1;
+                return Err(self.non_finite(file_index, first + (k / stride) as u64, k % stride));
             }
             file.verified[block as usize].store(true, Ordering::Release);
         }
         Ok(())
     }
+
+    /// The error for the NaN or infinity in row `row` of shard `file_index`, column `column`
+    /// (the target after the features): named by the unit (the source's row group) holding
+    /// the row, and the row inside it, as Parquet names it.
+    fn non_finite(&self, file_index: usize, row: u64, column: usize) -> Error {
+        let file = &self.files[file_index];
+        let h = &file.header;
+        let at = (h.rows_offset() + row * h.row_stride()) as usize + 4 * column;
+        let value = f32::from_le_bytes(file.map[at..at + 4].try_into().expect("4 bytes"));
+        let (row_group, row) = self
+            .units
+            .iter()
+            .zip(&self.unit_offsets)
+            .find(|&(u, &first)| u.file == file_index && (first..first + u.num_rows).contains(&row))
+            .map_or((0, row), |(u, &first)| (u.index_in_file, row - first));
+        Error::NonFinite {
+            file: file.path.clone(),
+            row_group,
+            row,
+            column: match self.schema.feature_names.get(column) {
+                Some(name) => name.clone(),
+                None => self.schema.label.clone(),
+            },
+            value: f64::from(value),
+        }
+    }
+}
+
+/// The exponent bits of an f32: all ones in a NaN or an infinity, and only there.
+const EXPONENT: u32 = 0x7f80_0000;
+
+/// Bytes checksummed and scanned at a time (in L1/L2 between the two).
+const CHECK_PIECE_BYTES: usize = 32 << 10;
+
+/// The exponent bits of the little-endian f32s in `bytes` plus 2^23 each, OR-ed: the top bit
+/// is set when some exponent is all ones (a NaN or an infinity; a carry out of the exponent
+/// happens only then). A branch-free pass, in AVX2 registers where the CPU has them.
+fn exponent_carries(bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { exponent_carries_avx2(bytes) };
+        }
+    }
+    exponent_carries_portable(bytes)
+}
+
+#[inline(always)]
+fn exponent_carries_portable(bytes: &[u8]) -> u32 {
+    let (words, _) = bytes.as_chunks::<4>();
+    words.iter().fold(0u32, |any, w| {
+        any | (u32::from_le_bytes(*w) & EXPONENT).wrapping_add(1 << 23)
+    })
+}
+
+/// [`exponent_carries_portable`] compiled for AVX2 (eight words per instruction).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exponent_carries_avx2(bytes: &[u8]) -> u32 {
+    exponent_carries_portable(bytes)
 }
 
 /// The checksum blocks that overlap rows `rows`.
@@ -277,6 +369,34 @@ impl Source for ShardSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64> {
+        let file = &self.files[self.units[unit].file];
+        file.map.read_watched(sink, |sink| {
+            self.read_rows_unwatched(unit, offsets, max_block_rows, sink)
+        })
+    }
+
+    fn read_unit(
+        &self,
+        unit: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        let file = &self.files[self.units[unit].file];
+        file.map.read_watched(sink, |sink| {
+            self.read_unit_unwatched(unit, max_block_rows, sink)
+        })
+    }
+}
+
+impl ShardSource {
+    /// [`Source::read_rows`] without the check that the file did not change.
+    fn read_rows_unwatched(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
         let u = self.units[unit];
         let file = &self.files[u.file];
         let h = &file.header;
@@ -289,18 +409,13 @@ impl Source for ShardSource {
             for &offset in piece {
                 assert!(offset < u.num_rows, "row {offset} outside unit {unit}");
                 let row = first + offset;
-                if self.verify_checksums {
-                    self.verify(file, row..row + 1)?;
-                }
+                self.check_blocks(u.file, row..row + 1)?;
                 let at = row_bytes(h, &(row..row + 1));
                 let (values, _) = file.map[at].as_chunks::<4>();
                 features.clear();
                 features.extend(values[..d].iter().map(|v| f32::from_le_bytes(*v)));
-                block.push_row(
-                    &features,
-                    f32::from_le_bytes(values[d]),
-                    u.first_row_id + offset,
-                );
+                let target = f32::from_le_bytes(values[d]);
+                block.push_row(&features, target, u.first_row_id + offset);
             }
             if sink.send(block).is_break() {
                 break;
@@ -316,13 +431,17 @@ impl Source for ShardSource {
         // SAFETY: as in `read_unit`: DONTNEED on a read-only file map drops only this
         // process's copies of the pages.
         let _ = unsafe {
-            file.map
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+            file.map.map().unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                touched.start,
+                touched.len(),
+            )
         };
         Ok(offsets.len() as u64)
     }
 
-    fn read_unit(
+    /// [`Source::read_unit`] without the check that the file did not change.
+    fn read_unit_unwatched(
         &self,
         unit: usize,
         max_block_rows: usize,
@@ -338,19 +457,17 @@ impl Source for ShardSource {
         let byte_range = row_bytes(h, &rows);
         let _ = file
             .map
+            .map()
             .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
-        // Checking a block reads all of it, also rows of neighbouring units; those pages are
-        // released with this unit's.
-        let mut touched = byte_range.clone();
-        if self.verify_checksums {
-            self.verify(file, rows.clone())?;
-            let blocks = block_span(h, &rows);
-            let block_rows = u64::from(h.block_rows);
-            touched = row_bytes(
-                h,
-                &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
-            );
-        }
+        // Checking a block (on first touch) reads all of it, also rows of neighbouring units;
+        // those pages are released with this unit's.
+        self.check_blocks(u.file, rows.clone())?;
+        let blocks = block_span(h, &rows);
+        let block_rows = u64::from(h.block_rows);
+        let touched = row_bytes(
+            h,
+            &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
+        );
         let bytes = &file.map[byte_range.clone()];
         let mut done = 0usize;
         let total = u.num_rows as usize;
@@ -385,8 +502,11 @@ impl Source for ShardSource {
         // SAFETY: DONTNEED on a read-only file-backed map only drops this process's copies of
         // the pages (the page cache keeps them); later reads fault them back in unchanged.
         let _ = unsafe {
-            file.map
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, touched.start, touched.len())
+            file.map.map().unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                touched.start,
+                touched.len(),
+            )
         };
         Ok(())
     }
