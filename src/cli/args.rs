@@ -7,7 +7,7 @@
 //! ([`TrainConfig::check`]), except what clap itself refuses.
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 use streamfit::config::{Origin, TrainConfig};
 use streamfit::data::{ColumnSpec, FeatureSelection};
 use streamfit::error::render_options;
@@ -44,15 +44,65 @@ impl ColumnArgs {
     }
 }
 
-/// How the data is read (train, scan, inspect, predict, eval).
-#[derive(Args, Debug, Clone, Copy)]
+/// How the data is read (train, scan, inspect, predict, eval): the flags of [`ReadFlags`],
+/// resolved.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadArgs {
+    /// Reader (decoder) threads.
+    pub(crate) readers: usize,
+    /// Check each block of shard rows against its CRC32C on first read.
+    pub(crate) verify_checksums: bool,
+}
+
+/// The flags behind [`ReadArgs`] as typed: `--no-verify-checksums`, in the `--no-x` style of
+/// the other switches, and the older `--verify-checksums BOOL`, still accepted but hidden.
+#[derive(Args, Debug, Clone, Copy)]
+struct ReadFlags {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
-    pub(crate) readers: usize,
-    /// Check each block of shard rows against its CRC32C on first read (shard datasets only)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub(crate) verify_checksums: bool,
+    readers: usize,
+    /// Skip the CRC32C check of each block of shard rows on first read (shard datasets only)
+    #[arg(long)]
+    no_verify_checksums: bool,
+    /// The older spelling: `--verify-checksums false` is `--no-verify-checksums`
+    #[arg(
+        long,
+        hide = true,
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        conflicts_with = "no_verify_checksums"
+    )]
+    verify_checksums: Option<bool>,
+}
+
+impl From<ReadFlags> for ReadArgs {
+    fn from(flags: ReadFlags) -> Self {
+        ReadArgs {
+            readers: flags.readers,
+            verify_checksums: !flags.no_verify_checksums && flags.verify_checksums.unwrap_or(true),
+        }
+    }
+}
+
+impl clap::FromArgMatches for ReadArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        <ReadFlags as FromArgMatches>::from_arg_matches(matches).map(ReadArgs::from)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ReadArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        ReadFlags::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        ReadFlags::augment_args_for_update(cmd)
+    }
 }
 
 /// `--model`'s values: every registered model kind, with its family's summary as help (so a
@@ -253,6 +303,29 @@ pub(crate) fn parse_batch_size(s: &str) -> Result<BatchSize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct ReadOnly {
+        #[command(flatten)]
+        read: ReadArgs,
+    }
+
+    fn verify(flags: &[&str]) -> bool {
+        use clap::Parser;
+        let args = std::iter::once("test").chain(flags.iter().copied());
+        ReadOnly::try_parse_from(args)
+            .unwrap()
+            .read
+            .verify_checksums
+    }
+
+    #[test]
+    fn checksums_are_on_unless_switched_off_in_either_spelling() {
+        assert!(verify(&[]));
+        assert!(!verify(&["--no-verify-checksums"]));
+        assert!(!verify(&["--verify-checksums", "false"]));
+        assert!(verify(&["--verify-checksums", "true"]));
+    }
 
     #[test]
     fn batch_size_is_a_number_of_rows_or_full() {

@@ -11,7 +11,7 @@ use streamfit::error::Error;
 use streamfit::run::PrepareEvent;
 use streamfit::train::{EpochSummary, StepRecord, TrainObserver};
 
-use super::output::{say, thousands};
+use super::output::{count, say, thousands};
 
 /// Prints what preparing a run found: warnings on stderr always, the rest on stdout unless
 /// `quiet`.
@@ -183,11 +183,17 @@ fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
             e.files_dropped.len()
         ));
     }
+    // The evaluation's time, when one ran (not under `--no-eval` without `--valid`).
+    let eval = if e.full_loss.is_some() || e.valid.is_some() {
+        format!(" (+{:.2} s eval)", e.eval_seconds)
+    } else {
+        String::new()
+    };
     format!(
-        "epoch {}/{epochs}: {} iterations, {} rows, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s (+{:.2} s eval){skipped}",
+        "epoch {}/{epochs}: {}, {}, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s{eval}{skipped}",
         e.epoch,
-        thousands(e.iterations),
-        thousands(e.rows),
+        count(e.iterations, "iteration"),
+        count(e.rows, "row"),
         thousands(e.rows_per_s as u64),
         e.stall_fraction * 100.0,
         if e.shuffle_spearman.is_finite() {
@@ -197,6 +203,5 @@ fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
         },
         e.units_per_step,
         e.seconds,
-        e.eval_seconds,
     )
 }

@@ -15,7 +15,7 @@ use streamfit::pipeline::Pipeline;
 use streamfit::telemetry::peak_rss_bytes;
 
 use super::args::{ColumnArgs, ReadArgs};
-use super::output::{rows_progress, say, thousands};
+use super::output::{count, rows_progress, say, thousands};
 
 #[derive(Args, Debug)]
 pub(crate) struct ScanArgs {
@@ -76,14 +76,14 @@ pub(crate) fn run(args: ScanArgs) -> Result<()> {
         );
     } else {
         say!(
-            "scan: {} rows × {} features in {:.2} s: {} rows/s, {:.2} GB/s decoded, {:.2} GB/s of file, {} reader(s)",
-            thousands(rows),
-            d,
+            "scan: {} × {} in {:.2} s: {} rows/s, {:.2} GB/s decoded, {:.2} GB/s of file, {}",
+            count(rows, "row"),
+            count(d as u64, "feature"),
             secs,
             thousands((rows as f64 / secs) as u64),
             decoded_bytes as f64 / 1e9 / secs,
             source.file_bytes() as f64 / 1e9 / secs,
-            config.num_readers,
+            count(config.num_readers as u64, "reader"),
         );
     }
     Ok(())

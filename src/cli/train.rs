@@ -25,7 +25,7 @@ use super::args::{ColumnArgs, ModelArgs, OptimizerArgs, ReadArgs, parse_batch_si
 use super::generate::demo_dataset;
 use super::logging;
 use super::observer::{CliObserver, RowIdLog, print_event};
-use super::output::{iterations_progress, megabytes, say, thousands};
+use super::output::{count, iterations_progress, megabytes, say, thousands};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum OnBadFileArg {
@@ -48,8 +48,8 @@ pub(crate) struct TrainArgs {
     optim: OptimizerArgs,
     /// Validation data (Parquet files/directories or a shard dataset with the same columns),
     /// evaluated after every epoch: loss and accuracy or RMSE in the epoch lines, the metrics
-    /// file and the report
-    #[arg(long, value_name = "DATA", num_args = 1..)]
+    /// file and the report; one path per --valid, repeat it for more
+    #[arg(long, value_name = "DATA")]
     valid: Vec<PathBuf>,
     /// Stop when the validation loss has not improved for PATIENCE epochs and keep (save) the
     /// best epoch's model; needs --valid [default: off]
@@ -101,9 +101,9 @@ pub(crate) struct TrainArgs {
     /// Draw the per-iteration batch loss and the per-epoch full-data loss into an SVG chart
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Use a log scale for the loss axis of --plot
-    #[arg(long, requires = "plot")]
-    plot_log: bool,
+    /// Log scale for the loss axis of --plot (as `plot --log-y`)
+    #[arg(long, requires = "plot", alias = "plot-log")]
+    log_y: bool,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
@@ -193,7 +193,7 @@ impl TrainArgs {
                 report: self.report.clone(),
                 metrics: self.metrics.clone(),
                 plot: self.plot.clone(),
-                plot_log: self.plot_log,
+                plot_log: self.log_y,
                 trace: self.trace.clone(),
                 profile: self.profile,
             },
@@ -269,8 +269,8 @@ pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     }
     if !quiet {
         say!(
-            "done: {} iterations in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
-            thousands(report.iterations),
+            "done: {} in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
+            count(report.iterations, "iteration"),
             report.seconds,
             thousands(report.rows_per_s as u64),
             report.stall_fraction * 100.0,
@@ -305,11 +305,11 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
     let pipeline = run.pipeline();
     let num_rows = source.num_rows();
     say!(
-        "data: {} rows × {} features in {} file(s), {} units, {} on disk; label `{}`",
-        thousands(num_rows),
-        source.num_features(),
-        source.files().len(),
-        source.units().len(),
+        "data: {} × {} in {}, {}, {} on disk; label `{}`",
+        count(num_rows, "row"),
+        count(source.num_features() as u64, "feature"),
+        count(source.files().len() as u64, "file"),
+        count(source.units().len() as u64, "unit"),
         megabytes(source.file_bytes()),
         source.schema().label,
     );
@@ -318,14 +318,14 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         BatchSize::Rows(b) => thousands(b),
     };
     say!(
-        "train: {} model, batch {batch}, {} iterations/epoch, {} epoch(s), {} lr {}, {} reader(s), {} gradient thread(s)",
+        "train: {} model, batch {batch}, {}/epoch, {}, {} lr {}, {}, {}",
         config.trainer.model.describe(),
-        thousands(pipeline.steps_in_epoch(0)),
-        config.trainer.epochs,
+        count(pipeline.steps_in_epoch(0), "iteration"),
+        count(config.trainer.epochs as u64, "epoch"),
         format!("{:?}", config.trainer.optimizer.kind).to_lowercase(),
         config.trainer.optimizer.learning_rate,
-        config.num_readers,
-        config.trainer.num_threads,
+        count(config.num_readers as u64, "reader"),
+        count(config.trainer.num_threads as u64, "gradient thread"),
     );
     if comm.size() > 1 {
         say!(
@@ -337,20 +337,20 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
     }
     if let Some(v) = run.valid_source() {
         say!(
-            "valid: {} rows in {} file(s), evaluated after every epoch{}",
-            thousands(v.num_rows()),
-            v.files().len(),
+            "valid: {} in {}, evaluated after every epoch{}",
+            count(v.num_rows(), "row"),
+            count(v.files().len() as u64, "file"),
             config.trainer.early_stop.map_or(String::new(), |p| format!(
                 "; early stop after {p} epoch(s) without improvement"
             ))
         );
     }
     say!(
-        "memory budget: {} (shuffle buffer {} rows, prefetch {} batches, {} readers)",
+        "memory budget: {} (shuffle buffer {}, prefetch {}, {})",
         megabytes(run.memory_budget_bytes()),
-        thousands(run.shuffle_rows()),
-        config.prefetch,
-        config.num_readers,
+        count(run.shuffle_rows(), "row"),
+        count(config.prefetch as u64, "batch"),
+        count(config.num_readers as u64, "reader"),
     );
 }
 
@@ -387,14 +387,23 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
         "MB/s"
     );
     for stage in &profile.stages {
+        // A stage that carries no rows (waiting, updating) has no throughput: `-`.
+        let (rows_per_s, mb_per_s) = if stage.rows == 0 {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (
+                thousands(stage.rows_per_s as u64),
+                format!("{:.0}", stage.mb_per_s),
+            )
+        };
         say!(
-            "  {:<10}  {:<26}  {:>8.3}  {:>6.1}%  {:>12}  {:>9.0}",
+            "  {:<10}  {:<26}  {:>8.3}  {:>6.1}%  {:>12}  {:>9}",
             stage.stage,
             stage.threads.join(","),
             stage.busy_seconds,
             stage.share_of_wall * 100.0,
-            thousands(stage.rows_per_s as u64),
-            stage.mb_per_s,
+            rows_per_s,
+            mb_per_s,
         );
     }
     say!(

@@ -94,11 +94,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be opened, mapped, read or written.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The OS error is part of the message and not also the [`source`](std::error::Error::source),
+    /// so a printed chain (`{:#}`) names it once.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A Parquet file whose footer or pages cannot be decoded.
@@ -276,7 +278,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

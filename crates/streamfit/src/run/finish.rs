@@ -69,7 +69,9 @@ impl PreparedRun<'_> {
             ranks: (world > 1).then_some(world),
             rows: self.source.num_rows(),
             num_features: self.source.num_features(),
-            batch_size: self.pipeline.config().step_rows * world as u64,
+            // The rows a step really had: a batch larger than the data is the whole data.
+            batch_size: (self.pipeline.config().step_rows * world as u64)
+                .min(self.source.num_rows()),
             epochs: result.epochs.len(),
             iterations: result.iterations(),
             iterations_per_epoch: result.iterations_per_epoch,
