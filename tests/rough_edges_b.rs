@@ -1,0 +1,160 @@
+//! Issue 18's rough edges (part b): a resumed epoch's shuffle ρ stays within [−1, 1]; the demo
+//! dataset goes to the user's cache outside a cargo project; `predict --out` refuses a name
+//! that is not Parquet's; the optimizer picks its own default learning rate; `inspect` prints
+//! readable logical types and codecs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{Float32Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use streamfit::generate::Task;
+use streamfit::pipeline::Shuffle;
+use streamfit::train::{BatchSize, Checkpoint, CheckpointConfig};
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// 12,000 rows in 4 files of 1,000-row groups, b = 50 (240 steps), a 2,000-row buffer:
+/// resumed from the checkpoint at step 222, only 900 rows remain in the epoch. Their ρ used
+/// those 900 as n against position gaps of thousands (the issue's −51.6).
+#[test]
+fn a_resumed_epoch_reports_shuffle_rho_within_one() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 12_000, 5, 4, 1_000, 3);
+    let checkpoints = dir.path().join("checkpoints");
+    let config = || {
+        let mut c = common::config(&data, BatchSize::Rows(50));
+        c.shuffle_buffer_rows = 2_000;
+        c.shuffle = Shuffle::Seeded(11);
+        c.trainer.epochs = 1;
+        c
+    };
+    let mut full = config();
+    full.trainer.checkpoint = Some(CheckpointConfig {
+        dir: checkpoints.clone(),
+        every_steps: Some(37),
+        keep: 1_000,
+    });
+    let reference = common::fit(&full);
+    let whole = reference.epochs[0].shuffle_spearman;
+    assert!((-1.0..=1.0).contains(&whole), "uninterrupted ρ {whole}");
+    for iteration in [37, 111, 222] {
+        let checkpoint =
+            Checkpoint::load(&checkpoints.join(format!("ckpt-{iteration:012}.sfck"))).unwrap();
+        let mut resumed = config();
+        resumed.trainer.resume = Some(Box::new(checkpoint));
+        let result = common::fit(&resumed);
+        let rho = result.epochs[0].shuffle_spearman;
+        assert!(
+            (-1.0..=1.0).contains(&rho),
+            "resumed at {iteration}: shuffle ρ {rho}"
+        );
+    }
+}
+
+/// Outside any cargo project and without CARGO_TARGET_DIR, `train` without DATA uses the demo
+/// in `$XDG_CACHE_HOME/streamfit/demo` (here a small one put there beforehand, so nothing big
+/// is generated) and writes nothing into `./target`.
+#[test]
+fn the_demo_is_found_in_the_user_cache_outside_a_cargo_project() {
+    let cwd = common::tempdir();
+    let cache = common::tempdir();
+    let demo = cache.path().join("streamfit").join("demo");
+    common::dataset(&demo, Task::Logistic, 2_000, 3, 1, 500, 5);
+    assert!(demo.join("truth.json").is_file());
+    let mut command = Command::new(common::binary());
+    command
+        .args(["train", "--epochs", "1", "--no-eval"])
+        .current_dir(cwd.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .env("XDG_CACHE_HOME", cache.path());
+    let outcome = common::run_command(command, common::TIMEOUT).ok();
+    assert!(
+        outcome.stdout.contains("2,000 rows × 3 features"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!cwd.path().join("target").exists());
+}
+
+fn trained_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("data");
+    common::dataset(&data, Task::Logistic, 2_000, 3, 1, 500, 7);
+    let model = dir.join("model.json");
+    common::run_ok(&[
+        "train",
+        s(&data),
+        "-q",
+        "--epochs",
+        "1",
+        "--no-eval",
+        "--save-model",
+        s(&model),
+    ]);
+    (data, model)
+}
+
+#[test]
+fn predict_refuses_an_output_name_that_is_not_parquet() {
+    let dir = common::tempdir();
+    let (data, model) = trained_model(dir.path());
+    for name in ["p.csv", "p.json", "p"] {
+        let out = dir.path().join(name);
+        let stderr = common::run_err(
+            &["predict", "-q", "--model", s(&model), s(&data), "--out", s(&out)],
+            2,
+        );
+        assert!(
+            stderr.contains("--out") && stderr.contains(".parquet"),
+            "{name}: {stderr}"
+        );
+        assert!(!out.exists(), "{name} was written");
+    }
+    for name in ["p.parquet", "p.PARQ"] {
+        let out = dir.path().join(name);
+        common::run_ok(&["predict", "-q", "--model", s(&model), s(&data), "--out", s(&out)]);
+        assert!(out.is_file(), "{name}");
+    }
+}
+
+#[test]
+fn inspect_prints_readable_logical_types_and_codec_levels() {
+    let dir = common::tempdir();
+    let file = dir.path().join("t.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("x", DataType::Float32, false),
+        Field::new("label", DataType::Float32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![1_i64, 2, 3, 4])),
+            Arc::new(Float32Array::from(vec![0.5_f32, 1.0, 1.5, 2.0])),
+            Arc::new(Float32Array::from(vec![0.0_f32, 1.0, 0.0, 1.0])),
+        ],
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
+        .build();
+    common::write_parquet(&file, &batch, Some(props));
+    let out = common::run_ok(&["inspect", s(&file), "--features", "x"]);
+    assert!(
+        out.stdout.contains("INT64 (TIMESTAMP(MICROS))"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("zstd(1)"), "{}", out.stdout);
+    for debug in ["TimestampType", "zstdlevel", "is_adjusted"] {
+        assert!(!out.stdout.contains(debug), "{debug}: {}", out.stdout);
+    }
+}
