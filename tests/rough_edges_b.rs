@@ -109,7 +109,15 @@ fn predict_refuses_an_output_name_that_is_not_parquet() {
     for name in ["p.csv", "p.json", "p"] {
         let out = dir.path().join(name);
         let stderr = common::run_err(
-            &["predict", "-q", "--model", s(&model), s(&data), "--out", s(&out)],
+            &[
+                "predict",
+                "-q",
+                "--model",
+                s(&model),
+                s(&data),
+                "--out",
+                s(&out),
+            ],
             2,
         );
         assert!(
@@ -120,7 +128,15 @@ fn predict_refuses_an_output_name_that_is_not_parquet() {
     }
     for name in ["p.parquet", "p.PARQ"] {
         let out = dir.path().join(name);
-        common::run_ok(&["predict", "-q", "--model", s(&model), s(&data), "--out", s(&out)]);
+        common::run_ok(&[
+            "predict",
+            "-q",
+            "--model",
+            s(&model),
+            s(&data),
+            "--out",
+            s(&out),
+        ]);
         assert!(out.is_file(), "{name}");
     }
 }
@@ -130,7 +146,11 @@ fn inspect_prints_readable_logical_types_and_codec_levels() {
     let dir = common::tempdir();
     let file = dir.path().join("t.parquet");
     let schema = Arc::new(Schema::new(vec![
-        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
         Field::new("x", DataType::Float32, false),
         Field::new("label", DataType::Float32, false),
     ]));

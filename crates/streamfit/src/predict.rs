@@ -99,7 +99,10 @@ fn open(
 
 /// Refuses an output name that does not end in `.parquet` or `.parq` (any case).
 fn check_parquet_extension(out: &Path) -> Result<()> {
-    let extension = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let extension = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     match extension.as_deref() {
         Some("parquet" | "parq") => Ok(()),
         other => Err(Error::config(
