@@ -178,3 +178,116 @@ fn inspect_prints_readable_logical_types_and_codec_levels() {
         assert!(!out.stdout.contains(debug), "{debug}: {}", out.stdout);
     }
 }
+
+/// `train DATA --report REPORT -q --epochs 1 --no-eval` plus `extra`: the report.
+fn train_report(data: &Path, report: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "train",
+        s(data),
+        "--epochs",
+        "1",
+        "--no-eval",
+        "--report",
+        s(report),
+    ];
+    args.extend_from_slice(extra);
+    common::run_ok(&args);
+    common::read_json(report)
+}
+
+/// Without --lr, adam and adamw take 0.001 (PyTorch's Adam default) and print it; sgd,
+/// momentum and nesterov keep 0.1; a given --lr wins. A resumed adam run without --lr
+/// resolves to the same rate, so the checkpoint's settings match.
+#[test]
+fn the_default_learning_rate_is_the_optimizers_own() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 2_000, 3, 1, 500, 9);
+    let report = dir.path().join("r.json");
+    for (optimizer, lr) in [
+        ("sgd", 0.1),
+        ("momentum", 0.1),
+        ("nesterov", 0.1),
+        ("adam", 0.001),
+        ("adamw", 0.001),
+    ] {
+        let out = common::run_ok(&[
+            "train",
+            s(&data),
+            "--epochs",
+            "1",
+            "--no-eval",
+            "--optimizer",
+            optimizer,
+        ]);
+        assert!(
+            out.stdout.contains(&format!("{optimizer} lr {lr}")),
+            "{optimizer}: {}",
+            out.stdout
+        );
+        let json = train_report(&data, &report, &["--optimizer", optimizer]);
+        let got = json["optimizer"]["learning_rate"].as_f64().unwrap();
+        assert!((got - lr).abs() < 1e-9, "{optimizer}: lr {got}");
+    }
+    let json = train_report(&data, &report, &["--optimizer", "adam", "--lr", "0.05"]);
+    let got = json["optimizer"]["learning_rate"].as_f64().unwrap();
+    assert!((got - 0.05).abs() < 1e-7, "lr {got}");
+
+    let checkpoints = dir.path().join("ckpt");
+    let ckpt = s(&checkpoints);
+    let base = ["train", s(&data), "-q", "--no-eval", "--optimizer", "adam"];
+    let mut first = base.to_vec();
+    first.extend_from_slice(&["--epochs", "1", "--checkpoint-dir", ckpt]);
+    common::run_ok(&first);
+    let mut resumed = base.to_vec();
+    resumed.extend_from_slice(&[
+        "--epochs",
+        "2",
+        "--checkpoint-dir",
+        ckpt,
+        "--resume",
+        "auto",
+    ]);
+    common::run_ok(&resumed);
+}
+
+/// `--lr-step-epochs 2` decays every two epochs' iterations (2,000 rows at b = 256: 8 a
+/// epoch, so every 16); it cannot be combined with `--lr-step-size`.
+#[test]
+fn lr_step_epochs_counts_epochs() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 2_000, 3, 1, 500, 9);
+    let report = dir.path().join("r.json");
+    let step = |json: &serde_json::Value| json["optimizer"]["schedule"]["step"]["every"].as_u64();
+    let json = train_report(
+        &data,
+        &report,
+        &["--lr-schedule", "step", "--lr-step-epochs", "2"],
+    );
+    assert_eq!(step(&json), Some(16), "{}", json["optimizer"]);
+    let json = train_report(&data, &report, &["--lr-schedule", "step"]);
+    assert_eq!(step(&json), Some(8), "{}", json["optimizer"]);
+    let json = train_report(
+        &data,
+        &report,
+        &["--lr-schedule", "step", "--lr-step-size", "5"],
+    );
+    assert_eq!(step(&json), Some(5), "{}", json["optimizer"]);
+    let stderr = common::run_err(
+        &[
+            "train",
+            s(&data),
+            "--lr-schedule",
+            "step",
+            "--lr-step-size",
+            "5",
+            "--lr-step-epochs",
+            "2",
+        ],
+        2,
+    );
+    assert!(stderr.contains("--lr-step-epochs"), "{stderr}");
+    let help = common::run_ok(&["train", "--help"]).stdout;
+    assert!(help.contains("--lr-step-epochs"), "{help}");
+}
