@@ -174,6 +174,24 @@ fn inspect_prints_readable_logical_types_and_codec_levels() {
         out.stdout
     );
     assert!(out.stdout.contains("zstd(1)"), "{}", out.stdout);
+    // The table stays aligned: the arrow types of all rows start in one column.
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("columns:"))
+        .skip(1)
+        .take(4)
+        .collect();
+    let starts: Vec<Option<usize>> = rows
+        .iter()
+        .zip(["arrow type", "Timestamp", "Float32", "Float32"])
+        .map(|(row, arrow)| row.find(arrow).map(|b| row[..b].chars().count()))
+        .collect();
+    assert!(
+        starts.iter().all(|s| s.is_some() && *s == starts[0]),
+        "{starts:?} in\n{}",
+        out.stdout
+    );
     for debug in ["TimestampType", "zstdlevel", "is_adjusted"] {
         assert!(!out.stdout.contains(debug), "{debug}: {}", out.stdout);
     }
