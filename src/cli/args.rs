@@ -215,9 +215,10 @@ pub(crate) struct OptimizerArgs {
     /// Update rule
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
-    /// Base learning rate (Adam usually wants 0.001-0.01)
-    #[arg(long, default_value_t = 0.1)]
-    lr: f32,
+    /// Base learning rate [default: the optimizer's usual one: 0.1 for sgd, momentum and
+    /// nesterov, 0.001 for adam and adamw (PyTorch's Adam default)]
+    #[arg(long)]
+    lr: Option<f32>,
     /// Momentum μ of momentum and nesterov
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
@@ -237,9 +238,14 @@ pub(crate) struct OptimizerArgs {
     /// Learning-rate schedule after the warm-up
     #[arg(long, value_enum, default_value = "constant")]
     lr_schedule: ScheduleArg,
-    /// Iterations between decays of `--lr-schedule step` [default: one epoch]
-    #[arg(long, value_name = "STEPS")]
+    /// Iterations (optimizer steps, not epochs) between decays of `--lr-schedule step`
+    /// [default: one epoch]
+    #[arg(long, value_name = "STEPS", conflicts_with = "lr_step_epochs")]
     lr_step_size: Option<u64>,
+    /// Epochs between decays of `--lr-schedule step` (PyTorch's StepLR step_size counted in
+    /// epochs); exclusive with --lr-step-size
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    lr_step_epochs: Option<u64>,
     /// Factor of each decay of `--lr-schedule step`
     #[arg(long, default_value_t = 0.1)]
     lr_gamma: f32,
@@ -252,22 +258,24 @@ pub(crate) struct OptimizerArgs {
 }
 
 impl OptimizerArgs {
-    /// Sets the optimizer of `config`; a step schedule without `--lr-step-size` decays once an
-    /// epoch (resolved when the run is prepared).
+    /// Sets the optimizer of `config`; without --lr the rate is the optimizer's default (so a
+    /// resumed run resolves to the same one); a step schedule without `--lr-step-size` decays
+    /// every `--lr-step-epochs` epochs, by default one (resolved when the run is prepared).
     pub(crate) fn apply(&self, config: &mut TrainConfig) {
         config.lr_step_size = match (self.lr_schedule, self.lr_step_size) {
             (ScheduleArg::Step, None) => Origin::FromData,
             _ => Origin::Given,
         };
+        let kind = match self.optimizer {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Momentum => OptimizerKind::Momentum,
+            OptimizerArg::Nesterov => OptimizerKind::Nesterov,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::AdamW,
+        };
         config.trainer.optimizer = OptimizerConfig {
-            kind: match self.optimizer {
-                OptimizerArg::Sgd => OptimizerKind::Sgd,
-                OptimizerArg::Momentum => OptimizerKind::Momentum,
-                OptimizerArg::Nesterov => OptimizerKind::Nesterov,
-                OptimizerArg::Adam => OptimizerKind::Adam,
-                OptimizerArg::Adamw => OptimizerKind::AdamW,
-            },
-            learning_rate: self.lr,
+            kind,
+            learning_rate: self.lr.unwrap_or(kind.default_learning_rate()),
             momentum: self.momentum,
             beta1: self.beta1,
             beta2: self.beta2,
@@ -276,8 +284,11 @@ impl OptimizerArgs {
             schedule: match self.lr_schedule {
                 ScheduleArg::Constant => LrSchedule::Constant,
                 ScheduleArg::Step => LrSchedule::Step {
-                    // One epoch (set later) when not given.
-                    every: self.lr_step_size.unwrap_or(1),
+                    // Without --lr-step-size: a count of epochs, made steps when the run is
+                    // prepared.
+                    every: self
+                        .lr_step_size
+                        .unwrap_or(self.lr_step_epochs.unwrap_or(1)),
                     gamma: self.lr_gamma,
                 },
                 ScheduleArg::Cosine => LrSchedule::Cosine,

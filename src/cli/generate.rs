@@ -3,6 +3,7 @@
 //! The data itself is the library's ([`streamfit::generate`]); this module maps flags, shows
 //! progress and prints what was written.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -127,17 +128,63 @@ fn write_dataset(config: &GenerateConfig, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The demo dataset of `train` without DATA, generated once under the target directory.
+/// Where the demo dataset lives, from the environment it is looked up in.
+struct DemoEnv {
+    /// The current directory.
+    cwd: PathBuf,
+    cargo_target_dir: Option<OsString>,
+    xdg_cache_home: Option<OsString>,
+    home: Option<OsString>,
+}
+
+impl DemoEnv {
+    fn current() -> DemoEnv {
+        DemoEnv {
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            cargo_target_dir: std::env::var_os("CARGO_TARGET_DIR"),
+            xdg_cache_home: std::env::var_os("XDG_CACHE_HOME"),
+            home: std::env::var_os("HOME"),
+        }
+    }
+
+    /// The demo's directory: `$CARGO_TARGET_DIR/streamfit-demo` when that is set, else
+    /// `target/streamfit-demo` inside a cargo project (a `Cargo.toml` in the current directory
+    /// or a parent: the README's quick start), else the user's cache directory
+    /// (`$XDG_CACHE_HOME/streamfit/demo`, else `~/.cache/streamfit/demo`; an unset or relative
+    /// XDG_CACHE_HOME is ignored, as the XDG spec says), and `target/streamfit-demo` when there
+    /// is no home either.
+    fn demo_dir(&self) -> PathBuf {
+        let non_empty = |v: &Option<OsString>| v.clone().filter(|v| !v.is_empty());
+        if let Some(target) = non_empty(&self.cargo_target_dir) {
+            return PathBuf::from(target).join("streamfit-demo");
+        }
+        let in_project = self.cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
+        let cache = non_empty(&self.xdg_cache_home)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| non_empty(&self.home).map(|h| PathBuf::from(h).join(".cache")));
+        match cache {
+            Some(cache) if !in_project => cache.join("streamfit").join("demo"),
+            _ => PathBuf::from("target").join("streamfit-demo"),
+        }
+    }
+}
+
+/// The demo dataset of `train` without DATA, generated once (see [`DemoEnv::demo_dir`] for
+/// where).
 pub(crate) fn demo_dataset(quiet: bool) -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let dir = target.join("streamfit-demo");
+    let dir = DemoEnv::current().demo_dir();
     if dir.join("truth.json").is_file() {
         return Ok(dir);
     }
-    let partial = target.join("streamfit-demo.partial");
+    let mut partial = dir.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let _ = std::fs::remove_dir_all(&partial);
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
     if !quiet {
         say!(
             "no DATA given: generating the demo dataset (1,000,000 rows × 64 features, logistic) in {}",
@@ -173,4 +220,61 @@ fn dir_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(cwd: &Path, target: Option<&str>, xdg: Option<&str>, home: Option<&str>) -> DemoEnv {
+        DemoEnv {
+            cwd: cwd.to_path_buf(),
+            cargo_target_dir: target.map(OsString::from),
+            xdg_cache_home: xdg.map(OsString::from),
+            home: home.map(OsString::from),
+        }
+    }
+
+    #[test]
+    fn the_demo_goes_to_the_user_cache_outside_a_cargo_project() {
+        let outside = tempfile::tempdir().unwrap();
+        let cwd = outside.path().join("a").join("b");
+        std::fs::create_dir_all(&cwd).unwrap();
+        assert_eq!(
+            env(&cwd, None, Some("/xdg/cache"), Some("/home/u")).demo_dir(),
+            PathBuf::from("/xdg/cache/streamfit/demo")
+        );
+        assert_eq!(
+            env(&cwd, None, None, Some("/home/u")).demo_dir(),
+            PathBuf::from("/home/u/.cache/streamfit/demo")
+        );
+        // A relative XDG_CACHE_HOME is ignored (XDG base directory spec).
+        assert_eq!(
+            env(&cwd, None, Some("rel"), Some("/home/u")).demo_dir(),
+            PathBuf::from("/home/u/.cache/streamfit/demo")
+        );
+        assert_eq!(
+            env(&cwd, None, None, None).demo_dir(),
+            PathBuf::from("target/streamfit-demo")
+        );
+    }
+
+    #[test]
+    fn the_demo_stays_under_target_inside_a_cargo_project_or_cargo_target_dir() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("Cargo.toml"), "").unwrap();
+        let nested = project.path().join("src");
+        std::fs::create_dir_all(&nested).unwrap();
+        for cwd in [project.path(), nested.as_path()] {
+            assert_eq!(
+                env(cwd, None, Some("/xdg"), Some("/home/u")).demo_dir(),
+                PathBuf::from("target/streamfit-demo")
+            );
+        }
+        let outside = tempfile::tempdir().unwrap();
+        assert_eq!(
+            env(outside.path(), Some("/t"), Some("/xdg"), Some("/home/u")).demo_dir(),
+            PathBuf::from("/t/streamfit-demo")
+        );
+    }
 }

@@ -113,9 +113,21 @@ fn print_inspection(found: &Inspection, config: &TrainConfig) {
         .max()
         .unwrap_or(4)
         .max(6);
+    // The type columns are as wide as their longest entry (at least 24 and 12), so a long
+    // type such as `INT64 (TIMESTAMP(MICROS))` keeps the table aligned.
+    let stored = found
+        .schema
+        .iter()
+        .map(|c| c.stored_type.chars().count())
+        .fold(24, usize::max);
+    let arrow = found
+        .schema
+        .iter()
+        .map(|c| c.arrow_type.chars().count())
+        .fold(12, usize::max);
     say!("columns:");
     say!(
-        "  {:<width$}  {:<7}  {:<24}  {:<12}  note",
+        "  {:<width$}  {:<7}  {:<stored$}  {:<arrow$}  note",
         "name",
         "role",
         "stored type",
@@ -128,7 +140,7 @@ fn print_inspection(found: &Inspection, config: &TrainConfig) {
             ColumnRole::Unused => "-",
         };
         say!(
-            "  {:<width$}  {:<7}  {:<24}  {:<12}  {}",
+            "  {:<width$}  {:<7}  {:<stored$}  {:<arrow$}  {}",
             c.name,
             role,
             c.stored_type,

@@ -22,9 +22,10 @@ pub(crate) struct PredictArgs {
     /// label column may be absent
     #[arg(value_name = "DATA", required = true)]
     data: Vec<PathBuf>,
-    /// Output Parquet file: `prediction` (regression), `probability` and `class` (binary), or
-    /// `class`, `probability` and `probabilities` (multiclass), one row per input row in input
-    /// order, then the --keep columns (written atomically)
+    /// Output Parquet file, named .parquet or .parq (other names are refused): `prediction`
+    /// (regression), `probability` and `class` (binary), or `class`, `probability` and
+    /// `probabilities` (multiclass), one row per input row in input order, then the --keep
+    /// columns (written atomically)
     #[arg(long, value_name = "FILE.parquet")]
     out: PathBuf,
     /// Input columns to copy into the output unchanged, comma-separated (Parquet input only)

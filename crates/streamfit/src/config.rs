@@ -114,7 +114,8 @@ pub struct TrainConfig {
     /// the training labels. Ignored by other models. By default given.
     pub classes: Origin,
     /// Iterations between decays of a step learning-rate schedule: given, or
-    /// [`Origin::FromData`]: one epoch's iterations. By default given.
+    /// [`Origin::FromData`]: the schedule's `every` counts epochs (0 or 1: one epoch), made
+    /// iterations when the run is prepared. By default given.
     pub lr_step_size: Origin,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features. By default off.
@@ -267,13 +268,14 @@ impl TrainConfig {
         self.classes = Origin::Given;
     }
 
-    /// Resolves a step schedule's step size still to come from the data to one epoch of
-    /// `steps_per_epoch` iterations (at least 1); it is given from then on.
+    /// Resolves a step schedule's step size still to come from the data, which holds a count
+    /// of epochs (1 unless set), to that many epochs of `steps_per_epoch` iterations (at least
+    /// 1); it is given from then on.
     pub fn set_epoch_steps(&mut self, steps_per_epoch: u64) {
         if let (Origin::FromData, LrSchedule::Step { every, .. }) =
             (self.lr_step_size, &mut self.trainer.optimizer.schedule)
         {
-            *every = steps_per_epoch.max(1);
+            *every = steps_per_epoch.saturating_mul((*every).max(1)).max(1);
         }
         self.lr_step_size = Origin::Given;
     }

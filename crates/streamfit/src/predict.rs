@@ -97,12 +97,35 @@ fn open(
     Ok((model, train, source))
 }
 
+/// Refuses an output name that does not end in `.parquet` or `.parq` (any case).
+fn check_parquet_extension(out: &Path) -> Result<()> {
+    let extension = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("parquet" | "parq") => Ok(()),
+        other => Err(Error::config(
+            "out",
+            format!(
+                "{} {}: predictions are written as Parquet only; name the file .parquet or .parq",
+                out.display(),
+                match other {
+                    Some(e) => format!("has the extension `.{e}`"),
+                    None => "has no extension".to_string(),
+                }
+            ),
+        )),
+    }
+}
+
 /// Writes one prediction per row of the data to `out` (Parquet), in input order, followed by
 /// the `keep` columns of the input (Parquet input only). `on_rows` hears the rows done.
 ///
 /// Refused before anything is written: an `out` that is the model or a data file (under any
-/// name) or lies inside the shard dataset being read, a directory `out`, and a column kept
-/// twice.
+/// name) or lies inside the shard dataset being read, a directory `out`, an `out` whose
+/// extension is not `.parquet` or `.parq` (the output is always Parquet: `p.csv` would hold
+/// Parquet under a CSV name), and a column kept twice.
 pub fn predict(
     config: &ApplyConfig,
     out: &Path,
@@ -124,6 +147,7 @@ pub fn predict(
     inputs.add_file(&config.model);
     inputs.add_dataset(source.as_ref(), &config.data);
     inputs.check_file("out", out, WriteMode::Replace)?;
+    check_parquet_extension(out)?;
     let spec = model_file.spec();
     let model = spec.build(model_file.features.len());
     let params = model_file.parameters();

@@ -29,6 +29,15 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    /// The rule's usual base learning rate, used when none is given: 0.1 for SGD and the
+    /// momentum rules, 0.001 for Adam and AdamW (PyTorch's `torch.optim.Adam` default).
+    pub fn default_learning_rate(self) -> f32 {
+        match self {
+            OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => 0.1,
+            OptimizerKind::Adam | OptimizerKind::AdamW => 0.001,
+        }
+    }
+
     /// Moment vectors the rule keeps, each one value per parameter: none for SGD, the
     /// velocity for momentum, the first and second moments for Adam.
     pub fn num_moments(self) -> usize {

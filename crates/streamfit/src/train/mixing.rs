@@ -15,9 +15,9 @@ pub(super) struct Mixing<'a> {
     whole_data: bool,
     /// Position of the next emitted row in the epoch.
     position: u64,
-    /// Σ (position − row id)², for Spearman's ρ = 1 − 6·Σd² / (n(n² − 1)).
-    squared_rank_gaps: f64,
-    counted: u64,
+    /// Sums over the counted rows of x = position and y = row id, both shifted by the first
+    /// counted row's (for precision): the correlation's moments.
+    moments: Moments,
     /// Sampled steps and their distinct units.
     sampled_steps: u64,
     sampled_units: u64,
@@ -33,8 +33,7 @@ impl<'a> Mixing<'a> {
             units,
             whole_data,
             position: first_position,
-            squared_rank_gaps: 0.0,
-            counted: 0,
+            moments: Moments::default(),
             sampled_steps: 0,
             sampled_units: 0,
             step_units: Vec::new(),
@@ -45,11 +44,9 @@ impl<'a> Mixing<'a> {
     /// Adds a batch of step `step` (completed steps before it).
     pub(super) fn add(&mut self, ids: &[u64], step: u64) {
         for &id in ids {
-            let gap = self.position as f64 - id as f64;
-            self.squared_rank_gaps += gap * gap;
+            self.moments.add(self.position, id);
             self.position += 1;
         }
-        self.counted += ids.len() as u64;
         if step.is_multiple_of(8) {
             if self.sampling_step != Some(step) {
                 self.flush_step();
@@ -74,25 +71,64 @@ impl<'a> Mixing<'a> {
         }
     }
 
-    /// Spearman's ρ between stream position and file position (row ids are the file ranks).
-    /// Exact for a whole epoch of all rows; an approximation for a resumed epoch (the rows
-    /// seen since), with «drop_last» or once a file was dropped (ids not a full ranking). NaN
-    /// for one rank's share.
+    /// Spearman's ρ between stream position and file position (row ids are the file ranks),
+    /// computed as the Pearson correlation of (position, row id) over the counted rows: exactly
+    /// Spearman's ρ for a whole epoch of all rows, and the correlation of the rows seen for a
+    /// resumed epoch (the rows since the resume), with «drop_last» or once a file was dropped.
+    /// Always within [−1, 1]; 1 for fewer than two rows or no spread; NaN for one rank's share.
     pub(super) fn spearman(&self) -> f64 {
         if !self.whole_data {
             return f64::NAN;
         }
-        let n = self.counted as f64;
-        if self.counted == 0 || n < 2.0 {
-            return 1.0;
-        }
-        1.0 - 6.0 * self.squared_rank_gaps / (n * (n * n - 1.0))
+        self.moments.correlation()
     }
 
     /// Mean distinct units per sampled step.
     pub(super) fn units_per_step(&mut self) -> f64 {
         self.flush_step();
         self.sampled_units as f64 / self.sampled_steps.max(1) as f64
+    }
+}
+
+/// Running sums for a Pearson correlation of (x, y), shifted by the first pair so that the
+/// sums of squares stay small next to f64's precision.
+#[derive(Default)]
+struct Moments {
+    origin: Option<(u64, u64)>,
+    n: f64,
+    sum_x: f64,
+    sum_y: f64,
+    sum_xx: f64,
+    sum_yy: f64,
+    sum_xy: f64,
+}
+
+impl Moments {
+    fn add(&mut self, x: u64, y: u64) {
+        let (x0, y0) = *self.origin.get_or_insert((x, y));
+        let x = x as f64 - x0 as f64;
+        let y = y as f64 - y0 as f64;
+        self.n += 1.0;
+        self.sum_x += x;
+        self.sum_y += y;
+        self.sum_xx += x * x;
+        self.sum_yy += y * y;
+        self.sum_xy += x * y;
+    }
+
+    /// Pearson's r, clamped to [−1, 1] against rounding; 1 with fewer than two pairs or when
+    /// either side has no spread.
+    fn correlation(&self) -> f64 {
+        if self.n < 2.0 {
+            return 1.0;
+        }
+        let var_x = self.sum_xx - self.sum_x * self.sum_x / self.n;
+        let var_y = self.sum_yy - self.sum_y * self.sum_y / self.n;
+        let cov = self.sum_xy - self.sum_x * self.sum_y / self.n;
+        if var_x <= 0.0 || var_y <= 0.0 {
+            return 1.0;
+        }
+        (cov / (var_x.sqrt() * var_y.sqrt())).clamp(-1.0, 1.0)
     }
 }
 
@@ -119,7 +155,7 @@ mod tests {
         for step in 0..4 {
             mixing.add(&[2 * step, 2 * step + 1], step);
         }
-        assert_eq!(mixing.spearman(), 1.0);
+        assert!((mixing.spearman() - 1.0).abs() < 1e-12);
         // Only step 0 (rows 0 and 1) is sampled: one unit.
         assert_eq!(mixing.units_per_step(), 1.0);
     }
@@ -129,9 +165,23 @@ mod tests {
         let units = units();
         let mut mixing = Mixing::new(&units, 0, true);
         mixing.add(&[7, 6, 5, 4, 3, 2, 1, 0], 0);
-        // Σd² = n(n² − 1)/3 for a reversal, so ρ = 1 − 2 = −1.
-        assert_eq!(mixing.spearman(), -1.0);
+        // A reversal: ρ = −1.
+        assert!((mixing.spearman() + 1.0).abs() < 1e-12);
         assert_eq!(mixing.units_per_step(), 2.0);
+    }
+
+    /// A resumed epoch counts only the rows after the resume (positions from 6 on); its ρ is
+    /// their correlation, never outside [−1, 1] (the rows-since-resume n gave −51.6).
+    #[test]
+    fn a_resumed_epoch_keeps_spearman_within_one() {
+        let units = units();
+        let mut mixing = Mixing::new(&units, 6, true);
+        mixing.add(&[0, 7], 0);
+        let rho = mixing.spearman();
+        assert!((-1.0..=1.0).contains(&rho), "ρ {rho}");
+        let mut reversed = Mixing::new(&units, 4, true);
+        reversed.add(&[3, 2, 1, 0], 0);
+        assert!((reversed.spearman() + 1.0).abs() < 1e-12);
     }
 
     #[test]

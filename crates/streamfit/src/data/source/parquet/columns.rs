@@ -9,6 +9,7 @@ use std::path::Path;
 
 use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::basic::{Compression, LogicalType};
 
 use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
 use crate::data::source::{ColumnInfo, ColumnRole};
@@ -287,7 +288,9 @@ pub(super) fn column_infos(
                     }
                     let info = t.get_basic_info();
                     match info.logical_type_ref() {
-                        Some(logical) => format!("{} ({logical:?})", t.get_physical_type()),
+                        Some(logical) => {
+                            format!("{} ({})", t.get_physical_type(), logical_type_name(logical))
+                        }
                         None => t.get_physical_type().to_string(),
                     }
                 })
@@ -300,5 +303,50 @@ pub(super) fn column_infos(
                 note,
             }
         })
+        .collect()
+}
+
+/// A Parquet logical type as `inspect` prints it, in the spec's spelling: `TIMESTAMP(MICROS)`,
+/// `TIMESTAMP(MILLIS, UTC)`, `INT(8, unsigned)`, `DECIMAL(10, 2)`, `STRING` (not the crate's
+/// Debug form, whose nested structs break the table).
+pub(super) fn logical_type_name(logical: &LogicalType) -> String {
+    let utc = |adjusted: bool| if adjusted { ", UTC" } else { "" };
+    match logical {
+        LogicalType::Timestamp(t) => format!(
+            "TIMESTAMP({}{})",
+            variant_name(&t.unit),
+            utc(t.is_adjusted_to_u_t_c)
+        ),
+        LogicalType::Time(t) => format!(
+            "TIME({}{})",
+            variant_name(&t.unit),
+            utc(t.is_adjusted_to_u_t_c)
+        ),
+        LogicalType::Integer(t) => format!(
+            "INT({}, {})",
+            t.bit_width,
+            if t.is_signed { "signed" } else { "unsigned" }
+        ),
+        LogicalType::Decimal(t) => format!("DECIMAL({}, {})", t.precision, t.scale),
+        other => variant_name(other).to_uppercase(),
+    }
+}
+
+/// A compression codec as `inspect` prints it: `snappy`, `zstd(1)`, `gzip(6)`, `brotli(1)`.
+pub(super) fn codec_name(compression: Compression) -> String {
+    match compression {
+        Compression::ZSTD(level) => format!("zstd({})", level.compression_level()),
+        Compression::GZIP(level) => format!("gzip({})", level.compression_level()),
+        Compression::BROTLI(level) => format!("brotli({})", level.compression_level()),
+        other => variant_name(&other).to_lowercase(),
+    }
+}
+
+/// The variant name of an enum value: its Debug form up to the first character that cannot
+/// be in a name (`MICROS` of `MICROS`, `Timestamp` of `Timestamp(TimestampType { .. })`).
+fn variant_name(value: &impl std::fmt::Debug) -> String {
+    format!("{value:?}")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
 }

@@ -13,7 +13,7 @@ use parquet::arrow::ProjectionMask;
 
 use crate::data::schema::{ColumnSpec, Schema};
 use crate::data::source::parquet::columns::{
-    FeatureNames, Layout, UsedColumns, column_infos, resolve_columns,
+    FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
 use crate::data::source::parquet::files::{
     ParquetFile, expand_paths, open_file, probe_list_length,
@@ -203,7 +203,7 @@ impl Source for ParquetSource {
         for f in &self.files {
             for rg in f.metadata.metadata().row_groups() {
                 for column in rg.columns() {
-                    let codec = format!("{:?}", column.compression()).to_lowercase();
+                    let codec = codec_name(column.compression());
                     if !codecs.contains(&codec) {
                         codecs.push(codec);
                     }
