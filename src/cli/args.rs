@@ -203,7 +203,7 @@ enum OptimizerArg {
 enum ScheduleArg {
     /// The base rate throughout
     Constant,
-    /// Multiply by --lr-gamma every --lr-step-size iterations
+    /// Multiply by --lr-gamma every --lr-step-size iterations or --lr-step-epochs epochs
     Step,
     /// Cosine from the base rate to 0 over the run
     Cosine,

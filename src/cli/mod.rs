@@ -44,7 +44,8 @@ enum Command {
     /// streaming the data.
     ///
     /// With no DATA, trains on a synthetic demo dataset (1M rows × 64 features, ~260 MB of
-    /// Parquet in 4 shards) generated once under target/streamfit-demo/.
+    /// Parquet in 4 shards) generated once: under target/streamfit-demo/ inside a cargo project
+    /// (or $CARGO_TARGET_DIR), else in the user's cache ($XDG_CACHE_HOME/streamfit/demo).
     Train(Box<train::TrainArgs>),
     /// Write a synthetic dataset (Parquet shards plus truth.json) with a known true model.
     Generate(generate::GenerateArgs),
