@@ -50,6 +50,10 @@ pub(crate) fn thousands(n: u64) -> String {
 pub(crate) fn count(n: u64, noun: &str) -> String {
     match n {
         1 => format!("1 {noun}"),
+        // English plurals of the nouns counted here: batch → batches, file → files.
+        n if noun.ends_with("ch") || noun.ends_with('s') || noun.ends_with('x') => {
+            format!("{} {noun}es", thousands(n))
+        }
         n => format!("{} {noun}s", thousands(n)),
     }
 }
@@ -203,6 +207,8 @@ mod tests {
         assert_eq!(count(0, "iteration"), "0 iterations");
         assert_eq!(count(1, "iteration"), "1 iteration");
         assert_eq!(count(3_907, "iteration"), "3,907 iterations");
+        assert_eq!(count(4, "batch"), "4 batches");
+        assert_eq!(count(1, "batch"), "1 batch");
     }
 
     #[test]
