@@ -1,14 +1,18 @@
 //! `streamfit tune`: measure, then recommend a batch size and a prefetch depth.
 //!
 //! The measurements are the library's ([`streamfit::tune`]), on runs built from the same
-//! [`TrainConfig`] as `train`'s; this module maps flags and prints the tables or JSON.
+//! [`TrainConfig`] as `train`'s; this module maps flags and prints the tables or JSON, a
+//! progress line per measurement on stderr, and the recommended `train` command: the user's
+//! own command line with `tune` replaced by `train`, the tune-only flags dropped and the tuned
+//! flags set.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use streamfit::config::TrainConfig;
-use streamfit::tune::{TuneConfig, tune_with_events};
+use streamfit::tune::{TuneConfig, TuneEvent, TuneResult, tune_with_events};
 
 use super::args::{ColumnArgs, ModelArgs};
 use super::observer::print_event;
@@ -44,10 +48,28 @@ pub(crate) struct TuneArgs {
     /// Threads computing the gradient [default: all cores]
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
+    /// Standardise the features (z-score, from one statistics pass) as `train --standardize`
+    /// does, so that the gradient noise is measured on the features training sees
+    #[arg(long)]
+    standardize: bool,
     /// Print one JSON object instead of tables
     #[arg(long)]
     json: bool,
+    /// Print no progress lines on stderr
+    #[arg(long, short)]
+    quiet: bool,
 }
+
+/// The flags of `tune` that `train` does not take, with whether each takes a value: left out
+/// of the recommended command.
+const TUNE_ONLY_FLAGS: [(&str, bool); 6] = [
+    ("--budget-seconds", true),
+    ("--batch-sizes", true),
+    ("--prefetch-depths", true),
+    ("--readers-list", true),
+    ("--json", false),
+    ("--quiet", false),
+];
 
 /// Runs `streamfit tune`.
 pub(crate) fn run(args: TuneArgs) -> Result<()> {
@@ -55,6 +77,7 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         data: args.data.clone(),
         columns: args.columns.spec(),
         shuffle_buffer_rows: args.shuffle_buffer,
+        standardize: args.standardize,
         ..TrainConfig::default()
     };
     base.trainer.optimizer.learning_rate = args.lr;
@@ -70,11 +93,16 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         budget_seconds: args.budget_seconds,
         noise_rows: 16_384,
     };
-    let result = tune_with_events(&config, &mut |event| print_event(event, args.json))?;
+    let result = tune_with_events(&config, &mut |event| {
+        report_progress(event, args.json, args.quiet)
+    })?;
+    let command = recommended_command(std::env::args_os().skip(1), &result);
     if args.json {
+        let mut json = serde_json::to_value(&result).context("serialising the result")?;
+        json["command"] = serde_json::Value::String(command);
         say!(
             "{}",
-            serde_json::to_string_pretty(&result).context("serialising the result")?
+            serde_json::to_string_pretty(&json).context("serialising the result")?
         );
         return Ok(());
     }
@@ -136,14 +164,179 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         );
     }
     say!(
-        "recommended: streamfit train {} {} (memory budget {})",
-        args.data
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-        result.flags,
+        "recommended (memory budget {}):",
         megabytes(result.recommended_memory_bytes)
     );
+    say!("{command}");
     Ok(())
+}
+
+/// Prints what preparing the runs found (as `train` does, on stdout unless `--json`) and one
+/// line per measurement on stderr unless `--quiet`.
+fn report_progress(event: TuneEvent<'_>, json: bool, quiet: bool) {
+    match event {
+        TuneEvent::Prepared(event) => print_event(event, json || quiet),
+        _ if quiet => {}
+        TuneEvent::BatchTimed {
+            timing,
+            index,
+            count,
+        } => eprintln!(
+            "tune: batch {index}/{count}: b = {}, {} iterations, {:.2} µs/iteration",
+            timing.batch_size,
+            timing.iterations,
+            timing.seconds_per_iteration * 1e6
+        ),
+        TuneEvent::NoiseMeasured(noise) => eprintln!(
+            "tune: gradient noise over {} rows: B_noise = {:.0}",
+            noise.sample_rows, noise.b_noise
+        ),
+        TuneEvent::PrefetchTimed { run, index, count } => eprintln!(
+            "tune: pipeline {index}/{count}: prefetch {}, readers {}: {} rows/s, {:.1}% stall",
+            run.prefetch,
+            run.readers,
+            thousands(run.rows_per_s as u64),
+            run.stall_fraction * 100.0
+        ),
+    }
+}
+
+/// The `train` command line recommended for the `tune` arguments `args` (without the program
+/// name): `tune` becomes `train`, the flags of [`TUNE_ONLY_FLAGS`] are dropped and
+/// `--batch-size`, `--prefetch` and `--readers` are set to the tuned values (in place when
+/// given, in either `--flag value` or `--flag=value` form; appended otherwise). Arguments
+/// that need it are shell-quoted.
+fn recommended_command(args: impl IntoIterator<Item = OsString>, result: &TuneResult) -> String {
+    let tuned = [
+        ("--batch-size", result.recommended_batch_size.to_string()),
+        ("--prefetch", result.recommended_prefetch.to_string()),
+        ("--readers", result.recommended_readers.to_string()),
+    ];
+    let mut set = [false; 3];
+    let mut out = vec!["streamfit".to_string()];
+    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    let mut subcommand_seen = false;
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            out.push(arg);
+            out.extend(args.by_ref());
+            break;
+        }
+        if !subcommand_seen && arg == "tune" {
+            subcommand_seen = true;
+            out.push("train".to_string());
+            continue;
+        }
+        let (name, inline_value) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+            _ => (arg.as_str(), None),
+        };
+        let name = if name == "-q" { "--quiet" } else { name };
+        if let Some(&(_, takes_value)) = TUNE_ONLY_FLAGS.iter().find(|(flag, _)| *flag == name) {
+            if takes_value && inline_value.is_none() {
+                args.next();
+            }
+            continue;
+        }
+        if let Some(i) = tuned.iter().position(|(flag, _)| *flag == name) {
+            set[i] = true;
+            let value = &tuned[i].1;
+            if inline_value.is_some() {
+                out.push(format!("{name}={value}"));
+            } else {
+                out.push(arg.clone());
+                args.next();
+                out.push(value.clone());
+            }
+            continue;
+        }
+        out.push(arg);
+    }
+    // Appended flags go before a `--`, where they are still flags.
+    let end = out.iter().position(|a| a == "--").unwrap_or(out.len());
+    let appended: Vec<String> = tuned
+        .iter()
+        .zip(set)
+        .filter(|(_, given)| !given)
+        .flat_map(|((flag, value), _)| [flag.to_string(), value.clone()])
+        .collect();
+    out.splice(end..end, appended);
+    out.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as one shell word: unchanged when it has only characters no shell treats specially,
+/// else in single quotes (a `'` inside written `'\''`).
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(args: &[&str]) -> String {
+        let result = TuneResult {
+            batch: Vec::new(),
+            tau_f: 0.0,
+            tau_d: 0.0,
+            r_squared: 0.0,
+            noise: streamfit::tune::Noise {
+                sample_rows: 0,
+                trace_sigma: 0.0,
+                grad_norm_sq: 0.0,
+                b_noise: 0.0,
+                variance: Vec::new(),
+                slope: 0.0,
+            },
+            b_opt: 0.0,
+            recommended_batch_size: 32,
+            prefetch: Vec::new(),
+            recommended_prefetch: 2,
+            recommended_readers: 1,
+            recommended_memory_bytes: 0,
+            flags: String::new(),
+        };
+        recommended_command(args.iter().map(OsString::from), &result)
+    }
+
+    #[test]
+    fn recommended_command_keeps_the_users_flags_and_sets_the_tuned_ones() {
+        assert_eq!(
+            command(&[
+                "tune",
+                "data dir",
+                "--model",
+                "mlp",
+                "--hidden=8,4",
+                "--budget-seconds",
+                "5",
+                "--json",
+                "-q",
+                "--batch-sizes=1,2",
+                "--label",
+                "it's",
+            ]),
+            "streamfit train 'data dir' --model mlp --hidden=8,4 --label 'it'\\''s' \
+             --batch-size 32 --prefetch 2 --readers 1"
+        );
+    }
+
+    #[test]
+    fn tuned_flags_given_by_the_user_are_replaced_in_place() {
+        assert_eq!(
+            command(&["tune", "d", "--batch-size=7", "--prefetch", "9", "--", "-x"]),
+            "streamfit train d --batch-size=32 --prefetch 2 --readers 1 -- -x"
+        );
+    }
 }

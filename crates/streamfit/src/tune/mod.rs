@@ -28,4 +28,4 @@ mod stretch;
 mod tuner;
 
 pub use self::result::{BatchTiming, Noise, PrefetchRun, TuneResult};
-pub use self::tuner::{TuneConfig, tune, tune_with_events};
+pub use self::tuner::{TuneConfig, TuneEvent, tune, tune_with_events};

@@ -23,7 +23,8 @@ pub(super) struct Timed {
 
 /// Trains from `params` with batch size `b` for about `seconds` (at least a few steps; more
 /// epochs when one is shorter than that; at most `max_steps` when given), timing after two
-/// warm-up steps. With `collect`, also keeps the first rows seen.
+/// warm-up steps. With `collect`, also keeps the first rows seen. Rows are standardised as in
+/// training when `base.trainer.standardize` is set (so are the collected ones).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run_for(
     base: &TrainConfig,
@@ -53,7 +54,10 @@ pub(super) fn run_for(
         let mut stream = pipeline.epoch(epoch)?;
         let mut stall_from = 0.0;
         while let Some(batch) = stream.next() {
-            let batch = batch?;
+            let mut batch = batch?;
+            if let Some(s) = &config.trainer.standardize {
+                s.apply(&mut batch.rows);
+            }
             if let Some((sample, limit)) = collect.as_mut() {
                 let take = (*limit - sample.num_rows()).min(batch.rows.num_rows());
                 sample.extend_from(&batch.rows, 0..take);

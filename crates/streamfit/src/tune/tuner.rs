@@ -2,16 +2,18 @@
 //! recommendation (see the module docs of [`crate::tune`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::{MAX_PREFETCH, TrainConfig};
 use crate::data::source::Source;
 use crate::error::{Error, Result, render_options};
+use crate::inspect::dataset_stats;
 use crate::pipeline::{Pipeline, check_readers};
 use crate::run::{PrepareEvent, count_classes};
-use crate::train::BatchSize;
+use crate::train::{BatchSize, Standardization};
 
 use super::noise::measure_noise;
-use super::result::{BatchTiming, PrefetchRun, TuneResult};
+use super::result::{BatchTiming, Noise, PrefetchRun, TuneResult};
 use super::stretch::run_for;
 
 /// Settings of `tune`.
@@ -19,8 +21,9 @@ use super::stretch::run_for;
 pub struct TuneConfig {
     /// The data, columns, model, optimizer and pipeline settings of the runs to time (their
     /// batch size, prefetch and readers are varied). Settings that come from the data are
-    /// resolved as for training ([`crate::run::count_classes`]); its standardisation,
-    /// checkpoints, resume and outputs are not used.
+    /// resolved as for training ([`crate::run::count_classes`]); with `standardize` the
+    /// features are standardised as in training (one statistics pass first). Its checkpoints,
+    /// resume and outputs are not used.
     pub base: TrainConfig,
     /// Batch sizes to time. By default 1, 4, 16, 64, 256, 1024, 4096.
     pub batch_sizes: Vec<u64>,
@@ -34,6 +37,27 @@ pub struct TuneConfig {
     pub noise_rows: usize,
 }
 
+/// What the tuner reports as it goes: preparing the runs, then each measurement as it ends.
+#[derive(Debug, Clone, Copy)]
+pub enum TuneEvent<'a> {
+    /// Preparing the runs found something (the classes counted, the standardisation computed).
+    Prepared(&'a PrepareEvent),
+    /// One batch size was timed: the `index`-th (from 1) of `count`.
+    BatchTimed {
+        timing: &'a BatchTiming,
+        index: usize,
+        count: usize,
+    },
+    /// The gradient noise was measured.
+    NoiseMeasured(&'a Noise),
+    /// One prefetch depth and reader count was timed: the `index`-th (from 1) of `count`.
+    PrefetchTimed {
+        run: &'a PrefetchRun,
+        index: usize,
+        count: usize,
+    },
+}
+
 /// Steps of b = 256 before the noise is measured: a little way into training, where the
 /// gradient is still large against its noise (at convergence |G| → 0 and B_noise → ∞).
 const WARM_UP_STEPS: u64 = 50;
@@ -43,11 +67,11 @@ pub fn tune(config: &TuneConfig) -> Result<TuneResult> {
     tune_with_events(config, &mut |_| {})
 }
 
-/// Tunes like [`tune`], handing what preparing the runs finds (the classes counted) to
+/// Tunes like [`tune`], handing what preparing the runs finds and each measurement to
 /// `on_event` as it happens.
 pub fn tune_with_events(
     config: &TuneConfig,
-    on_event: &mut dyn FnMut(&PrepareEvent),
+    on_event: &mut dyn FnMut(TuneEvent<'_>),
 ) -> Result<TuneResult> {
     if config.batch_sizes.len() < 2 || config.batch_sizes.contains(&0) {
         return Err(Error::config(
@@ -102,7 +126,7 @@ pub fn tune_with_events(
     )?;
 
     let mut batch = Vec::with_capacity(config.batch_sizes.len());
-    for &b in &config.batch_sizes {
+    for (i, &b) in config.batch_sizes.iter().enumerate() {
         let mut scratch = params.clone();
         let timed = run_for(
             &config.base,
@@ -114,14 +138,21 @@ pub fn tune_with_events(
             None,
             None,
         )?;
-        batch.push(BatchTiming {
+        let timing = BatchTiming {
             batch_size: b,
             iterations: timed.iterations,
             seconds_per_iteration: timed.seconds / timed.iterations.max(1) as f64,
+        };
+        on_event(TuneEvent::BatchTimed {
+            timing: &timing,
+            index: i + 1,
+            count: config.batch_sizes.len(),
         });
+        batch.push(timing);
     }
     let (tau_f, tau_d, r_squared) = weighted_fit(&batch);
     let noise = measure_noise(&config.base, &source, model, &params, config.noise_rows)?;
+    on_event(TuneEvent::NoiseMeasured(&noise));
     let b_opt = if tau_d > 0.0 && tau_f > 0.0 && noise.b_noise > 0.0 {
         (noise.b_noise * tau_f / tau_d).sqrt()
     } else {
@@ -153,13 +184,19 @@ pub fn tune_with_events(
                 None,
             )?;
             base.batch_size = BatchSize::Rows(recommended_batch_size);
-            prefetch.push(PrefetchRun {
+            let run = PrefetchRun {
                 prefetch: depth,
                 readers,
                 rows_per_s: timed.rows as f64 / timed.seconds.max(1e-9),
                 stall_fraction: timed.stall / timed.seconds.max(1e-9),
                 memory_budget_bytes: base.memory_budget_bytes(&source),
+            };
+            on_event(TuneEvent::PrefetchTimed {
+                run: &run,
+                index: prefetch.len() + 1,
+                count: runs,
             });
+            prefetch.push(run);
         }
     }
     let best = prefetch.iter().map(|r| r.rows_per_s).fold(0.0f64, f64::max);
@@ -190,17 +227,29 @@ pub fn tune_with_events(
 }
 
 /// `base` with the settings that come from the data resolved on `source`: the classes of a
-/// multiclass model and a step schedule's step size (one epoch at the base batch size).
+/// multiclass model, the standardisation (one statistics pass, as `train` does with
+/// `standardize`) and a step schedule's step size (one epoch at the base batch size).
 fn resolve(
     base: &TrainConfig,
     source: &Arc<dyn Source>,
-    on_event: &mut dyn FnMut(&PrepareEvent),
+    on_event: &mut dyn FnMut(TuneEvent<'_>),
 ) -> Result<TrainConfig> {
     let mut base = base.clone();
     if let Some(event) = count_classes(&mut base, source)? {
-        on_event(&event);
+        on_event(TuneEvent::Prepared(&event));
     }
     base.check()?;
+    base.trainer.standardize = None;
+    if base.standardize {
+        let started = Instant::now();
+        let stats = dataset_stats(source.clone(), base.num_readers)?;
+        base.trainer.standardize = Some(Standardization::from_stats(&stats));
+        on_event(TuneEvent::Prepared(&PrepareEvent::Standardized {
+            num_features: source.num_features(),
+            rows: stats.rows,
+            seconds: started.elapsed().as_secs_f64(),
+        }));
+    }
     let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
     base.set_epoch_steps(pipeline.steps_in_epoch(0));
     Ok(base)
