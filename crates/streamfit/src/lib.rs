@@ -37,6 +37,7 @@ pub mod config;
 pub mod convert;
 pub mod data;
 pub mod error;
+pub mod eval_metrics;
 pub mod generate;
 pub mod guard;
 pub mod inspect;

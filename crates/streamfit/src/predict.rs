@@ -1,5 +1,6 @@
 //! Using a saved model: `predict` (one prediction per input row, written as Parquet) and
-//! `eval` (loss and accuracy or RMSE on labelled data).
+//! `eval` (loss and accuracy or RMSE on labelled data, then AUC, precision, recall, F1 and the
+//! confusion matrix, or R² and MAE: [`crate::eval_metrics`]).
 //!
 //! Layer 3. Both stream the data through the training readers in file order (the
 //! evaluation pipeline: no shuffling, every row once), so memory stays bounded however large
@@ -14,10 +15,11 @@ use crate::data::source::parquet::Passthrough;
 use crate::data::source::write::{PredictionKind, PredictionWriter};
 use crate::data::{ColumnSpec, FeatureSelection};
 use crate::error::{Error, Result};
-use crate::model::{Head, Metrics};
+use crate::eval_metrics::{EvalReport, EvalTally};
+use crate::model::{EvalSums, Head, Metrics};
 use crate::output_path::{InputSet, WriteMode};
 use crate::pipeline::Pipeline;
-use crate::train::{GradientEngine, ModelFile, eval_config, evaluate};
+use crate::train::{GradientEngine, ModelFile, check_labels, eval_config, evaluate};
 
 /// What `predict` and `eval` read.
 #[derive(Debug, Clone)]
@@ -207,6 +209,30 @@ pub fn predict(
 /// Mean loss and accuracy (classification) or RMSE (regression) of the saved model on the
 /// data, with the row count.
 pub fn evaluate_model(config: &ApplyConfig) -> Result<(Metrics, u64)> {
+    let (metrics, rows, _) = evaluate_model_with(config, ExtraFigures::Off)?;
+    Ok((metrics, rows))
+}
+
+/// Whether [`evaluate_model_with`] computes the [`EvalReport`] figures too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraFigures {
+    /// Loss and accuracy or RMSE only.
+    Off,
+    /// Also AUC, precision, recall, F1 and the confusion matrix, or R² and MAE, from the same
+    /// pass over the data (one more forward pass per batch, no more I/O).
+    On,
+}
+
+/// [`evaluate_model`], plus the [`EvalReport`] when `extra` is [`ExtraFigures::On`] (the
+/// default report, all `None`, otherwise).
+///
+/// The loss and accuracy or RMSE are summed exactly as [`evaluate()`] sums them (the same
+/// engine chunks in the same order), so they stay bit for bit what the trainer's validation
+/// pass computes; the extra figures take the batches in file order, so they are deterministic.
+pub fn evaluate_model_with(
+    config: &ApplyConfig,
+    extra: ExtraFigures,
+) -> Result<(Metrics, u64, EvalReport)> {
     let (model_file, train, source) = open(config, false)?;
     let model = model_file.spec().build(model_file.features.len());
     let params = model_file.parameters();
@@ -215,6 +241,29 @@ pub fn evaluate_model(config: &ApplyConfig) -> Result<(Metrics, u64)> {
         eval_config(&train.pipeline_config(source.num_rows()), &source),
     );
     let mut engine = GradientEngine::new(model.as_ref(), config.num_threads)?;
-    let metrics = evaluate(&pipeline, &mut engine, &params, None)?;
-    Ok((metrics, source.num_rows()))
+    if extra == ExtraFigures::Off {
+        let metrics = evaluate(&pipeline, &mut engine, &params, None)?;
+        return Ok((metrics, source.num_rows(), EvalReport::default()));
+    }
+    let head = model.head();
+    let mut sums = EvalSums::default();
+    let mut tally = EvalTally::new(head);
+    let mut outputs = Vec::new();
+    for batch in pipeline.epoch(0)? {
+        let batch = batch?;
+        check_labels(source.as_ref(), head, &batch.rows)?;
+        sums.add(&engine.eval_sums(&params, &batch.rows));
+        outputs.clear();
+        outputs.resize(batch.rows.num_rows() * head.outputs(), 0.0);
+        model.predict(&params, batch.rows.features(), &mut outputs);
+        tally.add(&outputs, batch.rows.targets())?;
+    }
+    if sums.rows != source.num_rows() {
+        return Err(Error::internal(format!(
+            "evaluation saw {} rows, expected {}",
+            sums.rows,
+            source.num_rows()
+        )));
+    }
+    Ok((sums.metrics(head), source.num_rows(), tally.report()))
 }
