@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::tests::{RowIds, linear_row};
 use crate::data::Schema;
 use crate::data::source::{ChunkSink, OnBadFile, Source, SourceInfo, Unit};
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 use crate::pipeline::{LastBatch, Pipeline, PipelineConfig, Shuffle};
-use crate::train::{
-    Checkpoint, CheckpointConfig, Eval, TrainObserver, TrainResult, TrainerConfig, train,
-};
+use crate::train::{Checkpoint, CheckpointConfig, Eval, TrainResult, TrainerConfig, train};
 
 /// Rows of the failing unit delivered before its failure: two of the source's 64-row blocks.
 const DELIVERED: u64 = 128;
@@ -96,9 +95,8 @@ impl Source for PoisonedSource {
             let mut block = sink.empty_block();
             block.reset(2);
             for id in u.first_row_id + done..u.first_row_id + done + n {
-                let x0 = (id % 17) as f32 / 8.0 - 1.0;
-                let x1 = (id % 5) as f32 / 2.0 - 1.0;
-                block.push_row(&[x0, x1], 2.0 * x0 - 3.0 * x1 + 0.5, id);
+                let (x, y) = linear_row(id);
+                block.push_row(&x, y, id);
             }
             done += n;
             if sink.send(block).is_break() {
@@ -119,20 +117,6 @@ impl Source for PoisonedSource {
             columns: Vec::new(),
             codecs: Vec::new(),
         }
-    }
-}
-
-/// The row ids each epoch trains on.
-#[derive(Default)]
-struct RowIds(Vec<Vec<u64>>);
-
-impl TrainObserver for RowIds {
-    fn on_batch(&mut self, epoch: usize, row_ids: &[u64]) -> Result<()> {
-        if self.0.len() < epoch {
-            self.0.resize(epoch, Vec::new());
-        }
-        self.0[epoch - 1].extend_from_slice(row_ids);
-        Ok(())
     }
 }
 

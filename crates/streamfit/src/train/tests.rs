@@ -304,9 +304,8 @@ impl Source for UnevenSource {
             let mut block = sink.empty_block();
             block.reset(2);
             for id in u.first_row_id + done..u.first_row_id + done + n {
-                let x0 = (id % 17) as f32 / 8.0 - 1.0;
-                let x1 = (id % 5) as f32 / 2.0 - 1.0;
-                block.push_row(&[x0, x1], 2.0 * x0 - 3.0 * x1 + 0.5, id);
+                let (x, y) = linear_row(id);
+                block.push_row(&x, y, id);
             }
             done += n;
             if sink.send(block).is_break() {
@@ -330,9 +329,17 @@ impl Source for UnevenSource {
     }
 }
 
+/// Row `id` of the in-memory test sources: two features and an exactly linear target,
+/// y = 2·x0 − 3·x1 + 0.5.
+pub(super) fn linear_row(id: u64) -> ([f32; 2], f32) {
+    let x0 = (id % 17) as f32 / 8.0 - 1.0;
+    let x1 = (id % 5) as f32 / 2.0 - 1.0;
+    ([x0, x1], 2.0 * x0 - 3.0 * x1 + 0.5)
+}
+
 /// Collects the row ids each epoch trains on.
 #[derive(Default)]
-struct RowIds(Vec<Vec<u64>>);
+pub(super) struct RowIds(pub(super) Vec<Vec<u64>>);
 
 impl TrainObserver for RowIds {
     fn on_batch(&mut self, epoch: usize, row_ids: &[u64]) -> Result<()> {
