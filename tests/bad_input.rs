@@ -233,7 +233,7 @@ fn unused_columns_may_differ_between_files() {
         columns: streamfit::data::ColumnSpec {
             features: streamfit::data::FeatureSelection::Columns(vec!["x".into()]),
             label: "label".into(),
-            ignore_label: false,
+            ..streamfit::data::ColumnSpec::default()
         },
         shuffle: streamfit::pipeline::Shuffle::Off,
         ..streamfit::config::TrainConfig::default()

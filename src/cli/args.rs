@@ -27,6 +27,11 @@ pub(crate) struct ColumnArgs {
     /// Label (target) column
     #[arg(long, default_value = "label", value_name = "NAME")]
     label: String,
+    /// Read only the files whose hive partition directories (key=value) pass this filter:
+    /// comparisons (=, !=, <, <=, >, >=) joined by `and`, e.g. 'year>=2023 and month<4'
+    /// [default: every file]
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
 }
 
 impl ColumnArgs {
@@ -40,6 +45,7 @@ impl ColumnArgs {
             features,
             label: self.label.clone(),
             ignore_label: false,
+            filter: self.filter.clone(),
         }
     }
 }

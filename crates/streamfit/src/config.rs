@@ -187,6 +187,9 @@ impl TrainConfig {
         {
             return Err(Error::config(field, reason));
         }
+        if let Some(filter) = &self.columns.filter {
+            crate::data::partition::Filter::parse(filter)?;
+        }
         if self.trainer.early_stop == Some(0) {
             return Err(Error::config("early_stop", "patience must be at least 1"));
         }
@@ -339,12 +342,20 @@ impl TrainConfig {
         self.open_paths(&self.data, self.on_bad_file)
     }
 
-    /// Opens the validation data (`valid`), when given, with the training data's columns.
+    /// Opens the validation data (`valid`), when given, with the training data's columns (the
+    /// columns' `filter` selects training files only: validation files are used as given).
     pub fn open_valid(&self) -> Result<Option<Arc<dyn Source>>> {
         if self.valid.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.open_paths(&self.valid, OnBadFile::Error)?.0))
+        let columns = ColumnSpec {
+            filter: None,
+            ..self.columns.clone()
+        };
+        Ok(Some(
+            self.open_with_columns(&self.valid, columns, OnBadFile::Error)?
+                .0,
+        ))
     }
 
     fn open_paths(
@@ -352,10 +363,19 @@ impl TrainConfig {
         paths: &[PathBuf],
         on_bad_file: OnBadFile,
     ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+        self.open_with_columns(paths, self.columns.clone(), on_bad_file)
+    }
+
+    fn open_with_columns(
+        &self,
+        paths: &[PathBuf],
+        columns: ColumnSpec,
+        on_bad_file: OnBadFile,
+    ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
         crate::data::source::open(
             paths,
             &OpenOptions {
-                columns: self.columns.clone(),
+                columns,
                 verify_checksums: self.verify_checksums,
                 on_bad_file,
             },

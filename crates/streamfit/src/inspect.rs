@@ -14,7 +14,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::data::source::{ColumnInfo, ParquetSource, Source};
+use crate::data::source::{
+    ColumnInfo, OnBadFile, OpenOptions, PARTITION_STORED_TYPE, ParquetFormat, ParquetSource,
+    Source, SourceFormat,
+};
 use crate::data::stats::{ColumnStats, DatasetStats, StatsAccumulator};
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
@@ -79,19 +82,34 @@ pub struct Inspection {
 /// would stop with when a used column holds a null or a non-finite value.
 pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<Error>)> {
     config.check()?;
-    let parquet = if config.is_shard_dataset() {
-        None
+    // Opened without the rule that training needs a feature column, so that `inspect` can
+    // show a file that has none.
+    let source: Arc<dyn Source> = if config.is_shard_dataset() {
+        config.open_source()?
     } else {
-        Some(Arc::new(ParquetSource::open(
-            &config.data,
-            &config.columns,
-        )?))
-    };
-    let source: Arc<dyn Source> = match &parquet {
-        Some(p) => p.clone(),
-        None => config.open_source()?,
+        let options = OpenOptions {
+            columns: config.columns.clone(),
+            verify_checksums: config.verify_checksums,
+            on_bad_file: OnBadFile::Error,
+        };
+        ParquetFormat.open(&config.data, &options)?.0
     };
     let info = source.describe();
+    // Plain Parquet files get the lenient statistics (nulls and non-finite values counted, not
+    // fatal); a partitioned or filtered tree the generic pass over its rows.
+    let partitioned = info
+        .columns
+        .iter()
+        .any(|c| c.stored_type == PARTITION_STORED_TYPE);
+    let parquet =
+        if stats && !config.is_shard_dataset() && !partitioned && config.columns.filter.is_none() {
+            Some(Arc::new(ParquetSource::open(
+                &config.data,
+                &config.columns,
+            )?))
+        } else {
+            None
+        };
     let units = source.units();
     let rows = source.num_rows();
     let d = source.num_features();

@@ -65,6 +65,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         features,
         label: model.label.clone(),
         ignore_label,
+        filter: None,
     }
 }
 

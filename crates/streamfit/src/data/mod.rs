@@ -2,6 +2,8 @@
 //!
 //! Layer 1: knows files and formats, nothing of threads, models or training.
 //!
+//! - [`discover`]: the files named by DATA arguments (directories searched recursively, glob
+//!   patterns), with their hive partition values; [`partition`] types those and filters files.
 //! - [`RowBlock`]: row-major rows with targets and global row ids (chunks and batches).
 //! - [`ColumnSpec`] / [`Schema`]: which columns are features and label, asked and resolved.
 //! - [`stats`]: per-column count, mean, std, min, max, nulls and non-finite values.
@@ -9,6 +11,8 @@
 //! - [`source`]: the [`Source`](source::Source) trait, its Parquet and shard implementations,
 //!   and [`open`](source::open), which picks the format of a dataset.
 
+pub mod discover;
+pub mod partition;
 pub mod rows;
 pub mod schema;
 pub mod source;

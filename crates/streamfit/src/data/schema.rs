@@ -29,6 +29,11 @@ pub struct ColumnSpec {
     /// for `predict`. By default off (the label is read, and a missing one is an error).
     #[serde(default)]
     pub ignore_label: bool,
+    /// Keep only the files whose hive partition values pass this filter (`year>=2023 and
+    /// month<4`; see [`Filter`](crate::data::partition::Filter)), before any file is opened.
+    /// By default every file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl Default for ColumnSpec {
@@ -37,6 +42,7 @@ impl Default for ColumnSpec {
             features: FeatureSelection::AllNumeric,
             label: "label".to_string(),
             ignore_label: false,
+            filter: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   watched (with `map_guard`, the `SIGBUS` guard) for shrinking while they are read.
 //! - [`parquet`]: Parquet files through a memory map (the only module that touches the
 //!   arrow/parquet readers).
+//! - `partitioned`: hive partition keys as features ([`PartitionedSource`]).
 //! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
 //! - [`write`](mod@write): the Parquet writers of `generate` and `predict`.
 
@@ -24,6 +25,7 @@ mod info;
 mod map_guard;
 mod mapped_file;
 pub mod parquet;
+mod partitioned;
 pub mod shard;
 pub mod write;
 
@@ -33,5 +35,7 @@ pub use self::format::{
 };
 pub use self::identity::{FileIdentity, TAIL_BYTES};
 pub use self::info::{ColumnInfo, ColumnRole, SourceInfo};
+pub(crate) use self::mapped_file::stat_error;
 pub use self::parquet::{ParquetFormat, ParquetSource};
+pub use self::partitioned::{PARTITION_STORED_TYPE, PartitionedSource};
 pub use self::shard::{ShardFormat, ShardSource};

@@ -55,6 +55,18 @@ impl UsedColumns {
             num_features,
         }
     }
+
+    /// True when a file with `other`'s used columns can be read as part of a dataset with
+    /// these: the same columns in the same order, each of the same type or both numbers of
+    /// any width, float or integer (schema drift across files: each file's values are cast to
+    /// f32 from its own type).
+    pub(super) fn agrees_with(&self, other: &UsedColumns) -> bool {
+        self.num_features == other.num_features
+            && self.columns.len() == other.columns.len()
+            && self.columns.iter().zip(&other.columns).all(|(a, b)| {
+                a.0 == b.0 && (a.1 == b.1 || (is_scalar_number(&a.1) && is_scalar_number(&b.1)))
+            })
+    }
 }
 
 impl std::fmt::Display for UsedColumns {

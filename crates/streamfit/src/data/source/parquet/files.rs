@@ -18,7 +18,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 
-use crate::data::source::mapped_file::{MappedFile, stat_error};
+use crate::data::discover::list_files;
+use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::columns::Layout;
 use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
@@ -45,46 +46,13 @@ impl AsRef<[u8]> for MapOwner {
     }
 }
 
-/// Lists the Parquet files named by `paths`: files as given, directories expanded to their
-/// `.parquet`/`.parq` entries sorted by name (hidden and `_`-prefixed names and
-/// subdirectories skipped). An entry that cannot be read as a file (a dangling symbolic link,
-/// a FIFO) is listed: opening it fails, like any unreadable file.
+/// Lists the Parquet files named by `paths`, as [`list_files`] does: files as given,
+/// directories searched recursively and glob patterns matched (hidden and `_`-prefixed
+/// entries skipped), each argument's files in relative-path order. An entry that cannot be
+/// read as a file (a dangling symbolic link, a FIFO) is listed: opening it fails, like any
+/// unreadable file.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| stat_error(path, e))?;
-        if !meta.is_dir() {
-            out.push(path.clone());
-            continue;
-        }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| Error::io(path, e))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| !p.is_dir() && is_parquet_name(p))
-            .collect();
-        if found.is_empty() {
-            return Err(Error::EmptyDataset {
-                what: format!("no .parquet files in {}", path.display()),
-            });
-        }
-        found.sort();
-        out.extend(found);
-    }
-    if out.is_empty() {
-        return Err(Error::EmptyDataset {
-            what: "no input files".to_string(),
-        });
-    }
-    Ok(out)
-}
-
-fn is_parquet_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    !name.starts_with('.')
-        && !name.starts_with('_')
-        && (name.ends_with(".parquet") || name.ends_with(".parq"))
+    Ok(list_files(paths)?.into_iter().map(|f| f.path).collect())
 }
 
 /// Maps a file and parses its footer. A footer the parquet crate panics on is corrupt.

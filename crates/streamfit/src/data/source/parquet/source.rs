@@ -122,7 +122,9 @@ impl ParquetSource {
             let used = UsedColumns::new(&arrow_schema, &roots, file_schema.num_features());
             match &schema {
                 None => schema = Some((file_schema, used)),
-                Some((first, first_used)) if *first != file_schema || *first_used != used => {
+                Some((first, first_used))
+                    if *first != file_schema || !first_used.agrees_with(&used) =>
+                {
                     return Err(Error::SchemaMismatch {
                         first: paths[0].clone(),
                         first_schema: first_used.to_string(),
@@ -287,8 +289,9 @@ impl SourceFormat for ParquetFormat {
         paths: &[PathBuf],
         options: &OpenOptions,
     ) -> Result<(Arc<dyn Source>, SkippedFiles)> {
-        let (source, skipped) =
-            ParquetSource::open_files(paths, &options.columns, options.on_bad_file)?;
-        Ok((Arc::new(source), skipped))
+        crate::data::source::partitioned::open_tree(paths, options, |files, spec| {
+            let (source, skipped) = ParquetSource::open_files(files, spec, options.on_bad_file)?;
+            Ok((Arc::new(source) as Arc<dyn Source>, skipped))
+        })
     }
 }

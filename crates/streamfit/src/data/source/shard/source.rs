@@ -539,6 +539,15 @@ impl SourceFormat for ShardFormat {
             };
             return Err(Error::config("data", reason));
         };
+        if options.columns.filter.is_some() {
+            return Err(Error::config(
+                "filter",
+                format!(
+                    "{} is a shard dataset, which has no partition directories to filter by",
+                    dir.display()
+                ),
+            ));
+        }
         let source = ShardSource::open(dir, &options.columns, options.verify_checksums)?;
         Ok((Arc::new(source), Vec::new()))
     }

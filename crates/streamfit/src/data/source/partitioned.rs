@@ -1,0 +1,374 @@
+//! Hive partition keys as features: [`PartitionedSource`] wraps a source of the files' own
+//! columns and adds, to every row of a file, the numeric values of the partition keys named
+//! in `features`, at the places they were named.
+//!
+//! The wrapped source reads and checks its columns as always; each block it hands on is
+//! widened here by one copy (only datasets that use partition keys as features pay for it).
+//! Which keys exist, their types and each file's values come from
+//! [`Partitions`](crate::data::partition::Partitions); which files are read from discovery and
+//! the filter, before anything is opened.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::data::discover::{ListedFile, list_files};
+use crate::data::partition::{Filter, PartitionType, Partitions};
+use crate::data::source::{
+    ChunkSink, ColumnInfo, ColumnRole, FileIdentity, OpenOptions, SkippedFiles, Source, SourceInfo,
+    Unit,
+};
+use crate::data::{ColumnSpec, FeatureSelection, RowBlock, Schema};
+use crate::error::{Error, Result};
+
+/// The stored type `inspect` shows for a partition key.
+pub const PARTITION_STORED_TYPE: &str = "directory name";
+
+/// Where one output feature comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Feature `i` of the wrapped source.
+    Column(usize),
+    /// Partition key `k`.
+    Key(usize),
+}
+
+/// A source whose rows gain partition-key features.
+pub struct PartitionedSource {
+    inner: Arc<dyn Source>,
+    schema: Schema,
+    slots: Vec<Slot>,
+    partitions: Partitions,
+    /// The used keys' values as features, `values[file][k]` for every file of `inner`.
+    values: Vec<Vec<f32>>,
+}
+
+impl PartitionedSource {
+    /// Wraps `inner` (opened with `features` minus the partition keys), giving features in the
+    /// order of `features`. `partitions.values` must be in `inner`'s file order. A key that
+    /// holds strings, or a null in a file, is an error naming the key (and the file).
+    pub fn new(
+        inner: Arc<dyn Source>,
+        features: &[String],
+        partitions: Partitions,
+    ) -> Result<PartitionedSource> {
+        let inner_names = &inner.schema().feature_names;
+        let mut slots = Vec::with_capacity(features.len());
+        let mut next_column = 0;
+        for name in features {
+            match partitions.index(name) {
+                Some(k) => {
+                    if partitions.keys[k].1 == PartitionType::String {
+                        return Err(Error::config(
+                            "features",
+                            format!(
+                                "partition key '{name}' holds strings, which are not a \
+                                 numeric feature"
+                            ),
+                        ));
+                    }
+                    slots.push(Slot::Key(k));
+                }
+                None => {
+                    debug_assert_eq!(inner_names.get(next_column), Some(name));
+                    slots.push(Slot::Column(next_column));
+                    next_column += 1;
+                }
+            }
+        }
+        let mut values = Vec::with_capacity(inner.files().len());
+        for (file, path) in inner.files().iter().enumerate() {
+            let mut row = vec![0.0f32; partitions.keys.len()];
+            for slot in &slots {
+                let Slot::Key(k) = *slot else { continue };
+                let Some(v) = partitions.values[file][k].as_f64() else {
+                    return Err(Error::config(
+                        "features",
+                        format!(
+                            "partition key '{}' is null (__HIVE_DEFAULT_PARTITION__) for {}",
+                            partitions.keys[k].0,
+                            path.display()
+                        ),
+                    ));
+                };
+                row[k] = v as f32;
+            }
+            values.push(row);
+        }
+        let schema = Schema {
+            feature_names: features.to_vec(),
+            label: inner.schema().label.clone(),
+        };
+        Ok(PartitionedSource {
+            inner,
+            schema,
+            slots,
+            partitions,
+            values,
+        })
+    }
+}
+
+/// Widens each block of the wrapped source into the caller's sink.
+struct Widen<'a> {
+    sink: &'a mut dyn ChunkSink,
+    slots: &'a [Slot],
+    values: &'a [f32],
+    spare: Option<RowBlock>,
+    row: Vec<f32>,
+}
+
+impl ChunkSink for Widen<'_> {
+    fn empty_block(&mut self) -> RowBlock {
+        self.spare.take().unwrap_or_default()
+    }
+
+    fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
+        let mut out = self.sink.empty_block();
+        out.reset(self.slots.len());
+        for i in 0..block.num_rows() {
+            let narrow = block.row(i);
+            for (value, slot) in self.row.iter_mut().zip(self.slots) {
+                *value = match *slot {
+                    Slot::Column(c) => narrow[c],
+                    Slot::Key(k) => self.values[k],
+                };
+            }
+            out.push_row(&self.row, block.targets()[i], block.row_ids()[i]);
+        }
+        self.spare = Some(block);
+        self.sink.send(out)
+    }
+}
+
+impl PartitionedSource {
+    fn widen<'a>(&'a self, unit: usize, sink: &'a mut dyn ChunkSink) -> Widen<'a> {
+        let file = self.inner.units()[unit].file;
+        Widen {
+            sink,
+            slots: &self.slots,
+            values: &self.values[file],
+            spare: None,
+            row: vec![0.0; self.slots.len()],
+        }
+    }
+}
+
+impl Source for PartitionedSource {
+    fn units(&self) -> &[Unit] {
+        self.inner.units()
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn files(&self) -> &[PathBuf] {
+        self.inner.files()
+    }
+
+    fn read_unit(
+        &self,
+        unit: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        self.inner
+            .read_unit(unit, max_block_rows, &mut self.widen(unit, sink))
+    }
+
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        self.inner
+            .read_rows(unit, offsets, max_block_rows, &mut self.widen(unit, sink))
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.inner.file_bytes()
+    }
+
+    fn describe(&self) -> SourceInfo {
+        let mut info = self.inner.describe();
+        append_partition_columns(&mut info, &self.partitions, &self.schema);
+        info
+    }
+
+    fn identity(&self) -> Result<Vec<FileIdentity>> {
+        self.inner.identity()
+    }
+}
+
+/// Adds the partition keys to `info`'s columns, as features when `schema` names them.
+pub fn append_partition_columns(info: &mut SourceInfo, partitions: &Partitions, schema: &Schema) {
+    for (key, ty) in &partitions.keys {
+        let used = schema.feature_names.iter().any(|f| f == key);
+        let (role, note) = match (used, ty) {
+            (true, _) => (
+                ColumnRole::Feature,
+                "hive partition, cast to f32".to_string(),
+            ),
+            (false, PartitionType::String) => (
+                ColumnRole::Unused,
+                "hive partition (string): not a numeric feature".to_string(),
+            ),
+            (false, _) => (
+                ColumnRole::Unused,
+                "hive partition: a feature only when named".to_string(),
+            ),
+        };
+        info.columns.push(ColumnInfo {
+            name: key.clone(),
+            stored_type: PARTITION_STORED_TYPE.to_string(),
+            arrow_type: ty.to_string(),
+            role,
+            note,
+        });
+    }
+}
+
+/// A plain source that still shows its partition keys in `describe` (when none is a feature).
+pub struct DescribedPartitions {
+    pub inner: Arc<dyn Source>,
+    pub partitions: Partitions,
+}
+
+impl Source for DescribedPartitions {
+    fn units(&self) -> &[Unit] {
+        self.inner.units()
+    }
+
+    fn schema(&self) -> &Schema {
+        self.inner.schema()
+    }
+
+    fn files(&self) -> &[PathBuf] {
+        self.inner.files()
+    }
+
+    fn read_unit(
+        &self,
+        unit: usize,
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<()> {
+        self.inner.read_unit(unit, max_block_rows, sink)
+    }
+
+    fn read_rows(
+        &self,
+        unit: usize,
+        offsets: &[u64],
+        max_block_rows: usize,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64> {
+        self.inner.read_rows(unit, offsets, max_block_rows, sink)
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.inner.file_bytes()
+    }
+
+    fn describe(&self) -> SourceInfo {
+        let mut info = self.inner.describe();
+        append_partition_columns(&mut info, &self.partitions, self.inner.schema());
+        info
+    }
+
+    fn identity(&self) -> Result<Vec<FileIdentity>> {
+        self.inner.identity()
+    }
+}
+
+/// Opens a tree of files: lists `paths` ([`list_files`]), types their partitions, applies
+/// the columns' `filter`, and opens the kept files with `open` (given the file list and the
+/// column spec without partition keys), wrapping the result when the data has partitions.
+pub(crate) fn open_tree(
+    paths: &[PathBuf],
+    options: &OpenOptions,
+    open: impl FnOnce(&[PathBuf], &ColumnSpec) -> Result<(Arc<dyn Source>, SkippedFiles)>,
+) -> Result<(Arc<dyn Source>, SkippedFiles)> {
+    let listed = list_files(paths)?;
+    let partitions = Partitions::of(&listed)?;
+    let (listed, partitions) = match &options.columns.filter {
+        None => (listed, partitions),
+        Some(text) => filtered(listed, partitions, &Filter::parse(text)?)?,
+    };
+    let files: Vec<PathBuf> = listed.iter().map(|f| f.path.clone()).collect();
+    if partitions.is_empty() {
+        return open(&files, &options.columns);
+    }
+    let named: Option<Vec<String>> = match &options.columns.features {
+        FeatureSelection::Columns(names) => Some(names.clone()),
+        _ => None,
+    };
+    let mut spec = options.columns.clone();
+    if let Some(names) = &named {
+        spec.features = FeatureSelection::Columns(
+            names
+                .iter()
+                .filter(|n| partitions.index(n).is_none())
+                .cloned()
+                .collect(),
+        );
+    }
+    let (inner, skipped) = open(&files, &spec)?;
+    // The opened files' values, in the opened order (files skipped as unreadable are gone).
+    let values = inner
+        .files()
+        .iter()
+        .map(|path| {
+            let at = files
+                .iter()
+                .position(|f| f == path)
+                .expect("opened a listed file");
+            partitions.values[at].clone()
+        })
+        .collect();
+    let partitions = Partitions {
+        keys: partitions.keys,
+        values,
+    };
+    let source: Arc<dyn Source> = match named {
+        Some(names) if names.iter().any(|n| partitions.index(n).is_some()) => {
+            Arc::new(PartitionedSource::new(inner, &names, partitions)?)
+        }
+        _ => Arc::new(DescribedPartitions { inner, partitions }),
+    };
+    Ok((source, skipped))
+}
+
+/// The files (and their partition values) that pass `filter`; none is an error.
+fn filtered(
+    listed: Vec<ListedFile>,
+    partitions: Partitions,
+    filter: &Filter,
+) -> Result<(Vec<ListedFile>, Partitions)> {
+    filter.check(&partitions)?;
+    let total = listed.len();
+    let (files, values): (Vec<ListedFile>, Vec<_>) = listed
+        .into_iter()
+        .zip(partitions.values)
+        .filter(|(_, v)| filter.keeps_values(&partitions.keys, v))
+        .unzip();
+    if files.is_empty() {
+        return Err(Error::EmptyDataset {
+            what: format!(
+                "the filter '{}' keeps none of the {total} file(s)",
+                filter.text()
+            ),
+        });
+    }
+    tracing::debug!(kept = files.len(), total, "filter '{}'", filter.text());
+    Ok((
+        files,
+        Partitions {
+            keys: partitions.keys,
+            values,
+        },
+    ))
+}
