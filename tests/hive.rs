@@ -284,3 +284,25 @@ fn a_column_whose_width_drifted_between_files_is_read_from_each_file_as_it_is() 
     let err = run_err(&["train", "-q", "--features", "x", s(&root)], 2);
     assert!(err.contains("year=2023"), "{err}");
 }
+
+#[test]
+fn convert_keeps_partition_features_and_the_filter_so_shards_train_like_the_tree() {
+    let dir = tempdir();
+    let root = dir.path().join("data");
+    hive_tree(&root);
+    let shards = dir.path().join("shards");
+    let selection = ["--features", "month,x", "--filter", "month>=2"];
+    let mut args = vec!["convert", s(&root), "--out", s(&shards)];
+    args.extend_from_slice(&selection);
+    run_ok(&args);
+    let out = tempdir();
+    let mut tree_args = selection.to_vec();
+    tree_args.push(s(&root));
+    let (tree_model, tree_report) = train(out.path(), &tree_args);
+    let out2 = tempdir();
+    let (shard_model, _) = train(out2.path(), &[s(&shards)]);
+    assert_eq!(tree_report["rows_per_epoch"], 900, "{tree_report}");
+    assert_eq!(shard_model["features"], serde_json::json!(["month", "x"]));
+    assert_eq!(tree_model["weights"], shard_model["weights"]);
+    assert_eq!(tree_model["bias"], shard_model["bias"]);
+}

@@ -21,7 +21,7 @@ use crate::data::source::shard::{
     MANIFEST, MANIFEST_FORMAT, Manifest, ManifestShard, ManifestSource, ShardMeta, ShardWriter,
     VERSION,
 };
-use crate::data::source::{ParquetSource, Source};
+use crate::data::source::{ColumnRole, OpenOptions, ParquetFormat, Source, SourceFormat};
 use crate::error::{Error, Result};
 use crate::output_path::InputSet;
 use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
@@ -129,7 +129,13 @@ pub fn convert(config: &ConvertConfig, progress: &mut dyn FnMut(u64)) -> Result<
             format!("directory {} does not exist", parent.display()),
         ));
     }
-    let source = Arc::new(ParquetSource::open(&config.data, &config.columns)?);
+    // Opened as `train` opens Parquet: directory trees, patterns, partition keys as features
+    // and the columns' filter included.
+    let options = OpenOptions {
+        columns: config.columns.clone(),
+        ..OpenOptions::default()
+    };
+    let source = ParquetFormat.open(&config.data, &options)?.0;
     let schema = source.schema().clone();
     let d = schema.num_features();
     let shard_rows = config.shard_rows.unwrap_or_else(|| default_shard_rows(d));
@@ -179,7 +185,7 @@ pub fn convert(config: &ConvertConfig, progress: &mut dyn FnMut(u64)) -> Result<
 
 /// Writes the planned shards and the manifest into `dir`.
 fn write_shards(
-    source: Arc<ParquetSource>,
+    source: Arc<dyn Source>,
     plan: &[PlannedShard],
     dir: &Path,
     num_readers: usize,
@@ -252,7 +258,7 @@ fn write_shards(
         label: schema.label.clone(),
         source: ManifestSource {
             files: source.files().to_vec(),
-            schema: source.describe_columns(),
+            schema: used_columns(source.as_ref()),
         },
         shards: entries,
     };
@@ -262,4 +268,18 @@ fn write_shards(
     json.push(b'\n');
     write_atomically(&manifest_path, &json)?;
     Ok(manifest)
+}
+
+/// The used columns with their decoded types, as the manifest records its source's schema:
+/// `columns [x: Float32, month: int64, label: Float32] (2 features)`.
+fn used_columns(source: &dyn Source) -> String {
+    let info = source.describe();
+    let used: Vec<String> = info
+        .columns
+        .iter()
+        .filter(|c| c.role != ColumnRole::Unused)
+        .map(|c| format!("{}: {}", c.name, c.arrow_type))
+        .collect();
+    let features = source.num_features();
+    format!("columns [{}] ({features} features)", used.join(", "))
 }
