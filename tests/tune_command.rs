@@ -169,8 +169,8 @@ fn tune_reports_each_measurement_on_stderr_unless_quiet() {
     let lines = |prefix: &str| out.stderr.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(lines("tune: batch "), 3, "{}", out.stderr);
     assert_eq!(lines("tune: gradient noise"), 1, "{}", out.stderr);
-    // Two settings, three repeats each (the default).
-    assert_eq!(lines("tune: pipeline "), 6, "{}", out.stderr);
+    // Two settings, five repeats each (the default).
+    assert_eq!(lines("tune: pipeline "), 10, "{}", out.stderr);
     args.push("-q");
     let quiet = common::run_ok(&args);
     assert!(!quiet.stderr.contains("tune:"), "{}", quiet.stderr);

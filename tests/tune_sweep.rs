@@ -107,7 +107,7 @@ fn a_sweep_without_a_measurable_difference_keeps_the_default_pipeline_flags() {
     ]);
     assert!(
         out.stdout.contains(
-            "no measurable difference: every median is within every setting's min–max spread; \
+            "no measurable difference: no setting's min–max spread lies wholly below the best's; \
              keeping the defaults (prefetch 4, readers 2)"
         ),
         "{}",

@@ -43,8 +43,8 @@ pub(crate) struct TuneArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     readers_list: Vec<usize>,
     /// Times each prefetch/readers setting is timed (interleaved across the settings, within
-    /// the budget); the recommendation compares medians against min–max spreads
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// the budget); the recommendation compares medians and min–max spreads
+    #[arg(long, default_value_t = 5, value_name = "N")]
     repeats: usize,
     /// Rows in the shuffle buffer (as in `train`)
     #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
@@ -253,7 +253,7 @@ fn print_sweep(result: &TuneResult) {
     }
     match result.sweep_verdict {
         SweepVerdict::NoMeasurableDifference => say!(
-            "no measurable difference: every median is within every setting's min–max spread; \
+            "no measurable difference: no setting's min–max spread lies wholly below the best's; \
              keeping the defaults (prefetch {}, readers {})",
             result.recommended_prefetch,
             result.recommended_readers

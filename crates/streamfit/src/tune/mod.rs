@@ -15,7 +15,8 @@
 //! 3. **Prefetch depth and readers**: rows/s and stall for each combination, repeated and
 //!    interleaved across the combinations; the recommendation is the smallest depth (then
 //!    fewest readers) whose median is within the best setting's min–max spread, or the
-//!    defaults when every median is within every spread (no measurable difference).
+//!    defaults when no setting's spread lies wholly below the best's (no measurable
+//!    difference).
 //!
 //! With K(b) = N_iter + C_var·(1/b − 1/N) iterations to a given loss (C_var/N_iter =
 //! B_noise; the 1/N term is the finite-population correction of sampling without

@@ -75,10 +75,11 @@ pub struct PrefetchRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepVerdict {
-    /// Some setting's median lies outside another's min–max spread: the smallest depth (then
-    /// fewest readers) whose median is within the best setting's spread is recommended.
+    /// Some setting's min–max spread lies wholly below the best setting's (every repeat of it
+    /// was slower than every repeat of the best): the smallest depth (then fewest readers)
+    /// whose median is within the best setting's spread is recommended.
     Measurable,
-    /// Every median lies within every other setting's spread (or one setting was swept): the
+    /// Every setting's spread reaches the best setting's (or one setting was swept): the
     /// settings make no measurable difference and the defaults are kept.
     NoMeasurableDifference,
 }

@@ -33,7 +33,7 @@ pub struct TuneConfig {
     /// Reader counts to try. By default 1 and 2.
     pub reader_counts: Vec<usize>,
     /// Times each (depth, readers) setting is timed, interleaved across the settings; at least
-    /// 1. By default 3.
+    /// 1. By default 5.
     pub repeats: usize,
     /// Wall-clock budget in seconds. By default 60.
     pub budget_seconds: f64,
