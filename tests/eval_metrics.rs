@@ -253,7 +253,12 @@ fn eval_text_prints_accuracy_as_a_percentage_like_train() {
     let fraction = eval["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&fraction), "{eval}");
     let m = dir.path().join("model.json");
-    let text = common::run_ok(&["eval", "--model", m.to_str().unwrap(), data.to_str().unwrap()]);
+    let text = common::run_ok(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
     let expected = format!(", accuracy {:.2}%", fraction * 100.0);
     let first = text.stdout.lines().next().unwrap();
     assert!(first.contains(&expected), "{first} lacks {expected}");

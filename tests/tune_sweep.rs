@@ -57,7 +57,14 @@ fn sweep_json_has_each_settings_repeats_median_min_and_max() {
         .stderr
         .lines()
         .filter(|l| l.starts_with("tune: pipeline "))
-        .map(|l| l.split(", repeat ").nth(1).unwrap().split(':').next().unwrap())
+        .map(|l| {
+            l.split(", repeat ")
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(repeats, ["1", "1", "2", "2", "3", "3"], "{}", out.stderr);
     // The verdict decides whether the command sets the pipeline flags.
@@ -114,8 +121,11 @@ fn a_sweep_without_a_measurable_difference_keeps_the_default_pipeline_flags() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("(batch 16, 2 repeats each, interleaved)")
-            || out.stdout.contains("(batch 64, 2 repeats each, interleaved)"),
+        out.stdout
+            .contains("(batch 16, 2 repeats each, interleaved)")
+            || out
+                .stdout
+                .contains("(batch 64, 2 repeats each, interleaved)"),
         "{}",
         out.stdout
     );
@@ -123,7 +133,9 @@ fn a_sweep_without_a_measurable_difference_keeps_the_default_pipeline_flags() {
     assert!(command.starts_with("streamfit train "), "{command}");
     assert!(command.contains("--batch-size "), "{command}");
     assert!(
-        !command.contains("--prefetch") && !command.contains("--readers") && !command.contains("--repeats"),
+        !command.contains("--prefetch")
+            && !command.contains("--readers")
+            && !command.contains("--repeats"),
         "{command}"
     );
     // Run as printed, it trains.

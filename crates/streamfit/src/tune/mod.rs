@@ -34,8 +34,6 @@ mod stretch;
 mod sweep;
 mod tuner;
 
-pub use self::result::{
-    BatchTiming, Noise, PrefetchRun, SweepVerdict, TuneResult, VariancePoint,
-};
+pub use self::result::{BatchTiming, Noise, PrefetchRun, SweepVerdict, TuneResult, VariancePoint};
 pub use self::sweep::PrefetchSample;
 pub use self::tuner::{TuneConfig, TuneEvent, tune, tune_with_events};

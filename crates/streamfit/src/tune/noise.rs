@@ -198,7 +198,11 @@ pub(super) fn measure_noise(
         });
         b *= 4;
     }
-    let slope = log_log_slope(variance.iter().map(|v| (v.batch_size, v.without_replacement)));
+    let slope = log_log_slope(
+        variance
+            .iter()
+            .map(|v| (v.batch_size, v.without_replacement)),
+    );
     let slope_with_replacement =
         log_log_slope(variance.iter().map(|v| (v.batch_size, v.with_replacement)));
     Ok(Noise {
@@ -253,7 +257,10 @@ mod tests {
             let measured = sample.minibatch_variance(b, 4_000, Draw::WithoutReplacement, &mut rng);
             let predicted = (1.0 - b as f64 / n) * trace / b as f64;
             let ratio = measured / predicted;
-            assert!((0.93..1.07).contains(&ratio), "b {b}: {measured} vs {predicted}");
+            assert!(
+                (0.93..1.07).contains(&ratio),
+                "b {b}: {measured} vs {predicted}"
+            );
         }
     }
 
@@ -267,7 +274,10 @@ mod tests {
             let measured = sample.minibatch_variance(b, 4_000, Draw::WithReplacement, &mut rng);
             let predicted = trace * (n - 1.0) / n / b as f64;
             let ratio = measured / predicted;
-            assert!((0.93..1.07).contains(&ratio), "b {b}: {measured} vs {predicted}");
+            assert!(
+                (0.93..1.07).contains(&ratio),
+                "b {b}: {measured} vs {predicted}"
+            );
         }
     }
 

@@ -176,7 +176,12 @@ pub fn tune_with_events(
     let settings: Vec<(usize, usize)> = config
         .reader_counts
         .iter()
-        .flat_map(|&readers| config.prefetch_depths.iter().map(move |&depth| (depth, readers)))
+        .flat_map(|&readers| {
+            config
+                .prefetch_depths
+                .iter()
+                .map(move |&depth| (depth, readers))
+        })
         .collect();
     let plan = SweepPlan {
         base: &config.base,
