@@ -241,3 +241,25 @@ fn softmax_eval_confusion_sums_to_the_rows_and_macro_f1_matches() {
     assert_eq!(eval["per_class"].as_array().unwrap().len(), k);
     assert!(eval.get("auc").is_none(), "{eval}");
 }
+
+#[test]
+fn eval_text_prints_accuracy_as_a_percentage_like_train() {
+    // `train` prints `accuracy 74.45%`; `eval`'s text says the same of the same fraction that
+    // `--json` keeps in [0, 1].
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    common::dataset(&data, Task::Logistic, 6_000, 4, 1, 3_000, 9);
+    let (eval, _) = train_eval_predict(dir.path(), &data, &[]);
+    let fraction = eval["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&fraction), "{eval}");
+    let m = dir.path().join("model.json");
+    let text = common::run_ok(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
+    let expected = format!(", accuracy {:.2}%", fraction * 100.0);
+    let first = text.stdout.lines().next().unwrap();
+    assert!(first.contains(&expected), "{first} lacks {expected}");
+}

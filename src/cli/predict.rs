@@ -111,7 +111,8 @@ pub(crate) fn run_eval(args: EvalArgs) -> Result<()> {
     }
     let mut line = format!("eval: {} rows, loss {:.6}", thousands(rows), metrics.loss);
     if let Some(a) = metrics.accuracy {
-        line.push_str(&format!(", accuracy {:.4}", a));
+        // A percentage, as `train` prints it (`--json` keeps the fraction in [0, 1]).
+        line.push_str(&format!(", accuracy {:.2}%", a * 100.0));
     }
     if let Some(r) = metrics.rmse {
         line.push_str(&format!(", RMSE {r:.6}"));

@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use streamfit::config::TrainConfig;
-use streamfit::tune::{TuneConfig, TuneEvent, TuneResult, tune_with_events};
+use streamfit::tune::{SweepVerdict, TuneConfig, TuneEvent, TuneResult, tune_with_events};
 
 use super::args::{ColumnArgs, ModelArgs};
 use super::observer::print_event;
-use super::output::{megabytes, say, thousands};
+use super::output::{count, megabytes, say, thousands};
 
 #[derive(Args, Debug)]
 pub(crate) struct TuneArgs {
@@ -42,6 +42,10 @@ pub(crate) struct TuneArgs {
     /// Reader counts to try
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     readers_list: Vec<usize>,
+    /// Times each prefetch/readers setting is timed (interleaved across the settings, within
+    /// the budget); the recommendation compares medians and min–max spreads
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    repeats: usize,
     /// Rows in the shuffle buffer (as in `train`)
     #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
     shuffle_buffer: usize,
@@ -62,11 +66,12 @@ pub(crate) struct TuneArgs {
 
 /// The flags of `tune` that `train` does not take, with whether each takes a value: left out
 /// of the recommended command.
-const TUNE_ONLY_FLAGS: [(&str, bool); 6] = [
+const TUNE_ONLY_FLAGS: [(&str, bool); 7] = [
     ("--budget-seconds", true),
     ("--batch-sizes", true),
     ("--prefetch-depths", true),
     ("--readers-list", true),
+    ("--repeats", true),
     ("--json", false),
     ("--quiet", false),
 ];
@@ -90,6 +95,7 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         batch_sizes: args.batch_sizes.clone(),
         prefetch_depths: args.prefetch_depths.clone(),
         reader_counts: args.readers_list.clone(),
+        repeats: args.repeats,
         budget_seconds: args.budget_seconds,
         noise_rows: 16_384,
     };
@@ -127,42 +133,8 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         result.tau_d * 1e9,
         result.r_squared
     );
-    let noise = &result.noise;
-    say!(
-        "gradient noise ({} rows): tr(Σ) = {:.4}, |G|² = {:.4}, B_noise = {:.0}; variance vs b slope {:.2} (theory −1)",
-        noise.sample_rows,
-        noise.trace_sigma,
-        noise.grad_norm_sq,
-        noise.b_noise,
-        noise.slope
-    );
-    say!(
-        "b_opt = sqrt(B_noise·τ_f/τ_d) = {:.0} → batch size {}",
-        result.b_opt,
-        result.recommended_batch_size
-    );
-    say!(
-        "prefetch and readers (batch {}):",
-        result.recommended_batch_size
-    );
-    say!(
-        "  {:>8}  {:>7}  {:>12}  {:>7}  {:>10}",
-        "prefetch",
-        "readers",
-        "rows/s",
-        "stall",
-        "memory"
-    );
-    for r in &result.prefetch {
-        say!(
-            "  {:>8}  {:>7}  {:>12}  {:>6.1}%  {:>10}",
-            r.prefetch,
-            r.readers,
-            thousands(r.rows_per_s as u64),
-            r.stall_fraction * 100.0,
-            megabytes(r.memory_budget_bytes)
-        );
-    }
+    print_noise(&result);
+    print_sweep(&result);
     say!(
         "recommended (memory budget {}):",
         megabytes(result.recommended_memory_bytes)
@@ -191,28 +163,124 @@ fn report_progress(event: TuneEvent<'_>, json: bool, quiet: bool) {
             "tune: gradient noise over {} rows: B_noise = {:.0}",
             noise.sample_rows, noise.b_noise
         ),
-        TuneEvent::PrefetchTimed { run, index, count } => eprintln!(
-            "tune: pipeline {index}/{count}: prefetch {}, readers {}: {} rows/s, {:.1}% stall",
-            run.prefetch,
-            run.readers,
-            thousands(run.rows_per_s as u64),
-            run.stall_fraction * 100.0
+        TuneEvent::PrefetchTimed {
+            sample,
+            index,
+            count,
+        } => eprintln!(
+            "tune: pipeline {index}/{count}: prefetch {}, readers {}, repeat {}: {} rows/s, {:.1}% stall",
+            sample.prefetch,
+            sample.readers,
+            sample.repeat,
+            thousands(sample.rows_per_s as u64),
+            sample.stall_fraction * 100.0
+        ),
+    }
+}
+
+/// Prints the gradient-noise figures and the mini-batch variance table.
+fn print_noise(result: &TuneResult) {
+    let noise = &result.noise;
+    say!(
+        "gradient noise ({} rows): tr(Σ) = {:.4}, |G|² = {:.4}, B_noise = {:.0}",
+        thousands(noise.sample_rows as u64),
+        noise.trace_sigma,
+        noise.grad_norm_sq,
+        noise.b_noise
+    );
+    say!("mini-batch gradient variance |g_b − g|², batches drawn from the sample:");
+    say!(
+        "  {:>6}  {:>12}  {:>16}  {:>6}  {:>14}",
+        "batch",
+        "disjoint rows",
+        "(1 − b/n)·tr(Σ)/b",
+        "ratio",
+        "with replacement"
+    );
+    for v in &noise.variance {
+        say!(
+            "  {:>6}  {:>13.4e}  {:>17.4e}  {:>6.3}  {:>16.4e}",
+            v.batch_size,
+            v.without_replacement,
+            v.predicted,
+            v.without_replacement / v.predicted,
+            v.with_replacement
+        );
+    }
+    say!(
+        "  log-log slope {:.2} for disjoint rows (training's draw; steeper than −1 as b nears n), {:.2} with replacement",
+        noise.slope,
+        noise.slope_with_replacement
+    );
+    say!(
+        "b_opt = sqrt(B_noise·τ_f/((1 − B_noise/N)·τ_d)) = {:.0} (N = {}) → batch size {}",
+        result.b_opt,
+        thousands(result.dataset_rows),
+        result.recommended_batch_size
+    );
+}
+
+/// Prints the prefetch/readers table (median and min–max per setting) and the verdict.
+fn print_sweep(result: &TuneResult) {
+    say!(
+        "prefetch and readers (batch {}, {} each, interleaved):",
+        result.recommended_batch_size,
+        count(result.repeats as u64, "repeat")
+    );
+    say!(
+        "  {:>8}  {:>7}  {:>12}  {:>25}  {:>7}  {:>10}",
+        "prefetch",
+        "readers",
+        "median rows/s",
+        "min–max rows/s",
+        "stall",
+        "memory"
+    );
+    for r in &result.prefetch {
+        say!(
+            "  {:>8}  {:>7}  {:>13}  {:>25}  {:>6.1}%  {:>10}",
+            r.prefetch,
+            r.readers,
+            thousands(r.median_rows_per_s as u64),
+            format!(
+                "{}–{}",
+                thousands(r.min_rows_per_s as u64),
+                thousands(r.max_rows_per_s as u64)
+            ),
+            r.stall_fraction * 100.0,
+            megabytes(r.memory_budget_bytes)
+        );
+    }
+    match result.sweep_verdict {
+        SweepVerdict::NoMeasurableDifference => say!(
+            "no measurable difference: no setting's min–max spread lies wholly below the best's; \
+             keeping the defaults (prefetch {}, readers {})",
+            result.recommended_prefetch,
+            result.recommended_readers
+        ),
+        SweepVerdict::Measurable => say!(
+            "best median: prefetch {}, readers {}; recommended: prefetch {}, readers {} \
+             (the smallest depth, then fewest readers, whose median is within the best's spread)",
+            result.best_prefetch,
+            result.best_readers,
+            result.recommended_prefetch,
+            result.recommended_readers
         ),
     }
 }
 
 /// The `train` command line recommended for the `tune` arguments `args` (without the program
 /// name): `tune` becomes `train`, the flags of [`TUNE_ONLY_FLAGS`] are dropped and
-/// `--batch-size`, `--prefetch` and `--readers` are set to the tuned values (in place when
-/// given, in either `--flag value` or `--flag=value` form; appended otherwise). Arguments
-/// that need it are shell-quoted.
+/// `--batch-size` is set to the tuned value, and `--prefetch` and `--readers` too when the
+/// sweep found a measurable difference (in place when given, in either `--flag value` or
+/// `--flag=value` form; appended otherwise). Arguments that need it are shell-quoted.
 fn recommended_command(args: impl IntoIterator<Item = OsString>, result: &TuneResult) -> String {
-    let tuned = [
-        ("--batch-size", result.recommended_batch_size.to_string()),
-        ("--prefetch", result.recommended_prefetch.to_string()),
-        ("--readers", result.recommended_readers.to_string()),
-    ];
-    let mut set = [false; 3];
+    let mut tuned = vec![("--batch-size", result.recommended_batch_size.to_string())];
+    if result.sweep_verdict == SweepVerdict::Measurable {
+        tuned.push(("--prefetch", result.recommended_prefetch.to_string()));
+        tuned.push(("--readers", result.recommended_readers.to_string()));
+    }
+    let mut set = vec![false; tuned.len()];
     let mut out = vec!["streamfit".to_string()];
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     let mut subcommand_seen = false;
@@ -256,8 +324,8 @@ fn recommended_command(args: impl IntoIterator<Item = OsString>, result: &TuneRe
     let end = out.iter().position(|a| a == "--").unwrap_or(out.len());
     let appended: Vec<String> = tuned
         .iter()
-        .zip(set)
-        .filter(|(_, given)| !given)
+        .zip(&set)
+        .filter(|(_, given)| !**given)
         .flat_map(|((flag, value), _)| [flag.to_string(), value.clone()])
         .collect();
     out.splice(end..end, appended);
@@ -285,8 +353,8 @@ fn shell_quote(arg: &str) -> String {
 mod tests {
     use super::*;
 
-    fn command(args: &[&str]) -> String {
-        let result = TuneResult {
+    fn result(verdict: SweepVerdict) -> TuneResult {
+        TuneResult {
             batch: Vec::new(),
             tau_f: 0.0,
             tau_d: 0.0,
@@ -298,16 +366,36 @@ mod tests {
                 b_noise: 0.0,
                 variance: Vec::new(),
                 slope: 0.0,
+                slope_with_replacement: 0.0,
             },
+            dataset_rows: 0,
             b_opt: 0.0,
             recommended_batch_size: 32,
+            repeats: 3,
             prefetch: Vec::new(),
+            sweep_verdict: verdict,
+            best_prefetch: 8,
+            best_readers: 2,
             recommended_prefetch: 2,
             recommended_readers: 1,
             recommended_memory_bytes: 0,
             flags: String::new(),
-        };
+        }
+    }
+
+    fn command(args: &[&str]) -> String {
+        let result = result(SweepVerdict::Measurable);
         recommended_command(args.iter().map(OsString::from), &result)
+    }
+
+    #[test]
+    fn without_a_measurable_difference_prefetch_and_readers_are_not_set() {
+        let result = result(SweepVerdict::NoMeasurableDifference);
+        let args = ["tune", "d", "--repeats", "5", "--model", "linear"];
+        assert_eq!(
+            recommended_command(args.iter().map(OsString::from), &result),
+            "streamfit train d --model linear --batch-size 32"
+        );
     }
 
     #[test]
@@ -324,6 +412,7 @@ mod tests {
                 "--json",
                 "-q",
                 "--batch-sizes=1,2",
+                "--repeats=2",
                 "--label",
                 "it's",
             ]),

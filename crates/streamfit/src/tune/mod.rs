@@ -8,14 +8,20 @@
 //!    error; the reported R² is of that weighted fit).
 //! 2. **Gradient noise** at the parameters reached after a short warm-up: per-sample gradients
 //!    of a shuffled sample give tr(Σ) and an unbiased |G|², hence the critical batch size
-//!    B_noise = tr(Σ)/|G|² (McCandlish et al. 2018). Mini-batches drawn from the sample show the
-//!    variance of the mini-batch gradient falling like tr(Σ)/b: the fitted log-log slope is
-//!    reported (−1 in theory).
-//! 3. **Prefetch depth and readers**: rows/s and stall for each combination; the recommendation
-//!    is the smallest depth within 2% of the best throughput.
+//!    B_noise = tr(Σ)/|G|² (McCandlish et al. 2018). Mini-batches of disjoint rows drawn from
+//!    the sample (without replacement, as an epoch draws them) show the variance of the
+//!    mini-batch gradient falling like (1 − b/n)·tr(Σ)/b; batches drawn with replacement are
+//!    reported next to them for comparison.
+//! 3. **Prefetch depth and readers**: rows/s and stall for each combination, repeated and
+//!    interleaved across the combinations; the recommendation is the smallest depth (then
+//!    fewest readers) whose median is within the best setting's min–max spread, or the
+//!    defaults when no setting's spread lies wholly below the best's (no measurable
+//!    difference).
 //!
-//! With K(b) = N_iter + C_var/b iterations to a given loss (C_var/N_iter = B_noise), total time
-//! K(b)·T(b) is smallest at b_opt = sqrt(B_noise·τ_f/τ_d).
+//! With K(b) = N_iter + C_var·(1/b − 1/N) iterations to a given loss (C_var/N_iter =
+//! B_noise; the 1/N term is the finite-population correction of sampling without
+//! replacement), total time K(b)·T(b) is smallest at
+//! b_opt = sqrt(B_noise·τ_f / ((1 − B_noise/N)·τ_d)).
 //!
 //! The runs are built from one [`TrainConfig`](crate::config::TrainConfig), resolved like
 //! `train`'s ([`crate::run::count_classes`]). This module prints nothing (the command line
@@ -25,7 +31,9 @@
 mod noise;
 mod result;
 mod stretch;
+mod sweep;
 mod tuner;
 
-pub use self::result::{BatchTiming, Noise, PrefetchRun, TuneResult};
+pub use self::result::{BatchTiming, Noise, PrefetchRun, SweepVerdict, TuneResult, VariancePoint};
+pub use self::sweep::PrefetchSample;
 pub use self::tuner::{TuneConfig, TuneEvent, tune, tune_with_events};

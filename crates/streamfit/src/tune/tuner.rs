@@ -13,8 +13,9 @@ use crate::run::{PrepareEvent, count_classes};
 use crate::train::{BatchSize, Standardization};
 
 use super::noise::measure_noise;
-use super::result::{BatchTiming, Noise, PrefetchRun, TuneResult};
+use super::result::{BatchTiming, Noise, SweepVerdict, TuneResult};
 use super::stretch::run_for;
+use super::sweep::{PrefetchSample, SweepPlan, decide, sweep};
 
 /// Settings of `tune`.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct TuneConfig {
     pub prefetch_depths: Vec<usize>,
     /// Reader counts to try. By default 1 and 2.
     pub reader_counts: Vec<usize>,
+    /// Times each (depth, readers) setting is timed, interleaved across the settings; at least
+    /// 1. By default 5.
+    pub repeats: usize,
     /// Wall-clock budget in seconds. By default 60.
     pub budget_seconds: f64,
     /// Rows sampled for the noise measurement. By default 4,096.
@@ -50,9 +54,10 @@ pub enum TuneEvent<'a> {
     },
     /// The gradient noise was measured.
     NoiseMeasured(&'a Noise),
-    /// One prefetch depth and reader count was timed: the `index`-th (from 1) of `count`.
+    /// One repeat of one prefetch depth and reader count was timed: the `index`-th run (from
+    /// 1) of `count` (settings × repeats).
     PrefetchTimed {
-        run: &'a PrefetchRun,
+        sample: &'a PrefetchSample,
         index: usize,
         count: usize,
     },
@@ -95,6 +100,9 @@ pub fn tune_with_events(
             format!("must be at most {MAX_PREFETCH}"),
         ));
     }
+    if config.repeats == 0 {
+        return Err(Error::config("repeats", "must be at least 1"));
+    }
     if !config.budget_seconds.is_finite() || config.budget_seconds <= 0.0 {
         return Err(Error::config("budget_seconds", "must be positive"));
     }
@@ -110,7 +118,7 @@ pub fn tune_with_events(
     let budget = config.budget_seconds;
     let runs = config.prefetch_depths.len() * config.reader_counts.len();
     let batch_share = 0.45 * budget / config.batch_sizes.len() as f64;
-    let prefetch_share = 0.45 * budget / runs as f64;
+    let prefetch_share = 0.45 * budget / (runs * config.repeats) as f64;
 
     // Warm-up: parameters a little way into training, where the noise is measured.
     let mut params = model.init_params(config.base.trainer.init_seed);
@@ -153,76 +161,77 @@ pub fn tune_with_events(
     let (tau_f, tau_d, r_squared) = weighted_fit(&batch);
     let noise = measure_noise(&config.base, &source, model, &params, config.noise_rows)?;
     on_event(TuneEvent::NoiseMeasured(&noise));
-    let b_opt = if tau_d > 0.0 && tau_f > 0.0 && noise.b_noise > 0.0 {
-        (noise.b_noise * tau_f / tau_d).sqrt()
-    } else {
-        f64::NAN
-    };
+    let dataset_rows = source.num_rows();
+    let b_opt = optimal_batch_size(noise.b_noise, tau_f, tau_d, dataset_rows);
     let smallest = *config.batch_sizes.iter().min().expect("two sizes");
     let largest = *config.batch_sizes.iter().max().expect("two sizes");
     let recommended_batch_size = if b_opt.is_finite() {
         (2f64.powf(b_opt.max(1.0).log2().round()) as u64).clamp(smallest, largest)
+    } else if b_opt == f64::INFINITY {
+        largest
     } else {
         256u64.clamp(smallest, largest)
     };
 
-    let mut prefetch = Vec::with_capacity(runs);
-    for &readers in &config.reader_counts {
-        for &depth in &config.prefetch_depths {
-            let mut base = config.base.clone();
-            base.prefetch = depth;
-            base.num_readers = readers;
-            let mut scratch = params.clone();
-            let timed = run_for(
-                &base,
-                &source,
-                model,
-                &mut scratch,
-                recommended_batch_size,
-                prefetch_share,
-                None,
-                None,
-            )?;
-            base.batch_size = BatchSize::Rows(recommended_batch_size);
-            let run = PrefetchRun {
-                prefetch: depth,
-                readers,
-                rows_per_s: timed.rows as f64 / timed.seconds.max(1e-9),
-                stall_fraction: timed.stall / timed.seconds.max(1e-9),
-                memory_budget_bytes: base.memory_budget_bytes(&source),
-            };
-            on_event(TuneEvent::PrefetchTimed {
-                run: &run,
-                index: prefetch.len() + 1,
-                count: runs,
-            });
-            prefetch.push(run);
-        }
-    }
-    let best = prefetch.iter().map(|r| r.rows_per_s).fold(0.0f64, f64::max);
-    let chosen = prefetch
+    let settings: Vec<(usize, usize)> = config
+        .reader_counts
         .iter()
-        .filter(|r| r.rows_per_s >= 0.98 * best)
-        .min_by_key(|r| (r.prefetch, r.readers))
-        .expect("at least one run");
-    let flags = render_options(&format!(
-        "«batch_size» {recommended_batch_size} «prefetch» {} «readers» {}",
-        chosen.prefetch, chosen.readers
-    ))
-    .into_owned();
+        .flat_map(|&readers| {
+            config
+                .prefetch_depths
+                .iter()
+                .map(move |&depth| (depth, readers))
+        })
+        .collect();
+    let plan = SweepPlan {
+        base: &config.base,
+        source: &source,
+        model,
+        params: &params,
+        batch_size: recommended_batch_size,
+        settings,
+        repeats: config.repeats,
+        seconds_per_run: prefetch_share,
+    };
+    let prefetch = sweep(&plan, &mut |sample, index, count| {
+        on_event(TuneEvent::PrefetchTimed {
+            sample,
+            index,
+            count,
+        })
+    })?;
+    let decision = decide(&prefetch);
+    let best = &prefetch[decision.best];
+    let mut recommended = config.base.clone();
+    recommended.batch_size = BatchSize::Rows(recommended_batch_size);
+    let mut flags = format!("«batch_size» {recommended_batch_size}");
+    if decision.verdict == SweepVerdict::Measurable {
+        let chosen = &prefetch[decision.chosen];
+        recommended.prefetch = chosen.prefetch;
+        recommended.num_readers = chosen.readers;
+        flags.push_str(&format!(
+            " «prefetch» {} «readers» {}",
+            chosen.prefetch, chosen.readers
+        ));
+    }
     Ok(TuneResult {
         batch,
         tau_f,
         tau_d,
         r_squared,
+        noise,
+        dataset_rows,
         b_opt,
         recommended_batch_size,
-        recommended_prefetch: chosen.prefetch,
-        recommended_readers: chosen.readers,
-        recommended_memory_bytes: chosen.memory_budget_bytes,
-        noise,
+        repeats: config.repeats,
+        sweep_verdict: decision.verdict,
+        best_prefetch: best.prefetch,
+        best_readers: best.readers,
+        recommended_prefetch: recommended.prefetch,
+        recommended_readers: recommended.num_readers,
+        recommended_memory_bytes: recommended.memory_budget_bytes(&source),
         prefetch,
-        flags,
+        flags: render_options(&flags).into_owned(),
     })
 }
 
@@ -255,6 +264,22 @@ fn resolve(
     Ok(base)
 }
 
+/// b_opt = sqrt(B_noise·τ_f / ((1 − B_noise/N)·τ_d)): the batch size that minimises the time
+/// to a given loss when an epoch draws its batches without replacement from N rows, so the
+/// mini-batch variance is tr(Σ)·(1/b − 1/N) (see `docs/tuning.md`). Infinite when
+/// B_noise ≥ N (the noise costs more steps than the batch costs time at any b: the largest
+/// batch is best); NaN when a figure is missing or not positive.
+fn optimal_batch_size(b_noise: f64, tau_f: f64, tau_d: f64, dataset_rows: u64) -> f64 {
+    if !(tau_d > 0.0 && tau_f > 0.0 && b_noise > 0.0) {
+        return f64::NAN;
+    }
+    let correction = 1.0 - b_noise / dataset_rows as f64;
+    if correction <= 0.0 {
+        return f64::INFINITY;
+    }
+    (b_noise * tau_f / (correction * tau_d)).sqrt()
+}
+
 /// Fits T(b) = τ_f + τ_d·b with weights 1/T²; returns (τ_f, τ_d, weighted R²).
 fn weighted_fit(timings: &[BatchTiming]) -> (f64, f64, f64) {
     let points: Vec<(f64, f64, f64)> = timings
@@ -281,4 +306,20 @@ fn weighted_fit(timings: &[BatchTiming]) -> (f64, f64, f64) {
         .map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2))
         .sum();
     (intercept, slope, 1.0 - residual / syy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimal_batch_size_applies_the_finite_population_correction() {
+        // B_noise = 400, τ_f/τ_d = 1: sqrt(400) = 20 for an unbounded dataset; with N = 800
+        // the noise term is halved at b → N, so sqrt(400 / (1 − 400/800)) = sqrt(800).
+        assert!((optimal_batch_size(400.0, 1e-6, 1e-6, u64::MAX) - 20.0).abs() < 1e-9);
+        assert!((optimal_batch_size(400.0, 1e-6, 1e-6, 800) - 800f64.sqrt()).abs() < 1e-9);
+        // B_noise ≥ N: the largest batch is best.
+        assert_eq!(optimal_batch_size(400.0, 1e-6, 1e-6, 400), f64::INFINITY);
+        assert!(optimal_batch_size(400.0, 0.0, 1e-6, 800).is_nan());
+    }
 }
