@@ -79,14 +79,19 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
     };
     Ok(ColumnSpec {
         features,
-        label: options.string("label")?.unwrap_or_else(|| "label".to_string()),
+        label: options
+            .string("label")?
+            .unwrap_or_else(|| "label".to_string()),
         ignore_label: false,
     })
 }
 
 /// Reads the options that shape the batch sequence, shared with `train`: batch size, last
 /// batch, shuffling, prefetch, readers, checksums. `seed` is left for the caller.
-pub(crate) fn pipeline_options(options: &mut Options<'_>, config: &mut TrainConfig) -> PyResult<()> {
+pub(crate) fn pipeline_options(
+    options: &mut Options<'_>,
+    config: &mut TrainConfig,
+) -> PyResult<()> {
     if let Some(b) = options.batch_size("batch_size")? {
         config.batch_size = b;
     }
@@ -118,7 +123,10 @@ fn step_tuple<'py>(py: Python<'py>, step: Step, with_ids: bool) -> PyResult<Boun
     let y = step.targets.into_pyarray(py);
     if with_ids {
         let ids: Vec<i64> = step.row_ids.iter().map(|&id| id as i64).collect();
-        PyTuple::new(py, [x.into_any(), y.into_any(), ids.into_pyarray(py).into_any()])
+        PyTuple::new(
+            py,
+            [x.into_any(), y.into_any(), ids.into_pyarray(py).into_any()],
+        )
     } else {
         PyTuple::new(py, [x.into_any(), y.into_any()])
     }
@@ -245,7 +253,10 @@ impl Loader {
 
     /// Makes the next iteration continue exactly where `state` stands.
     fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let json: String = py.import("json")?.call_method1("dumps", (state,))?.extract()?;
+        let json: String = py
+            .import("json")?
+            .call_method1("dumps", (state,))?
+            .extract()?;
         let state: LoaderState = serde_json::from_str(&json)
             .map_err(|e| PyValueError::new_err(format!("invalid state: {e}")))?;
         py.detach(|| self.lock().load_state(&state)).py_err()

@@ -18,7 +18,10 @@ pub(crate) struct Options<'py> {
 
 impl<'py> Options<'py> {
     /// The arguments in `kwargs` of a call to `function`.
-    pub(crate) fn new(function: &'static str, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Self> {
+    pub(crate) fn new(
+        function: &'static str,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Self> {
         let mut left = BTreeMap::new();
         if let Some(kwargs) = kwargs {
             for (key, value) in kwargs.iter() {
@@ -69,7 +72,9 @@ impl<'py> Options<'py> {
             return Err(self.wrong_type(name, "an int", &value));
         }
         match value.extract::<i128>() {
-            Ok(n) if n < 0 => Err(PyValueError::new_err(format!("invalid {name}: must be at least 0"))),
+            Ok(n) if n < 0 => Err(PyValueError::new_err(format!(
+                "invalid {name}: must be at least 0"
+            ))),
             Ok(n) => u64::try_from(n)
                 .map(Some)
                 .map_err(|_| PyValueError::new_err(format!("invalid {name}: too large"))),
@@ -80,7 +85,10 @@ impl<'py> Options<'py> {
     /// A whole number of at least 0 that fits a `usize`.
     pub(crate) fn size(&mut self, name: &str) -> PyResult<Option<usize>> {
         self.count(name)?
-            .map(|n| usize::try_from(n).map_err(|_| PyValueError::new_err(format!("invalid {name}: too large"))))
+            .map(|n| {
+                usize::try_from(n)
+                    .map_err(|_| PyValueError::new_err(format!("invalid {name}: too large")))
+            })
             .transpose()
     }
 
@@ -114,7 +122,9 @@ impl<'py> Options<'py> {
         };
         if let Ok(one) = value.cast::<PyString>() {
             let text = one.to_string();
-            return Ok(Some(text.split(',').map(|s| s.trim().to_string()).collect()));
+            return Ok(Some(
+                text.split(',').map(|s| s.trim().to_string()).collect(),
+            ));
         }
         value
             .extract::<Vec<String>>()
@@ -152,7 +162,9 @@ impl<'py> Options<'py> {
         let Some(value) = self.value(name) else {
             return Ok(None);
         };
-        paths(&value).map(Some).map_err(|_| self.wrong_type(name, "a path or a list of paths", &value))
+        paths(&value)
+            .map(Some)
+            .map_err(|_| self.wrong_type(name, "a path or a list of paths", &value))
     }
 
     /// A batch size: a number of rows or `"full"`.
@@ -183,7 +195,11 @@ impl<'py> Options<'py> {
             "{}() got unexpected keyword argument{} {}",
             self.function,
             if names.len() == 1 { "" } else { "s" },
-            names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }

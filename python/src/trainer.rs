@@ -36,14 +36,22 @@ use crate::options::{Options, paths};
 use crate::profile;
 
 /// Any serialisable value as the Python object its JSON reads as.
-pub(crate) fn to_python<'py, T: Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_python<'py, T: Serialize>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
     let json = serde_json::to_string(value)
         .map_err(|e| PyRuntimeError::new_err(format!("internal error: {e}")))?;
     py.import("json")?.call_method1("loads", (json,))
 }
 
 /// One of `choices` by name.
-fn choice<T: Copy>(option: &str, value: Option<String>, choices: &[(&str, T)], default: T) -> PyResult<T> {
+fn choice<T: Copy>(
+    option: &str,
+    value: Option<String>,
+    choices: &[(&str, T)],
+    default: T,
+) -> PyResult<T> {
     let Some(value) = value else {
         return Ok(default);
     };
@@ -63,7 +71,9 @@ fn choice<T: Copy>(option: &str, value: Option<String>, choices: &[(&str, T)], d
 /// The model options (`model`, `classes`, `hidden`, `activation`, `task`), as the command
 /// line's `ModelArgs` applies them.
 fn model_options(options: &mut Options<'_>, config: &mut TrainConfig) -> PyResult<()> {
-    let name = options.string("model")?.unwrap_or_else(|| "logistic".to_string());
+    let name = options
+        .string("model")?
+        .unwrap_or_else(|| "logistic".to_string());
     let kind = ModelKind::named(&name).ok_or_else(|| {
         let names: Vec<&str> = ModelKind::all().into_iter().map(|k| k.name()).collect();
         PyValueError::new_err(format!(
@@ -136,7 +146,9 @@ fn optimizer_options(options: &mut Options<'_>, config: &mut TrainConfig) -> PyR
         ));
     }
     if step_epochs == Some(0) {
-        return Err(PyValueError::new_err("invalid lr_step_epochs: must be at least 1"));
+        return Err(PyValueError::new_err(
+            "invalid lr_step_epochs: must be at least 1",
+        ));
     }
     config.lr_step_size = match (schedule, step_size) {
         (Schedule::Step, None) => Origin::FromData,
@@ -418,7 +430,10 @@ impl Model {
             let mut out = vec![0.0f32; rows * k];
             // In pieces, so a network's scratch stays small.
             const PIECE: usize = 16_384;
-            for (rows_in, out_piece) in features.chunks(PIECE * d.max(1)).zip(out.chunks_mut(PIECE * k)) {
+            for (rows_in, out_piece) in features
+                .chunks(PIECE * d.max(1))
+                .zip(out.chunks_mut(PIECE * k))
+            {
                 self.model.predict(&self.params, rows_in, out_piece);
             }
             out
@@ -482,7 +497,9 @@ pub(crate) fn generate(
         rows: options.count("rows")?.unwrap_or(defaults.rows),
         features: options.size("features")?.unwrap_or(defaults.features),
         shards: options.size("shards")?.unwrap_or(defaults.shards),
-        row_group_rows: options.size("row_group_rows")?.unwrap_or(defaults.row_group_rows),
+        row_group_rows: options
+            .size("row_group_rows")?
+            .unwrap_or(defaults.row_group_rows),
         compression: choice(
             "compression",
             options.string("compression")?,

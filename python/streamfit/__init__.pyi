@@ -6,6 +6,7 @@ command line's trainer; `load_model` reads a saved model; `generate` writes a de
 """
 
 import os
+import pathlib
 from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -172,8 +173,8 @@ def train(paths: _Paths, **options: Any) -> Dict[str, Any]:
     `trace`, `quiet`, `debug_row_ids`.
     """
 
-def generate(out: _Path, **options: Any) -> str:
+def generate(out: _Path, **options: Any) -> "pathlib.Path":
     """Writes a synthetic Parquet dataset into `out` as `streamfit generate` does (same files
     for the same options): `task` (linear, logistic, multiclass, circles, xor), `rows`,
     `features`, `shards`, `row_group_rows`, `compression` (none, snappy, zstd, lz4),
-    `classes`, `seed`, `force`. Returns `out`."""
+    `classes`, `seed`, `force`. Returns `out` as a `pathlib.Path`."""

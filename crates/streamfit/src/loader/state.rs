@@ -72,7 +72,11 @@ impl LoaderSettings {
                 now.shuffle_buffer_rows.to_string(),
             ),
             ("«rank»", self.rank.to_string(), now.rank.to_string()),
-            ("«world_size»", self.world.to_string(), now.world.to_string()),
+            (
+                "«world_size»",
+                self.world.to_string(),
+                now.world.to_string(),
+            ),
         ]
         .into_iter()
         .find(|(_, was, is)| was != is)
@@ -160,7 +164,12 @@ mod tests {
             version: 9,
             ..state
         };
-        assert!(old.check(&settings()).unwrap_err().to_string().contains("version 9"));
+        assert!(
+            old.check(&settings())
+                .unwrap_err()
+                .to_string()
+                .contains("version 9")
+        );
     }
 
     #[test]
