@@ -27,7 +27,7 @@
 //!
 //! Layers (imports only go sideways or down): L0 [`error`], [`telemetry`], [`guard`],
 //! [`atomic_file`]; L1 [`comm`], [`data`], [`model`], [`optim`]; L2 [`pipeline`], [`train`]; L3
-//! [`config`], [`convert`], [`generate`], [`inspect`], [`output_path`], [`plot`], [`predict`], [`run`],
+//! [`config`], [`convert`], [`generate`], [`inspect`], [`loader`], [`output_path`], [`plot`], [`predict`], [`run`],
 //! [`tune`]. The command line (the `streamfit-cli` package) sits on top; see
 //! `docs/architecture.md`.
 
@@ -41,6 +41,7 @@ pub mod eval_metrics;
 pub mod generate;
 pub mod guard;
 pub mod inspect;
+pub mod loader;
 pub mod model;
 pub mod optim;
 pub mod output_path;

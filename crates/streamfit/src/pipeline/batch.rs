@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::data::RowBlock;
 use crate::error::Result;
@@ -131,14 +131,30 @@ impl BatchStream {
     }
 }
 
-impl Iterator for BatchStream {
-    type Item = Result<Batch>;
+/// What [`BatchStream::next_within`] found.
+pub enum Waited {
+    /// The next batch, or the error that ended the pass.
+    Batch(Result<Batch>),
+    /// The pass is over.
+    Finished,
+    /// No batch came within the time allowed; the pass goes on.
+    TimedOut,
+}
 
-    fn next(&mut self) -> Option<Result<Batch>> {
+impl BatchStream {
+    /// Like [`Iterator::next`], but waits at most `timeout` for a batch, so a consumer can
+    /// check for an interrupt (Ctrl-C) while the pipeline works.
+    pub fn next_within(&mut self, timeout: Duration) -> Waited {
+        self.take(Some(timeout))
+    }
+
+    fn take(&mut self, timeout: Option<Duration>) -> Waited {
         if let Some(batch) = self.pending.pop_front() {
-            return Some(Ok(batch));
+            return Waited::Batch(Ok(batch));
         }
-        let rx = self.batches.as_ref()?;
+        let Some(rx) = self.batches.as_ref() else {
+            return Waited::Finished;
+        };
         let queued = rx.len();
         self.queue.samples += 1;
         self.queue.occupancy_sum += (queued * self.per_group) as u64;
@@ -146,21 +162,49 @@ impl Iterator for BatchStream {
         let started = Instant::now();
         let received = {
             let _span = tracing::trace_span!("wait").entered();
-            rx.recv()
+            match timeout {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(limit) => rx.recv_timeout(limit),
+            }
         };
         self.wait += started.elapsed();
         match received {
             Ok(Ok(group)) => {
                 self.pending.extend(group);
-                self.pending.pop_front().map(Ok)
+                match self.pending.pop_front() {
+                    Some(batch) => Waited::Batch(Ok(batch)),
+                    None => Waited::TimedOut,
+                }
             }
             Ok(Err(e)) => {
                 self.shutdown();
-                Some(Err(e))
+                Waited::Batch(Err(e))
             }
-            Err(_) => {
+            Err(RecvTimeoutError::Timeout) => {
+                // Counted once per batch handed out, not once per timed-out try.
+                self.queue.samples -= 1;
+                self.queue.occupancy_sum -= (queued * self.per_group) as u64;
+                self.queue.full -= u64::from(Some(queued) == rx.capacity() && queued > 0);
+                Waited::TimedOut
+            }
+            Err(RecvTimeoutError::Disconnected) => {
                 self.shutdown();
-                None
+                Waited::Finished
+            }
+        }
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        loop {
+            match self.take(None) {
+                Waited::Batch(batch) => return Some(batch),
+                Waited::Finished => return None,
+                // An empty group (never sent): ask again.
+                Waited::TimedOut => continue,
             }
         }
     }

@@ -30,7 +30,7 @@ pub mod share;
 pub mod shuffle;
 mod stage;
 
-pub use self::batch::{Batch, BatchStream, QueueStats};
+pub use self::batch::{Batch, BatchStream, QueueStats, Waited};
 pub use self::batch_source::{
     BatchSource, EpochBatches, PositionTracker, ResumedEpoch, StreamPosition,
 };

@@ -1,0 +1,87 @@
+"""streamfit.train, load_model, Model.predict and generate agree with the command line."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import streamfit
+
+
+MEASURED = ("seconds", "rows_per_s", "stall", "peak_rss", "queue_", "profile")
+
+
+def without_measurements(report):
+    """The report less what is measured (times, rates, memory): what a run determines."""
+    if isinstance(report, dict):
+        return {k: without_measurements(v) for k, v in report.items()
+                if not any(m in k for m in MEASURED)}
+    if isinstance(report, list):
+        return [without_measurements(v) for v in report]
+    return report
+
+
+def test_train_returns_the_report_and_saves_the_model_the_cli_saves(dataset, cli, tmp_path):
+    options = dict(batch_size=100, epochs=2, lr=0.5, seed=4, shuffle_buffer=800, threads=1,
+                   features=["f1", "f2"])
+    report = streamfit.train(dataset, save_model=tmp_path / "py.json", report=tmp_path / "py-report.json",
+                             **options)
+    cli("train", dataset, "--batch-size", 100, "--epochs", 2, "--lr", 0.5, "--seed", 4,
+        "--shuffle-buffer", 800, "--threads", 1, "--features", "f1,f2", "-q",
+        "--save-model", tmp_path / "cli.json", "--report", tmp_path / "cli-report.json")
+    cli_report = json.loads((tmp_path / "cli-report.json").read_text())
+    assert report == json.loads((tmp_path / "py-report.json").read_text())
+    assert report["iterations"] == cli_report["iterations"] == 100  # 2 × ceil(5000 / 100)
+    assert without_measurements(report) == without_measurements(cli_report)
+    py_model = json.loads((tmp_path / "py.json").read_text())
+    cli_model = json.loads((tmp_path / "cli.json").read_text())
+    assert py_model["weights"] == cli_model["weights"] and py_model["bias"] == cli_model["bias"]
+
+    model = streamfit.load_model(tmp_path / "py.json")
+    assert model.kind == "logistic" and model.feature_names == ["f1", "f2"]
+    np.testing.assert_array_equal(model.weights, np.array(cli_model["weights"], dtype=np.float32))
+
+
+def test_predict_agrees_with_the_command_line(dataset, cli, tmp_path):
+    streamfit.train(dataset, batch_size=64, epochs=1, standardize=True, save_model=tmp_path / "m.json")
+    cli("predict", "--model", tmp_path / "m.json", dataset / "part-1.parquet", "--out", tmp_path / "p.parquet", "-q")
+    expected = pq.read_table(tmp_path / "p.parquet")["probability"].to_numpy()
+    table = pq.read_table(dataset / "part-1.parquet")
+    model = streamfit.load_model(tmp_path / "m.json")
+    np.testing.assert_allclose(model.predict(table), expected, rtol=1e-6, atol=1e-7)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        np.testing.assert_allclose(model.predict(table.to_pandas()), expected, rtol=1e-6, atol=1e-7)
+    x = np.stack([table[n].to_numpy() for n in model.feature_names], axis=1)
+    np.testing.assert_array_equal(model.predict_features(x), model.predict(table))
+
+
+def test_predict_refuses_a_table_without_the_features(dataset, tmp_path):
+    streamfit.train(dataset, epochs=1, no_eval=True, save_model=tmp_path / "m.json")
+    model = streamfit.load_model(tmp_path / "m.json")
+    table = pq.read_table(dataset / "part-0.parquet").drop_columns(["f1"])
+    with pytest.raises(KeyError, match="f1"):
+        model.predict(table)
+
+
+def test_train_errors_name_options_as_keyword_arguments(dataset):
+    with pytest.raises(TypeError, match="'learning_rate'"):
+        streamfit.train(dataset, learning_rate=0.1)
+    with pytest.raises(ValueError, match="invalid checkpoint_every: needs checkpoint_dir"):
+        streamfit.train(dataset, checkpoint_every=10)
+    with pytest.raises(ValueError, match="invalid model: `tree`"):
+        streamfit.train(dataset, model="tree")
+
+
+def test_generate_writes_the_dataset_the_cli_writes(cli, tmp_path):
+    streamfit.generate(tmp_path / "py", rows=3000, features=4, shards=2, row_group_rows=500, seed=9)
+    cli("generate", "--out", tmp_path / "cli", "--rows", 3000, "--features", 4, "--shards", 2,
+        "--row-group-rows", 500, "--seed", 9, "-q")
+    for name in ["part-00000.parquet", "part-00001.parquet", "truth.json"]:
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    loader = streamfit.Loader(tmp_path / "py", batch_size=1000)
+    assert loader.num_rows == 3000 and len(loader) == 3
