@@ -18,9 +18,18 @@ use streamfit::train::BatchSize;
 /// Which columns are features and which the label (train, scan, convert, tune, inspect).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ColumnArgs {
-    /// Feature columns, comma-separated [default: every numeric or boolean column except the label]
+    /// Feature columns, comma-separated [default: every numeric or boolean column except the
+    /// label, pandas index columns and --exclude]
     #[arg(long, value_delimiter = ',', conflicts_with = "features_column")]
     features: Option<Vec<String>>,
+    /// Columns to leave out of the default features, comma-separated [default: none]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B",
+        conflicts_with_all = ["features", "features_column"]
+    )]
+    exclude: Vec<String>,
     /// One FixedSizeList/List column of floats that holds all features of a row
     #[arg(long, value_name = "NAME")]
     features_column: Option<String>,
@@ -36,9 +45,13 @@ pub(crate) struct ColumnArgs {
 
 impl ColumnArgs {
     pub(crate) fn spec(&self) -> ColumnSpec {
+        // Names in comma lists are trimmed: `--features "a, b"` means a and b.
+        let trimmed = |names: &[String]| -> Vec<String> {
+            names.iter().map(|n| n.trim().to_string()).collect()
+        };
         let features = match (&self.features, &self.features_column) {
-            (Some(cols), _) => FeatureSelection::Columns(cols.clone()),
-            (None, Some(col)) => FeatureSelection::ListColumn(col.clone()),
+            (Some(cols), _) => FeatureSelection::Columns(trimmed(cols)),
+            (None, Some(col)) => FeatureSelection::ListColumn(col.trim().to_string()),
             (None, None) => FeatureSelection::AllNumeric,
         };
         ColumnSpec {
@@ -46,6 +59,7 @@ impl ColumnArgs {
             label: self.label.clone(),
             ignore_label: false,
             filter: self.filter.clone(),
+            exclude: trimmed(&self.exclude),
         }
     }
 }

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
+use streamfit::data::source::ColumnRole;
 use streamfit::error::Error;
 use streamfit::pipeline::{LastBatch, Shuffle};
 use streamfit::run::PreparedRun;
@@ -313,6 +314,9 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         megabytes(source.file_bytes()),
         source.schema().label,
     );
+    if let Some(line) = not_used(source.as_ref()) {
+        say!("{line}");
+    }
     let batch = match config.batch_size {
         BatchSize::Full => format!("full ({} rows)", thousands(num_rows)),
         BatchSize::Rows(b) => thousands(b),
@@ -352,6 +356,28 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         count(config.prefetch as u64, "batch"),
         count(config.num_readers as u64, "reader"),
     );
+}
+
+/// The `not used:` line: every column of the data that is neither a feature nor the label, with
+/// its type and why (nothing is left out silently). `None` when every column is used.
+fn not_used(source: &dyn streamfit::data::source::Source) -> Option<String> {
+    /// Columns named in full; more are counted.
+    const SHOWN: usize = 20;
+    let unused: Vec<String> = source
+        .describe()
+        .columns
+        .into_iter()
+        .filter(|c| c.role == ColumnRole::Unused)
+        .map(|c| format!("{} ({}, {})", c.name, c.arrow_type, c.note))
+        .collect();
+    if unused.is_empty() {
+        return None;
+    }
+    let mut line = format!("not used: {}", unused[..unused.len().min(SHOWN)].join(", "));
+    if unused.len() > SHOWN {
+        line.push_str(&format!(" and {} more", unused.len() - SHOWN));
+    }
+    Some(line)
 }
 
 /// The lines after training: early stopping and resuming.

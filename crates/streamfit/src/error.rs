@@ -225,6 +225,15 @@ pub enum Error {
         classes: usize,
     },
 
+    /// A label a binary (logistic) head cannot take: anything but 0 and 1.
+    #[error("{}: row {row}: label {value} in column `{column}` is not 0 or 1, which a binary (logistic) model needs; for class ids 0..K-1 use {} softmax", file.display(), option_name("model"))]
+    BadBinaryLabel {
+        file: PathBuf,
+        row: u64,
+        column: String,
+        value: f64,
+    },
+
     /// The dataset holds no rows (or no files).
     #[error("empty dataset: {what}")]
     EmptyDataset { what: String },

@@ -66,6 +66,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         label: model.label.clone(),
         ignore_label,
         filter: None,
+        exclude: Vec::new(),
     }
 }
 

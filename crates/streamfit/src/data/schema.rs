@@ -34,6 +34,10 @@ pub struct ColumnSpec {
     /// By default every file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// Columns left out of the default features ([`FeatureSelection::AllNumeric`]); each must
+    /// exist. By default none (pandas index columns are always left out of the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 impl Default for ColumnSpec {
@@ -43,6 +47,7 @@ impl Default for ColumnSpec {
             label: "label".to_string(),
             ignore_label: false,
             filter: None,
+            exclude: Vec::new(),
         }
     }
 }

@@ -42,7 +42,8 @@ impl Head {
     pub fn accepts(self, y: f32) -> bool {
         match self {
             Head::Multiclass(k) => y >= 0.0 && y.fract() == 0.0 && (y as usize) < k,
-            Head::Regression | Head::Binary => true,
+            Head::Binary => y == 0.0 || y == 1.0,
+            Head::Regression => true,
         }
     }
 

@@ -1,8 +1,9 @@
 //! The label check: a row whose label the model's head cannot take is refused, by name.
 //!
-//! Only a multiclass head refuses labels (one that is not a class id in 0..K); the error names
-//! the file and the row in it when the rows come from a [`Source`], and the row's global id
-//! otherwise. This is a check on values the trainer is about to use, not a data reader.
+//! A multiclass head refuses a label that is not a class id in 0..K, a binary (logistic) head
+//! one that is not 0 or 1 (so -1/+1 or 1/2 labels never train a silent nonsense model); the
+//! error names the file and the row in it when the rows come from a [`Source`], and the row's
+//! global id otherwise. This is a check on values the trainer is about to use, not a data reader.
 
 use std::path::PathBuf;
 
@@ -13,9 +14,9 @@ use crate::model::Head;
 use crate::pipeline::BatchSource;
 
 /// Refuses a row whose label the head cannot take (a multiclass label that is not a class id
-/// in 0..K), naming the file and the row in it.
+/// in 0..K, a binary label that is not 0 or 1), naming the file and the row in it.
 pub fn check_labels(source: &dyn Source, head: Head, rows: &RowBlock) -> Result<()> {
-    if !matches!(head, Head::Multiclass(_)) {
+    if head == Head::Regression {
         return Ok(());
     }
     check(
@@ -32,7 +33,7 @@ pub(crate) fn check_stream_labels(
     head: Head,
     rows: &RowBlock,
 ) -> Result<()> {
-    if !matches!(head, Head::Multiclass(_)) {
+    if head == Head::Regression {
         return Ok(());
     }
     let files = stream.source().map(|s| (s.units(), s.files()));
@@ -46,9 +47,6 @@ fn check(
     head: Head,
     rows: &RowBlock,
 ) -> Result<()> {
-    let Head::Multiclass(classes) = head else {
-        return Ok(());
-    };
     let bad = rows.targets().iter().position(|&y| !head.accepts(y));
     let Some(i) = bad else {
         return Ok(());
@@ -65,11 +63,20 @@ fn check(
         }
         None => (PathBuf::from("(batch stream)"), id),
     };
-    Err(Error::BadLabel {
-        file,
-        row,
-        column: label.to_string(),
-        value: f64::from(rows.targets()[i]),
-        classes,
+    let (column, value) = (label.to_string(), f64::from(rows.targets()[i]));
+    Err(match head {
+        Head::Multiclass(classes) => Error::BadLabel {
+            file,
+            row,
+            column,
+            value,
+            classes,
+        },
+        _ => Error::BadBinaryLabel {
+            file,
+            row,
+            column,
+            value,
+        },
     })
 }

@@ -183,11 +183,30 @@ pub(super) fn resolve_columns(
                     }
                     roots
                 }
-                _ => (0..schema.fields().len())
-                    .filter(|&i| {
-                        Some(i) != found_label && is_scalar_number(schema.field(i).data_type())
-                    })
-                    .collect(),
+                _ => {
+                    for name in &spec.exclude {
+                        if schema.index_of(name).is_err() {
+                            return Err(Error::config(
+                                "exclude",
+                                format!(
+                                    "column `{name}` is not in {} (columns: {})",
+                                    path.display(),
+                                    available()
+                                ),
+                            ));
+                        }
+                    }
+                    let index_columns = pandas_index_columns(schema);
+                    (0..schema.fields().len())
+                        .filter(|&i| {
+                            let name = schema.field(i).name();
+                            Some(i) != found_label
+                                && is_scalar_number(schema.field(i).data_type())
+                                && !spec.exclude.contains(name)
+                                && !index_columns.contains(name)
+                        })
+                        .collect()
+                }
             };
             // No feature column is a valid source (inspect, a label-only file); training
             // rejects it (`data::source::open`).
@@ -241,6 +260,36 @@ pub(super) fn resolve_columns(
     }
 }
 
+/// The columns pandas wrote for a DataFrame's index (`__index_level_0__` after
+/// `df.sample().to_parquet()`, or a named index), from the file's `pandas` metadata, plus any
+/// column named like pandas' unnamed index levels: never a default feature.
+pub(super) fn pandas_index_columns(schema: &SchemaRef) -> Vec<String> {
+    let mut names: Vec<String> = schema
+        .metadata()
+        .get("pandas")
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .and_then(|meta| {
+            meta.get("index_columns")?.as_array().map(|columns| {
+                columns
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    for field in schema.fields() {
+        let name = field.name();
+        let unnamed_level = name
+            .strip_prefix("__index_level_")
+            .and_then(|rest| rest.strip_suffix("__"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if unnamed_level && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
 /// Position of each root column inside a batch projected to `roots` (schema order).
 fn projected_positions(roots: &[usize]) -> impl Fn(usize) -> usize + use<> {
     let mut sorted = roots.to_vec();
@@ -258,6 +307,7 @@ pub(super) fn column_infos(
 ) -> Vec<ColumnInfo> {
     let arrow = metadata.schema();
     let parquet_fields = metadata.parquet_schema().root_schema().get_fields();
+    let index_columns = pandas_index_columns(arrow);
     let list_column = match layout {
         Layout::List { .. } => schema
             .feature_names
@@ -289,6 +339,7 @@ pub(super) fn column_infos(
                     }
                     other => format!("cast {other} → f32"),
                 },
+                _ if index_columns.contains(name) => "pandas index".to_string(),
                 _ if is_scalar_number(data_type) => "not selected".to_string(),
                 _ => "not a numeric column".to_string(),
             };
