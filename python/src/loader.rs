@@ -62,7 +62,7 @@ fn torch_distributed(py: Python<'_>) -> PyResult<Option<(usize, usize)>> {
     )))
 }
 
-/// Reads the column options (`features`, `features_column`, `label`).
+/// Reads the column options (`features`, `features_column`, `label`, `exclude`, `filter`).
 pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
     let features = match (
         options.strings("features")?,
@@ -83,6 +83,8 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
             .string("label")?
             .unwrap_or_else(|| "label".to_string()),
         ignore_label: false,
+        filter: options.string("filter")?,
+        exclude: options.strings("exclude")?.unwrap_or_default(),
     })
 }
 
