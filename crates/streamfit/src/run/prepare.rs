@@ -29,6 +29,8 @@ pub struct PreparedRun<'c> {
     pub(super) comm: &'c dyn Collective,
     pub(super) source: Arc<dyn Source>,
     pub(super) valid_source: Option<Arc<dyn Source>>,
+    /// Rows of the validation data before «valid_rows» cut it.
+    pub(super) valid_total_rows: Option<u64>,
     pub(super) skipped: SkippedFiles,
     pub(super) pipeline: Pipeline,
     pub(super) valid_pipeline: Option<Pipeline>,
@@ -81,7 +83,8 @@ impl<'c> PreparedRun<'c> {
                 error: error.clone(),
             });
         }
-        let (source, valid_source) = split_validation(&mut config, source, valid_source)?;
+        let (source, valid_source, valid_total_rows) =
+            split_validation(&mut config, source, valid_source)?;
         let budget_bytes = config.memory_budget_with_valid(&source, valid_source.as_ref());
         config.trainer.standardize = None;
         if config.standardize {
@@ -131,6 +134,7 @@ impl<'c> PreparedRun<'c> {
             comm,
             source,
             valid_source,
+            valid_total_rows,
             skipped,
             pipeline,
             valid_pipeline,
@@ -156,6 +160,11 @@ impl<'c> PreparedRun<'c> {
     /// set).
     pub fn valid_source(&self) -> Option<&Arc<dyn Source>> {
         self.valid_source.as_ref()
+    }
+
+    /// Rows of the validation data before «valid_rows» cut it to its first rows.
+    pub fn valid_total_rows(&self) -> Option<u64> {
+        self.valid_total_rows
     }
 
     /// Files of the training data left out as unreadable, with their errors.
@@ -197,12 +206,12 @@ impl<'c> PreparedRun<'c> {
 
 /// The training and validation data of the run: `source` less the units held out by
 /// «valid_fraction» (recorded in the trainer's settings), and `valid` or those units, cut to
-/// their first «valid_rows» rows when set.
+/// their first «valid_rows» rows when set (with the validation rows before the cut).
 fn split_validation(
     config: &mut TrainConfig,
     source: Arc<dyn Source>,
     valid: Option<Arc<dyn Source>>,
-) -> Result<(Arc<dyn Source>, Option<Arc<dyn Source>>)> {
+) -> Result<(Arc<dyn Source>, Option<Arc<dyn Source>>, Option<u64>)> {
     let (source, valid) = match config.valid_fraction {
         Some(fraction) => {
             let (train, held, record) =
@@ -217,11 +226,14 @@ fn split_validation(
             (source, valid)
         }
     };
+    let total = valid.as_ref().map(|v| v.num_rows());
     let valid = match (valid, config.valid_rows) {
-        (Some(v), Some(rows)) => Some(Arc::new(SubsetSource::first_rows(&v, rows)) as Arc<dyn Source>),
+        (Some(v), Some(rows)) => {
+            Some(Arc::new(SubsetSource::first_rows(&v, rows)) as Arc<dyn Source>)
+        }
         (v, _) => v,
     };
-    Ok((source, valid))
+    Ok((source, valid, total))
 }
 
 /// When `config` needs its classes counted ([`TrainConfig::needs_class_count`]): K = the

@@ -524,7 +524,13 @@ impl<'a> Trainer<'a> {
             seconds: pass.seconds,
             rows_per_s: per_second(pass.rows_seen as f64),
             stall_fraction: per_second(pass.stall_seconds).min(1.0),
-            eval_seconds: pass.eval_seconds + eval_started.elapsed().as_secs_f64(),
+            // (Only passes that ran count: an epoch without one took no evaluation time.)
+            eval_seconds: pass.eval_seconds
+                + if train_metrics.is_some() || valid_metrics.is_some() {
+                    eval_started.elapsed().as_secs_f64()
+                } else {
+                    0.0
+                },
             queue_occupancy: pass.queue_occupancy,
             queue_full_fraction: pass.queue_full_fraction,
             shuffle_spearman: pass.shuffle_spearman,
