@@ -199,8 +199,7 @@ fn train_loss_of_a_run_resumed_mid_epoch_is_the_uninterrupted_runs_exactly() {
     .unwrap();
     let args = with_checkpoints(&["--checkpoint-dir", s(&old_dir), "--resume", "auto"]);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.insert(0, "train");
-    args.insert(1, s(&data));
+    args.splice(0..0, ["train", s(&data), "--batch-size", "100"]);
     let out = common::run_ok(&args).stdout;
     let epoch = out.lines().find(|l| l.starts_with("epoch 2/2")).unwrap();
     assert!(
@@ -269,8 +268,10 @@ fn eval_every_stops_early_within_an_epoch_and_keeps_the_best_evaluation() {
 
     // Resumed between evaluations, the run stops where it did with the same model.
     let reference = std::fs::read(&model).unwrap();
-    // 15: before the best evaluation; the checkpoint after it: between it and the stop.
-    for iteration in [15u64, (best_iteration / 15 + 1) * 15] {
+    // 15: early on; the checkpoint after the best evaluation: between it and the stop.
+    let mut resume_at = vec![15u64, (best_iteration / 15 + 1) * 15];
+    resume_at.dedup();
+    for iteration in resume_at {
         let name = format!("ckpt-{iteration:012}.sfck");
         let resume_dir = dir.path().join(format!("resume-{iteration}"));
         std::fs::create_dir(&resume_dir).unwrap();
