@@ -75,7 +75,10 @@ fn the_report_has_the_running_train_loss_by_default_and_the_full_loss_on_request
     );
     assert!(report.get("full_loss").is_none(), "{report}");
     assert!(report.get("final_loss").is_none(), "{report}");
-    assert!(report.get("final_accuracy").is_none(), "no full pass, no accuracy");
+    assert!(
+        report.get("final_accuracy").is_none(),
+        "no full pass, no accuracy"
+    );
     let train_loss = report["train_loss"].as_f64().expect("train_loss");
     let epochs = report["epoch_summaries"].as_array().unwrap();
     for e in epochs {
@@ -85,20 +88,24 @@ fn the_report_has_the_running_train_loss_by_default_and_the_full_loss_on_request
     assert_eq!(f64_bits(&epochs[1]["train_loss"]), train_loss.to_bits());
     // The running loss is the mean of the epoch's step losses over its rows.
     let steps = metrics_lines(&metrics, "batch_loss");
-    let (sum, rows) = steps
-        .iter()
-        .filter(|l| l["epoch"] == 2)
-        .fold((0.0, 0.0), |(sum, rows), l| {
-            let n = l["rows"].as_f64().unwrap();
-            (sum + l["batch_loss"].as_f64().unwrap() * n, rows + n)
-        });
+    let (sum, rows) =
+        steps
+            .iter()
+            .filter(|l| l["epoch"] == 2)
+            .fold((0.0, 0.0), |(sum, rows), l| {
+                let n = l["rows"].as_f64().unwrap();
+                (sum + l["batch_loss"].as_f64().unwrap() * n, rows + n)
+            });
     assert!(
         ((sum / rows) - train_loss).abs() < 1e-12,
         "{} vs {train_loss}",
         sum / rows
     );
     let epoch_lines = metrics_lines(&metrics, "iterations");
-    assert_eq!(f64_bits(&epoch_lines[1]["train_loss"]), train_loss.to_bits());
+    assert_eq!(
+        f64_bits(&epoch_lines[1]["train_loss"]),
+        train_loss.to_bits()
+    );
 
     let full = train_report(
         &data,
@@ -119,7 +126,10 @@ fn the_report_has_the_running_train_loss_by_default_and_the_full_loss_on_request
     let out = common::run_ok(&["train", s(&data), "--batch-size", "100"]).stdout;
     let epoch = out.lines().find(|l| l.starts_with("epoch 1/1")).unwrap();
     assert!(epoch.contains(", train loss 0."), "{epoch}");
-    assert!(!epoch.contains("accuracy") && !epoch.contains("eval)"), "{epoch}");
+    assert!(
+        !epoch.contains("accuracy") && !epoch.contains("eval)"),
+        "{epoch}"
+    );
     let done = out.lines().find(|l| l.starts_with("done:")).unwrap();
     assert!(done.contains("train loss 0."), "{done}");
     let out = common::run_ok(&["train", s(&data), "--batch-size", "100", "--full-loss"]).stdout;
@@ -139,7 +149,14 @@ fn train_loss_of_a_run_resumed_mid_epoch_is_the_uninterrupted_runs_exactly() {
     let dir = common::tempdir();
     let data = train_data(dir.path());
     let checkpoints = dir.path().join("ck");
-    let base = ["--epochs", "2", "--shuffle-buffer", "3000", "--threads", "2"];
+    let base = [
+        "--epochs",
+        "2",
+        "--shuffle-buffer",
+        "3000",
+        "--threads",
+        "2",
+    ];
     let with_checkpoints = |args: &[&str]| -> Vec<String> {
         let mut all: Vec<String> = base.iter().map(|a| a.to_string()).collect();
         all.extend(args.iter().map(|a| a.to_string()));
@@ -188,7 +205,10 @@ fn train_loss_of_a_run_resumed_mid_epoch_is_the_uninterrupted_runs_exactly() {
     // A checkpoint written before the running sums were carried still loads; the resumed
     // epoch's train loss covers the steps since the resume, and says so.
     let mut old = Checkpoint::load(&checkpoints.join(format!("ckpt-{:012}.sfck", 259))).unwrap();
-    assert!(old.epoch_loss.is_some(), "mid-epoch checkpoints carry the sums");
+    assert!(
+        old.epoch_loss.is_some(),
+        "mid-epoch checkpoints carry the sums"
+    );
     old.epoch_loss = None;
     let old_dir = dir.path().join("old");
     old.save(&CheckpointConfig {
@@ -203,7 +223,8 @@ fn train_loss_of_a_run_resumed_mid_epoch_is_the_uninterrupted_runs_exactly() {
     let out = common::run_ok(&args).stdout;
     let epoch = out.lines().find(|l| l.starts_with("epoch 2/2")).unwrap();
     assert!(
-        epoch.contains("train loss 0.") && epoch.contains("(over the 14,100 rows since the resume)"),
+        epoch.contains("train loss 0.")
+            && epoch.contains("(over the 14,100 rows since the resume)"),
         "{epoch}"
     );
 }
@@ -260,7 +281,10 @@ fn eval_every_stops_early_within_an_epoch_and_keeps_the_best_evaluation() {
     assert_eq!(report["best_iteration"], best_iteration);
     assert_eq!(best_iteration + 30, stopped_at);
     assert_eq!(best["best"], true);
-    assert_eq!(report["final_valid"]["loss"], evaluations.last().unwrap()["valid_loss"]);
+    assert_eq!(
+        report["final_valid"]["loss"],
+        evaluations.last().unwrap()["valid_loss"]
+    );
     // The saved model is the best evaluation's: `eval` on the validation data finds its loss.
     let eval = common::run_ok(&["eval", "--json", "--model", s(&model), s(&valid)]);
     let eval: Value = serde_json::from_str(&eval.stdout).unwrap();
@@ -277,13 +301,23 @@ fn eval_every_stops_early_within_an_epoch_and_keeps_the_best_evaluation() {
         std::fs::create_dir(&resume_dir).unwrap();
         std::fs::copy(checkpoints.join(&name), resume_dir.join(&name)).unwrap();
         let mut resumed_args = args.to_vec();
-        let at = resumed_args.iter().position(|a| *a == s(&checkpoints)).unwrap();
+        let at = resumed_args
+            .iter()
+            .position(|a| *a == s(&checkpoints))
+            .unwrap();
         resumed_args[at] = s(&resume_dir);
         resumed_args.extend(["--resume", "auto"]);
         let resumed = train_report(&data, &dir.path().join("resumed.json"), &resumed_args);
         assert_eq!(resumed["iterations"], stopped_at, "resumed at {iteration}");
-        assert_eq!(resumed["best_iteration"], best_iteration, "resumed at {iteration}");
-        assert_eq!(std::fs::read(&model).unwrap(), reference, "resumed at {iteration}");
+        assert_eq!(
+            resumed["best_iteration"], best_iteration,
+            "resumed at {iteration}"
+        );
+        assert_eq!(
+            std::fs::read(&model).unwrap(),
+            reference,
+            "resumed at {iteration}"
+        );
     }
 }
 
@@ -327,11 +361,7 @@ fn valid_rows_validates_exactly_the_first_n_rows() {
     assert_eq!(evaluations.len(), 4);
     assert!(evaluations.iter().all(|e| e["valid_rows"] == 1_234));
     // Without --valid-rows, every validation row.
-    let all = train_report(
-        &data,
-        &dir.path().join("all.json"),
-        &["--valid", s(&valid)],
-    );
+    let all = train_report(&data, &dir.path().join("all.json"), &["--valid", s(&valid)]);
     assert_eq!(all["valid_rows"], 4_000);
     assert_ne!(all["final_valid"]["loss"], report["final_valid"]["loss"]);
 }
@@ -405,7 +435,14 @@ fn valid_fraction_holds_out_the_same_units_for_any_reader_and_thread_count() {
     // Not with --valid.
     let valid = valid_data(dir.path());
     common::run_err(
-        &["train", s(&data), "--valid-fraction", "0.2", "--valid", s(&valid)],
+        &[
+            "train",
+            s(&data),
+            "--valid-fraction",
+            "0.2",
+            "--valid",
+            s(&valid),
+        ],
         2,
     );
 }
@@ -448,14 +485,15 @@ fn the_memory_budget_adds_the_validation_pass() {
     let data = train_data(dir.path());
     let valid = valid_data(dir.path());
     let without = train_report(&data, &dir.path().join("a.json"), &[]);
-    let with = train_report(
-        &data,
-        &dir.path().join("b.json"),
-        &["--valid", s(&valid)],
-    );
+    let with = train_report(&data, &dir.path().join("b.json"), &["--valid", s(&valid)]);
     let budget = |r: &Value| r["memory_budget_bytes"].as_u64().unwrap();
     // The validation pass: 4,000 rows in batches of up to 4,000 rows, 2 readers' blocks.
-    assert!(budget(&with) > budget(&without) + 4_000 * 4 * 7, "{} vs {}", budget(&with), budget(&without));
+    assert!(
+        budget(&with) > budget(&without) + 4_000 * 4 * 7,
+        "{} vs {}",
+        budget(&with),
+        budget(&without)
+    );
 }
 
 #[test]
@@ -505,7 +543,11 @@ fn the_plot_shows_the_validation_and_moving_average_curves() {
     let replot = dir.path().join("replot.svg");
     common::run_ok(&["plot", s(&metrics), "--out", s(&replot)]);
     let svg = std::fs::read_to_string(&replot).unwrap();
-    for label in ["validation loss", "moving average", "full-data loss (per epoch)"] {
+    for label in [
+        "validation loss",
+        "moving average",
+        "full-data loss (per epoch)",
+    ] {
         assert!(svg.contains(label), "{label} missing from the replot");
     }
 }

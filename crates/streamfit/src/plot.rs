@@ -44,7 +44,12 @@ impl LossCurves {
     /// measured) and its validation loss when evaluated after the epoch.
     pub fn add_epoch(&mut self, epoch: &EpochSummary) {
         let at = self.steps.last().map_or(0, |s| s.0);
-        self.add_epoch_at(at, epoch.full_loss, epoch.train_loss, epoch.valid.map(|v| v.loss));
+        self.add_epoch_at(
+            at,
+            epoch.full_loss,
+            epoch.train_loss,
+            epoch.valid.map(|v| v.loss),
+        );
     }
 
     fn add_epoch_at(&mut self, at: u64, full: Option<f64>, train: Option<f64>, valid: Option<f64>) {
@@ -139,7 +144,12 @@ impl LossCurves {
         };
         let epochs = keep(&self.epochs);
         let valid = keep(&self.valid);
-        let all = steps.iter().chain(&ema).chain(&epochs).chain(&valid).map(|p| p.1);
+        let all = steps
+            .iter()
+            .chain(&ema)
+            .chain(&epochs)
+            .chain(&valid)
+            .map(|p| p.1);
         let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -193,7 +203,10 @@ impl LossCurves {
                         PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(170, 190, 230))
                     });
                 chart
-                    .draw_series(LineSeries::new(ema.iter().copied(), ema_color.stroke_width(2)))
+                    .draw_series(LineSeries::new(
+                        ema.iter().copied(),
+                        ema_color.stroke_width(2),
+                    ))
                     .map_err(|e| out(&e))?
                     .label(ema_label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ema_color));
@@ -283,6 +296,9 @@ mod tests {
         assert_eq!(curves.steps, vec![(1, 0.9), (2, 0.7), (3, 0.5)]);
         assert_eq!(curves.valid, vec![(2, 0.8), (2, 0.75)]);
         assert_eq!(curves.epochs, vec![(2, 0.8), (3, 0.4)]);
-        assert!(!curves.epochs_full, "the first epoch's point is a running loss");
+        assert!(
+            !curves.epochs_full,
+            "the first epoch's point is a running loss"
+        );
     }
 }

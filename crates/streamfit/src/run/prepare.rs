@@ -83,8 +83,11 @@ impl<'c> PreparedRun<'c> {
                 error: error.clone(),
             });
         }
-        let (source, valid_source, valid_total_rows) =
-            split_validation(&mut config, source, valid_source)?;
+        let Split {
+            source,
+            valid: valid_source,
+            valid_total_rows,
+        } = split_validation(&mut config, source, valid_source)?;
         let budget_bytes = config.memory_budget_with_valid(&source, valid_source.as_ref());
         config.trainer.standardize = None;
         if config.standardize {
@@ -204,6 +207,14 @@ impl<'c> PreparedRun<'c> {
     }
 }
 
+/// The data a run trains and validates on.
+struct Split {
+    source: Arc<dyn Source>,
+    valid: Option<Arc<dyn Source>>,
+    /// Rows of the validation data before «valid_rows» cut it.
+    valid_total_rows: Option<u64>,
+}
+
 /// The training and validation data of the run: `source` less the units held out by
 /// «valid_fraction» (recorded in the trainer's settings), and `valid` or those units, cut to
 /// their first «valid_rows» rows when set (with the validation rows before the cut).
@@ -211,7 +222,7 @@ fn split_validation(
     config: &mut TrainConfig,
     source: Arc<dyn Source>,
     valid: Option<Arc<dyn Source>>,
-) -> Result<(Arc<dyn Source>, Option<Arc<dyn Source>>, Option<u64>)> {
+) -> Result<Split> {
     let (source, valid) = match config.valid_fraction {
         Some(fraction) => {
             let (train, held, record) =
@@ -233,7 +244,11 @@ fn split_validation(
         }
         (v, _) => v,
     };
-    Ok((source, valid, total))
+    Ok(Split {
+        source,
+        valid,
+        valid_total_rows: total,
+    })
 }
 
 /// When `config` needs its classes counted ([`TrainConfig::needs_class_count`]): K = the

@@ -81,7 +81,9 @@ impl SubsetSource {
         order.shuffle(&mut rng_for(seed, 0, RngStream::Holdout));
         let mut held: Vec<usize> = order[..count].to_vec();
         held.sort_unstable();
-        let kept: Vec<usize> = (0..total).filter(|i| held.binary_search(i).is_err()).collect();
+        let kept: Vec<usize> = (0..total)
+            .filter(|i| held.binary_search(i).is_err())
+            .collect();
         let valid = SubsetSource::new(whole.clone(), held.clone(), None);
         let record = HeldOut {
             fraction,
@@ -150,9 +152,9 @@ impl Source for SubsetSource {
     ) -> Result<u64> {
         let whole = self.whole.units()[self.picked[unit]];
         let mut renumber = Renumber::new(whole, self.units[unit], sink);
-        let read = self
-            .whole
-            .read_rows(self.picked[unit], offsets, max_block_rows, &mut renumber)?;
+        let read =
+            self.whole
+                .read_rows(self.picked[unit], offsets, max_block_rows, &mut renumber)?;
         Ok(read.min(self.units[unit].num_rows))
     }
 
@@ -255,7 +257,13 @@ mod tests {
             let mut blocks: Vec<RowBlock> = Vec::new();
             source.read_unit(unit, 64, &mut blocks).unwrap();
             for block in blocks {
-                out.extend(block.row_ids().iter().copied().zip(block.targets().iter().copied()));
+                out.extend(
+                    block
+                        .row_ids()
+                        .iter()
+                        .copied()
+                        .zip(block.targets().iter().copied()),
+                );
             }
         }
         out
@@ -270,15 +278,25 @@ mod tests {
         // round(0.25 × 10) = 3 units (rounded half away from zero).
         assert_eq!(held.units.len(), 3);
         assert_eq!(held.total_units, 10);
-        assert_eq!((train.num_rows(), valid.num_rows(), held.rows), (700, 300, 300));
+        assert_eq!(
+            (train.num_rows(), valid.num_rows(), held.rows),
+            (700, 300, 300)
+        );
         assert_eq!(valid.picked(), held.units.as_slice());
         // The same seed holds out the same units; another seed others.
         assert_eq!(SubsetSource::hold_out(&whole, 0.25, 7).unwrap().2, held);
-        assert_ne!(SubsetSource::hold_out(&whole, 0.25, 8).unwrap().2.units, held.units);
+        assert_ne!(
+            SubsetSource::hold_out(&whole, 0.25, 8).unwrap().2.units,
+            held.units
+        );
         for subset in [&train, &valid] {
             let got = rows(subset);
             let ids: Vec<u64> = got.iter().map(|r| r.0).collect();
-            assert_eq!(ids, (0..subset.num_rows()).collect::<Vec<_>>(), "renumbered in order");
+            assert_eq!(
+                ids,
+                (0..subset.num_rows()).collect::<Vec<_>>(),
+                "renumbered in order"
+            );
             // Each row is the whole dataset's row of its unit.
             let mut expected = Vec::new();
             for &u in subset.picked() {
@@ -312,7 +330,10 @@ mod tests {
         let whole: Arc<dyn Source> = Arc::new(SubsetSource::first_rows(&dataset(dir.path()), 50));
         match SubsetSource::hold_out(&whole, 0.5, 0) {
             Err(Error::Config { field, .. }) => assert_eq!(field, "valid_fraction"),
-            other => panic!("expected a valid_fraction error, got {:?}", other.map(|r| r.2)),
+            other => panic!(
+                "expected a valid_fraction error, got {:?}",
+                other.map(|r| r.2)
+            ),
         }
     }
 }

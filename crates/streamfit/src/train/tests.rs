@@ -481,10 +481,18 @@ fn two_ranks_in_threads_resume_from_any_checkpoint_to_the_same_parameters() {
             );
             // The resumed epoch's running loss is the uninterrupted run's, bit for bit.
             let losses = |r: &TrainResult| -> Vec<Option<u64>> {
-                r.epochs.iter().map(|e| e.train_loss.map(f64::to_bits)).collect()
+                r.epochs
+                    .iter()
+                    .map(|e| e.train_loss.map(f64::to_bits))
+                    .collect()
             };
             let uninterrupted = reference[0].0.as_ref().expect("train");
-            assert_eq!(losses(result), losses(uninterrupted), "from {}", file.display());
+            assert_eq!(
+                losses(result),
+                losses(uninterrupted),
+                "from {}",
+                file.display()
+            );
         }
     }
 }

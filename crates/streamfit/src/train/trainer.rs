@@ -26,12 +26,12 @@ use super::checkpoint::restore::{Start, restore};
 use super::checkpoint::writer::{Boundary, Checkpointer, RunState};
 use super::checkpoint::{CheckpointLock, RunFingerprint, RunningLoss, data_identity};
 use super::evaluate::evaluate_stream;
-use super::validation::{At, State, Validation};
 use super::labels::check_stream_labels;
 use super::mixing::Mixing;
 use super::ranks::{
     any_rank_signalled, check_same_params, check_same_start, interrupt_requested, sum_across,
 };
+use super::validation::{At, State, Validation};
 use super::{
     EpochSummary, Eval, GradientEngine, ResumeInfo, StepRecord, TrainObserver, TrainResult,
     TrainerConfig,
@@ -270,7 +270,9 @@ impl<'a> Trainer<'a> {
             optimizer: self.optimizer.state(),
             standardize: self.config.standardize.as_ref(),
         };
-        let record = self.validation.evaluate_step(at, &mut self.engine, &state)?;
+        let record = self
+            .validation
+            .evaluate_step(at, &mut self.engine, &state)?;
         pass.eval_seconds += started.elapsed().as_secs_f64();
         if let Some(record) = record {
             self.observer.on_validation(&record)?;

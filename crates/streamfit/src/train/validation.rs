@@ -98,7 +98,11 @@ impl<'a> Validation<'a> {
                 what: "the validation loss",
             });
         }
-        if self.patience.is_some() && self.best.as_ref().is_none_or(|b| metrics.loss < b.valid_loss)
+        if self.patience.is_some()
+            && self
+                .best
+                .as_ref()
+                .is_none_or(|b| metrics.loss < b.valid_loss)
         {
             self.best = Some(BestModel {
                 epoch: at.epoch,

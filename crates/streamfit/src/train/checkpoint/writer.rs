@@ -9,9 +9,7 @@
 use std::path::PathBuf;
 
 use super::file::remove_stale_temporaries;
-use super::{
-    Checkpoint, CheckpointConfig, CheckpointLock, DataFile, RunFingerprint, RunningLoss,
-};
+use super::{Checkpoint, CheckpointConfig, CheckpointLock, DataFile, RunFingerprint, RunningLoss};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::pipeline::{BatchSource, PositionTracker, StreamPosition};
