@@ -17,12 +17,12 @@ for d in sys.argv[1:]:
         fd = os.open(os.path.join(d, n), os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"; }
 summary='import json,sys
 r = json.load(open(sys.argv[1]))
-print("rows %d, iterations %d, final loss %.4f, %.2f M rows/s, peak RSS %.0f MB" % (r["rows"], r["iterations"], r["final_loss"], r["rows_per_s"] / 1e6, r["peak_rss_bytes"] / 1e6))'
+print("rows %d, iterations %d, final loss %.4f, %.2f M rows/s, peak RSS %.0f MB" % (r["rows"], r["iterations"], r["full_loss"], r["rows_per_s"] / 1e6, r["peak_rss_bytes"] / 1e6))'
 for source in "$shards" "$data"; do
   evict "$source"
   size=$(du -sm "$source" | cut -f1)
   echo "== $source: $size MB on disk, cap $cap MiB ($(awk "BEGIN{printf \"%.1f\", $size/$cap}")× the cap)"
-  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --quiet --report "$report"
+  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --full-loss --quiet --report "$report"
   python3 -c "$summary" "$report"
 done
 # Interrupted and resumed under the same cap: SIGINT after 3 s (a checkpoint is written at the
@@ -31,7 +31,7 @@ for source in "$shards" "$data"; do
   ck=$(mktemp -d)
   evict "$source"
   echo "== $source: interrupted after 3 s and resumed, cap $cap MiB"
-  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --quiet \
+  $memlimit "$cap" $bin train "$source" --model logistic --batch-size 256 --epochs 2 --full-loss --quiet \
     --checkpoint-dir "$ck" --checkpoint-every 5000 &
   pid=$!
   sleep 3

@@ -30,6 +30,8 @@ fn the_trace_holds_every_stage_on_its_thread_well_nested() {
         "--epochs",
         "2",
         "--quiet",
+        // (The full-data pass makes the `eval` spans.)
+        "--full-loss",
         "--trace",
         trace.to_str().unwrap(),
         "--checkpoint-dir",

@@ -26,6 +26,7 @@ fn train_and_plot_draw_both_loss_curves() {
         "--epochs",
         "3",
         "--quiet",
+        "--full-loss",
         "--plot",
         chart.to_str().unwrap(),
         "--metrics",

@@ -100,8 +100,8 @@ fn counts_of_one_are_singular_and_no_eval_time_without_evaluation() {
     );
     assert!(out.contains("done: 1 iteration in "), "{out}");
 
-    // With the evaluation, its time is shown.
-    let out = run_ok(&["train", &train, "--batch-size", "full"]).stdout;
+    // With the full-data pass, its time is shown.
+    let out = run_ok(&["train", &train, "--batch-size", "full", "--full-loss"]).stdout;
     let epoch = out.lines().find(|l| l.starts_with("epoch 1/1:")).unwrap();
     assert!(epoch.contains(" s eval)"), "{epoch}");
 

@@ -62,6 +62,7 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
             "--epochs",
             "4",
             "--quiet",
+            "--full-loss",
             "--save-model",
             model.to_str().unwrap(),
             "--report",
@@ -79,7 +80,7 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
 
     common::run_ok(&args(true));
     let report = common::read_json(&report);
-    let final_loss = report["final_loss"].as_f64().unwrap();
+    let final_loss = report["full_loss"].as_f64().unwrap();
     assert!(final_loss < 0.01, "final loss {final_loss}");
 
     // The saved weights apply to raw features: their loss on the raw rows is the reported one.

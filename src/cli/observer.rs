@@ -1,5 +1,6 @@
 //! How the command line hears the library while it works: the training observer (progress bar,
-//! epoch lines, `--debug-row-ids`) and the printer of what preparing a run found.
+//! epoch lines, the validation lines of `--eval-every`, `--debug-row-ids`) and the printer of
+//! what preparing a run found.
 //!
 //! The metrics file and the loss curves are the library's ([`streamfit::run::PreparedRun`]);
 //! this module only shows progress and writes the hidden testing aid.
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use indicatif::ProgressBar;
 use streamfit::error::Error;
 use streamfit::run::PrepareEvent;
-use streamfit::train::{EpochSummary, StepRecord, TrainObserver};
+use streamfit::train::{EpochSummary, StepRecord, TrainObserver, ValidationRecord};
 
 use super::output::{count, say, thousands};
 
@@ -127,6 +128,14 @@ impl TrainObserver for CliObserver {
         Ok(())
     }
 
+    fn on_validation(&mut self, v: &ValidationRecord) -> streamfit::error::Result<()> {
+        if !self.quiet {
+            let line = validation_line(v);
+            self.progress.suspend(|| say!("{line}"));
+        }
+        Ok(())
+    }
+
     fn on_epoch(&mut self, e: &EpochSummary) -> streamfit::error::Result<()> {
         // Files dropped mid-epoch (`--on-bad-file skip`) are warnings, shown even when quiet.
         for dropped in &e.files_dropped {
@@ -152,11 +161,45 @@ impl TrainObserver for CliObserver {
     }
 }
 
-/// `epoch E/N: ...`: one finished epoch.
+/// `valid at iteration I (epoch E): ...`: one evaluation of `--eval-every`.
+fn validation_line(v: &ValidationRecord) -> String {
+    let mut line = format!(
+        "valid at iteration {} (epoch {}): loss {:.6}",
+        thousands(v.iteration),
+        v.epoch,
+        v.valid_loss
+    );
+    if let Some(a) = v.valid_accuracy {
+        line.push_str(&format!(", accuracy {:.2}%", a * 100.0));
+    }
+    if let Some(r) = v.valid_rmse {
+        line.push_str(&format!(", RMSE {r:.5}"));
+    }
+    line.push_str(&format!(
+        ", {}, {:.2} s",
+        count(v.valid_rows, "row"),
+        v.seconds
+    ));
+    if v.best {
+        line.push_str(", best so far");
+    }
+    line
+}
+
+/// `epoch E/N: ...`: one finished epoch. The running training loss always; the full-data
+/// loss, accuracy or RMSE only from the pass of `--full-loss`.
 fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
-    let mut loss = e
-        .full_loss
-        .map_or("n/a (--no-eval)".to_string(), |l| format!("{l:.6}"));
+    let mut loss = match e.train_loss {
+        Some(l) if e.train_loss_rows < e.rows => format!(
+            "train loss {l:.6} (over the {} since the resume)",
+            count(e.train_loss_rows, "row")
+        ),
+        Some(l) => format!("train loss {l:.6}"),
+        None => "train loss n/a".to_string(),
+    };
+    if let Some(l) = e.full_loss {
+        loss.push_str(&format!(", loss {l:.6}"));
+    }
     if let Some(a) = e.accuracy {
         loss.push_str(&format!(", accuracy {:.2}%", a * 100.0));
     }
@@ -183,14 +226,14 @@ fn epoch_line(e: &EpochSummary, epochs: usize, skipped_files: usize) -> String {
             e.files_dropped.len()
         ));
     }
-    // The evaluation's time, when one ran (not under `--no-eval` without `--valid`).
-    let eval = if e.full_loss.is_some() || e.valid.is_some() {
+    // The evaluations' time, when any ran (the full-data pass, validation).
+    let eval = if e.full_loss.is_some() || e.valid.is_some() || e.eval_seconds > 0.0 {
         format!(" (+{:.2} s eval)", e.eval_seconds)
     } else {
         String::new()
     };
     format!(
-        "epoch {}/{epochs}: {}, {}, loss {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s{eval}{skipped}",
+        "epoch {}/{epochs}: {}, {}, {loss}, {} rows/s, stall {:.1}%, shuffle ρ {}, {:.1} units/step, {:.2} s{eval}{skipped}",
         e.epoch,
         count(e.iterations, "iteration"),
         count(e.rows, "row"),

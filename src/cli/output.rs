@@ -50,8 +50,9 @@ pub(crate) fn thousands(n: u64) -> String {
 pub(crate) fn count(n: u64, noun: &str) -> String {
     match n {
         1 => format!("1 {noun}"),
-        // English plurals of the nouns counted here: batch → batches, file → files.
-        n if noun.ends_with("ch") || noun.ends_with('s') || noun.ends_with('x') => {
+        // English plurals of the nouns counted here: batch → batches, file → files, epoch →
+        // epochs (a hard "ch").
+        n if noun.ends_with("tch") || noun.ends_with('s') || noun.ends_with('x') => {
             format!("{} {noun}es", thousands(n))
         }
         n => format!("{} {noun}s", thousands(n)),
@@ -209,6 +210,7 @@ mod tests {
         assert_eq!(count(3_907, "iteration"), "3,907 iterations");
         assert_eq!(count(4, "batch"), "4 batches");
         assert_eq!(count(1, "batch"), "1 batch");
+        assert_eq!(count(2, "epoch"), "2 epochs");
     }
 
     #[test]

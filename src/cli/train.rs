@@ -48,12 +48,27 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     optim: OptimizerArgs,
     /// Validation data (Parquet files/directories or a shard dataset with the same columns),
-    /// evaluated after every epoch: loss and accuracy or RMSE in the epoch lines, the metrics
-    /// file and the report; one path per --valid, repeat it for more
+    /// evaluated after every epoch (or every --eval-every iterations): loss and accuracy or
+    /// RMSE in the epoch lines, the metrics file and the report; one path per --valid, repeat
+    /// it for more
     #[arg(long, value_name = "DATA")]
     valid: Vec<PathBuf>,
-    /// Stop when the validation loss has not improved for PATIENCE epochs and keep (save) the
-    /// best epoch's model; needs --valid [default: off]
+    /// Hold out this fraction (0 < F < 1) of the training data's units (row groups, shard
+    /// blocks) as validation data: round(F × units), chosen by --seed (not by the reader or
+    /// thread count); training never sees them. Instead of --valid
+    #[arg(long, value_name = "F", conflicts_with = "valid")]
+    valid_fraction: Option<f64>,
+    /// Validate on the first N rows (in file order) of the validation data only [default: all]
+    #[arg(long, value_name = "N")]
+    valid_rows: Option<u64>,
+    /// Evaluate the validation data every STEPS iterations (counted over the whole run) and
+    /// after the last one, printed as it happens and written to the metrics file, instead of
+    /// after every epoch; needs --valid or --valid-fraction
+    #[arg(long, value_name = "STEPS")]
+    eval_every: Option<u64>,
+    /// Stop when the validation loss has not improved for PATIENCE evaluations in a row
+    /// (epochs, or evaluations of --eval-every) and keep (save) the best evaluation's model;
+    /// needs --valid or --valid-fraction [default: off]
     #[arg(long, value_name = "PATIENCE")]
     early_stop: Option<usize>,
     /// Rows per iteration: a number (1 = SGD) or `full` (batch gradient descent, one update per epoch)
@@ -82,7 +97,13 @@ pub(crate) struct TrainArgs {
     /// Threads computing the gradient [default: all cores]
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
-    /// Skip the full-data loss pass after each epoch
+    /// After each epoch, also compute the exact full-data loss and accuracy or RMSE at the
+    /// epoch's final parameters, in a separate streamed pass that reads the training data a
+    /// second time [default: the epoch's running training loss only]
+    #[arg(long, conflicts_with = "no_eval")]
+    full_loss: bool,
+    /// No full-data pass after each epoch: the default now (the epoch's running training loss
+    /// costs no pass); accepted so that older command lines still run
     #[arg(long)]
     no_eval: bool,
     /// What to do with a file that cannot be opened (missing, not Parquet, corrupt footer,
@@ -99,7 +120,8 @@ pub(crate) struct TrainArgs {
     /// Write a Chrome trace-event file of every stage's spans (open it in ui.perfetto.dev)
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
-    /// Draw the per-iteration batch loss and the per-epoch full-data loss into an SVG chart
+    /// Draw the per-iteration batch loss, its moving average, the per-epoch training loss and
+    /// the validation loss into an SVG chart
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     /// Log scale for the loss axis of --plot (as `plot --log-y`)
@@ -147,11 +169,12 @@ impl TrainArgs {
         let mut trainer = TrainerConfig {
             init_seed: self.seed,
             early_stop: self.early_stop,
+            eval_every: self.eval_every,
             epochs: self.epochs,
-            eval: if self.no_eval {
-                Eval::Off
-            } else {
+            eval: if self.full_loss {
                 Eval::EveryEpoch
+            } else {
+                Eval::Off
             },
             ..TrainerConfig::default()
         };
@@ -181,6 +204,8 @@ impl TrainArgs {
                 OnBadFileArg::Skip => OnBadFile::Skip,
             },
             valid: self.valid.clone(),
+            valid_rows: self.valid_rows,
+            valid_fraction: self.valid_fraction,
             standardize: self.standardize,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
@@ -259,7 +284,7 @@ pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
         .map(|layer| run.profile(&layer.take(), started.elapsed().as_secs_f64(), &result));
     let report = run.report(&result, profile.clone());
     if !quiet {
-        print_outcome(&result);
+        print_outcome(&result, run.config().trainer.eval_every);
     }
     run.write_outputs(&result, &report)?;
     // A trace that could not be written (a full disk) fails the run after its other outputs.
@@ -270,9 +295,12 @@ pub(crate) fn run(args: TrainArgs, comm: &dyn Collective) -> Result<()> {
     }
     if !quiet {
         say!(
-            "done: {} in {:.2} s, {} rows/s, stall {:.1}%, peak RSS {}{}",
+            "done: {} in {:.2} s, {}{} rows/s, stall {:.1}%, peak RSS {}{}",
             count(report.iterations, "iteration"),
             report.seconds,
+            report
+                .train_loss
+                .map_or(String::new(), |l| format!("train loss {l:.6}, ")),
             thousands(report.rows_per_s as u64),
             report.stall_fraction * 100.0,
             report.peak_rss_bytes.map_or("n/a".to_string(), megabytes),
@@ -340,14 +368,7 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         );
     }
     if let Some(v) = run.valid_source() {
-        say!(
-            "valid: {} in {}, evaluated after every epoch{}",
-            count(v.num_rows(), "row"),
-            count(v.files().len() as u64, "file"),
-            config.trainer.early_stop.map_or(String::new(), |p| format!(
-                "; early stop after {p} epoch(s) without improvement"
-            ))
-        );
+        print_validation(run, v.as_ref());
     }
     say!(
         "memory budget: {} (shuffle buffer {}, prefetch {}, {})",
@@ -380,15 +401,79 @@ fn not_used(source: &dyn streamfit::data::source::Source) -> Option<String> {
     Some(line)
 }
 
+/// The plan's validation line: where the validation data comes from, how much of it is
+/// evaluated, when, and early stopping.
+fn print_validation(run: &PreparedRun<'_>, valid: &dyn streamfit::data::source::Source) {
+    let config = run.config();
+    let from = match &config.trainer.held_out {
+        Some(h) => format!(
+            "{} of {} units held out of the training data (--valid-fraction {}, seed {}), {} (training on the other {})",
+            thousands(h.units.len() as u64),
+            thousands(h.total_units),
+            h.fraction,
+            h.seed,
+            count(h.rows, "row"),
+            count(run.source().num_rows(), "row"),
+        ),
+        None => format!(
+            "{} in {}",
+            count(run.valid_total_rows().unwrap_or(valid.num_rows()), "row"),
+            count(valid.files().len() as u64, "file")
+        ),
+    };
+    let part = match config.valid_rows {
+        Some(_) => format!(", the first {} validated", count(valid.num_rows(), "row")),
+        None => String::new(),
+    };
+    let when = match config.trainer.eval_every {
+        Some(k) => format!(
+            "evaluated every {} and after the last",
+            count(k, "iteration")
+        ),
+        None => "evaluated after every epoch".to_string(),
+    };
+    let unit = if config.trainer.eval_every.is_some() {
+        "evaluation"
+    } else {
+        "epoch"
+    };
+    say!(
+        "valid: {from}{part}, {when}{}",
+        config.trainer.early_stop.map_or(String::new(), |p| format!(
+            "; early stop after {} without improvement",
+            count(p as u64, unit)
+        ))
+    );
+}
+
 /// The lines after training: early stopping and resuming.
-fn print_outcome(result: &TrainResult) {
-    if let (Some(stopped), Some(best)) = (result.stopped_early, result.best_epoch) {
-        say!(
+fn print_outcome(result: &TrainResult, eval_every: Option<u64>) {
+    // Where the kept model was evaluated: an epoch's end, or an iteration of --eval-every.
+    let best_at = |epoch: usize| match (eval_every, result.best_iteration) {
+        (Some(_), Some(it)) => format!("iteration {} (epoch {epoch})", thousands(it)),
+        _ => format!("epoch {epoch}"),
+    };
+    match (result.stopped_early, result.best_epoch, eval_every) {
+        (Some(stopped), Some(best), Some(k)) => {
+            let last = result.last_validation.map_or(0, |l| l.iteration);
+            let since = last.saturating_sub(result.best_iteration.unwrap_or(0)) / k.max(1);
+            say!(
+                "early stop: no validation improvement in {} after {}; stopped at iteration {} (epoch {stopped}), keeping the model of {}",
+                count(since, "evaluation"),
+                best_at(best),
+                thousands(last),
+                best_at(best),
+            );
+        }
+        (Some(stopped), Some(best), None) => say!(
             "early stop: no validation improvement for {} epoch(s) after epoch {best}; stopped after epoch {stopped}, keeping epoch {best}",
             stopped - best,
-        );
-    } else if let Some(best) = result.best_epoch {
-        say!("best validation loss at epoch {best}; its model is the one kept");
+        ),
+        (None, Some(best), _) => say!(
+            "best validation loss at {}; its model is the one kept",
+            best_at(best)
+        ),
+        _ => {}
     }
     if let Some(info) = result.resumed {
         say!(

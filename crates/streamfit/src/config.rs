@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
-use crate::train::{BatchSize, CHUNK_ROWS, MAX_EPOCHS, TrainerConfig, step_rows};
+use crate::train::{BatchSize, CHUNK_ROWS, Eval, MAX_EPOCHS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
@@ -101,8 +101,19 @@ pub struct TrainConfig {
     /// failure while reading still stops the run).
     pub on_bad_file: OnBadFile,
     /// Validation data: Parquet files and/or directories, or one shard dataset, with the
-    /// training data's columns, evaluated after every epoch. By default none.
+    /// training data's columns, evaluated after every epoch (or every `trainer.eval_every`
+    /// steps). By default none.
     pub valid: Vec<PathBuf>,
+    /// Validate on the first this many rows (in file order) of the validation data only. By
+    /// default all of them.
+    pub valid_rows: Option<u64>,
+    /// Hold out this fraction (in (0, 1)) of the training data's units (row groups, shard
+    /// blocks) as validation data, instead of `valid`: round(fraction × units), at least one
+    /// and at least one left to train on, chosen by `trainer.init_seed` (the command line's
+    /// `--seed`), whatever the reader and thread counts. Training then never sees them: rows
+    /// and steps per epoch and the standardisation statistics are the other units'. By
+    /// default none.
+    pub valid_fraction: Option<f64>,
     /// This process's rank in a data-parallel run (a prepared run takes it from its
     /// communicator). By default 0.
     pub rank: usize,
@@ -152,6 +163,8 @@ impl Default for TrainConfig {
             verify_checksums: true,
             on_bad_file: OnBadFile::Error,
             valid: Vec::new(),
+            valid_rows: None,
+            valid_fraction: None,
             rank: 0,
             world: 1,
             classes: Origin::Given,
@@ -193,12 +206,7 @@ impl TrainConfig {
         if self.trainer.early_stop == Some(0) {
             return Err(Error::config("early_stop", "patience must be at least 1"));
         }
-        if self.trainer.early_stop.is_some() && self.valid.is_empty() {
-            return Err(Error::config(
-                "early_stop",
-                "needs validation data («valid»)",
-            ));
-        }
+        self.check_validation()?;
         if self.trainer.epochs == 0 || self.trainer.epochs > MAX_EPOCHS {
             return Err(Error::config(
                 "epochs",
@@ -219,6 +227,42 @@ impl TrainConfig {
             return Err(Error::config("plot_log", "needs «plot»"));
         }
         self.pipeline_config(1).check()
+    }
+
+    /// True when the run has validation data: `valid`, or units held out by `valid_fraction`.
+    pub fn has_validation(&self) -> bool {
+        !self.valid.is_empty() || self.valid_fraction.is_some()
+    }
+
+    fn check_validation(&self) -> Result<()> {
+        const NEEDS: &str = "needs validation data («valid» or «valid_fraction»)";
+        if let Some(f) = self.valid_fraction {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(Error::config(
+                    "valid_fraction",
+                    format!("must be between 0 and 1 (exclusive), got {f}"),
+                ));
+            }
+            if !self.valid.is_empty() {
+                return Err(Error::config(
+                    "valid_fraction",
+                    "holds out training data as validation data, so it cannot be combined with «valid»",
+                ));
+            }
+        }
+        if self.trainer.early_stop.is_some() && !self.has_validation() {
+            return Err(Error::config("early_stop", NEEDS));
+        }
+        match self.trainer.eval_every {
+            Some(0) => return Err(Error::config("eval_every", "must be at least 1")),
+            Some(_) if !self.has_validation() => return Err(Error::config("eval_every", NEEDS)),
+            _ => {}
+        }
+        match self.valid_rows {
+            Some(0) => Err(Error::config("valid_rows", "must be at least 1")),
+            Some(_) if !self.has_validation() => Err(Error::config("valid_rows", NEEDS)),
+            _ => Ok(()),
+        }
     }
 
     fn check_checkpoints(&self) -> Result<()> {
@@ -306,23 +350,41 @@ impl TrainConfig {
         }
     }
 
-    /// Resident-memory budget of training on `source` with these settings: the larger of the
-    /// training pipeline's and the evaluation pass's (they never run at once), plus the model
-    /// and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]).
+    /// Resident-memory budget of training on `source` with these settings and no validation
+    /// data: [`TrainConfig::memory_budget_with_valid`] without it.
     pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
+        self.memory_budget_with_valid(source, None)
+    }
+
+    /// Resident-memory budget of training on `source`, validating on `valid` when given: the
+    /// training pipeline plus the validation pass (resident together: with «eval_every» the
+    /// validation pass runs while the training pipeline holds its buffers), or the full-data
+    /// pass over the training data when that is larger (it runs after the training pipeline
+    /// of the epoch is gone; only with [`Eval::EveryEpoch`](crate::train::Eval)), plus the
+    /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]).
+    pub fn memory_budget_with_valid(
+        &self,
+        source: &Arc<dyn Source>,
+        valid: Option<&Arc<dyn Source>>,
+    ) -> u64 {
         let (rows, d) = (source.num_rows(), source.num_features());
         let train = self.pipeline_config(rows);
-        let eval = crate::train::eval_config(&train, source);
         let model = self.trainer.model.build(d);
         let model_bytes = crate::train::model_memory_bytes(
             model.as_ref(),
             train.piece_rows,
             self.trainer.num_threads,
         );
-        train
-            .memory_budget_bytes(d, rows)
-            .max(eval.memory_budget_bytes(d, rows))
-            + model_bytes
+        let valid_bytes = valid.map_or(0, |v| {
+            crate::train::eval_config(&train, v).memory_budget_bytes(d, v.num_rows())
+        });
+        let full_pass = match self.trainer.eval {
+            Eval::EveryEpoch => {
+                crate::train::eval_config(&train, source).memory_budget_bytes(d, rows)
+            }
+            Eval::Off => 0,
+        };
+        (train.memory_budget_bytes(d, rows) + valid_bytes).max(full_pass) + model_bytes
     }
 
     /// True when the data is one shard dataset directory.
@@ -429,6 +491,37 @@ mod tests {
         c.check().unwrap();
         c.checkpoint_dir = None;
         c.resume = Some(Resume::Path(PathBuf::from("ck")));
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn validation_options_are_checked_up_front() {
+        let mut c = config();
+        c.trainer.eval_every = Some(10);
+        assert_eq!(refused_field(&c), "eval_every", "no validation data");
+        c.valid = vec![PathBuf::from("v")];
+        c.check().unwrap();
+        c.trainer.eval_every = Some(0);
+        assert_eq!(refused_field(&c), "eval_every");
+        c.trainer.eval_every = None;
+        c.valid_rows = Some(0);
+        assert_eq!(refused_field(&c), "valid_rows");
+        c.valid_rows = Some(5);
+        c.check().unwrap();
+        c.valid_fraction = Some(0.2);
+        assert_eq!(refused_field(&c), "valid_fraction", "with «valid»");
+        c.valid.clear();
+        c.check().unwrap();
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            c.valid_fraction = Some(bad);
+            assert_eq!(refused_field(&c), "valid_fraction", "{bad}");
+        }
+        c.valid_fraction = None;
+        assert_eq!(refused_field(&c), "valid_rows", "no validation data");
+        c.valid_rows = None;
+        c.trainer.early_stop = Some(2);
+        assert_eq!(refused_field(&c), "early_stop");
+        c.valid_fraction = Some(0.1);
         c.check().unwrap();
     }
 

@@ -122,6 +122,12 @@ impl RowBlock {
         &self.features[i * d..(i + 1) * d]
     }
 
+    /// The rows' global ids, to renumber them (a source that presents part of another's
+    /// rows as a dataset of its own).
+    pub fn row_ids_mut(&mut self) -> &mut [u64] {
+        &mut self.row_ids
+    }
+
     /// Removes all rows and sets the row width, keeping the allocation.
     pub fn reset(&mut self, num_features: usize) {
         self.num_features = num_features;

@@ -18,6 +18,8 @@ pub enum RngStream {
     Init = 3,
     /// Synthetic data (`generate`).
     Generate = 4,
+    /// The units held out as validation data (`valid_fraction`).
+    Holdout = 5,
 }
 
 /// A seeded generator for one stream of one epoch.

@@ -6,7 +6,7 @@ use crate::plot::LossCurves;
 use crate::telemetry::{Profile, SpanTable, peak_rss_bytes};
 use crate::train::{
     EpochSummary, MetricsWriter, ModelFile, Report, SavedOptimizer, SkippedFile, StepRecord,
-    TrainObserver, TrainResult, train_ranks,
+    TrainObserver, TrainResult, ValidationRecord, train_ranks,
 };
 
 use super::PreparedRun;
@@ -62,8 +62,11 @@ impl PreparedRun<'_> {
             model: self.config.trainer.model.kind,
             final_accuracy: last.and_then(|e| e.accuracy),
             final_rmse: last.and_then(|e| e.rmse),
-            final_valid: last.and_then(|e| e.valid),
+            final_valid: result.final_valid(),
+            valid_rows: self.valid_source.as_ref().map(|v| v.num_rows()),
+            held_out: self.config.trainer.held_out.clone(),
             best_epoch: result.best_epoch,
+            best_iteration: result.best_iteration,
             stopped_early: result.stopped_early,
             optimizer: Some(self.config.trainer.optimizer.clone()),
             ranks: (world > 1).then_some(world),
@@ -76,7 +79,8 @@ impl PreparedRun<'_> {
             iterations: result.iterations(),
             iterations_per_epoch: result.iterations_per_epoch,
             rows_per_epoch: result.rows_per_epoch,
-            final_loss: result.final_loss(),
+            train_loss: result.final_train_loss(),
+            full_loss: result.final_loss(),
             seconds: result.seconds,
             rows_per_s: result.rows_per_s(),
             stall_fraction: result.stall_fraction(),
@@ -155,13 +159,22 @@ impl TrainObserver for Recorder<'_> {
     }
 
     fn on_epoch(&mut self, epoch: &EpochSummary) -> Result<()> {
-        if let (Some(curves), Some(loss)) = (self.curves.as_deref_mut(), epoch.full_loss) {
-            let at = curves.steps.last().map_or(0, |s| s.0);
-            curves.epochs.push((at, loss));
+        if let Some(curves) = self.curves.as_deref_mut() {
+            curves.add_epoch(epoch);
         }
         if let Some(metrics) = self.metrics.as_deref_mut() {
             metrics.epoch(epoch)?;
         }
         self.inner.on_epoch(epoch)
+    }
+
+    fn on_validation(&mut self, record: &ValidationRecord) -> Result<()> {
+        if let Some(curves) = self.curves.as_deref_mut() {
+            curves.valid.push((record.iteration, record.valid_loss));
+        }
+        if let Some(metrics) = self.metrics.as_deref_mut() {
+            metrics.validation(record)?;
+        }
+        self.inner.on_validation(record)
     }
 }

@@ -1,7 +1,9 @@
 //! A training run from its options to its output files: everything between a
 //! [`TrainConfig`](crate::config::TrainConfig) and the trainer's loop.
 //!
-//! Layer 3. [`PreparedRun::new`] checks the options, opens the training and validation data,
+//! Layer 3. [`PreparedRun::new`] checks the options, opens the training and validation data
+//! (holding units of the training data out as validation data for «valid_fraction», and
+//! cutting the validation data to its first «valid_rows» rows, through [`SubsetSource`]),
 //! refuses outputs that would overwrite an input or cannot be written
 //! ([`crate::output_path`]), counts the classes of a multiclass model when they are to come
 //! from the data, computes the standardisation statistics, loads the checkpoint to resume
@@ -31,7 +33,7 @@
 //! let result = run.train(&mut ())?;
 //! let report = run.report(&result, None);
 //! run.write_outputs(&result, &report)?;
-//! println!("loss {:?} after {} iterations", result.final_loss(), result.iterations());
+//! println!("train loss {:?} after {} iterations", result.final_train_loss(), result.iterations());
 //! # Ok(())
 //! # }
 //! ```
@@ -39,6 +41,8 @@
 mod event;
 mod finish;
 mod prepare;
+mod subset;
 
 pub use self::event::PrepareEvent;
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};
+pub use self::subset::SubsetSource;

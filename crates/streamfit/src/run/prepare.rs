@@ -19,6 +19,7 @@ use crate::train::{
 };
 
 use super::event::{Events, PrepareEvent};
+use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
 pub struct PreparedRun<'c> {
@@ -28,6 +29,8 @@ pub struct PreparedRun<'c> {
     pub(super) comm: &'c dyn Collective,
     pub(super) source: Arc<dyn Source>,
     pub(super) valid_source: Option<Arc<dyn Source>>,
+    /// Rows of the validation data before «valid_rows» cut it.
+    pub(super) valid_total_rows: Option<u64>,
     pub(super) skipped: SkippedFiles,
     pub(super) pipeline: Pipeline,
     pub(super) valid_pipeline: Option<Pipeline>,
@@ -69,6 +72,7 @@ impl<'c> PreparedRun<'c> {
         let (source, skipped) = config.open_source_skipping()?;
         let valid_source = config.open_valid()?;
         check_outputs(&config, comm, &source, valid_source.as_ref(), &skipped)?;
+        // Classes are counted over every row, held-out ones too: their labels must be ids.
         if let Some(counted) = count_classes(&mut config, &source)? {
             events.push(counted);
         }
@@ -79,7 +83,12 @@ impl<'c> PreparedRun<'c> {
                 error: error.clone(),
             });
         }
-        let budget_bytes = config.memory_budget_bytes(&source);
+        let Split {
+            source,
+            valid: valid_source,
+            valid_total_rows,
+        } = split_validation(&mut config, source, valid_source)?;
+        let budget_bytes = config.memory_budget_with_valid(&source, valid_source.as_ref());
         config.trainer.standardize = None;
         if config.standardize {
             let started = Instant::now();
@@ -128,6 +137,7 @@ impl<'c> PreparedRun<'c> {
             comm,
             source,
             valid_source,
+            valid_total_rows,
             skipped,
             pipeline,
             valid_pipeline,
@@ -144,14 +154,20 @@ impl<'c> PreparedRun<'c> {
         &self.config
     }
 
-    /// The training data.
+    /// The training data (without the units held out by «valid_fraction»).
     pub fn source(&self) -> &Arc<dyn Source> {
         &self.source
     }
 
-    /// The validation data, when given.
+    /// The validation data, when given or held out (its first «valid_rows» rows only, when
+    /// set).
     pub fn valid_source(&self) -> Option<&Arc<dyn Source>> {
         self.valid_source.as_ref()
+    }
+
+    /// Rows of the validation data before «valid_rows» cut it to its first rows.
+    pub fn valid_total_rows(&self) -> Option<u64> {
+        self.valid_total_rows
     }
 
     /// Files of the training data left out as unreadable, with their errors.
@@ -189,6 +205,50 @@ impl<'c> PreparedRun<'c> {
     pub fn events(&self) -> &[PrepareEvent] {
         &self.events
     }
+}
+
+/// The data a run trains and validates on.
+struct Split {
+    source: Arc<dyn Source>,
+    valid: Option<Arc<dyn Source>>,
+    /// Rows of the validation data before «valid_rows» cut it.
+    valid_total_rows: Option<u64>,
+}
+
+/// The training and validation data of the run: `source` less the units held out by
+/// «valid_fraction» (recorded in the trainer's settings), and `valid` or those units, cut to
+/// their first «valid_rows» rows when set (with the validation rows before the cut).
+fn split_validation(
+    config: &mut TrainConfig,
+    source: Arc<dyn Source>,
+    valid: Option<Arc<dyn Source>>,
+) -> Result<Split> {
+    let (source, valid) = match config.valid_fraction {
+        Some(fraction) => {
+            let (train, held, record) =
+                SubsetSource::hold_out(&source, fraction, config.trainer.init_seed)?;
+            config.trainer.held_out = Some(record);
+            let train: Arc<dyn Source> = Arc::new(train);
+            let held: Arc<dyn Source> = Arc::new(held);
+            (train, Some(held))
+        }
+        None => {
+            config.trainer.held_out = None;
+            (source, valid)
+        }
+    };
+    let total = valid.as_ref().map(|v| v.num_rows());
+    let valid = match (valid, config.valid_rows) {
+        (Some(v), Some(rows)) => {
+            Some(Arc::new(SubsetSource::first_rows(&v, rows)) as Arc<dyn Source>)
+        }
+        (v, _) => v,
+    };
+    Ok(Split {
+        source,
+        valid,
+        valid_total_rows: total,
+    })
 }
 
 /// When `config` needs its classes counted ([`TrainConfig::needs_class_count`]): K = the

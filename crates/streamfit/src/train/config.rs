@@ -2,11 +2,14 @@
 //!
 //! Plain data with defaults: [`TrainerConfig`] says what to train and for how long,
 //! [`BatchSize`] how many rows make a step, [`Eval`] whether each epoch ends with a full-data
-//! loss. These types run nothing; the command line and `TrainConfig` build them, and the
-//! trainer reads them.
+//! pass besides the running training loss, and when the validation data is evaluated. These
+//! types run nothing; the command line and `TrainConfig` build them, and the trainer reads
+//! them.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointConfig, Standardization};
 use crate::model::ModelSpec;
@@ -20,13 +23,33 @@ pub enum BatchSize {
     Full,
 }
 
-/// Whether the full-data loss is computed after each epoch.
+/// Whether an exact full-data pass over the training data follows each epoch. Either way an
+/// epoch reports its running training loss (the mean of its step losses over its rows), which
+/// costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Eval {
-    /// A streamed, unshuffled pass after every epoch.
+    /// A streamed, unshuffled pass after every epoch: the full-data loss and accuracy or RMSE
+    /// at the epoch's final parameters (it reads the training data a second time).
     EveryEpoch,
-    /// No evaluation pass.
+    /// No full-data pass: the running training loss only. The default.
     Off,
+}
+
+/// The units of the training data held out as validation data (`valid_fraction`): recorded
+/// in the trainer's settings so that a checkpoint remembers it and a resume cannot change it.
+/// The trainer itself reads no data; the batch stream it is given already leaves them out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// The fraction of the units asked for, in (0, 1).
+    pub fraction: f64,
+    /// The seed that chose them.
+    pub seed: u64,
+    /// The units held out (their indices in file order, as `inspect` counts them), of
+    /// `total_units`.
+    pub units: Vec<usize>,
+    pub total_units: u64,
+    /// Rows in the held-out units.
+    pub rows: u64,
 }
 
 /// Settings of the trainer.
@@ -39,15 +62,25 @@ pub struct TrainerConfig {
     pub optimizer: OptimizerConfig,
     /// Seed of the initial parameters (networks; linear models start at zero). By default 0.
     pub init_seed: u64,
-    /// Stop when the validation loss has not improved for this many epochs, and keep the
-    /// best epoch's parameters (needs a validation set). By default off.
+    /// Stop when the validation loss has not improved for this many evaluations (epochs, or
+    /// with `eval_every` evaluations every so many steps), and keep the best evaluation's
+    /// parameters (needs a validation set). By default off.
     pub early_stop: Option<usize>,
+    /// Evaluate the validation set every this many steps (counted over the whole run) and
+    /// after the last step, instead of after every epoch (needs a validation set). By default
+    /// after every epoch.
+    pub eval_every: Option<u64>,
     /// Passes over the data, 1 to [`MAX_EPOCHS`]. By default 1.
     pub epochs: usize,
     /// Rayon threads for the gradient. By default all cores.
     pub num_threads: usize,
-    /// Full-data loss after each epoch. By default on.
+    /// An exact full-data pass after each epoch ([`Eval::EveryEpoch`]) besides the running
+    /// training loss. By default off.
     pub eval: Eval,
+    /// The units of the training data held out as validation data, when some are: set when
+    /// a run is prepared (`TrainConfig::valid_fraction`), recorded in checkpoints. By default
+    /// none.
+    pub held_out: Option<HeldOut>,
     /// Train on z-scored features (the result's parameters are folded back to raw features).
     /// By default off.
     pub standardize: Option<Standardization>,
@@ -67,9 +100,11 @@ impl Default for TrainerConfig {
             optimizer: OptimizerConfig::default(),
             init_seed: 0,
             early_stop: None,
+            eval_every: None,
             epochs: 1,
             num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            eval: Eval::EveryEpoch,
+            eval: Eval::Off,
+            held_out: None,
             standardize: None,
             checkpoint: None,
             resume: None,

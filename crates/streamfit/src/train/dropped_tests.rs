@@ -140,6 +140,8 @@ fn config(epochs: usize) -> TrainerConfig {
         model: ModelSpec::linear(),
         epochs,
         num_threads: 1,
+        // The evaluation passes leave dropped files out too.
+        eval: Eval::EveryEpoch,
         ..TrainerConfig::default()
     };
     config.optimizer.learning_rate = 0.05;

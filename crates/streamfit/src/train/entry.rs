@@ -22,8 +22,8 @@ pub fn train(
 }
 
 /// Trains like [`train`], evaluating on `valid` (a pipeline over other data with the same
-/// columns, built with [`eval_config`](super::eval_config)) after every epoch, and stopping
-/// early on it when `config.early_stop` is set.
+/// columns, built with [`eval_config`](super::eval_config)) after every epoch (or every
+/// `config.eval_every` steps), and stopping early on it when `config.early_stop` is set.
 pub fn train_validated(
     pipeline: &Pipeline,
     valid: Option<&Pipeline>,
@@ -94,7 +94,7 @@ pub fn train_stream(
 }
 
 /// Refuses an epoch count out of range, a validation set without the training data's
-/// features, and early stopping without a validation set.
+/// features, and early stopping or evaluations every so many steps without a validation set.
 fn check_inputs(
     stream: &dyn BatchSource,
     valid: Option<&dyn BatchSource>,
@@ -111,6 +111,16 @@ fn check_inputs(
             "early_stop",
             "needs validation data («valid»)",
         ));
+    }
+    match config.eval_every {
+        Some(0) => return Err(Error::config("eval_every", "must be at least 1")),
+        Some(_) if valid.is_none() => {
+            return Err(Error::config(
+                "eval_every",
+                "needs validation data («valid»)",
+            ));
+        }
+        _ => {}
     }
     if let Some(v) = valid
         && v.schema().feature_names != stream.schema().feature_names

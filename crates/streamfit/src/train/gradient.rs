@@ -36,6 +36,24 @@ struct ChunkScratch {
     predictions: Vec<f32>,
 }
 
+/// What a finished step summed over every rank.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTotals {
+    /// The loss summed over the step's rows (before the update).
+    pub loss_sum: f64,
+    /// Rows in the step (0: no rank had rows left).
+    pub rows: u64,
+    /// Some rank was asked to stop (SIGINT/SIGTERM).
+    pub signalled: bool,
+}
+
+impl StepTotals {
+    /// The step's mean loss: what [`GradientEngine::finish_step`] returns.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.rows.max(1) as f64
+    }
+}
+
 /// Accumulates summed gradients over the batches of a step; see the module docs.
 pub struct GradientEngine<'m> {
     model: &'m dyn Model,
@@ -90,14 +108,14 @@ impl<'m> GradientEngine<'m> {
     /// Ends a step of a data-parallel run: adds every rank's gradient sums, loss, row count and
     /// `signal` flag (one allreduce of one flat buffer), then finishes like
     /// [`GradientEngine::finish_step`] with the global sums. With one process this is
-    /// `finish_step`. Returns the mean loss, the global row count and whether any rank
-    /// signalled; (0, 0, _) and `grad` untouched when no rank had rows.
+    /// `finish_step`. Returns the step's summed loss and row count over every rank and whether
+    /// any rank signalled; no rows and `grad` untouched when no rank had rows.
     pub fn finish_step_across(
         &mut self,
         comm: &dyn Collective,
         grad: &mut [f32],
         signal: bool,
-    ) -> (f64, u64, bool) {
+    ) -> StepTotals {
         let mut signalled = signal;
         if comm.size() > 1 {
             let mut flat = std::mem::take(&mut self.grad_sum);
@@ -108,11 +126,20 @@ impl<'m> GradientEngine<'m> {
             self.loss_sum = flat.pop().unwrap_or(0.0);
             self.grad_sum = flat;
         }
+        let loss_sum = self.loss_sum;
         if self.rows == 0 {
-            return (0.0, 0, signalled);
+            return StepTotals {
+                loss_sum: 0.0,
+                rows: 0,
+                signalled,
+            };
         }
-        let (loss, rows) = self.finish_step(grad);
-        (loss, rows, signalled)
+        let (_, rows) = self.finish_step(grad);
+        StepTotals {
+            loss_sum,
+            rows,
+            signalled,
+        }
     }
 
     /// Ends the step: writes the averaged gradient into `grad` and returns the step's mean

@@ -13,7 +13,7 @@ use crate::atomic_file::{file_kind, write_atomically};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::train::{EpochSummary, StepRecord};
+use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 
 /// The saved model (`--save-model`), format `streamfit-model` version 2.
 ///
@@ -184,20 +184,36 @@ pub struct Report {
     pub iterations: u64,
     pub iterations_per_epoch: u64,
     pub rows_per_epoch: u64,
-    /// Full-data loss after the last epoch; null when evaluation is off.
-    pub final_loss: Option<f64>,
-    /// Training accuracy (classification) after the last epoch, when evaluated.
+    /// The last epoch's running training loss: the mean of its step losses over its rows
+    /// (see `EpochSummary::train_loss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    /// Full-data loss after the last epoch, from the separate pass of `--full-loss`; absent
+    /// without it. (Reports before the running loss called it `final_loss`.)
+    #[serde(default, alias = "final_loss", skip_serializing_if = "Option::is_none")]
+    pub full_loss: Option<f64>,
+    /// Training accuracy (classification) after the last epoch, from the full-data pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_accuracy: Option<f64>,
-    /// Training RMSE (regression) after the last epoch, when evaluated.
+    /// Training RMSE (regression) after the last epoch, from the full-data pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_rmse: Option<f64>,
-    /// Validation loss and accuracy or RMSE after the last epoch run (`--valid`).
+    /// Validation loss and accuracy or RMSE of the last evaluation (`--valid`,
+    /// `--valid-fraction`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_valid: Option<crate::model::Metrics>,
+    /// Rows each evaluation of the validation data covers (all of it, or `--valid-rows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_rows: Option<u64>,
+    /// With `--valid-fraction`: the training units held out as validation data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<crate::train::HeldOut>,
     /// With `--early-stop`: the epoch whose parameters were saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
+    /// With `--early-stop`: the iteration after which the saved parameters were evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_iteration: Option<u64>,
     /// With `--early-stop`: the epochs run before patience ran out (absent when it never did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<usize>,
@@ -260,10 +276,18 @@ impl MetricsWriter {
         self.line(step)
     }
 
-    /// Appends `{"epoch","iterations","rows","full_loss","seconds","rows_per_s",
-    /// "stall_fraction","eval_seconds"}`.
+    /// Appends an [`EpochSummary`]: `{"epoch","iterations","rows","train_loss",
+    /// "train_loss_rows","full_loss" (with the full-data pass),"valid" (after every epoch),
+    /// "seconds","rows_per_s","stall_fraction","eval_seconds",...}`.
     pub fn epoch(&mut self, epoch: &EpochSummary) -> Result<()> {
         self.line(epoch)?;
+        self.out.flush().map_err(|e| Error::output(&self.path, e))
+    }
+
+    /// Appends a [`ValidationRecord`] of `eval_every`: `{"epoch","iteration","valid_loss",
+    /// "valid_accuracy" or "valid_rmse","valid_rows","best" (when it is),"seconds"}`.
+    pub fn validation(&mut self, record: &ValidationRecord) -> Result<()> {
+        self.line(record)?;
         self.out.flush().map_err(|e| Error::output(&self.path, e))
     }
 

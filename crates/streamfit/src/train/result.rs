@@ -12,16 +12,21 @@ use serde::{Deserialize, Serialize};
 use super::EpochSummary;
 use crate::optim::OptimizerState;
 
-/// The best epoch so far under `early_stop`.
+/// The best evaluation so far under `early_stop`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestModel {
-    /// Epoch (from 1) whose parameters these are.
+    /// Epoch (from 1) whose parameters these are (with `eval_every`: the epoch of the step
+    /// the evaluation followed).
     pub epoch: usize,
+    /// Iteration (over the whole run) the evaluation followed. 0 in a checkpoint written
+    /// before streamfit recorded it (which never has `eval_every`).
+    #[serde(default)]
+    pub iteration: u64,
     /// Its validation loss.
     pub valid_loss: f64,
     /// Its parameters (in the standardised space when standardising).
     pub params: Vec<f32>,
-    /// The optimizer's state after that epoch (what the saved model carries).
+    /// The optimizer's state after that evaluation's step (what the saved model carries).
     pub optimizer: OptimizerState,
 }
 
@@ -37,8 +42,13 @@ pub struct TrainResult {
     pub optimizer_state: OptimizerState,
     /// With `early_stop`: the epoch whose parameters were kept.
     pub best_epoch: Option<usize>,
-    /// With `early_stop`: the number of epochs run when patience ran out.
+    /// With `early_stop`: the iteration after which the kept parameters were evaluated.
+    pub best_iteration: Option<u64>,
+    /// With `early_stop`: the number of epochs run when patience ran out (with `eval_every`,
+    /// the epoch it ran out in, which stopped there).
     pub stopped_early: Option<usize>,
+    /// With `eval_every`: the last evaluation of the validation data.
+    pub last_validation: Option<super::ValidationRecord>,
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,
     /// Iterations in each epoch (ceil(N/b), or floor with drop-last); in a data-parallel run,
@@ -72,9 +82,24 @@ impl TrainResult {
         self.epochs.iter().map(|e| e.iterations).sum()
     }
 
-    /// Full-data loss after the last epoch, when evaluated.
+    /// Full-data loss after the last epoch, when a full-data pass ran
+    /// ([`Eval::EveryEpoch`](super::Eval::EveryEpoch)).
     pub fn final_loss(&self) -> Option<f64> {
         self.epochs.last().and_then(|e| e.full_loss)
+    }
+
+    /// The last epoch's running training loss (the mean of its step losses).
+    pub fn final_train_loss(&self) -> Option<f64> {
+        self.epochs.last().and_then(|e| e.train_loss)
+    }
+
+    /// The last validation figures: of the last evaluation every so many steps, or after the
+    /// last epoch.
+    pub fn final_valid(&self) -> Option<crate::model::Metrics> {
+        match &self.last_validation {
+            Some(record) => Some(record.metrics()),
+            None => self.epochs.last().and_then(|e| e.valid),
+        }
     }
 
     /// Training rows per second over all epochs (evaluation excluded).

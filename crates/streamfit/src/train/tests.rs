@@ -96,7 +96,9 @@ impl TrainObserver for StepCounter {
 fn a_hand_made_stream_trains_a_linear_model_to_its_exact_weights() {
     let stream = grid_stream();
     let mut steps = StepCounter::default();
-    let result = train_stream(&stream, None, &config(150), &mut steps).expect("train");
+    let mut config = config(150);
+    config.eval = Eval::EveryEpoch;
+    let result = train_stream(&stream, None, &config, &mut steps).expect("train");
     // The grid spans the plane and the target has no noise, so the least-squares solution is
     // the generating weights [2, −3] and bias 0.5.
     let expected = [2.0f32, -3.0, 0.5];
@@ -431,6 +433,13 @@ fn two_ranks_in_threads_see_every_row_once_and_keep_identical_parameters() {
         assert_eq!(summary.iterations, reference.steps_in_epoch(epoch as u64));
         assert_eq!(summary.rows, 1_925);
         assert!(summary.shuffle_spearman.is_nan());
+        // The running training loss sums every rank's steps: the same figure on each rank.
+        assert_eq!(summary.train_loss_rows, 1_925);
+        let loss = summary.train_loss.expect("a running loss");
+        assert_eq!(
+            results[1].epochs[epoch].train_loss.map(f64::to_bits),
+            Some(loss.to_bits())
+        );
     }
 }
 
@@ -468,6 +477,20 @@ fn two_ranks_in_threads_resume_from_any_checkpoint_to_the_same_parameters() {
                 result.params,
                 expected,
                 "rank {rank} from {}",
+                file.display()
+            );
+            // The resumed epoch's running loss is the uninterrupted run's, bit for bit.
+            let losses = |r: &TrainResult| -> Vec<Option<u64>> {
+                r.epochs
+                    .iter()
+                    .map(|e| e.train_loss.map(f64::to_bits))
+                    .collect()
+            };
+            let uninterrupted = reference[0].0.as_ref().expect("train");
+            assert_eq!(
+                losses(result),
+                losses(uninterrupted),
+                "from {}",
                 file.display()
             );
         }

@@ -4,12 +4,16 @@
 //! One step is b rows (possibly several batches); after its last batch the averaged gradient
 //! goes to the optimizer. `b = 1` is SGD, `b = N` (or [`BatchSize::Full`](super::BatchSize))
 //! is batch gradient descent whose gradient is accumulated over the streamed epoch, and
-//! everything between is mini-batch GD: one algorithm, one knob. After each epoch an
-//! unshuffled streamed pass computes the full-data loss (unless turned off).
+//! everything between is mini-batch GD: one algorithm, one knob. Each epoch's running training
+//! loss is the mean of its step losses over its rows (at no extra cost); an unshuffled
+//! streamed pass after the epoch computes the exact full-data loss when asked for
+//! ([`Eval::EveryEpoch`]). The validation data is evaluated after every epoch, or every so many
+//! steps (`validation.rs`).
 //!
 //! `Trainer` reads top to bottom: `run` runs the epochs, `run_epoch` their steps, `step` one
-//! update, `end_pass` and `evaluate_epoch` close an epoch, and `stop_point` is every step
-//! boundary where a checkpoint may be written or an interrupt honoured. It consumes any
+//! update, `validate` an evaluation every so many steps, `end_pass` and `evaluate_epoch`
+//! close an epoch, and `stop_point` is every step boundary where a checkpoint may be written
+//! or an interrupt honoured. It consumes any
 //! [`BatchSource`] and knows nothing of data files or of the pipeline's threads (checkpoint
 //! files are the `Checkpointer`'s). In a data-parallel run the stream is one rank's share: the
 //! only collectives are in the step (the summed gradient and whether any rank was signalled),
@@ -20,16 +24,17 @@ use std::time::Instant;
 
 use super::checkpoint::restore::{Start, restore};
 use super::checkpoint::writer::{Boundary, Checkpointer, RunState};
-use super::checkpoint::{CheckpointLock, RunFingerprint, data_identity};
+use super::checkpoint::{CheckpointLock, RunFingerprint, RunningLoss, data_identity};
 use super::evaluate::evaluate_stream;
 use super::labels::check_stream_labels;
 use super::mixing::Mixing;
 use super::ranks::{
     any_rank_signalled, check_same_params, check_same_start, interrupt_requested, sum_across,
 };
+use super::validation::{At, State, Validation};
 use super::{
-    BestModel, EpochSummary, Eval, GradientEngine, ResumeInfo, StepRecord, TrainObserver,
-    TrainResult, TrainerConfig,
+    EpochSummary, Eval, GradientEngine, ResumeInfo, StepRecord, TrainObserver, TrainResult,
+    TrainerConfig,
 };
 use crate::comm::Collective;
 use crate::error::{Error, Result};
@@ -44,7 +49,8 @@ const PARAMS_CHECK_EVERY: u64 = 64;
 pub(super) struct Trainer<'a> {
     config: &'a TrainerConfig,
     stream: &'a dyn BatchSource,
-    valid: Option<&'a dyn BatchSource>,
+    /// The validation data, its schedule and early stopping.
+    validation: Validation<'a>,
     observer: &'a mut dyn TrainObserver,
     /// The ranks the stream is a share of (one process: every collective is a no-op).
     world: &'a dyn Collective,
@@ -59,11 +65,11 @@ pub(super) struct Trainer<'a> {
     /// The epoch (from 0) the run starts with.
     first_epoch: u64,
     epochs: Vec<EpochSummary>,
-    best: Option<BestModel>,
     /// Rank 0 writes the checkpoints (for every rank).
     checkpointer: Option<Checkpointer<'a>>,
-    /// Where a resumed epoch's stream stood and its steps done, until that epoch starts.
-    resume_at: Option<(StreamPosition, u64)>,
+    /// Where a resumed epoch's stream stood, its steps done and its training-loss sums, until
+    /// that epoch starts.
+    resume_at: Option<(StreamPosition, u64, RunningLoss)>,
     resumed: Option<ResumeInfo>,
     /// Set once any rank was signalled (SIGINT/SIGTERM): every rank stops at the same step.
     interrupted: bool,
@@ -83,6 +89,10 @@ struct EpochPass<'s> {
     steps_in_epoch: u64,
     /// Rows this process trained on in the pass.
     rows: u64,
+    /// The epoch's training-loss sums, every rank's (from the checkpoint's, when resumed).
+    running: RunningLoss,
+    /// Seconds of evaluations made during the pass («eval_every»).
+    eval_seconds: f64,
     learning_rate: f32,
     mixing: Mixing<'s>,
     started: Instant,
@@ -95,7 +105,12 @@ struct PassFigures {
     rows: u64,
     /// Rows this run trained on (since the resume, for a resumed epoch).
     rows_seen: u64,
+    /// The epoch's training-loss sums.
+    running: RunningLoss,
+    /// Seconds of the training pass, evaluations during it left out.
     seconds: f64,
+    /// Seconds of evaluations during the pass.
+    eval_seconds: f64,
     stall_seconds: f64,
     queue_occupancy: f64,
     queue_full_fraction: f64,
@@ -155,10 +170,11 @@ impl<'a> Trainer<'a> {
         };
         // Summaries grow as epochs end: nothing is reserved per epoch up front.
         let epochs = start.epochs;
+        let validation = Validation::new(valid, config, start.best, start.last_validation);
         Ok(Trainer {
             config,
             stream,
-            valid,
+            validation,
             observer,
             world,
             model,
@@ -175,9 +191,8 @@ impl<'a> Trainer<'a> {
             iteration: start.iteration,
             first_epoch: start.next_epoch,
             epochs,
-            best: start.best,
             checkpointer,
-            resume_at: start.position,
+            resume_at: start.position.map(|(p, steps)| (p, steps, start.running)),
             resumed: start.resumed,
             interrupted: false,
             stopped_early: None,
@@ -189,46 +204,84 @@ impl<'a> Trainer<'a> {
     /// Runs the epochs (from the checkpoint's, when resuming) and returns the result.
     pub(super) fn run(mut self) -> Result<TrainResult> {
         for epoch in (self.first_epoch as usize + 1)..=self.config.epochs {
-            if self.patience_ran_out(epoch) {
+            // (A run resumed after patience ran out stops at once, as it did.)
+            if self.validation.patience_ran_out(epoch, self.iteration) {
                 self.stopped_early = Some(epoch - 1);
                 break;
             }
-            self.run_epoch(epoch)?;
+            if self.run_epoch(epoch)? == Patience::RanOut {
+                self.stopped_early = Some(epoch);
+                break;
+            }
         }
         Ok(self.finish())
     }
 
-    /// True when early stopping is on and the validation loss has not improved for its
-    /// patience before epoch `epoch` (from 1).
-    fn patience_ran_out(&self, epoch: usize) -> bool {
-        matches!(
-            (self.config.early_stop, &self.best),
-            (Some(patience), Some(b)) if epoch - 1 - b.epoch >= patience
-        )
-    }
-
-    /// One epoch (from 1): its steps, the epoch's figures and evaluation, and the epoch-end
-    /// checkpoint.
-    fn run_epoch(&mut self, epoch: usize) -> Result<()> {
+    /// One epoch (from 1): its steps (with the evaluations of «eval_every» between them), the
+    /// epoch's figures and evaluation, and the epoch-end checkpoint. With «eval_every», an
+    /// evaluation after which patience ran out ends the epoch (and the run) at that step.
+    fn run_epoch(&mut self, epoch: usize) -> Result<Patience> {
         let mut pass = self.start_epoch(epoch)?;
+        let mut patience = Patience::Left;
         while self.step(epoch, &mut pass)? {
+            if self.validation.due(self.iteration) {
+                patience = self.validate(epoch, &mut pass)?;
+                if patience == Patience::RanOut {
+                    break;
+                }
+            }
             // An epoch's last step is checkpointed after its evaluation, below.
             if pass.steps < pass.steps_in_epoch {
                 let due = self
                     .checkpointer
                     .as_ref()
                     .is_some_and(|c| c.due(self.iteration));
-                self.stop_point(epoch, pass.steps, false, due)?;
+                self.stop_point(epoch, pass.steps, false, due, pass.running)?;
             }
         }
-        let figures = self.end_pass(epoch, pass)?;
+        if patience == Patience::Left
+            && epoch == self.config.epochs
+            && self.validation.due_at_end(self.iteration)
+        {
+            self.validate(epoch, &mut pass)?;
+        }
+        let figures = self.end_pass(epoch, pass, patience)?;
         let steps = figures.steps;
         let summary = self.evaluate_epoch(epoch, figures)?;
         self.observer.on_epoch(&summary)?;
         self.epochs.push(summary);
         self.interrupted |= any_rank_signalled(self.world, self.config);
-        // Epoch ends are always checkpointed (when checkpoints are on).
-        self.stop_point(epoch, steps, true, true)
+        // Epoch ends are always checkpointed (when checkpoints are on), an epoch cut short by
+        // early stopping too: a resume from it stops at once.
+        self.stop_point(epoch, steps, true, true, RunningLoss::default())?;
+        Ok(patience)
+    }
+
+    /// An evaluation of «eval_every» after the step just made in epoch `epoch`; its time is
+    /// the pass's evaluation time, not its training time. Returns whether patience ran out.
+    fn validate(&mut self, epoch: usize, pass: &mut EpochPass<'_>) -> Result<Patience> {
+        let started = Instant::now();
+        let at = At {
+            epoch,
+            iteration: self.iteration,
+        };
+        let state = State {
+            params: &self.params,
+            optimizer: self.optimizer.state(),
+            standardize: self.config.standardize.as_ref(),
+        };
+        let record = self
+            .validation
+            .evaluate_step(at, &mut self.engine, &state)?;
+        pass.eval_seconds += started.elapsed().as_secs_f64();
+        if let Some(record) = record {
+            self.observer.on_validation(&record)?;
+        }
+        Ok(if self.validation.patience_ran_out(epoch, self.iteration) {
+            Patience::RanOut
+        } else {
+            Patience::Left
+        })
     }
 
     /// Starts epoch `epoch` (from 1): from its beginning, or where the checkpoint's stream
@@ -238,8 +291,8 @@ impl<'a> Trainer<'a> {
         let started = Instant::now();
         let index = epoch as u64 - 1;
         let stream = self.stream;
-        let (batches, first_step, first_position) = match self.resume_at.take() {
-            Some((position, steps_done)) => {
+        let (batches, first_step, first_position, running) = match self.resume_at.take() {
+            Some((position, steps_done, running)) => {
                 if position.epoch() != Some(index) {
                     return Err(Error::config(
                         "resume",
@@ -250,9 +303,9 @@ impl<'a> Trainer<'a> {
                 if let Some(info) = self.resumed.as_mut() {
                     info.rows_reread = resumed.rows_reread;
                 }
-                (resumed.batches, steps_done, resumed.rows_emitted)
+                (resumed.batches, steps_done, resumed.rows_emitted, running)
             }
-            None => (stream.start_epoch(index)?, 0, 0),
+            None => (stream.start_epoch(index)?, 0, 0, RunningLoss::default()),
         };
         let units = stream.source().map_or(&[][..], |s| s.units());
         Ok(EpochPass {
@@ -262,6 +315,8 @@ impl<'a> Trainer<'a> {
             steps: first_step,
             steps_in_epoch: stream.steps_in_epoch(index),
             rows: 0,
+            running,
+            eval_seconds: 0.0,
             learning_rate: self.optimizer.learning_rate(),
             mixing: Mixing::new(units, first_position, self.world.size() == 1),
             started,
@@ -293,13 +348,15 @@ impl<'a> Trainer<'a> {
         // Every rank's sums (and whether any rank was signalled); no rows anywhere ends the
         // epoch.
         let signal = interrupt_requested(self.config);
-        let (batch_loss, step_rows, signalled) =
-            self.engine
-                .finish_step_across(self.world, &mut self.grad, signal);
-        self.interrupted |= signalled;
-        if step_rows == 0 {
+        let totals = self
+            .engine
+            .finish_step_across(self.world, &mut self.grad, signal);
+        self.interrupted |= totals.signalled;
+        if totals.rows == 0 {
             return Ok(false);
         }
+        let (batch_loss, step_rows) = (totals.mean_loss(), totals.rows);
+        pass.running.add(totals.loss_sum, totals.rows);
         pass.steps += 1;
         self.iteration += 1;
         let iteration = self.iteration;
@@ -329,9 +386,15 @@ impl<'a> Trainer<'a> {
     }
 
     /// Ends epoch `epoch`'s training pass: its time and stall, every rank's rows, and the
-    /// checks that it made the steps and covered the rows it should have.
-    fn end_pass(&mut self, epoch: usize, pass: EpochPass<'_>) -> Result<PassFigures> {
-        let seconds = pass.started.elapsed().as_secs_f64();
+    /// checks that it made the steps and covered the rows it should have (unless early
+    /// stopping cut it short).
+    fn end_pass(
+        &mut self,
+        epoch: usize,
+        pass: EpochPass<'_>,
+        patience: Patience,
+    ) -> Result<PassFigures> {
+        let seconds = (pass.started.elapsed().as_secs_f64() - pass.eval_seconds).max(0.0);
         let stall_seconds = pass.batches.wait_time().as_secs_f64();
         let queue = pass.batches.queue_stats();
         let EpochPass {
@@ -340,6 +403,8 @@ impl<'a> Trainer<'a> {
             steps,
             steps_in_epoch,
             rows,
+            running,
+            eval_seconds,
             learning_rate,
             mut mixing,
             ..
@@ -364,9 +429,10 @@ impl<'a> Trainer<'a> {
         // With «drop_last», a drop found after part of the last step went out keeps that
         // step (its rows cannot be taken back): one step, fewer than b rows, more.
         let step_rows = self.stream.config().map_or(0, |c| c.step_rows);
-        let cut_short = !files_dropped.is_empty()
+        let cut_short = (!files_dropped.is_empty()
             && steps == expected_steps + 1
-            && rows_seen.saturating_sub(expected_rows) < step_rows;
+            && rows_seen.saturating_sub(expected_rows) < step_rows)
+            || patience == Patience::RanOut;
         if steps != expected_steps && !cut_short {
             return Err(Error::internal(format!(
                 "epoch {epoch} made {steps} steps, expected {expected_steps}"
@@ -380,17 +446,25 @@ impl<'a> Trainer<'a> {
         }
         // The same parameters everywhere at the epoch's end.
         check_same_params(self.world, &self.params, self.iteration)?;
-        // A resumed epoch still covered every row.
-        self.rows_per_epoch = if first_step > 0 {
+        // A resumed epoch still covered every row (an epoch cut short by early stopping covered
+        // the rows up to its last step).
+        let rows_covered = if first_step > 0 && patience == Patience::Left {
             expected_rows
+        } else if first_step > 0 {
+            running.rows
         } else {
             rows_seen
         };
+        if patience == Patience::Left {
+            self.rows_per_epoch = rows_covered;
+        }
         Ok(PassFigures {
             steps,
-            rows: self.rows_per_epoch,
+            rows: rows_covered,
             rows_seen,
+            running,
             seconds,
+            eval_seconds,
             stall_seconds,
             queue_occupancy: queue.mean_occupancy(),
             queue_full_fraction: queue.full_fraction(),
@@ -401,8 +475,9 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// The full-data metrics after epoch `epoch` (training and validation data, when on), the
-    /// best epoch under early stopping, and the epoch's summary.
+    /// The full-data metrics after epoch `epoch` (training data when asked, validation data
+    /// unless it is evaluated every so many steps), the best epoch under early stopping, and
+    /// the epoch's summary.
     fn evaluate_epoch(&mut self, epoch: usize, pass: PassFigures) -> Result<EpochSummary> {
         let eval_started = Instant::now();
         let standardize = self.config.standardize.as_ref();
@@ -416,21 +491,20 @@ impl<'a> Trainer<'a> {
             Eval::Off => None,
         };
         self.check_finite(epoch, train_metrics, "the full-data loss")?;
-        let valid_metrics = self
-            .valid
-            .map(|v| evaluate_stream(v, &mut self.engine, &self.params, standardize))
-            .transpose()?;
-        self.check_finite(epoch, valid_metrics, "the validation loss")?;
-        if let (Some(_), Some(v)) = (self.config.early_stop, valid_metrics)
-            && self.best.as_ref().is_none_or(|b| v.loss < b.valid_loss)
-        {
-            self.best = Some(BestModel {
+        let valid_metrics = if self.validation.after_epochs() {
+            let at = At {
                 epoch,
-                valid_loss: v.loss,
-                params: self.params.clone(),
-                optimizer: self.optimizer.state().clone(),
-            });
-        }
+                iteration: self.iteration,
+            };
+            let state = State {
+                params: &self.params,
+                optimizer: self.optimizer.state(),
+                standardize,
+            };
+            self.validation.evaluate(at, &mut self.engine, &state)?
+        } else {
+            None
+        };
         let per_second = |x: f64| {
             if pass.seconds > 0.0 {
                 x / pass.seconds
@@ -442,6 +516,8 @@ impl<'a> Trainer<'a> {
             epoch,
             iterations: pass.steps,
             rows: pass.rows,
+            train_loss: pass.running.mean(),
+            train_loss_rows: pass.running.rows,
             full_loss: train_metrics.map(|m| m.loss),
             accuracy: train_metrics.and_then(|m| m.accuracy),
             rmse: train_metrics.and_then(|m| m.rmse),
@@ -450,7 +526,13 @@ impl<'a> Trainer<'a> {
             seconds: pass.seconds,
             rows_per_s: per_second(pass.rows_seen as f64),
             stall_fraction: per_second(pass.stall_seconds).min(1.0),
-            eval_seconds: eval_started.elapsed().as_secs_f64(),
+            // (Only passes that ran count: an epoch without one took no evaluation time.)
+            eval_seconds: pass.eval_seconds
+                + if train_metrics.is_some() || valid_metrics.is_some() {
+                    eval_started.elapsed().as_secs_f64()
+                } else {
+                    0.0
+                },
             queue_occupancy: pass.queue_occupancy,
             queue_full_fraction: pass.queue_full_fraction,
             shuffle_spearman: pass.shuffle_spearman,
@@ -473,10 +555,18 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// A step boundary after `steps` steps of epoch `epoch` (from 1), or after the whole epoch
-    /// when `epoch_done`: writes a checkpoint when one is `due` or training was interrupted,
-    /// then returns [`Error::Interrupted`] if it was (unless the run just ended).
-    fn stop_point(&mut self, epoch: usize, steps: u64, epoch_done: bool, due: bool) -> Result<()> {
+    /// A step boundary after `steps` steps of epoch `epoch` (from 1), whose training-loss sums
+    /// are `running`, or after the whole epoch when `epoch_done`: writes a checkpoint when one
+    /// is `due` or training was interrupted, then returns [`Error::Interrupted`] if it was
+    /// (unless the run just ended).
+    fn stop_point(
+        &mut self,
+        epoch: usize,
+        steps: u64,
+        epoch_done: bool,
+        due: bool,
+        running: RunningLoss,
+    ) -> Result<()> {
         if let Some(c) = self.checkpointer.as_mut()
             && (due || self.interrupted)
         {
@@ -488,8 +578,10 @@ impl<'a> Trainer<'a> {
             let state = RunState {
                 params: &self.params,
                 optimizer: self.optimizer.state(),
-                best: self.best.as_ref(),
+                best: self.validation.best(),
                 epochs: &self.epochs,
+                running,
+                last_validation: self.validation.last(),
             };
             c.write(at, self.iteration, &state)?;
         }
@@ -507,8 +599,10 @@ impl<'a> Trainer<'a> {
     /// The result: the last (or, with early stopping, the best) parameters, folded back to raw
     /// features when standardising.
     fn finish(self) -> TrainResult {
-        let best_epoch = self.best.as_ref().map(|b| b.epoch);
-        let (mut params, optimizer_state) = match self.best {
+        let (best, last_validation) = self.validation.into_parts();
+        let best_epoch = best.as_ref().map(|b| b.epoch);
+        let best_iteration = best.as_ref().map(|b| b.iteration);
+        let (mut params, optimizer_state) = match best {
             Some(b) => (b.params, b.optimizer),
             None => (self.params, self.optimizer.state().clone()),
         };
@@ -519,7 +613,9 @@ impl<'a> Trainer<'a> {
             params,
             optimizer_state,
             best_epoch,
+            best_iteration,
             stopped_early: self.stopped_early,
+            last_validation,
             epochs: self.epochs,
             iterations_per_epoch: self.stream.steps_in_epoch(0),
             rows_per_epoch: self.rows_per_epoch,
@@ -528,6 +624,14 @@ impl<'a> Trainer<'a> {
             last_checkpoint: self.checkpointer.and_then(|c| c.last().cloned()),
         }
     }
+}
+
+/// Whether early stopping's patience is left after an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    Left,
+    /// «early_stop» evaluations in a row found no lower validation loss: the run stops.
+    RanOut,
 }
 
 fn diverged(epoch: usize, iteration: u64, what: &'static str) -> Error {

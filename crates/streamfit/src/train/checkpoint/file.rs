@@ -17,7 +17,7 @@ use crate::data::source::{FileIdentity, Source};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::pipeline::{FileDrop, StreamCursor, StreamPosition};
-use crate::train::{BestModel, EpochSummary};
+use crate::train::{BestModel, EpochSummary, ValidationRecord};
 
 const MAGIC: &str = "streamfit-checkpoint";
 const VERSION: u32 = 2;
@@ -65,6 +65,38 @@ pub struct Checkpoint {
     /// out, and the epoch that found one delivers fewer rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_dropped: Vec<FileDrop>,
+    /// Inside an epoch: its running training loss so far, so that the resumed epoch's
+    /// `train_loss` is the uninterrupted run's. Absent at an epoch boundary, and in a
+    /// checkpoint written before streamfit carried it (the resumed epoch's figure then covers
+    /// the steps since the resume, and says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_loss: Option<RunningLoss>,
+    /// With «eval_every»: the last evaluation of the validation data so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_validation: Option<ValidationRecord>,
+}
+
+/// The running sums of an epoch's training loss: the step losses summed over the rows so far
+/// (every rank's together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningLoss {
+    /// The summed loss of the steps so far (each at the parameters before its update).
+    pub loss_sum: f64,
+    /// Their rows.
+    pub rows: u64,
+}
+
+impl RunningLoss {
+    /// Adds a step's summed loss over `rows` rows.
+    pub fn add(&mut self, loss_sum: f64, rows: u64) {
+        self.loss_sum += loss_sum;
+        self.rows += rows;
+    }
+
+    /// The mean loss per row; `None` before any row.
+    pub fn mean(&self) -> Option<f64> {
+        (self.rows > 0).then(|| self.loss_sum / self.rows as f64)
+    }
 }
 
 impl Checkpoint {

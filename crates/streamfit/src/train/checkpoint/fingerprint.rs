@@ -11,7 +11,7 @@ use crate::data::Schema;
 use crate::model::ModelSpec;
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{BatchSource, LastBatch, Pipeline, PipelineConfig, Shuffle};
-use crate::train::{Standardization, TrainerConfig};
+use crate::train::{HeldOut, Standardization, TrainerConfig};
 
 /// What must not change between a run and its resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,13 @@ pub struct RunFingerprint {
     pub label: String,
     /// Standardisation statistics, when on.
     pub standardize: Option<Standardization>,
+    /// Steps between evaluations of the validation data (`eval_every`); absent when they
+    /// follow every epoch (and in checkpoints written before the option existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
+    /// The training units held out as validation data (`valid_fraction`), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOut>,
 }
 
 impl RunFingerprint {
@@ -92,6 +99,27 @@ impl RunFingerprint {
             "«early_stop»",
             format!("{:?}", self.early_stop),
             format!("{:?}", now.early_stop),
+        );
+        check(
+            "«eval_every»",
+            self.eval_every.map_or("off".to_string(), |k| k.to_string()),
+            now.eval_every.map_or("off".to_string(), |k| k.to_string()),
+        );
+        let held_out = |h: &Option<HeldOut>| {
+            h.as_ref().map_or("off".to_string(), |h| {
+                format!(
+                    "{} ({} of {} units, seed {})",
+                    h.fraction,
+                    h.units.len(),
+                    h.total_units,
+                    h.seed
+                )
+            })
+        };
+        check(
+            "«valid_fraction»",
+            held_out(&self.held_out),
+            held_out(&now.held_out),
         );
         check(
             "«batch_size»",
@@ -163,6 +191,8 @@ impl RunFingerprint {
             features: schema.feature_names.clone(),
             label: schema.label.clone(),
             standardize: config.standardize.clone(),
+            eval_every: config.eval_every,
+            held_out: config.held_out.clone(),
         }
     }
 

@@ -25,7 +25,7 @@ pub(crate) mod writer;
 
 use std::path::PathBuf;
 
-pub use self::file::{Checkpoint, DataFile, data_identity};
+pub use self::file::{Checkpoint, DataFile, RunningLoss, data_identity};
 pub use self::fingerprint::{RunFingerprint, fingerprint};
 pub use self::lock::CheckpointLock;
 

@@ -9,11 +9,11 @@
 
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Checkpoint, DataFile, RunFingerprint};
+use super::{Checkpoint, DataFile, RunFingerprint, RunningLoss};
 use crate::error::{Error, Result};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::pipeline::{BatchSource, StreamCursor, StreamPosition};
-use crate::train::{BestModel, EpochSummary, ResumeInfo, TrainerConfig};
+use crate::train::{BestModel, EpochSummary, ResumeInfo, TrainerConfig, ValidationRecord};
 
 /// The state a run starts from.
 pub(crate) struct Start {
@@ -35,6 +35,11 @@ pub(crate) struct Start {
     /// What the resume reports (the rows re-read are filled in when the epoch restarts);
     /// `None` for a fresh run.
     pub resumed: Option<ResumeInfo>,
+    /// Inside an epoch: its training-loss sums so far (zero when the checkpoint did not
+    /// carry them).
+    pub running: RunningLoss,
+    /// With «eval_every»: the last evaluation of the validation data so far.
+    pub last_validation: Option<ValidationRecord>,
 }
 
 impl Start {
@@ -49,6 +54,8 @@ impl Start {
             next_epoch: 0,
             position: None,
             resumed: None,
+            running: RunningLoss::default(),
+            last_validation: None,
         }
     }
 }
@@ -89,6 +96,11 @@ pub(crate) fn restore(
             epoch: checkpoint.next_epoch + 1,
             rows_reread: 0,
         }),
+        running: match checkpoint.position() {
+            Some(_) => checkpoint.epoch_loss.unwrap_or_default(),
+            None => RunningLoss::default(),
+        },
+        last_validation: checkpoint.last_validation,
     })
 }
 

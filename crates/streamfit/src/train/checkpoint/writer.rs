@@ -9,11 +9,11 @@
 use std::path::PathBuf;
 
 use super::file::remove_stale_temporaries;
-use super::{Checkpoint, CheckpointConfig, CheckpointLock, DataFile, RunFingerprint};
+use super::{Checkpoint, CheckpointConfig, CheckpointLock, DataFile, RunFingerprint, RunningLoss};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
 use crate::pipeline::{BatchSource, PositionTracker, StreamPosition};
-use crate::train::{BestModel, EpochSummary};
+use crate::train::{BestModel, EpochSummary, ValidationRecord};
 
 /// What a checkpoint saves of the run besides the stream's position.
 pub(crate) struct RunState<'a> {
@@ -25,6 +25,10 @@ pub(crate) struct RunState<'a> {
     pub best: Option<&'a BestModel>,
     /// Summaries of the finished epochs.
     pub epochs: &'a [EpochSummary],
+    /// The running epoch's training-loss sums so far (saved only inside an epoch).
+    pub running: RunningLoss,
+    /// With «eval_every»: the last evaluation of the validation data.
+    pub last_validation: Option<&'a ValidationRecord>,
 }
 
 /// A step boundary of the run.
@@ -114,6 +118,8 @@ impl<'a> Checkpointer<'a> {
             best: state.best.cloned(),
             epochs_done: state.epochs.to_vec(),
             files_dropped: self.stream.dropped_files(),
+            epoch_loss: (!at.epoch_done).then_some(state.running),
+            last_validation: state.last_validation.copied(),
         };
         self.last = Some(checkpoint.save(self.config)?);
         Ok(())
