@@ -92,14 +92,19 @@ impl<'py> Options<'py> {
             .transpose()
     }
 
-    /// A number.
+    /// A number, as f32 (learning rates and other model settings).
     pub(crate) fn float(&mut self, name: &str) -> PyResult<Option<f32>> {
+        Ok(self.float64(name)?.map(|v| v as f32))
+    }
+
+    /// A number, as f64 (fractions, which the command line also reads as f64).
+    pub(crate) fn float64(&mut self, name: &str) -> PyResult<Option<f64>> {
         let Some(value) = self.value(name) else {
             return Ok(None);
         };
         value
             .extract::<f64>()
-            .map(|v| Some(v as f32))
+            .map(Some)
             .map_err(|_| self.wrong_type(name, "a number", &value))
     }
 

@@ -196,11 +196,23 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
     if let Some(epochs) = options.size("epochs")? {
         config.trainer.epochs = epochs;
     }
-    if options.bool("no_eval")?.unwrap_or(false) {
-        config.trainer.eval = Eval::Off;
-    } else {
-        config.trainer.eval = Eval::EveryEpoch;
+    // As on the command line: the running train loss by default, the full-data pass with
+    // `full_loss=True`; `no_eval=True` is the default's older spelling.
+    let full_loss = options.bool("full_loss")?.unwrap_or(false);
+    let no_eval = options.bool("no_eval")?.unwrap_or(false);
+    if full_loss && no_eval {
+        return Err(PyValueError::new_err(
+            "invalid full_loss: cannot be combined with no_eval",
+        ));
     }
+    config.trainer.eval = if full_loss {
+        Eval::EveryEpoch
+    } else {
+        Eval::Off
+    };
+    config.trainer.eval_every = options.count("eval_every")?;
+    config.valid_rows = options.count("valid_rows")?;
+    config.valid_fraction = options.float64("valid_fraction")?;
     if let Some(t) = options.size("threads")? {
         config.trainer.num_threads = t;
     }
@@ -276,13 +288,16 @@ impl TrainObserver for PyObserver {
     fn on_epoch(&mut self, epoch: &EpochSummary) -> streamfit::error::Result<()> {
         if self.progress {
             eprintln!(
-                "\repoch {}: {} iterations, {} rows, loss {}, {:.0} rows/s, stall {:.1}%",
+                "\repoch {}: {} iterations, {} rows, {}, {:.0} rows/s, stall {:.1}%",
                 epoch.epoch,
                 epoch.iterations,
                 epoch.rows,
-                epoch
-                    .full_loss
-                    .map_or("not evaluated".to_string(), |l| format!("{l:.6}")),
+                match epoch.full_loss {
+                    Some(l) => format!("loss {l:.6}"),
+                    None => epoch
+                        .train_loss
+                        .map_or("train loss -".to_string(), |l| format!("train loss {l:.6}")),
+                },
                 epoch.rows_per_s,
                 epoch.stall_fraction * 100.0
             );

@@ -167,7 +167,10 @@ def train(paths: _Paths, **options: Any) -> Dict[str, Any]:
     `model="mlp"`, `hidden=[64, 32]`, `optimizer="adam"`, `lr=0.001`, `valid=...`,
     `save_model="m.json"`, `checkpoint_dir=...`, `resume="auto"`, `standardize=True`,
     `profile=True` (adds the stage table to the report), and so on; switches are booleans
-    (`no_shuffle=True`, `drop_last=True`). `progress=True` prints progress on stderr. The GIL
+    (`no_shuffle=True`, `drop_last=True`). Each epoch reports its running training loss
+    (`train_loss`); `full_loss=True` adds the exact full-data pass (`full_loss`).
+    Validation: `valid=...` or `valid_fraction=0.1`, `valid_rows=N`, `eval_every=STEPS`,
+    `early_stop=K`. Data selection: `filter="year>=2023"`, `exclude=[...]`. `progress=True` prints progress on stderr. The GIL
     is released while it trains; Ctrl-C stops at the next step boundary (after writing a
     checkpoint when `checkpoint_dir` is set) and raises `KeyboardInterrupt`. Not available:
     `trace`, `quiet`, `debug_row_ids`.

@@ -43,6 +43,21 @@ def test_train_returns_the_report_and_saves_the_model_the_cli_saves(dataset, cli
     np.testing.assert_array_equal(model.weights, np.array(cli_model["weights"], dtype=np.float32))
 
 
+def test_validation_options_and_the_full_loss_match_the_command_line(dataset, cli, tmp_path):
+    options = dict(batch_size=100, epochs=2, seed=3, threads=1, valid_fraction=0.5,
+                   eval_every=20, early_stop=3, full_loss=True)
+    report = streamfit.train(dataset, save_model=tmp_path / "py.json", **options)
+    cli("train", dataset, "--batch-size", 100, "--epochs", 2, "--seed", 3, "--threads", 1,
+        "--valid-fraction", 0.5, "--eval-every", 20, "--early-stop", 3, "--full-loss", "-q",
+        "--save-model", tmp_path / "cli.json", "--report", tmp_path / "cli-report.json")
+    cli_report = json.loads((tmp_path / "cli-report.json").read_text())
+    assert without_measurements(report) == without_measurements(cli_report)
+    assert report["held_out"]["rows"] + report["rows_per_epoch"] == 5000
+    assert "full_loss" in report and "train_loss" in report
+    assert (json.loads((tmp_path / "py.json").read_text())["weights"]
+            == json.loads((tmp_path / "cli.json").read_text())["weights"])
+
+
 def test_predict_agrees_with_the_command_line(dataset, cli, tmp_path):
     streamfit.train(dataset, batch_size=64, epochs=1, standardize=True, save_model=tmp_path / "m.json")
     cli("predict", "--model", tmp_path / "m.json", dataset / "part-1.parquet", "--out", tmp_path / "p.parquet", "-q")
