@@ -12,7 +12,7 @@ use streamfit::error::Error;
 use streamfit::run::PrepareEvent;
 use streamfit::train::{EpochSummary, StepRecord, TrainObserver, ValidationRecord};
 
-use super::output::{count, say, thousands};
+use super::output::{count, megabytes, say, thousands};
 
 /// Prints what preparing a run found: warnings on stderr always, the rest on stdout unless
 /// `quiet`.
@@ -46,6 +46,20 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
             "standardize: mean and std of {num_features} features over {} rows in {seconds:.2} s",
             thousands(*rows),
         ),
+        PrepareEvent::MemoryFitted(fitted) => {
+            let (b, a) = (fitted.before, fitted.after);
+            say!(
+                "memory limit {}: reader blocks {} → {}, shuffle buffer {} → {}, prefetch {} → {}; budget {}",
+                megabytes(fitted.limit_bytes),
+                count(b.block_rows as u64, "row"),
+                thousands(a.block_rows as u64),
+                count(b.shuffle_buffer_rows as u64, "row"),
+                thousands(a.shuffle_buffer_rows as u64),
+                b.prefetch,
+                a.prefetch,
+                megabytes(fitted.budget_bytes),
+            )
+        }
         PrepareEvent::Resuming {
             path,
             iteration,

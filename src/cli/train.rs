@@ -92,6 +92,11 @@ pub(crate) struct TrainArgs {
     /// Batches prepared ahead of the trainer
     #[arg(long, default_value_t = 4, value_name = "P")]
     prefetch: usize,
+    /// Shrink the shuffle buffer (then the prefetch depth) until the memory budget fits MB
+    /// megabytes, and say what was chosen [default: the settings as given; a budget larger than
+    /// the memory available (cgroup limit, else physical memory) is refused]
+    #[arg(long, value_name = "MB")]
+    memory_limit: Option<u64>,
     #[command(flatten)]
     read: ReadArgs,
     /// Threads computing the gradient [default: all cores]
@@ -205,6 +210,7 @@ impl TrainArgs {
             },
             valid: self.valid.clone(),
             valid_rows: self.valid_rows,
+            memory_limit_mb: self.memory_limit,
             valid_fraction: self.valid_fraction,
             standardize: self.standardize,
             checkpoint_dir: self.checkpoint_dir.clone(),

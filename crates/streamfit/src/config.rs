@@ -92,6 +92,9 @@ pub struct TrainConfig {
     pub prefetch: usize,
     /// Reader threads (option `readers`). By default 2.
     pub num_readers: usize,
+    /// Rows per block a reader decodes and queues (the readers' share of the memory budget;
+    /// it changes no batch). By default 8,192; «memory_limit» may lower it.
+    pub block_rows: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
     /// What to do with a file that cannot be opened, or whose data fails while being read. By
@@ -114,6 +117,10 @@ pub struct TrainConfig {
     /// and steps per epoch and the standardisation statistics are the other units'. By
     /// default none.
     pub valid_fraction: Option<f64>,
+    /// Size the shuffle buffer (then the prefetch depth) so that the memory budget fits this
+    /// many MB (see [`crate::run::memory`]). By default the settings are used as given, and a
+    /// budget larger than the memory available to the process is refused.
+    pub memory_limit_mb: Option<u64>,
     /// This process's rank in a data-parallel run (a prepared run takes it from its
     /// communicator). By default 0.
     pub rank: usize,
@@ -165,6 +172,8 @@ impl Default for TrainConfig {
             valid: Vec::new(),
             valid_rows: None,
             valid_fraction: None,
+            block_rows: PipelineConfig::default().block_rows,
+            memory_limit_mb: None,
             rank: 0,
             world: 1,
             classes: Origin::Given,
@@ -199,6 +208,9 @@ impl TrainConfig {
             .or_else(|| self.model_to_check().problem())
         {
             return Err(Error::config(field, reason));
+        }
+        if self.memory_limit_mb == Some(0) {
+            return Err(Error::config("memory_limit", "must be at least 1 (MB)"));
         }
         if let Some(filter) = &self.columns.filter {
             crate::data::partition::Filter::parse(filter)?;
@@ -345,6 +357,7 @@ impl TrainConfig {
             shuffle_buffer_rows: self.shuffle_buffer_rows,
             prefetch: self.prefetch,
             num_readers: self.num_readers,
+            block_rows: self.block_rows,
             on_bad_file: self.on_bad_file,
             ..PipelineConfig::default()
         }

@@ -234,6 +234,21 @@ pub enum Error {
         value: f64,
     },
 
+    /// The memory budget of a run exceeds the memory available to the process.
+    #[error(
+        "the memory budget of {budget} exceeds the {available} available to this process ({from}): lower {}, {}, {} or {}, or give {} to size them to fit",
+        option_name("shuffle_buffer"),
+        option_name("prefetch"),
+        option_name("readers"),
+        option_name("batch_size"),
+        option_name("memory_limit")
+    )]
+    OverBudget {
+        budget: String,
+        available: String,
+        from: String,
+    },
+
     /// The dataset holds no rows (or no files).
     #[error("empty dataset: {what}")]
     EmptyDataset { what: String },

@@ -33,6 +33,8 @@ pub enum PrepareEvent {
     /// A warning: that unusable newer checkpoint was renamed, so that it neither counts
     /// towards `keep_checkpoints` nor shadows the checkpoints this run writes.
     CheckpointMovedAside { from: PathBuf, to: PathBuf },
+    /// «memory_limit» sized the shuffle buffer and prefetch depth to fit.
+    MemoryFitted(super::memory::Fitted),
     /// The run continues from this checkpoint.
     Resuming {
         path: PathBuf,

@@ -7,7 +7,8 @@
 //! refuses outputs that would overwrite an input or cannot be written
 //! ([`crate::output_path`]), counts the classes of a multiclass model when they are to come
 //! from the data, computes the standardisation statistics, loads the checkpoint to resume
-//! from (moving corrupt newer ones aside), builds the pipelines and the memory budget, and
+//! from (moving corrupt newer ones aside), builds the pipelines and the memory budget (fitted
+//! to «memory_limit», or refused when larger than the memory available: [`memory`]), and
 //! opens the metrics file, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
 //! the metrics file as it goes), [`PreparedRun::report`] builds the report and
 //! [`PreparedRun::write_outputs`] writes the model, report and plot. What preparing finds on
@@ -40,6 +41,7 @@
 
 mod event;
 mod finish;
+pub mod memory;
 mod prepare;
 mod subset;
 

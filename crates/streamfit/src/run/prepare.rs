@@ -19,6 +19,7 @@ use crate::train::{
 };
 
 use super::event::{Events, PrepareEvent};
+use super::memory;
 use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
@@ -88,7 +89,11 @@ impl<'c> PreparedRun<'c> {
             valid: valid_source,
             valid_total_rows,
         } = split_validation(&mut config, source, valid_source)?;
-        let budget_bytes = config.memory_budget_with_valid(&source, valid_source.as_ref());
+        let budget = |c: &TrainConfig| c.memory_budget_with_valid(&source, valid_source.as_ref());
+        if let Some(fitted) = memory::fit(&mut config, &source, memory::available(), &budget)? {
+            events.push(PrepareEvent::MemoryFitted(fitted));
+        }
+        let budget_bytes = budget(&config);
         config.trainer.standardize = None;
         if config.standardize {
             let started = Instant::now();
