@@ -308,7 +308,8 @@ impl TrainConfig {
 
     /// Resident-memory budget of training on `source` with these settings: the larger of the
     /// training pipeline's and the evaluation pass's (they never run at once), plus the model
-    /// and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]).
+    /// and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]), plus the
+    /// bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]).
     pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
         let (rows, d) = (source.num_rows(), source.num_features());
         let train = self.pipeline_config(rows);
@@ -323,6 +324,7 @@ impl TrainConfig {
             .memory_budget_bytes(d, rows)
             .max(eval.memory_budget_bytes(d, rows))
             + model_bytes
+            + source.fetch_budget_bytes()
     }
 
     /// True when the data is one shard dataset directory.
