@@ -116,7 +116,10 @@ fn list_url(url: &Path) -> Result<Vec<ListedFile>> {
         .filter(|o| {
             // The object the URL names is kept as given; files under a prefix by their name.
             o.relative.is_empty()
-                || (o.relative.split('/').all(|c| !c.starts_with('.') && !c.starts_with('_'))
+                || (o
+                    .relative
+                    .split('/')
+                    .all(|c| !c.starts_with('.') && !c.starts_with('_'))
                     && is_data_name(&o.relative))
         })
         .filter(|o| glob.as_ref().is_none_or(|g| g.is_match(&o.name)))

@@ -92,7 +92,11 @@ fn open_remote(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
     let (mut fetched, _permit) = object.read_ranges(&[len - tail_len..len])?;
     let mut tail = fetched.pop().unwrap_or_default();
     if tail.len() >= 8 && tail.ends_with(b"PAR1") {
-        let footer_len = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().expect("4 bytes"));
+        let footer_len = u32::from_le_bytes(
+            tail[tail.len() - 8..tail.len() - 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
         let needed = (u64::from(footer_len) + 8).min(len);
         if needed > tail_len {
             let (mut head, _permit) = object.read_ranges(&[len - needed..len - tail_len])?;
@@ -195,7 +199,9 @@ fn repaired_metadata(
     if n < 12 || bytes.slice(n - 4, n)? != b"PAR1" {
         return None;
     }
-    let footer_len = u64::from(u32::from_le_bytes(bytes.slice(n - 8, n - 4)?.try_into().ok()?));
+    let footer_len = u64::from(u32::from_le_bytes(
+        bytes.slice(n - 8, n - 4)?.try_into().ok()?,
+    ));
     let start = n.checked_sub(8)?.checked_sub(footer_len)?;
     let (fixed, dropped) = super::footer_repair::repair_footer(bytes.slice(start, n - 8)?)?;
     let metadata = ParquetMetaDataReader::decode_metadata(&fixed).ok()?;
@@ -237,11 +243,11 @@ pub(super) fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layou
         })?;
     }
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
-    .with_row_groups((0..=first).collect())
-    .with_projection(file.mask.clone())
-    .with_batch_size(1)
-    .build()
-    .map_err(|e| corrupt(e.to_string()))?;
+        .with_row_groups((0..=first).collect())
+        .with_projection(file.mask.clone())
+        .with_batch_size(1)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
         if batch.num_rows() == 0 {

@@ -139,7 +139,10 @@ mod tests {
             ],
         );
         assert_eq!(ranges.get_bytes(12, 3).unwrap(), Bytes::from_static(b"cde"));
-        assert_eq!(ranges.get_bytes(55, 5).unwrap(), Bytes::from_static(b"56789"));
+        assert_eq!(
+            ranges.get_bytes(55, 5).unwrap(),
+            Bytes::from_static(b"56789")
+        );
         assert!(ranges.get_bytes(14, 4).is_err()); // runs past the first range
         assert!(ranges.get_bytes(0, 1).is_err());
         assert_eq!(ranges.slice(51, 53), Some(&b"12"[..]));

@@ -72,13 +72,11 @@ impl ParquetSource {
         max_block_rows: usize,
     ) -> Result<ParquetRecordBatchReader> {
         let file = &self.files[unit.file];
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            bytes,
-            file.metadata.clone(),
-        )
-        .with_projection(file.mask.clone())
-        .with_row_groups(vec![unit.index_in_file])
-        .with_batch_size(max_block_rows.max(1));
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+                .with_projection(file.mask.clone())
+                .with_row_groups(vec![unit.index_in_file])
+                .with_batch_size(max_block_rows.max(1));
         if from_row > 0 {
             builder = builder.with_row_selection(RowSelection::from(vec![
                 RowSelector::skip(from_row as usize),

@@ -20,7 +20,8 @@ use crate::data::source::parquet::files::{
 };
 use crate::data::source::parquet::pages;
 use crate::data::source::{
-    ChunkSink, FileIdentity, OnBadFile, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo, Unit,
+    ChunkSink, FileIdentity, OnBadFile, OpenOptions, SkippedFiles, Source, SourceFormat,
+    SourceInfo, Unit,
 };
 use crate::error::{Error, Result};
 

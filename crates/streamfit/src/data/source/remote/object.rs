@@ -17,9 +17,9 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::data::source::remote::ListedObject;
 use crate::data::source::remote::store::{block_on, options, store_error, store_for};
 use crate::data::source::remote::url::{redact, scheme};
-use crate::data::source::remote::ListedObject;
 use crate::error::{Error, Result};
 
 /// Ranges closer than this are fetched as one request.

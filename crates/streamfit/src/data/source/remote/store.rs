@@ -81,7 +81,11 @@ pub(super) fn store_for(url: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> 
     let store = build_store(&scheme, &cache_key, options()).map_err(|e| {
         Error::config(
             "data",
-            format!("{}: cannot set up the store: {}", redact(url), scrub(&e.to_string())),
+            format!(
+                "{}: cannot set up the store: {}",
+                redact(url),
+                scrub(&e.to_string())
+            ),
         )
     })?;
     stores.insert(cache_key, store.clone());
@@ -115,10 +119,7 @@ fn build_store(
                 AmazonS3Builder::from_env()
                     .with_url(base)
                     .with_retry(retry)
-                    .with_config(
-                        AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                        timeout,
-                    )
+                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), timeout)
                     .build()?,
             )
         }
@@ -179,7 +180,9 @@ pub(super) fn store_error(name: &str, e: &object_store::Error) -> Error {
                 (403, Some("InvalidAccessKeyId")) => {
                     "access denied: the access key id is not known to the store"
                 }
-                (401 | 403, _) => "access denied: the credentials are missing, wrong or lack permission",
+                (401 | 403, _) => {
+                    "access denied: the credentials are missing, wrong or lack permission"
+                }
                 (_, _) => "request failed",
             };
             match code {
@@ -233,7 +236,8 @@ mod tests {
 
     #[test]
     fn s3_error_codes_are_read_from_the_body() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>m</Message></Error>";
+        let body =
+            "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>m</Message></Error>";
         assert_eq!(s3_error_code(body).as_deref(), Some("NoSuchBucket"));
         assert_eq!(s3_error_code("<Code>a b</Code>"), None);
         assert_eq!(s3_error_code("plain"), None);

@@ -57,7 +57,9 @@ pub fn redact(url: &str) -> String {
 
 /// An authority without its `user:password@`.
 fn host_of(authority: &str) -> &str {
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 /// `message` with every URL in it redacted and every credential the environment holds
@@ -109,7 +111,13 @@ mod tests {
         ] {
             assert!(is_url(Path::new(url)), "{url}");
         }
-        for path in ["data/x.parquet", "/tmp/s3/x", "file.parquet", "s3:/bucket", "ftp://h/x"] {
+        for path in [
+            "data/x.parquet",
+            "/tmp/s3/x",
+            "file.parquet",
+            "s3:/bucket",
+            "ftp://h/x",
+        ] {
             assert!(!is_url(Path::new(path)), "{path}");
         }
     }
@@ -124,7 +132,10 @@ mod tests {
             redact("https://user:pw@h.example/x.parquet#frag"),
             "https://h.example/x.parquet"
         );
-        assert_eq!(redact("s3://bucket/k=1/x.parquet"), "s3://bucket/k=1/x.parquet");
+        assert_eq!(
+            redact("s3://bucket/k=1/x.parquet"),
+            "s3://bucket/k=1/x.parquet"
+        );
         assert_eq!(
             redact("abfss://container@account.dfs.core.windows.net/p?sig=s"),
             "abfss://account.dfs.core.windows.net/p"
@@ -134,7 +145,8 @@ mod tests {
 
     #[test]
     fn scrubbing_redacts_urls_inside_messages() {
-        let message = "Error performing GET http://127.0.0.1:9/b/x.parquet?sig=SECRET in 2ms - boom";
+        let message =
+            "Error performing GET http://127.0.0.1:9/b/x.parquet?sig=SECRET in 2ms - boom";
         let scrubbed = scrub(message);
         assert!(!scrubbed.contains("SECRET"), "{scrubbed}");
         assert!(
