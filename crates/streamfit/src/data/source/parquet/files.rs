@@ -89,7 +89,8 @@ fn open_remote(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
     let object = RemoteObject::open(path)?;
     let len = object.size();
     let tail_len = len.min(crate::data::source::TAIL_BYTES);
-    let (mut fetched, _permit) = object.read_ranges(&[len - tail_len..len])?;
+    let (mut fetched, _permit) =
+        object.read_ranges(std::slice::from_ref(&(len - tail_len..len)))?;
     let mut tail = fetched.pop().unwrap_or_default();
     if tail.len() >= 8 && tail.ends_with(b"PAR1") {
         let footer_len = u32::from_le_bytes(
@@ -99,7 +100,8 @@ fn open_remote(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
         );
         let needed = (u64::from(footer_len) + 8).min(len);
         if needed > tail_len {
-            let (mut head, _permit) = object.read_ranges(&[len - needed..len - tail_len])?;
+            let (mut head, _permit) =
+                object.read_ranges(std::slice::from_ref(&(len - needed..len - tail_len)))?;
             let mut joined = head.pop().unwrap_or_default().to_vec();
             joined.extend_from_slice(&tail);
             tail = Bytes::from(joined);
