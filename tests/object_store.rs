@@ -129,6 +129,15 @@ fn a_hive_tree_in_s3_trains_bit_for_bit_like_the_same_tree_on_disk() {
         vec!["--features", "month,x", "--standardize"],
         vec!["--features", "x,year", "--filter", "year>=2024"],
         vec!["--features", "x", "--filter", "year>=2023 and month!=2"],
+        // A fetch budget smaller than one unit's chunks: units are fetched one at a time.
+        vec![
+            "--features",
+            "x",
+            "--fetch-ahead-bytes",
+            "100",
+            "--readers",
+            "3",
+        ],
     ] {
         let (local, dir) = (tempdir(), tempdir());
         let (local_model, local_report) = train(None, local.path(), s(&tree), &args);

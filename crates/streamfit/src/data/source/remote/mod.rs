@@ -38,8 +38,9 @@ pub use self::url::{is_url, redact, scrub};
 /// How remote data is fetched: one setting for the whole process (the stores are shared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteOptions {
-    /// Bytes of column chunks fetched but not yet decoded, for all readers together; a unit
-    /// larger than this is fetched alone. By default 64 MiB.
+    /// Bytes of column chunks that may be fetched ahead of decoding, for all readers
+    /// together, counted in the memory budget. By default 64 MiB. (Reading ahead of the
+    /// readers is not done yet: each reader fetches its own unit's chunks when it starts it.)
     pub fetch_ahead_bytes: u64,
     /// Retries of a request that failed transiently (timeouts, 5xx, resets, throttling), with
     /// exponential backoff. By default 10.

@@ -4,13 +4,13 @@
 //! redacted name, so opening a listed file costs no second request. Every ranged read checks
 //! the object against that listing: a size or ETag that differs is [`Error::Changed`], never
 //! a silent mixture of two versions. Reads of one call run concurrently (close ranges
-//! coalesced into one request), and the bytes fetched but not yet handed on are bounded by
-//! [`RemoteOptions::fetch_ahead_bytes`](super::RemoteOptions) for the whole process.
+//! coalesced into one request); the bytes fetched and not yet decoded are counted for the
+//! whole process (one unit per reader; reading ahead of the readers is not done yet).
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -115,30 +115,34 @@ fn remember(name: &Path, store: Arc<dyn ObjectStore>, meta: ObjectMeta) {
 /// Bytes fetched and not yet released, for the whole process.
 struct Budget {
     in_use: Mutex<u64>,
-    freed: Condvar,
 }
 
 static BUDGET: Budget = Budget {
     in_use: Mutex::new(0),
-    freed: Condvar::new(),
 };
 
-/// A share of the fetch budget, given back when dropped.
+/// A share of the fetched bytes, given back when dropped.
 #[derive(Debug)]
 pub struct FetchPermit {
     bytes: u64,
 }
 
 impl Budget {
-    /// Waits until `bytes` fit in the budget (a request larger than the whole budget waits
-    /// until nothing else is held, then goes alone).
+    /// Counts `bytes` as fetched. It never waits: a reader holds its unit's bytes while it
+    /// hands rows on, and the pipeline may need another reader's unit first, so waiting for
+    /// budget could deadlock. Each reader has one unit in flight, so the fetched bytes are at
+    /// most the readers' units; going over `fetch_ahead_bytes` is logged.
     fn acquire(&self, bytes: u64) -> FetchPermit {
-        let limit = options().fetch_ahead_bytes.max(1);
+        let limit = options().fetch_ahead_bytes;
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
-        while *in_use > 0 && *in_use + bytes > limit {
-            in_use = self.freed.wait(in_use).unwrap_or_else(|e| e.into_inner());
-        }
         *in_use += bytes;
+        if *in_use > limit {
+            tracing::debug!(
+                in_use = *in_use,
+                limit,
+                "fetched bytes above «fetch_ahead_bytes» (units larger than the budget)"
+            );
+        }
         FetchPermit { bytes }
     }
 }
@@ -147,7 +151,6 @@ impl Drop for FetchPermit {
     fn drop(&mut self) {
         let mut in_use = BUDGET.in_use.lock().unwrap_or_else(|e| e.into_inner());
         *in_use = in_use.saturating_sub(self.bytes);
-        BUDGET.freed.notify_all();
     }
 }
 
@@ -182,8 +185,8 @@ impl RemoteObject {
         self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Fetches `ranges` (within the object) concurrently, close ones coalesced, holding a share
-    /// of the process's fetch budget until the returned permit is dropped. Each result is
+    /// Fetches `ranges` (within the object) concurrently, close ones coalesced, counted as
+    /// fetched until the returned permit is dropped. Each result is
     /// the bytes of the range at the same index. A failed request is an error naming the
     /// object; an object whose size or ETag is not the listed one is [`Error::Changed`].
     pub fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<(Vec<Bytes>, FetchPermit)> {
