@@ -9,6 +9,7 @@
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, FromArgMatches, ValueEnum};
 use streamfit::config::{Origin, TrainConfig};
+use streamfit::data::source::remote::RemoteOptions;
 use streamfit::data::{ColumnSpec, FeatureSelection};
 use streamfit::error::render_options;
 use streamfit::model::{Activation, HeadKind, ModelKind};
@@ -65,7 +66,8 @@ impl ColumnArgs {
 }
 
 /// How the data is read (train, scan, inspect, predict, eval): the flags of [`ReadFlags`],
-/// resolved.
+/// resolved. Resolving them also sets the process's remote-data settings
+/// (`--fetch-ahead-bytes`, `--io-retries`, `--io-timeout`; the stores are shared).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadArgs {
     /// Reader (decoder) threads.
@@ -93,10 +95,28 @@ struct ReadFlags {
         conflicts_with = "no_verify_checksums"
     )]
     verify_checksums: Option<bool>,
+    /// Remote data (URLs): read-ahead allowance in bytes, counted in the memory budget (each
+    /// reader fetches its own unit's column chunks; reading further ahead is not done yet)
+    #[arg(long, default_value_t = RemoteOptions::default().fetch_ahead_bytes, value_name = "BYTES")]
+    fetch_ahead_bytes: u64,
+    /// Remote data: retries of a request that failed transiently (timeouts, 5xx, resets,
+    /// throttling), with exponential backoff; 403/404 are never retried
+    #[arg(long, default_value_t = RemoteOptions::default().io_retries, value_name = "N")]
+    io_retries: usize,
+    /// Remote data: time limit of one request, in seconds
+    #[arg(long, default_value_t = RemoteOptions::default().io_timeout_ms as f64 / 1000.0, value_name = "SECONDS")]
+    io_timeout: f64,
 }
 
 impl From<ReadFlags> for ReadArgs {
     fn from(flags: ReadFlags) -> Self {
+        let remote = RemoteOptions {
+            fetch_ahead_bytes: flags.fetch_ahead_bytes.max(1),
+            io_retries: flags.io_retries,
+            io_timeout_ms: (flags.io_timeout.max(0.001) * 1000.0).round() as u64,
+        };
+        // The stores are shared by the whole process: their settings are the process's.
+        streamfit::data::source::remote::configure(remote);
         ReadArgs {
             readers: flags.readers,
             verify_checksums: !flags.no_verify_checksums && flags.verify_checksums.unwrap_or(true),

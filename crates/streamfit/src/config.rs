@@ -374,7 +374,8 @@ impl TrainConfig {
     /// validation pass runs while the training pipeline holds its buffers), or the full-data
     /// pass over the training data when that is larger (it runs after the training pipeline
     /// of the epoch is gone; only with [`Eval::EveryEpoch`](crate::train::Eval)), plus the
-    /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]).
+    /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]),
+    /// plus the bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]).
     pub fn memory_budget_with_valid(
         &self,
         source: &Arc<dyn Source>,
@@ -397,7 +398,9 @@ impl TrainConfig {
             }
             Eval::Off => 0,
         };
-        (train.memory_budget_bytes(d, rows) + valid_bytes).max(full_pass) + model_bytes
+        (train.memory_budget_bytes(d, rows) + valid_bytes).max(full_pass)
+            + model_bytes
+            + source.fetch_budget_bytes()
     }
 
     /// True when the data is one shard dataset directory.

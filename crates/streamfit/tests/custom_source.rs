@@ -128,6 +128,7 @@ impl Source for LineSource {
             path: self.files[0].clone(),
             bytes: self.num_rows(),
             tail_crc32c: 0,
+            etag: None,
         }])
     }
 }

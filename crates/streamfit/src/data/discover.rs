@@ -7,9 +7,13 @@
 //! - A pattern (an argument with `*`, `?`, `[` or `{` that names no existing path) is matched
 //!   with `globset` (`*` stays within one directory, `**` crosses them) against the files under
 //!   its literal leading directories, with the same skipping.
+//! - A URL ([`remote`](crate::data::source::remote)) is a prefix listed recursively, or
+//!   matched as a pattern, or the one object it names (always, for `http(s)://`); its files
+//!   are named by their redacted URLs.
 //!
 //! The files found inside one argument are ordered by their path relative to it (component by
-//! component), so a copy of a tree elsewhere gives the same order; arguments keep the order
+//! component), so a copy of a tree elsewhere (another directory, or a bucket) gives the same
+//! order; arguments keep the order
 //! they were given in. Directory names `key=value` between an argument and a file are hive
 //! partitions: the value is URL-decoded, and `__HIVE_DEFAULT_PARTITION__` is a null. Typing the
 //! values and filtering on them is [`partition`](super::partition)'s job; reading the files is
@@ -19,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::GlobBuilder;
 
+use crate::data::source::remote;
 use crate::error::{Error, Result};
 
 /// The value Hive, Spark and pyarrow write for a null partition value.
@@ -52,6 +57,9 @@ pub fn list_files(args: &[PathBuf]) -> Result<Vec<ListedFile>> {
 
 /// The files of one argument.
 fn list_one(arg: &Path) -> Result<Vec<ListedFile>> {
+    if remote::is_url(arg) {
+        return list_url(arg);
+    }
     match std::fs::metadata(arg) {
         Ok(meta) if meta.is_dir() => {
             let files = walk(arg, &|_| true)?;
@@ -79,6 +87,64 @@ fn list_one(arg: &Path) -> Result<Vec<ListedFile>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_pattern(arg) => list_pattern(arg),
         Err(e) => Err(crate::data::source::stat_error(arg, e)),
     }
+}
+
+/// The files under a URL: a prefix listed recursively (or matched, when the URL holds a glob
+/// pattern), or the object it names, with the same skipping, order and partitions as a local
+/// directory. An `http(s)://` URL names one file (its query string is no pattern).
+fn list_url(url: &Path) -> Result<Vec<ListedFile>> {
+    let text = url.to_string_lossy();
+    let shown = remote::redact(&text);
+    let is_http = text.to_ascii_lowercase().starts_with("http");
+    let (base, glob) = if !is_http && is_pattern(url) {
+        let literal: Vec<&str> = text
+            .split('/')
+            .take_while(|segment| !is_pattern(Path::new(segment)))
+            .collect();
+        let glob = GlobBuilder::new(&text)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::config("data", format!("bad pattern '{shown}': {e}")))?
+            .compile_matcher();
+        (format!("{}/", literal.join("/")), Some(glob))
+    } else {
+        (text.to_string(), None)
+    };
+    let objects = remote::list(Path::new(&base))?;
+    let mut found: Vec<remote::ListedObject> = objects
+        .into_iter()
+        .filter(|o| {
+            // The object the URL names is kept as given; files under a prefix by their name.
+            o.relative.is_empty()
+                || (o
+                    .relative
+                    .split('/')
+                    .all(|c| !c.starts_with('.') && !c.starts_with('_'))
+                    && is_data_name(&o.relative))
+        })
+        .filter(|o| glob.as_ref().is_none_or(|g| g.is_match(&o.name)))
+        .collect();
+    found.sort_by(|a, b| Path::new(&a.relative).cmp(Path::new(&b.relative)));
+    if found.is_empty() {
+        return Err(Error::EmptyDataset {
+            what: match glob {
+                Some(_) => format!("no files match '{shown}'"),
+                None => format!(
+                    "no object {shown} and no .parquet files under it (hidden and _-prefixed \
+                     entries are skipped)"
+                ),
+            },
+        });
+    }
+    found
+        .into_iter()
+        .map(|o| {
+            Ok(ListedFile {
+                partitions: partitions_of(Path::new(&o.relative))?,
+                path: o.name,
+            })
+        })
+        .collect()
 }
 
 /// True when `path` holds a glob metacharacter.

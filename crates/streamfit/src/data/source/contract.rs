@@ -79,6 +79,11 @@ pub trait Source: Send + Sync {
     fn file_bytes(&self) -> u64;
     /// Columns, roles and codecs, for `inspect`.
     fn describe(&self) -> SourceInfo;
+    /// Bytes this source may hold fetched but not yet decoded (remote data's fetch budget),
+    /// counted in the memory budget. By default none.
+    fn fetch_budget_bytes(&self) -> u64 {
+        0
+    }
 
     /// Reads at least the rows at `offsets` (sorted, within the unit) of one unit into `sink`
     /// and returns how many rows were read. By default the whole unit is read; a source with

@@ -254,6 +254,7 @@ mod tests {
                 path: self.files[0].clone(),
                 bytes: self.num_rows(),
                 tail_crc32c: 0,
+                etag: None,
             }])
         }
     }

@@ -1,6 +1,6 @@
 //! The identity of a data file, as a checkpoint records it: its path, its size, and a CRC32C
-//! of its last 64 KiB (a Parquet file's footer, or a shard's checksum table), so a resume on
-//! changed data is refused.
+//! of its last 64 KiB (a Parquet file's footer, or a shard's checksum table), plus the ETag
+//! of a remote object, so a resume on changed data is refused.
 //!
 //! Reading the tail is the only file access here; comparing identities is the checkpoint's
 //! job. The field names are part of the checkpoint's JSON and must not change.
@@ -25,6 +25,10 @@ pub struct FileIdentity {
     pub bytes: u64,
     /// CRC32C of the last [`TAIL_BYTES`] (the whole file when it is shorter).
     pub tail_crc32c: u32,
+    /// The ETag of a remote object (absent for local files, and in checkpoints written
+    /// before remote data existed, which therefore compare equal for local files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl FileIdentity {
@@ -41,6 +45,7 @@ impl FileIdentity {
             path: path.to_path_buf(),
             bytes,
             tail_crc32c: crc32c::crc32c(&tail),
+            etag: None,
         })
     }
 }
@@ -72,6 +77,7 @@ mod tests {
             path: PathBuf::from("a.parquet"),
             bytes: 12,
             tail_crc32c: 7,
+            etag: None,
         };
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, r#"{"path":"a.parquet","bytes":12,"tail_crc32c":7}"#);

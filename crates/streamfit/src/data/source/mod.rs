@@ -14,6 +14,7 @@
 //!   watched (with `map_guard`, the `SIGBUS` guard) for shrinking while they are read.
 //! - [`parquet`]: Parquet files through a memory map (the only module that touches the
 //!   arrow/parquet readers).
+//! - [`remote`]: object storage and HTTP URLs as data (listing, ranged reads, redaction).
 //! - `partitioned`: hive partition keys as features ([`PartitionedSource`]).
 //! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
 //! - [`write`](mod@write): the Parquet writers of `generate` and `predict`.
@@ -26,6 +27,7 @@ mod map_guard;
 mod mapped_file;
 pub mod parquet;
 mod partitioned;
+pub mod remote;
 pub mod shard;
 pub mod write;
 

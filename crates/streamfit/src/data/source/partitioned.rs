@@ -201,6 +201,10 @@ impl Source for PartitionedSource {
     fn identity(&self) -> Result<Vec<FileIdentity>> {
         self.inner.identity()
     }
+
+    fn fetch_budget_bytes(&self) -> u64 {
+        self.inner.fetch_budget_bytes()
+    }
 }
 
 /// Adds the partition keys to `info`'s columns, as features when `schema` names them.
@@ -281,6 +285,10 @@ impl Source for DescribedPartitions {
 
     fn identity(&self) -> Result<Vec<FileIdentity>> {
         self.inner.identity()
+    }
+
+    fn fetch_budget_bytes(&self) -> u64 {
+        self.inner.fetch_budget_bytes()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Parquet files on disk: listing a dataset's files, mapping one and parsing its footer (with
+//! Parquet files on disk or in remote storage: listing a dataset's files, mapping one (or
+//! fetching a remote one's tail) and parsing its footer (with
 //! the `footer_repair` glue for footers a writer got wrong, and the refusal of encrypted
 //! files and of files without the `PAR1` magic at both ends), and probing the length of a
 //! variable list column from its first row.
@@ -21,13 +22,14 @@ use parquet::file::metadata::{ParquetMetaDataReader, ParquetStatisticsPolicy};
 use crate::data::discover::list_files;
 use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::columns::Layout;
+use crate::data::source::parquet::data::FileData;
 use crate::data::source::parquet::page_bounds;
+use crate::data::source::parquet::ranges::ByteRanges;
 use crate::error::{Error, Result};
 
-/// One opened file: its map, parsed footer and where the used columns sit.
+/// One opened file: where its bytes are, its parsed footer and where the used columns sit.
 pub(super) struct ParquetFile {
-    pub(super) map: Arc<MappedFile>,
-    pub(super) bytes: Bytes,
+    pub(super) data: FileData,
     pub(super) metadata: ArrowReaderMetadata,
     pub(super) mask: ProjectionMask,
     pub(super) layout: Layout,
@@ -47,16 +49,17 @@ impl AsRef<[u8]> for MapOwner {
 }
 
 /// Lists the Parquet files named by `paths`, as [`list_files`] does: files as given,
-/// directories searched recursively and glob patterns matched (hidden and `_`-prefixed
-/// entries skipped), each argument's files in relative-path order. An entry that cannot be
-/// read as a file (a dangling symbolic link, a FIFO) is listed: opening it fails, like any
-/// unreadable file.
+/// directories searched recursively, glob patterns matched and URL prefixes listed (hidden
+/// and `_`-prefixed entries skipped), each argument's files in relative-path order. An entry
+/// that cannot be read as a file (a dangling symbolic link, a FIFO) is listed: opening it
+/// fails, like any unreadable file.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(list_files(paths)?.into_iter().map(|f| f.path).collect())
 }
 
-/// Maps a file and parses its footer. A footer the parquet crate panics on is corrupt.
-pub(super) fn open_file(path: &Path) -> Result<(Arc<MappedFile>, Bytes, ArrowReaderMetadata)> {
+/// Opens a file (mapped, or a remote object read by ranges) and parses its footer. A footer
+/// the parquet crate panics on is corrupt.
+pub(super) fn open_file(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
     crate::guard::catch(|| open_file_unguarded(path)).unwrap_or_else(|reason| {
         Err(Error::Corrupt {
             file: path.to_path_buf(),
@@ -66,18 +69,59 @@ pub(super) fn open_file(path: &Path) -> Result<(Arc<MappedFile>, Bytes, ArrowRea
     })
 }
 
-fn open_file_unguarded(path: &Path) -> Result<(Arc<MappedFile>, Bytes, ArrowReaderMetadata)> {
+fn open_file_unguarded(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
+    if crate::data::source::remote::is_url(path) {
+        return open_remote(path);
+    }
     let map = Arc::new(MappedFile::open(path)?);
-    let bytes = Bytes::from_owner(MapOwner(map.clone()));
+    let whole = ByteRanges::whole(Bytes::from_owner(MapOwner(map.clone())));
     // The file changing while its footer is read explains any error reading it.
-    let parsed = parse_footer(path, &map, &bytes);
+    let parsed = parse_footer(path, &whole);
     map.check()?;
-    Ok((map, bytes, parsed?))
+    Ok((FileData::Mapped { map, whole }, parsed?))
 }
 
-/// Parses the footer of a mapped file (`bytes` over its `map`).
-fn parse_footer(path: &Path, map: &MappedFile, bytes: &Bytes) -> Result<ArrowReaderMetadata> {
-    let len = map.len();
+/// Opens a remote object: one ranged read of its last 64 KiB, a second only when the footer
+/// is longer, then the footer parsed from them.
+#[cfg(feature = "remote")]
+fn open_remote(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
+    use crate::data::source::remote::RemoteObject;
+    let object = RemoteObject::open(path)?;
+    let len = object.size();
+    let tail_len = len.min(crate::data::source::TAIL_BYTES);
+    let (mut fetched, _permit) =
+        object.read_ranges(std::slice::from_ref(&(len - tail_len..len)))?;
+    let mut tail = fetched.pop().unwrap_or_default();
+    if tail.len() >= 8 && tail.ends_with(b"PAR1") {
+        let footer_len = u32::from_le_bytes(
+            tail[tail.len() - 8..tail.len() - 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        let needed = (u64::from(footer_len) + 8).min(len);
+        if needed > tail_len {
+            let (mut head, _permit) =
+                object.read_ranges(std::slice::from_ref(&(len - needed..len - tail_len)))?;
+            let mut joined = head.pop().unwrap_or_default().to_vec();
+            joined.extend_from_slice(&tail);
+            tail = Bytes::from(joined);
+        }
+    }
+    let ranges = ByteRanges::pieces(len, vec![(len - tail.len() as u64, tail.clone())]);
+    let metadata = parse_footer(path, &ranges)?;
+    Ok((FileData::Remote { object, tail }, metadata))
+}
+
+#[cfg(not(feature = "remote"))]
+fn open_remote(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {
+    crate::data::source::remote::list(path)?;
+    unreachable!("without the remote feature listing a URL fails")
+}
+
+/// Parses the footer of a file from `bytes`, which hold (at least) its tail. The leading
+/// magic is checked when `bytes` hold the file's start (always for local files).
+fn parse_footer(path: &Path, bytes: &ByteRanges) -> Result<ArrowReaderMetadata> {
+    let len = bytes.file_len();
     let corrupt = |reason: String| Error::Corrupt {
         file: path.to_path_buf(),
         row_group: None,
@@ -97,10 +141,10 @@ fn parse_footer(path: &Path, map: &MappedFile, bytes: &Bytes) -> Result<ArrowRea
         file: path.to_path_buf(),
         detail,
     };
-    if map.ends_with(b"PARE") {
+    if bytes.slice(len - 4, len) == Some(b"PARE") {
         return Err(encrypted("its footer is encrypted".to_string()));
     }
-    if !map.starts_with(b"PAR1") {
+    if bytes.slice(0, 4).is_some_and(|start| start != b"PAR1") {
         return Err(corrupt(
             "not a parquet file (no PAR1 magic at the start)".to_string(),
         ));
@@ -108,7 +152,7 @@ fn parse_footer(path: &Path, map: &MappedFile, bytes: &Bytes) -> Result<ArrowRea
     let metadata = match ArrowReaderMetadata::load(bytes, options.clone()) {
         // Offset 0 is the magic, never a page: read such a footer without those offsets.
         Ok(metadata) if has_zero_dictionary_offset(&metadata) => {
-            repaired_metadata(path, map, options).unwrap_or(metadata)
+            repaired_metadata(path, bytes, options).unwrap_or(metadata)
         }
         Ok(metadata) => metadata,
         Err(e) => {
@@ -116,7 +160,7 @@ fn parse_footer(path: &Path, map: &MappedFile, bytes: &Bytes) -> Result<ArrowRea
             if reason.contains("encrypted") {
                 return Err(encrypted(reason));
             }
-            repaired_metadata(path, map, options).ok_or_else(|| corrupt(reason))?
+            repaired_metadata(path, bytes, options).ok_or_else(|| corrupt(reason))?
         }
     };
     // A plaintext footer can still describe encrypted column chunks: never decode those.
@@ -150,16 +194,18 @@ fn has_zero_dictionary_offset(metadata: &ArrowReaderMetadata) -> bool {
 /// from the footer without those fields. `None` when that does not help.
 fn repaired_metadata(
     path: &Path,
-    map: &MappedFile,
+    bytes: &ByteRanges,
     options: ArrowReaderOptions,
 ) -> Option<ArrowReaderMetadata> {
-    let n = map.len();
-    if n < 12 || &map[n - 4..] != b"PAR1" {
+    let n = bytes.file_len();
+    if n < 12 || bytes.slice(n - 4, n)? != b"PAR1" {
         return None;
     }
-    let footer_len = u32::from_le_bytes(map[n - 8..n - 4].try_into().ok()?) as usize;
+    let footer_len = u64::from(u32::from_le_bytes(
+        bytes.slice(n - 8, n - 4)?.try_into().ok()?,
+    ));
     let start = n.checked_sub(8)?.checked_sub(footer_len)?;
-    let (fixed, dropped) = super::footer_repair::repair_footer(&map[start..n - 8])?;
+    let (fixed, dropped) = super::footer_repair::repair_footer(bytes.slice(start, n - 8)?)?;
     let metadata = ParquetMetaDataReader::decode_metadata(&fixed).ok()?;
     let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options).ok()?;
     tracing::warn!(
@@ -179,27 +225,31 @@ pub(super) fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layou
         row_group: None,
         reason,
     };
-    // The reader reads the row groups up to the first with rows: check their pages first.
-    for (index, row_group) in file.metadata.metadata().row_groups().iter().enumerate() {
-        page_bounds::check_row_group(&file.map, row_group, &file.mask).map_err(|reason| {
+    // The reader reads the row groups up to the first with rows: fetch and check their
+    // pages first.
+    let row_groups = file.metadata.metadata().row_groups();
+    let first = row_groups
+        .iter()
+        .position(|rg| rg.num_rows() > 0)
+        .unwrap_or(row_groups.len().saturating_sub(1));
+    let bytes = file
+        .data
+        .chunks(row_groups.iter().take(first + 1), &file.mask)?;
+    for (index, row_group) in row_groups.iter().enumerate().take(first + 1) {
+        page_bounds::check_row_group(&bytes, row_group, &file.mask).map_err(|reason| {
             Error::Corrupt {
                 file: path.to_path_buf(),
                 row_group: Some(index),
                 reason,
             }
         })?;
-        if row_group.num_rows() > 0 {
-            break;
-        }
     }
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-        file.bytes.clone(),
-        file.metadata.clone(),
-    )
-    .with_projection(file.mask.clone())
-    .with_batch_size(1)
-    .build()
-    .map_err(|e| corrupt(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+        .with_row_groups((0..=first).collect())
+        .with_projection(file.mask.clone())
+        .with_batch_size(1)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
         if batch.num_rows() == 0 {

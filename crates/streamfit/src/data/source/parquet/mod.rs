@@ -1,4 +1,5 @@
-//! Parquet files read through a memory map, one row group per unit.
+//! Parquet files read through a memory map (or, for remote data, by ranged reads of the
+//! footer and of each unit's used column chunks), one row group per unit.
 //!
 //! Each file (a regular file with the `PAR1` magic at both ends) is mapped once, watched for
 //! shrinking (a unit whose file changes under it fails with "changed while being read"; see
@@ -17,6 +18,8 @@
 //!
 //! - `source`: [`ParquetSource`] (opening a dataset, its [`Source`](super::Source) impl) and
 //!   [`ParquetFormat`], its registration in [`FORMATS`](super::FORMATS).
+//! - `data`: where a file's bytes are ([`FileData`](self::data): a map, or a remote object)
+//!   and `ranges`, the byte ranges every decoder reads through (`ByteRanges`).
 //! - `files`: listing files ([`expand_paths`]), mapping one and parsing its footer (with
 //!   `footer_repair` for footers a writer got wrong), probing a variable list's length.
 //! - `columns`: which columns are the features and the label, and where they sit in a batch.
@@ -29,12 +32,14 @@
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
 
 mod columns;
+mod data;
 mod decode;
 mod files;
 mod footer_repair;
 mod page_bounds;
 mod pages;
 mod passthrough;
+mod ranges;
 mod read;
 mod source;
 mod stats;

@@ -23,6 +23,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::basic::Type as PhysicalType;
 use parquet::file::metadata::{ColumnChunkMetaData, RowGroupMetaData};
 
+use crate::data::source::parquet::ranges::ByteRanges;
+
 use super::thrift::{Compact, I32, STOP, STRUCT};
 
 /// The most uncompressed bytes any page may declare.
@@ -50,7 +52,7 @@ struct PageHeader {
 /// `file`. `Err` gives the reason, naming the column, page and sizes (the caller names the
 /// file and row group).
 pub(super) fn check_row_group(
-    file: &[u8],
+    file: &ByteRanges,
     row_group: &RowGroupMetaData,
     mask: &ProjectionMask,
 ) -> Result<(), String> {
@@ -77,7 +79,7 @@ fn value_bytes(column: &ColumnChunkMetaData) -> Option<u64> {
     }
 }
 
-fn check_chunk(file: &[u8], column: &ColumnChunkMetaData) -> Result<(), String> {
+fn check_chunk(file: &ByteRanges, column: &ColumnChunkMetaData) -> Result<(), String> {
     let start = column
         .dictionary_page_offset()
         .unwrap_or(column.data_page_offset());
@@ -86,21 +88,31 @@ fn check_chunk(file: &[u8], column: &ColumnChunkMetaData) -> Result<(), String> 
         .ok()
         .zip(u64::try_from(len).ok())
         .and_then(|(start, len)| Some((start, start.checked_add(len)?)))
-        .filter(|&(_, end)| end <= file.len() as u64);
+        .filter(|&(_, end)| end <= file.file_len());
     let Some((start, end)) = range else {
         return Err(format!(
             "the column chunk's {len} bytes at offset {start} lie outside the file's {} bytes",
-            file.len()
+            file.file_len()
         ));
     };
+    // Offsets below are into the chunk; messages name them as bytes of the file.
+    let chunk = file
+        .slice(start, end)
+        .ok_or_else(|| format!("the column chunk at offset {start} was not read"))?;
+    let base = start as usize;
+    let (start, end) = (0u64, end - start);
     let chunk_uncompressed = u64::try_from(column.uncompressed_size()).unwrap_or(0);
     let width = value_bytes(column);
     let (mut at, end) = (start as usize, end as usize);
     let mut page = 0usize;
     while at < end {
-        let header = read_page_header(&file[at..end])
-            .ok_or_else(|| format!("page {page} at byte {at}: its header cannot be read"))?;
-        let where_ = format!("page {page} at byte {at}");
+        let header = read_page_header(&chunk[at..end]).ok_or_else(|| {
+            format!(
+                "page {page} at byte {}: its header cannot be read",
+                base + at
+            )
+        })?;
+        let where_ = format!("page {page} at byte {}", base + at);
         let (Ok(uncompressed), Ok(compressed)) = (
             u64::try_from(header.uncompressed_bytes),
             u64::try_from(header.compressed_bytes),

@@ -25,6 +25,7 @@ use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::SchemaDescriptor;
 
+use crate::data::source::parquet::ranges::ByteRanges;
 use crate::data::transpose::transpose8;
 
 /// Leaf columns of the used columns of a file whose every used column is a flat float32
@@ -123,7 +124,7 @@ pub(super) struct FlatReader {
 
 /// One column's page cursor.
 struct ColumnPages {
-    pages: SerializedPageReader<Bytes>,
+    pages: SerializedPageReader<ByteRanges>,
     /// The current page's decompressed bytes.
     page: Bytes,
     /// Byte offset of the current page's first unread value.
@@ -141,9 +142,9 @@ struct ColumnPages {
 }
 
 impl FlatReader {
-    /// Page readers over `leaves` of a row group of a file mapped as `bytes`.
+    /// Page readers over `leaves` of a row group whose chunks `bytes` hold.
     pub(super) fn new(
-        bytes: &Bytes,
+        bytes: &ByteRanges,
         row_group: &RowGroupMetaData,
         leaves: &[usize],
     ) -> Result<Self, Stop> {

@@ -11,13 +11,12 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
-use crate::data::source::mapped_file::MappedFile;
+use crate::data::source::parquet::data::FileData;
 use crate::data::source::parquet::files::open_file;
 use crate::data::source::parquet::page_bounds;
 use crate::error::{Error, Result};
@@ -26,7 +25,7 @@ use crate::error::{Error, Result};
 /// source's rows: each file's row groups in order, in record batches of at most 8,192 rows.
 pub struct Passthrough {
     files: std::vec::IntoIter<KeptFile>,
-    reader: Option<(PathBuf, Arc<MappedFile>, ParquetRecordBatchReader)>,
+    reader: Option<(PathBuf, FileData, ParquetRecordBatchReader)>,
     pending: Option<RecordBatch>,
     schema: SchemaRef,
 }
@@ -34,9 +33,8 @@ pub struct Passthrough {
 /// One file to pass columns through from.
 struct KeptFile {
     path: PathBuf,
-    map: Arc<MappedFile>,
+    data: FileData,
     metadata: ArrowReaderMetadata,
-    bytes: Bytes,
     mask: ProjectionMask,
 }
 
@@ -53,7 +51,7 @@ impl Passthrough {
         let mut opened = Vec::with_capacity(files.len());
         let mut schema: Option<SchemaRef> = None;
         for path in files {
-            let (map, bytes, metadata) = open_file(path)?;
+            let (data, metadata) = open_file(path)?;
             let arrow = metadata.schema().clone();
             let mut roots = Vec::with_capacity(columns.len());
             for name in columns {
@@ -86,9 +84,8 @@ impl Passthrough {
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
             opened.push(KeptFile {
                 path: path.clone(),
-                map,
+                data,
                 metadata,
-                bytes,
                 mask,
             });
         }
@@ -130,13 +127,13 @@ impl Passthrough {
 
     fn next_batch(&mut self) -> Result<RecordBatch> {
         loop {
-            if let Some((path, map, reader)) = &mut self.reader {
+            if let Some((path, data, reader)) = &mut self.reader {
                 // A decoder that panics on malformed pages makes the file corrupt; the file
                 // changing under the read explains any failure.
                 let next = crate::guard::catch(|| reader.next()).unwrap_or_else(|reason| {
                     Some(Err(parquet::errors::ParquetError::General(reason).into()))
                 });
-                map.check()?;
+                data.check()?;
                 match next {
                     Some(Ok(batch)) => {
                         // Keep the asked-for order (projection returns schema order).
@@ -170,9 +167,8 @@ impl Passthrough {
             }
             let Some(KeptFile {
                 path,
-                map,
+                data,
                 metadata,
-                bytes,
                 mask,
             }) = self.files.next()
             else {
@@ -180,6 +176,8 @@ impl Passthrough {
                     "the kept columns ran out before the rows did".to_string(),
                 ));
             };
+            // A remote file's kept columns are fetched for all its row groups at once.
+            let bytes = data.chunks(metadata.metadata().row_groups(), &mask)?;
             for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
                 page_bounds::check_row_group(&bytes, row_group, &mask).map_err(|reason| {
                     Error::Corrupt {
@@ -202,7 +200,7 @@ impl Passthrough {
                 row_group: None,
                 reason,
             })?;
-            self.reader = Some((path, map, reader));
+            self.reader = Some((path, data, reader));
         }
     }
 }

@@ -8,14 +8,16 @@
 //! are checked first (`page_bounds.rs`: no page may declare more bytes than its values can
 //! need, so none makes the decompressor allocate gigabytes). After a unit is read its byte
 //! range is released from this process's resident set (`MADV_DONTNEED`; the page cache keeps
-//! it). Errors name the file, row group, row and column.
+//! it). The bytes come from [`FileData::chunks`](super::data::FileData::chunks): a local
+//! file's map, or a remote unit's fetched column chunks. Errors name the file, row group, row
+//! and column.
 
-use memmap2::UncheckedAdvice;
 use parquet::arrow::arrow_reader::{
     ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 
 use crate::data::source::parquet::decode::DecodeContext;
+use crate::data::source::parquet::ranges::ByteRanges;
 use crate::data::source::parquet::source::ParquetSource;
 use crate::data::source::parquet::{page_bounds, pages};
 use crate::data::source::{ChunkSink, Unit};
@@ -32,8 +34,9 @@ impl ParquetSource {
         sink: &mut dyn ChunkSink,
     ) -> Result<()> {
         let unit = self.units[unit_index];
+        let bytes = self.unit_bytes(&unit)?;
+        self.check_pages(&unit, &bytes)?;
         let file = &self.files[unit.file];
-        self.check_pages(&unit)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
@@ -43,13 +46,20 @@ impl ParquetSource {
         if let Some(leaves) = &file.flat {
             let row_group = file.metadata.metadata().row_group(unit.index_in_file);
             if pages::plain_row_group(row_group, leaves) {
-                match self.read_unit_pages(&unit, leaves, &ctx, max_block_rows, sink)? {
+                match self.read_unit_pages(&unit, &bytes, leaves, &ctx, max_block_rows, sink)? {
                     None => return Ok(()),
                     Some(row) => from_row = row,
                 }
             }
         }
-        self.read_unit_arrow(&unit, from_row, &ctx, max_block_rows, sink)
+        self.read_unit_arrow(&unit, bytes, from_row, &ctx, max_block_rows, sink)
+    }
+
+    /// The bytes of one unit's used column chunks (the whole map of a local file).
+    pub(super) fn unit_bytes(&self, unit: &Unit) -> Result<ByteRanges> {
+        let file = &self.files[unit.file];
+        let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+        file.data.chunks([row_group], &file.mask)
     }
 
     /// A reader over one unit's used columns from row `from_row` of the unit on, in batches of
@@ -57,17 +67,16 @@ impl ParquetSource {
     pub(super) fn unit_reader(
         &self,
         unit: &Unit,
+        bytes: ByteRanges,
         from_row: u64,
         max_block_rows: usize,
     ) -> Result<ParquetRecordBatchReader> {
         let file = &self.files[unit.file];
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            file.bytes.clone(),
-            file.metadata.clone(),
-        )
-        .with_projection(file.mask.clone())
-        .with_row_groups(vec![unit.index_in_file])
-        .with_batch_size(max_block_rows.max(1));
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+                .with_projection(file.mask.clone())
+                .with_row_groups(vec![unit.index_in_file])
+                .with_batch_size(max_block_rows.max(1));
         if from_row > 0 {
             builder = builder.with_row_selection(RowSelection::from(vec![
                 RowSelector::skip(from_row as usize),
@@ -83,6 +92,7 @@ impl ParquetSource {
     fn read_unit_pages(
         &self,
         unit: &Unit,
+        bytes: &ByteRanges,
         leaves: &[usize],
         ctx: &DecodeContext<'_>,
         max_block_rows: usize,
@@ -110,7 +120,7 @@ impl ParquetSource {
             pages::Stop::RowCount { found } => self.row_count_mismatch(unit, found),
             pages::Stop::Unsupported => Error::internal("unsupported page"),
         };
-        let mut reader = pages::FlatReader::new(&file.bytes, row_group, leaves).map_err(stop)?;
+        let mut reader = pages::FlatReader::new(bytes, row_group, leaves).map_err(stop)?;
         while reader.rows_done() < unit.num_rows {
             let first = reader.rows_done();
             let n = (unit.num_rows - first).min(max_block_rows.max(1) as u64) as usize;
@@ -159,6 +169,7 @@ impl ParquetSource {
     fn read_unit_arrow(
         &self,
         unit: &Unit,
+        bytes: ByteRanges,
         from_row: u64,
         ctx: &DecodeContext<'_>,
         max_block_rows: usize,
@@ -167,7 +178,7 @@ impl ParquetSource {
         let unit = *unit;
         let file = &self.files[unit.file];
         let mut rows_read = from_row;
-        let reader = self.unit_reader(&unit, rows_read, max_block_rows)?;
+        let reader = self.unit_reader(&unit, bytes, rows_read, max_block_rows)?;
         let d = self.schema.num_features();
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
@@ -208,10 +219,10 @@ impl ParquetSource {
 
     /// Refuses a unit whose used columns have a page header declaring more than the page can
     /// need ([`page_bounds`]), before any page is decompressed.
-    pub(super) fn check_pages(&self, unit: &Unit) -> Result<()> {
+    pub(super) fn check_pages(&self, unit: &Unit, bytes: &ByteRanges) -> Result<()> {
         let file = &self.files[unit.file];
         let row_group = file.metadata.metadata().row_group(unit.index_in_file);
-        page_bounds::check_row_group(&file.map, row_group, &file.mask)
+        page_bounds::check_row_group(bytes, row_group, &file.mask)
             .map_err(|reason| self.corrupt(unit, reason))
     }
 
@@ -223,30 +234,11 @@ impl ParquetSource {
         }
     }
 
-    /// Releases a row group's pages from this process's resident set.
+    /// Releases a row group's pages from this process's resident set (local files).
     pub(super) fn release(&self, unit: &Unit) {
         let file = &self.files[unit.file];
-        let row_group = file.metadata.metadata().row_group(unit.index_in_file);
-        let (mut start, mut end) = (u64::MAX, 0u64);
-        for column in row_group.columns() {
-            let (offset, len) = column.byte_range();
-            start = start.min(offset);
-            end = end.max(offset.saturating_add(len));
-        }
-        let map_len = file.map.len() as u64;
-        let end = end.min(map_len);
-        if start < end {
-            // SAFETY: the map is a read-only, shared file mapping; MADV_DONTNEED only drops
-            // this process's page-table entries and later reads fault the same bytes back in
-            // from the page cache, so no memory that Rust can observe changes.
-            let _ = unsafe {
-                file.map.map().unchecked_advise_range(
-                    UncheckedAdvice::DontNeed,
-                    start as usize,
-                    (end - start) as usize,
-                )
-            };
-        }
+        file.data
+            .release(file.metadata.metadata().row_group(unit.index_in_file));
     }
 }
 
@@ -340,7 +332,14 @@ mod tests {
         for from in [0usize, 1, 64, 300, 699] {
             let mut rest: Vec<RowBlock> = Vec::new();
             source
-                .read_unit_arrow(&unit, from as u64, &ctx, 64, &mut rest)
+                .read_unit_arrow(
+                    &unit,
+                    source.unit_bytes(&unit).unwrap(),
+                    from as u64,
+                    &ctx,
+                    64,
+                    &mut rest,
+                )
                 .unwrap();
             let (rest_ids, rest_features, rest_targets) = rows(&rest);
             assert_eq!(rest_ids, ids[from..], "from {from}");

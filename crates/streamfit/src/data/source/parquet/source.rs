@@ -20,7 +20,8 @@ use crate::data::source::parquet::files::{
 };
 use crate::data::source::parquet::pages;
 use crate::data::source::{
-    ChunkSink, OnBadFile, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo, Unit,
+    ChunkSink, FileIdentity, OnBadFile, OpenOptions, SkippedFiles, Source, SourceFormat,
+    SourceInfo, Unit,
 };
 use crate::error::{Error, Result};
 
@@ -73,8 +74,8 @@ impl ParquetSource {
         let mut schema: Option<(Schema, UsedColumns)> = None;
         let mut next_row_id = 0u64;
         let mut file_bytes = 0u64;
-        for (file_index, (path, (map, bytes, metadata))) in paths.iter().zip(opened).enumerate() {
-            file_bytes += map.len() as u64;
+        for (file_index, (path, (data, metadata))) in paths.iter().zip(opened).enumerate() {
+            file_bytes += data.len();
             let arrow_schema = metadata.schema().clone();
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
@@ -83,8 +84,7 @@ impl ParquetSource {
                 Layout::List { .. } => None,
             };
             let mut file = ParquetFile {
-                map,
-                bytes,
+                data,
                 metadata,
                 mask,
                 layout: resolved.layout,
@@ -100,7 +100,7 @@ impl ParquetSource {
                         })
                     },
                 );
-                file.map.check()?;
+                file.data.check()?;
                 file.layout = probed?;
             }
             if let (Layout::List { len, .. }, FeatureNames::List(column)) =
@@ -220,6 +220,26 @@ impl Source for ParquetSource {
         }
     }
 
+    fn fetch_budget_bytes(&self) -> u64 {
+        let remote = self
+            .paths
+            .iter()
+            .any(|p| crate::data::source::remote::is_url(p));
+        if remote {
+            crate::data::source::remote::options().fetch_ahead_bytes
+        } else {
+            0
+        }
+    }
+
+    fn identity(&self) -> Result<Vec<FileIdentity>> {
+        self.paths
+            .iter()
+            .zip(&self.files)
+            .map(|(path, file)| file.data.identity(path))
+            .collect()
+    }
+
     fn read_unit(
         &self,
         unit_index: usize,
@@ -230,7 +250,7 @@ impl Source for ParquetSource {
         // the file changing under the read explains any failure (and fails a read that
         // stopped handing rows on when it saw the change).
         let unit = &self.units[unit_index];
-        self.files[unit.file].map.read_watched(sink, |sink| {
+        self.files[unit.file].data.read_watched(sink, |sink| {
             crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
                 .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
         })

@@ -28,7 +28,7 @@ impl ParquetSource {
         let stats = crate::guard::catch(|| self.unit_stats_unguarded(unit_index, max_block_rows))
             .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)));
         // The file changing under the read explains any failure.
-        self.files[unit.file].map.check()?;
+        self.files[unit.file].data.check()?;
         stats
     }
 
@@ -57,8 +57,9 @@ impl ParquetSource {
         else {
             unreachable!("list layouts returned above")
         };
-        self.check_pages(&unit)?;
-        let reader = self.unit_reader(&unit, 0, max_block_rows)?;
+        let bytes = self.unit_bytes(&unit)?;
+        self.check_pages(&unit, &bytes)?;
+        let reader = self.unit_reader(&unit, bytes, 0, max_block_rows)?;
         let ctx = DecodeContext {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,

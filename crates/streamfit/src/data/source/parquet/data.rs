@@ -1,0 +1,179 @@
+//! [`FileData`]: where a Parquet file's bytes live (a local memory map, or a remote object)
+//! and how the reader gets the byte ranges it decodes ([`ByteRanges`]).
+//!
+//! A local file hands out its whole map, watches it for shrinking and releases a read unit
+//! from the resident set. A remote file fetches, per unit, only the used columns' chunks
+//! (close ones coalesced into one request), counted in the process's fetch budget until the
+//! unit is decoded; it is checked against its listing on every fetch (see
+//! [`RemoteObject`](crate::data::source::remote::RemoteObject)). Nothing else in the Parquet
+//! reader knows which it has.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::UncheckedAdvice;
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::RowGroupMetaData;
+
+use crate::data::source::mapped_file::MappedFile;
+use crate::data::source::parquet::ranges::ByteRanges;
+use crate::data::source::{ChunkSink, FileIdentity, TAIL_BYTES};
+use crate::error::Result;
+
+/// Where one Parquet file's bytes are.
+pub(super) enum FileData {
+    /// A local file, memory-mapped.
+    Mapped {
+        map: Arc<MappedFile>,
+        whole: ByteRanges,
+    },
+    /// An object in remote storage, with the tail fetched when it was opened (its footer).
+    #[cfg(feature = "remote")]
+    Remote {
+        object: Arc<crate::data::source::remote::RemoteObject>,
+        tail: bytes::Bytes,
+    },
+}
+
+impl FileData {
+    /// The file's length in bytes.
+    pub(super) fn len(&self) -> u64 {
+        match self {
+            FileData::Mapped { map, .. } => map.len() as u64,
+            #[cfg(feature = "remote")]
+            FileData::Remote { object, .. } => object.size(),
+        }
+    }
+
+    /// [`Error::Changed`](crate::error::Error::Changed) when a local file changed size since
+    /// it was opened (a remote one is checked on each fetch instead).
+    pub(super) fn check(&self) -> Result<()> {
+        match self {
+            FileData::Mapped { map, .. } => map.check(),
+            #[cfg(feature = "remote")]
+            FileData::Remote { .. } => Ok(()),
+        }
+    }
+
+    /// The bytes of the chunks of the columns `mask` selects in `row_groups`: the whole map
+    /// of a local file, the fetched chunks of a remote one.
+    pub(super) fn chunks<'a>(
+        &self,
+        row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
+        mask: &ProjectionMask,
+    ) -> Result<ByteRanges> {
+        match self {
+            FileData::Mapped { whole, .. } => {
+                let _ = (row_groups.into_iter().next(), mask);
+                Ok(whole.clone())
+            }
+            #[cfg(feature = "remote")]
+            FileData::Remote { object, .. } => {
+                let len = object.size();
+                let ranges: Vec<std::ops::Range<u64>> = row_groups
+                    .into_iter()
+                    .flat_map(|rg| {
+                        (0..rg.num_columns())
+                            .filter(|&leaf| mask.leaf_included(leaf))
+                            .map(|leaf| {
+                                let (offset, size) = rg.column(leaf).byte_range();
+                                // Out-of-file ranges are left to page_bounds to report.
+                                offset.min(len)..offset.saturating_add(size).min(len)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let (fetched, permit) = object.read_ranges(&ranges)?;
+                let pieces = ranges
+                    .iter()
+                    .zip(fetched)
+                    .map(|(r, bytes)| (r.start, bytes))
+                    .collect();
+                Ok(merge_overlaps(len, pieces).holding(permit))
+            }
+        }
+    }
+
+    /// Runs one unit's `read` into `sink`: a local file watched for shrinking (no block is
+    /// handed on once it did, and the change replaces whatever the read returned).
+    pub(super) fn read_watched<T>(
+        &self,
+        sink: &mut dyn ChunkSink,
+        read: impl FnOnce(&mut dyn ChunkSink) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            FileData::Mapped { map, .. } => map.read_watched(sink, read),
+            #[cfg(feature = "remote")]
+            FileData::Remote { .. } => read(sink),
+        }
+    }
+
+    /// Releases a read row group's pages from this process's resident set (local files; a
+    /// remote unit's bytes are freed when its [`ByteRanges`] are dropped).
+    pub(super) fn release(&self, row_group: &RowGroupMetaData) {
+        let FileData::Mapped { map, .. } = self else {
+            return;
+        };
+        let (mut start, mut end) = (u64::MAX, 0u64);
+        for column in row_group.columns() {
+            let (offset, len) = column.byte_range();
+            start = start.min(offset);
+            end = end.max(offset.saturating_add(len));
+        }
+        let end = end.min(map.len() as u64);
+        if start < end {
+            // SAFETY: the map is a read-only, shared file mapping; MADV_DONTNEED only drops
+            // this process's page-table entries and later reads fault the same bytes back in
+            // from the page cache, so no memory that Rust can observe changes.
+            let _ = unsafe {
+                map.map().unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    start as usize,
+                    (end - start) as usize,
+                )
+            };
+        }
+    }
+
+    /// What a checkpoint records of this file: a local file as [`FileIdentity::of`] reads it
+    /// now; a remote one as listed (URL, size, ETag) with the CRC32C of the tail read at open.
+    pub(super) fn identity(&self, path: &Path) -> Result<FileIdentity> {
+        match self {
+            FileData::Mapped { .. } => FileIdentity::of(path),
+            #[cfg(feature = "remote")]
+            FileData::Remote { object, tail } => {
+                let start = tail.len().saturating_sub(TAIL_BYTES as usize);
+                Ok(FileIdentity {
+                    path: object.name().to_path_buf(),
+                    bytes: object.size(),
+                    tail_crc32c: crc32c::crc32c(&tail[start..]),
+                    etag: object.etag(),
+                })
+            }
+        }
+    }
+}
+
+/// Ranges that may overlap (two columns' chunks declared over each other) as disjoint pieces:
+/// an overlapping range is merged into the one before it.
+#[cfg(feature = "remote")]
+fn merge_overlaps(len: u64, mut pieces: Vec<(u64, bytes::Bytes)>) -> ByteRanges {
+    pieces.sort_by_key(|(offset, _)| *offset);
+    let mut out: Vec<(u64, bytes::Bytes)> = Vec::with_capacity(pieces.len());
+    for (offset, bytes) in pieces {
+        if let Some((last_offset, last)) = out.last_mut() {
+            let last_end = *last_offset + last.len() as u64;
+            if offset < last_end {
+                let end = offset + bytes.len() as u64;
+                if end > last_end {
+                    let mut joined = last.to_vec();
+                    joined.extend_from_slice(&bytes[(last_end - offset) as usize..]);
+                    *last = bytes::Bytes::from(joined);
+                }
+                continue;
+            }
+        }
+        out.push((offset, bytes));
+    }
+    ByteRanges::pieces(len, out)
+}
