@@ -32,15 +32,15 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "remote")]
 pub use self::object::{FetchPermit, RemoteObject};
 #[cfg(feature = "remote")]
-pub use self::store::{configure, options};
+pub use self::store::{configure, options, spawn};
 pub use self::url::{is_url, redact, scrub};
 
 /// How remote data is fetched: one setting for the whole process (the stores are shared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteOptions {
-    /// Bytes of column chunks that may be fetched ahead of decoding, for all readers
-    /// together, counted in the memory budget. By default 64 MiB. (Reading ahead of the
-    /// readers is not done yet: each reader fetches its own unit's chunks when it starts it.)
+    /// Bytes of column chunks that may be fetched ahead of the readers, in the order they
+    /// will read them, and not yet taken by one; counted in the memory budget. By default
+    /// 64 MiB. A unit larger than this is not read ahead (its reader fetches it).
     pub fetch_ahead_bytes: u64,
     /// Retries of a request that failed transiently (timeouts, 5xx, resets, throttling), with
     /// exponential backoff. By default 10.
