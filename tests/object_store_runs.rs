@@ -101,7 +101,12 @@ fn sigkill_and_resume_auto_on_s3_data_end_bit_identical() {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut stderr = String::new();
                 use std::io::Read;
-                child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
                 assert!(status.success(), "a resume failed: {stderr}");
                 assert!(!stderr.contains(SECRET_KEY), "{stderr}");
                 break true;
@@ -259,9 +264,14 @@ fn a_presigned_query_reaches_neither_a_checkpoint_nor_tunes_command() {
 /// environment removed), failing fast (no retries, a short timeout).
 fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> common::Outcome {
     let mut command = Command::new(common::binary());
-    command.args(args).args(["--io-retries", "0", "--io-timeout", "2"]);
+    command
+        .args(args)
+        .args(["--io-retries", "0", "--io-timeout", "2"]);
     for (key, _) in std::env::vars() {
-        if ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| key.starts_with(p)) {
+        if ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+        {
             command.env_remove(key);
         }
     }
@@ -285,7 +295,10 @@ fn gcs_and_azure_fail_clearly_without_printing_a_secret() {
             )],
         )
         .fails_with(2);
-        assert!(err.contains("gs://some-bucket/data/part-0.parquet"), "{err}");
+        assert!(
+            err.contains("gs://some-bucket/data/part-0.parquet"),
+            "{err}"
+        );
         assert!(!err.contains(secret), "{err}");
     }
     // Azure: an account and key, against an endpoint on 127.0.0.1 where nothing listens.

@@ -423,7 +423,10 @@ mod tests {
             "https://host/f.parquet?X-Amz-Signature=SECRET",
             "--valid=https://u:p@host/v.parquet?sig=SECRET",
         ]);
-        assert!(!shown.contains("SECRET") && !shown.contains("u:p"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("u:p"),
+            "{shown}"
+        );
         assert!(shown.contains("https://host/f.parquet"), "{shown}");
         assert!(shown.contains("--valid=https://host/v.parquet"), "{shown}");
     }

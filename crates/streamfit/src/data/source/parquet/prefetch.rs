@@ -38,14 +38,22 @@ pub(super) struct Job {
 
 impl Job {
     fn bytes(&self) -> u64 {
-        self.ranges.iter().map(|r| r.end.saturating_sub(r.start)).sum()
+        self.ranges
+            .iter()
+            .map(|r| r.end.saturating_sub(r.start))
+            .sum()
     }
 }
 
 /// A unit read ahead: its fetch in flight, or its bytes (or the error) waiting for a reader.
 enum Slot {
-    InFlight { bytes: u64 },
-    Ready { bytes: u64, data: Result<ByteRanges> },
+    InFlight {
+        bytes: u64,
+    },
+    Ready {
+        bytes: u64,
+        data: Result<ByteRanges>,
+    },
 }
 
 /// The read-ahead of one pass.
@@ -116,10 +124,7 @@ impl Prefetch {
         loop {
             match state.slots.get(&unit) {
                 Some(Slot::InFlight { .. }) => {
-                    state = self
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner());
+                    state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
                 Some(Slot::Ready { .. }) => {
                     let Some(Slot::Ready { bytes, data }) = state.slots.remove(&unit) else {
@@ -176,7 +181,13 @@ impl Prefetch {
             };
             if let Err(e) = spawn(task) {
                 state.in_flight -= 1;
-                state.slots.insert(unit, Slot::Ready { bytes, data: Err(e) });
+                state.slots.insert(
+                    unit,
+                    Slot::Ready {
+                        bytes,
+                        data: Err(e),
+                    },
+                );
             }
         }
     }

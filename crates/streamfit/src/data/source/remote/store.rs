@@ -51,9 +51,9 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
             .build()
             .map_err(|e| e.to_string())
     });
-    runtime.as_ref().map_err(|e| {
-        Error::internal(format!("cannot start the object-storage runtime: {e}"))
-    })
+    runtime
+        .as_ref()
+        .map_err(|e| Error::internal(format!("cannot start the object-storage runtime: {e}")))
 }
 
 /// Runs `future` to completion on the I/O runtime, from a thread outside it.
