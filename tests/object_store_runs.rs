@@ -323,3 +323,80 @@ fn gcs_and_azure_fail_clearly_without_printing_a_secret() {
     let err = run_with_env(&["train", "-q", "az://container/data/"], &[]).fails_with(2);
     assert!(err.contains("az://container/data"), "{err}");
 }
+
+#[test]
+fn the_model_report_and_predictions_can_be_written_to_s3() {
+    let root = tempdir();
+    bucket_dataset(root.path(), 4_000, 500);
+    let local = root.path().join("bucket/data");
+    let server = s3_server(root.path(), Faults::default());
+    let out = tempdir();
+    let model = out.path().join("model.json");
+    let local_model = model.to_str().unwrap();
+    let train = |model: &str, report: &str| {
+        run_s3(
+            &server,
+            &[
+                "train",
+                "-q",
+                "s3://bucket/data",
+                "--epochs",
+                "1",
+                "--save-model",
+                model,
+                "--report",
+                report,
+            ],
+        )
+        .ok();
+    };
+    train(
+        local_model,
+        out.path().join("report.json").to_str().unwrap(),
+    );
+    train("s3://bucket/out/model.json", "s3://bucket/out/report.json");
+    // The objects are the server's files: the same model, and a report.
+    let stored = root.path().join("bucket/out");
+    assert_eq!(
+        std::fs::read(stored.join("model.json")).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+    let report = common::read_json(&stored.join("report.json"));
+    assert_eq!(report["rows_per_epoch"], 4000, "{report}");
+    // Predictions to s3:// equal predictions to a local file.
+    let predict = |to: &str| {
+        run_s3(
+            &server,
+            &[
+                "predict",
+                "-q",
+                "--model",
+                local_model,
+                local.to_str().unwrap(),
+                "--out",
+                to,
+            ],
+        )
+        .ok();
+    };
+    let local_predictions = out.path().join("p.parquet");
+    predict(local_predictions.to_str().unwrap());
+    predict("s3://bucket/out/p.parquet");
+    let batches = common::read_parquet(&stored.join("p.parquet"));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4000);
+    assert_eq!(batches, common::read_parquet(&local_predictions));
+    // Checkpoints and streamed files stay local, refused before training; so is http(s)://.
+    for (flag, url) in [
+        ("--checkpoint-dir", "s3://bucket/ck"),
+        ("--metrics", "s3://bucket/out/metrics.jsonl"),
+        (
+            "--save-model",
+            "http://127.0.0.1:9/model.json?sig=SECRETSIG",
+        ),
+    ] {
+        let err = run_s3(&server, &["train", "-q", "s3://bucket/data", flag, url]).fails_with(2);
+        assert!(err.contains(flag), "{err}");
+        assert!(!err.contains("SECRETSIG"), "{err}");
+    }
+    assert!(!Path::new("s3:").exists(), "a local s3: directory was made");
+}

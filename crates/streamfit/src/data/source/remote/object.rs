@@ -277,6 +277,28 @@ impl RemoteObject {
     }
 }
 
+/// Writes `bytes` as the object `url` names (`s3://`, `gs://`, `az://`): one PUT, which the
+/// stores make atomic (a reader sees the old object or the whole new one). An `http(s)://`
+/// URL is refused (plain HTTP is read-only here). Errors name the redacted URL.
+pub(super) fn put(url: &Path, bytes: Bytes) -> Result<()> {
+    let text = url.to_string_lossy().into_owned();
+    let name = redact(&text);
+    if scheme(&text).is_some_and(|s| s.starts_with("http")) {
+        return Err(Error::output(
+            Path::new(&name),
+            "an http(s):// URL is read-only; write to s3://, gs:// or az://",
+        ));
+    }
+    let (store, location) = store_for(&text)?;
+    if location.as_ref().is_empty() {
+        return Err(Error::output(Path::new(&name), "the URL names no object"));
+    }
+    block_on(store.put(&location, object_store::PutPayload::from(bytes)))?
+        .map_err(|e| store_error(&name, &e))?;
+    objects().remove(Path::new(&name));
+    Ok(())
+}
+
 /// `ranges` sorted and merged where they overlap or lie within [`COALESCE_GAP_BYTES`].
 fn coalesce(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| !r.is_empty()).cloned().collect();
