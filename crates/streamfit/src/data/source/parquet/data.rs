@@ -15,9 +15,11 @@ use memmap2::UncheckedAdvice;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::RowGroupMetaData;
 
+#[cfg(feature = "remote")]
+use crate::data::source::TAIL_BYTES;
 use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::ranges::ByteRanges;
-use crate::data::source::{ChunkSink, FileIdentity, TAIL_BYTES};
+use crate::data::source::{ChunkSink, FileIdentity};
 use crate::error::Result;
 
 /// Where one Parquet file's bytes are.
@@ -113,6 +115,7 @@ impl FileData {
     /// Releases a read row group's pages from this process's resident set (local files; a
     /// remote unit's bytes are freed when its [`ByteRanges`] are dropped).
     pub(super) fn release(&self, row_group: &RowGroupMetaData) {
+        #[allow(irrefutable_let_patterns)] // the only variant without the `remote` feature
         let FileData::Mapped { map, .. } = self else {
             return;
         };
