@@ -26,7 +26,7 @@ use crate::data::source::remote::{RemoteObject, spawn};
 use crate::error::{Error, Result};
 
 /// Units fetched at once by read-ahead (each with up to 8 requests in flight).
-const UNITS_IN_FLIGHT: usize = 4;
+const UNITS_IN_FLIGHT: usize = 8;
 
 /// One unit to read ahead: its object and the byte ranges of its used column chunks.
 pub(super) struct Job {
