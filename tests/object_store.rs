@@ -129,7 +129,8 @@ fn a_hive_tree_in_s3_trains_bit_for_bit_like_the_same_tree_on_disk() {
         vec!["--features", "month,x", "--standardize"],
         vec!["--features", "x,year", "--filter", "year>=2024"],
         vec!["--features", "x", "--filter", "year>=2023 and month!=2"],
-        // A fetch budget smaller than one unit's chunks: units are fetched one at a time.
+        // Read-ahead budgets: smaller than one unit's chunks (nothing is read ahead, each
+        // reader fetches its own), a few units, and more than the whole dataset.
         vec![
             "--features",
             "x",
@@ -137,6 +138,17 @@ fn a_hive_tree_in_s3_trains_bit_for_bit_like_the_same_tree_on_disk() {
             "100",
             "--readers",
             "3",
+        ],
+        vec!["--features", "month,x", "--fetch-ahead-bytes", "3000"],
+        vec![
+            "--features",
+            "x",
+            "--fetch-ahead-bytes",
+            "268435456",
+            "--readers",
+            "3",
+            "--shuffle-buffer",
+            "50",
         ],
     ] {
         let (local, dir) = (tempdir(), tempdir());

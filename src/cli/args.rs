@@ -95,8 +95,9 @@ struct ReadFlags {
         conflicts_with = "no_verify_checksums"
     )]
     verify_checksums: Option<bool>,
-    /// Remote data (URLs): read-ahead allowance in bytes, counted in the memory budget (each
-    /// reader fetches its own unit's column chunks; reading further ahead is not done yet)
+    /// Remote data (URLs): bytes of column chunks fetched ahead of the readers, in the order
+    /// they read them, counted in the memory budget (a unit larger than this is fetched by
+    /// its reader when it starts it)
     #[arg(long, default_value_t = RemoteOptions::default().fetch_ahead_bytes, value_name = "BYTES")]
     fetch_ahead_bytes: u64,
     /// Remote data: retries of a request that failed transiently (timeouts, 5xx, resets,

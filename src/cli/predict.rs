@@ -26,7 +26,7 @@ pub(crate) struct PredictArgs {
     /// Output Parquet file, named .parquet or .parq (other names are refused): `prediction`
     /// (regression), `probability` and `class` (binary), or `class`, `probability` and
     /// `probabilities` (multiclass), one row per input row in input order, then the --keep
-    /// columns (written atomically)
+    /// columns (written atomically; a local file or an s3://, gs://, az:// URL)
     #[arg(long, value_name = "FILE.parquet")]
     out: PathBuf,
     /// Input columns to copy into the output unchanged, comma-separated (Parquet input only)

@@ -142,14 +142,16 @@ pub(crate) struct TrainArgs {
     /// Write JSON lines: one per iteration and one per epoch
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
-    /// Write a JSON report at the end (iterations, loss, rows/s, stall, peak RSS, memory budget)
+    /// Write a JSON report at the end (iterations, loss, rows/s, stall, peak RSS, memory budget;
+    /// a local file or an s3://, gs://, az:// URL)
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Save the trained model as JSON (written atomically, only when training succeeds)
+    /// Save the trained model as JSON (written atomically, only when training succeeds; a local
+    /// file or an s3://, gs://, az:// URL)
     #[arg(long, value_name = "FILE")]
     save_model: Option<PathBuf>,
-    /// Write crash-safe checkpoints into DIR (at every epoch end, every --checkpoint-every
-    /// iterations, and on Ctrl-C/SIGTERM)
+    /// Write crash-safe checkpoints into DIR, a local directory (at every epoch end, every
+    /// --checkpoint-every iterations, and on Ctrl-C/SIGTERM)
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
     /// Also checkpoint every N iterations [default: only at epoch ends]

@@ -269,11 +269,27 @@ fn print_sweep(result: &TuneResult) {
     }
 }
 
+/// `arg` with the query string and user info of a URL in it removed (a presigned or SAS
+/// signature is a secret, never printed): `URL` or `--flag=URL`.
+fn without_secrets(arg: String) -> String {
+    use streamfit::data::source::remote::{is_url, redact};
+    let (prefix, value) = match arg.split_once('=') {
+        Some((name, value)) if name.starts_with("--") => (format!("{name}="), value),
+        _ => (String::new(), arg.as_str()),
+    };
+    if is_url(std::path::Path::new(value)) {
+        format!("{prefix}{}", redact(value))
+    } else {
+        arg
+    }
+}
+
 /// The `train` command line recommended for the `tune` arguments `args` (without the program
 /// name): `tune` becomes `train`, the flags of [`TUNE_ONLY_FLAGS`] are dropped and
 /// `--batch-size` is set to the tuned value, and `--prefetch` and `--readers` too when the
 /// sweep found a measurable difference (in place when given, in either `--flag value` or
-/// `--flag=value` form; appended otherwise). Arguments that need it are shell-quoted.
+/// `--flag=value` form; appended otherwise). Arguments that need it are shell-quoted, and URLs
+/// lose their query strings (a presigned URL's signature is a secret, never printed).
 fn recommended_command(args: impl IntoIterator<Item = OsString>, result: &TuneResult) -> String {
     let mut tuned = vec![("--batch-size", result.recommended_batch_size.to_string())];
     if result.sweep_verdict == SweepVerdict::Measurable {
@@ -282,7 +298,9 @@ fn recommended_command(args: impl IntoIterator<Item = OsString>, result: &TuneRe
     }
     let mut set = vec![false; tuned.len()];
     let mut out = vec!["streamfit".to_string()];
-    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    let mut args = args
+        .into_iter()
+        .map(|a| without_secrets(a.to_string_lossy().into_owned()));
     let mut subcommand_seen = false;
     while let Some(arg) = args.next() {
         if arg == "--" {
@@ -396,6 +414,21 @@ mod tests {
             recommended_command(args.iter().map(OsString::from), &result),
             "streamfit train d --model linear --batch-size 32"
         );
+    }
+
+    #[test]
+    fn recommended_command_never_shows_a_presigned_query_string() {
+        let shown = command(&[
+            "tune",
+            "https://host/f.parquet?X-Amz-Signature=SECRET",
+            "--valid=https://u:p@host/v.parquet?sig=SECRET",
+        ]);
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("u:p"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://host/f.parquet"), "{shown}");
+        assert!(shown.contains("--valid=https://host/v.parquet"), "{shown}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! an S3 server over a directory (`s3s` + `s3s-fs`, authentication on; each subdirectory of
 //! the root is a bucket) that can fail or delay some requests, and a plain HTTP server of the
 //! files in a directory (HEAD and ranged GET). Each stops when dropped.
+// Every test binary that includes this module uses a part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

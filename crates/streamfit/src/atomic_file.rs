@@ -10,6 +10,9 @@
 //! and renamed whole; the metrics file is a stream appended to as training runs.) It knows
 //! nothing of formats.
 //!
+//! A URL (`s3://`, `gs://`, `az://`) is written to a temporary local file and sent by the
+//! commit in one PUT, which the store makes atomic (no rename is needed).
+//!
 //! A target that exists and is not a regular file (`/dev/null`, a terminal, a FIFO such as a
 //! shell's `>(...)`) is written through, opened in place: renaming over it would replace the
 //! device or the pipe with a regular file. A target that is a directory is refused.
@@ -38,6 +41,9 @@ enum Target {
     Temporary(NamedTempFile),
     /// The existing device or FIFO at the path, written in place.
     Direct(File),
+    /// An object-storage URL: the bytes go to a temporary local file and are sent by the
+    /// commit in one PUT, which the store makes atomic.
+    Remote(NamedTempFile),
 }
 
 impl AtomicFile {
@@ -45,6 +51,16 @@ impl AtomicFile {
     /// when `path` is an existing device or FIFO, the path itself (opening a FIFO waits for
     /// its reader, as a shell's redirection does). A directory is an [`Error::Output`].
     pub fn create(path: &Path) -> Result<Self> {
+        if crate::data::source::remote::is_url(path) {
+            let temp = tempfile::Builder::new()
+                .prefix(".streamfit-upload.")
+                .tempfile()
+                .map_err(|e| Error::output(path, e))?;
+            return Ok(AtomicFile {
+                target: Target::Remote(temp),
+                path: path.to_path_buf(),
+            });
+        }
         let target = match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 return Err(Error::output(path, "it is a directory"));
@@ -72,7 +88,7 @@ impl AtomicFile {
     /// The file being written (for writers that need a `File`).
     pub fn as_file_mut(&mut self) -> &mut File {
         match &mut self.target {
-            Target::Temporary(temp) => temp.as_file_mut(),
+            Target::Temporary(temp) | Target::Remote(temp) => temp.as_file_mut(),
             Target::Direct(file) => file,
         }
     }
@@ -88,6 +104,20 @@ impl AtomicFile {
                 temp.as_file().sync_all().map_err(fail)?;
                 temp.persist(&path).map_err(|e| fail(e.error))?;
                 sync_dir(parent_dir(&path)).map_err(fail)
+            }
+            Target::Remote(mut temp) => {
+                use std::io::{Read, Seek};
+                let mut bytes = Vec::new();
+                temp.flush()
+                    .and_then(|_| temp.rewind())
+                    .and_then(|_| temp.read_to_end(&mut bytes))
+                    .map_err(|e| {
+                        Error::output(
+                            crate::data::source::remote::redact(&path.to_string_lossy()),
+                            e,
+                        )
+                    })?;
+                crate::data::source::remote::put(&path, bytes)
             }
             Target::Direct(mut file) => {
                 file.flush().map_err(fail)?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::data::source::Source;
+use crate::data::source::remote::{is_url, redact};
 use crate::data::source::shard::is_shard_dataset;
 use crate::error::{Error, Result};
 
@@ -80,6 +81,9 @@ impl InputSet {
     /// new file) its directory exists and takes the file as `mode` writes it. A device or FIFO
     /// is written through ([`crate::atomic_file`]), so its directory is not asked.
     pub fn check_file(&self, field: &'static str, path: &Path, mode: WriteMode) -> Result<()> {
+        if is_url(path) {
+            return check_url(field, path, mode);
+        }
         let existing = std::fs::metadata(path).ok();
         if existing.as_ref().is_some_and(|m| m.is_dir()) {
             return Err(Error::config(
@@ -112,6 +116,15 @@ impl InputSet {
     /// being read, and it (or its nearest existing ancestor, when it is still to be made) is a
     /// directory that takes new files.
     pub fn check_dir(&self, field: &'static str, dir: &Path) -> Result<()> {
+        if is_url(dir) {
+            return Err(Error::config(
+                field,
+                format!(
+                    "{}: a directory in object storage is not supported yet; give a local directory",
+                    redact(&dir.to_string_lossy())
+                ),
+            ));
+        }
         let existing = std::fs::metadata(dir).ok();
         if let Some(input) = self.same_file(dir, existing.as_ref()) {
             return Err(Error::config(
@@ -209,6 +222,9 @@ impl InputSet {
 /// file is found by making one (and removing it): permission bits say nothing to root, while
 /// a read-only or virtual file system (sysfs) refuses even root.
 pub fn check_writable(path: &Path) -> Result<()> {
+    if is_url(path) {
+        return check_url("out", path, WriteMode::Replace);
+    }
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::output(
@@ -222,6 +238,21 @@ pub fn check_writable(path: &Path) -> Result<()> {
             format!("directory {} is not writable: {e}", dir.display()),
         )
     })
+}
+
+/// An output URL: a whole file written at once ([`WriteMode::Replace`], one PUT) to
+/// `s3://`, `gs://` or `az://`; a file written as the run goes, or an `http(s)://` URL, is
+/// refused. Whether the store takes the object is found when it is written.
+fn check_url(field: &'static str, path: &Path, mode: WriteMode) -> Result<()> {
+    let text = path.to_string_lossy();
+    let refuse = |reason: &str| Err(Error::config(field, format!("{}: {reason}", redact(&text))));
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return refuse("an http(s):// URL is read-only; write to s3://, gs:// or az://");
+    }
+    if mode == WriteMode::Truncate {
+        return refuse("this file is written as the run goes, so it must be a local file");
+    }
+    Ok(())
 }
 
 /// Creates and removes a hidden empty file in `dir` (the error is the system's, without the

@@ -84,6 +84,7 @@ pub fn spawn_readers(
     errors: Arc<ErrorSlot>,
 ) -> Result<(Vec<JoinHandle<()>>, PlanOrderReceiver)> {
     let num_readers = settings.num_readers.max(1);
+    source.plan_hint(&plan);
     // Recycled blocks: the consumer returns emptied blocks, readers reuse them.
     let (pool_tx, pool_rx) = bounded::<RowBlock>(num_readers * (settings.channel_blocks + 2));
     let mut handles = Vec::with_capacity(num_readers);

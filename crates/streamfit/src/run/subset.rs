@@ -169,6 +169,18 @@ impl Source for SubsetSource {
     fn identity(&self) -> Result<Vec<FileIdentity>> {
         self.whole.identity()
     }
+
+    fn fetch_budget_bytes(&self) -> u64 {
+        self.whole.fetch_budget_bytes()
+    }
+
+    fn plan_hint(&self, units_in_read_order: &[usize]) {
+        let whole: Vec<usize> = units_in_read_order
+            .iter()
+            .map(|&u| self.picked[u])
+            .collect();
+        self.whole.plan_hint(&whole);
+    }
 }
 
 /// Passes a whole unit's blocks on as the subset's: rows past the subset unit's end dropped

@@ -84,6 +84,14 @@ pub trait Source: Send + Sync {
     fn fetch_budget_bytes(&self) -> u64 {
         0
     }
+    /// Tells the source which units a pass is about to read, in the order its readers will
+    /// ask for them, so that it may fetch them ahead (remote data reads ahead within
+    /// «fetch_ahead_bytes»). A hint only: the readers' `read_unit` calls must give the same
+    /// rows with or without it, never wait on a budget, and a later hint replaces an earlier
+    /// one. By default nothing is done.
+    fn plan_hint(&self, units_in_read_order: &[usize]) {
+        let _ = units_in_read_order;
+    }
 
     /// Reads at least the rows at `offsets` (sorted, within the unit) of one unit into `sink`
     /// and returns how many rows were read. By default the whole unit is read; a source with

@@ -205,6 +205,10 @@ impl Source for PartitionedSource {
     fn fetch_budget_bytes(&self) -> u64 {
         self.inner.fetch_budget_bytes()
     }
+
+    fn plan_hint(&self, units_in_read_order: &[usize]) {
+        self.inner.plan_hint(units_in_read_order);
+    }
 }
 
 /// Adds the partition keys to `info`'s columns, as features when `schema` names them.
@@ -289,6 +293,10 @@ impl Source for DescribedPartitions {
 
     fn fetch_budget_bytes(&self) -> u64 {
         self.inner.fetch_budget_bytes()
+    }
+
+    fn plan_hint(&self, units_in_read_order: &[usize]) {
+        self.inner.plan_hint(units_in_read_order);
     }
 }
 

@@ -15,9 +15,11 @@ use memmap2::UncheckedAdvice;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::RowGroupMetaData;
 
+#[cfg(feature = "remote")]
+use crate::data::source::TAIL_BYTES;
 use crate::data::source::mapped_file::MappedFile;
 use crate::data::source::parquet::ranges::ByteRanges;
-use crate::data::source::{ChunkSink, FileIdentity, TAIL_BYTES};
+use crate::data::source::{ChunkSink, FileIdentity};
 use crate::error::Result;
 
 /// Where one Parquet file's bytes are.
@@ -69,28 +71,30 @@ impl FileData {
             }
             #[cfg(feature = "remote")]
             FileData::Remote { object, .. } => {
-                let len = object.size();
-                let ranges: Vec<std::ops::Range<u64>> = row_groups
-                    .into_iter()
-                    .flat_map(|rg| {
-                        (0..rg.num_columns())
-                            .filter(|&leaf| mask.leaf_included(leaf))
-                            .map(|leaf| {
-                                let (offset, size) = rg.column(leaf).byte_range();
-                                // Out-of-file ranges are left to page_bounds to report.
-                                offset.min(len)..offset.saturating_add(size).min(len)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let ranges = chunk_ranges(object.size(), row_groups, mask);
                 let (fetched, permit) = object.read_ranges(&ranges)?;
-                let pieces = ranges
-                    .iter()
-                    .zip(fetched)
-                    .map(|(r, bytes)| (r.start, bytes))
-                    .collect();
-                Ok(merge_overlaps(len, pieces).holding(permit))
+                Ok(assemble(object.size(), &ranges, fetched, permit))
             }
+        }
+    }
+
+    /// A remote file's object and the byte ranges of the chunks of the columns `mask` selects
+    /// in `row_group` (what read-ahead fetches for a unit); `None` for a local file.
+    #[cfg(feature = "remote")]
+    pub(super) fn remote_chunks(
+        &self,
+        row_group: &RowGroupMetaData,
+        mask: &ProjectionMask,
+    ) -> Option<(
+        Arc<crate::data::source::remote::RemoteObject>,
+        Vec<std::ops::Range<u64>>,
+    )> {
+        match self {
+            FileData::Mapped { .. } => None,
+            FileData::Remote { object, .. } => Some((
+                object.clone(),
+                chunk_ranges(object.size(), [row_group], mask),
+            )),
         }
     }
 
@@ -111,6 +115,7 @@ impl FileData {
     /// Releases a read row group's pages from this process's resident set (local files; a
     /// remote unit's bytes are freed when its [`ByteRanges`] are dropped).
     pub(super) fn release(&self, row_group: &RowGroupMetaData) {
+        #[allow(irrefutable_let_patterns)] // the only variant without the `remote` feature
         let FileData::Mapped { map, .. } = self else {
             return;
         };
@@ -152,6 +157,46 @@ impl FileData {
             }
         }
     }
+}
+
+/// The byte ranges of the chunks of the columns `mask` selects in `row_groups`, within a file
+/// of `len` bytes.
+#[cfg(feature = "remote")]
+fn chunk_ranges<'a>(
+    len: u64,
+    row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
+    mask: &ProjectionMask,
+) -> Vec<std::ops::Range<u64>> {
+    row_groups
+        .into_iter()
+        .flat_map(|rg| {
+            (0..rg.num_columns())
+                .filter(|&leaf| mask.leaf_included(leaf))
+                .map(|leaf| {
+                    let (offset, size) = rg.column(leaf).byte_range();
+                    // Out-of-file ranges are left to page_bounds to report.
+                    offset.min(len)..offset.saturating_add(size).min(len)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The fetched bytes of `ranges` (in a file of `len` bytes) as the [`ByteRanges`] a decoder
+/// reads, holding `permit` (the bytes stay counted as fetched until they are dropped).
+#[cfg(feature = "remote")]
+pub(super) fn assemble(
+    len: u64,
+    ranges: &[std::ops::Range<u64>],
+    fetched: Vec<bytes::Bytes>,
+    permit: crate::data::source::remote::FetchPermit,
+) -> ByteRanges {
+    let pieces = ranges
+        .iter()
+        .zip(fetched)
+        .map(|(r, bytes)| (r.start, bytes))
+        .collect();
+    merge_overlaps(len, pieces).holding(permit)
 }
 
 /// Ranges that may overlap (two columns' chunks declared over each other) as disjoint pieces:

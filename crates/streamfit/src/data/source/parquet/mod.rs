@@ -28,6 +28,8 @@
 //!   than its values can need).
 //! - `thrift`: the bounds-checked Thrift compact reader of `footer_repair` and `page_bounds`.
 //! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks.
+//! - `prefetch`: read-ahead of remote units in the order a pass reads them, within
+//!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
 
@@ -39,6 +41,8 @@ mod footer_repair;
 mod page_bounds;
 mod pages;
 mod passthrough;
+#[cfg(feature = "remote")]
+mod prefetch;
 mod ranges;
 mod read;
 mod source;

@@ -35,6 +35,7 @@ impl ByteRanges {
     }
 
     /// Some ranges of a file of `len` bytes (`pieces` need not be sorted).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(super) fn pieces(len: u64, mut pieces: Vec<(u64, Bytes)>) -> ByteRanges {
         pieces.sort_by_key(|(offset, _)| *offset);
         ByteRanges {

@@ -34,7 +34,10 @@ impl ParquetSource {
         sink: &mut dyn ChunkSink,
     ) -> Result<()> {
         let unit = self.units[unit_index];
-        let bytes = self.unit_bytes(&unit)?;
+        let bytes = match self.read_ahead(unit_index) {
+            Some(bytes) => bytes?,
+            None => self.unit_bytes(&unit)?,
+        };
         self.check_pages(&unit, &bytes)?;
         let file = &self.files[unit.file];
         let ctx = DecodeContext {
@@ -53,6 +56,17 @@ impl ParquetSource {
             }
         }
         self.read_unit_arrow(&unit, bytes, from_row, &ctx, max_block_rows, sink)
+    }
+
+    /// The bytes of unit `unit_index` if read-ahead fetched them (or is fetching them), else
+    /// `None`: the reader fetches them itself.
+    fn read_ahead(&self, unit_index: usize) -> Option<Result<ByteRanges>> {
+        #[cfg(feature = "remote")]
+        if let Some(prefetch) = &self.prefetch {
+            return prefetch.take(unit_index);
+        }
+        let _ = unit_index;
+        None
     }
 
     /// The bytes of one unit's used column chunks (the whole map of a local file).

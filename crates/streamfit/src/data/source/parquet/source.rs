@@ -34,6 +34,9 @@ pub struct ParquetSource {
     pub(super) used: UsedColumns,
     pub(super) units: Vec<Unit>,
     pub(super) file_bytes: u64,
+    /// Read-ahead of the remote files' units (when there are any).
+    #[cfg(feature = "remote")]
+    pub(super) prefetch: Option<std::sync::Arc<crate::data::source::parquet::prefetch::Prefetch>>,
 }
 
 impl ParquetSource {
@@ -163,6 +166,15 @@ impl ParquetSource {
                 what: format!("{} file(s) hold no rows", paths.len()),
             });
         }
+        #[cfg(feature = "remote")]
+        let prefetch = paths
+            .iter()
+            .any(|p| crate::data::source::remote::is_url(p))
+            .then(|| {
+                crate::data::source::parquet::prefetch::Prefetch::new(
+                    crate::data::source::remote::options().fetch_ahead_bytes,
+                )
+            });
         let source = ParquetSource {
             paths,
             files,
@@ -170,6 +182,8 @@ impl ParquetSource {
             used,
             units,
             file_bytes,
+            #[cfg(feature = "remote")]
+            prefetch,
         };
         Ok((source, skipped))
     }
@@ -232,6 +246,28 @@ impl Source for ParquetSource {
         }
     }
 
+    #[cfg(feature = "remote")]
+    fn plan_hint(&self, units_in_read_order: &[usize]) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        let jobs = units_in_read_order
+            .iter()
+            .filter_map(|&unit| {
+                let u = self.units.get(unit)?;
+                let file = &self.files[u.file];
+                let row_group = file.metadata.metadata().row_group(u.index_in_file);
+                let (object, ranges) = file.data.remote_chunks(row_group, &file.mask)?;
+                Some(crate::data::source::parquet::prefetch::Job {
+                    unit,
+                    object,
+                    ranges,
+                })
+            })
+            .collect();
+        prefetch.plan(jobs);
+    }
+
     fn identity(&self) -> Result<Vec<FileIdentity>> {
         self.paths
             .iter()
@@ -254,6 +290,15 @@ impl Source for ParquetSource {
             crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
                 .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
         })
+    }
+}
+
+#[cfg(feature = "remote")]
+impl Drop for ParquetSource {
+    fn drop(&mut self) {
+        if let Some(prefetch) = &self.prefetch {
+            prefetch.stop();
+        }
     }
 }
 

@@ -17,7 +17,8 @@
 //! - `store`: the runtime, the stores (one per bucket or URL), the process-wide settings
 //!   ([`RemoteOptions`]) and store errors turned into streamfit errors.
 //! - `object`: [`RemoteObject`], one listed object (size, ETag) and its ranged reads,
-//!   checked against the listing so a file that changes while it is read is an error.
+//!   checked against the listing so a file that changes while it is read is an error; and
+//!   [`put`], an output file written as one object.
 
 #[cfg(feature = "remote")]
 mod object;
@@ -32,15 +33,15 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "remote")]
 pub use self::object::{FetchPermit, RemoteObject};
 #[cfg(feature = "remote")]
-pub use self::store::{configure, options};
+pub use self::store::{configure, options, spawn};
 pub use self::url::{is_url, redact, scrub};
 
 /// How remote data is fetched: one setting for the whole process (the stores are shared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteOptions {
-    /// Bytes of column chunks that may be fetched ahead of decoding, for all readers
-    /// together, counted in the memory budget. By default 64 MiB. (Reading ahead of the
-    /// readers is not done yet: each reader fetches its own unit's chunks when it starts it.)
+    /// Bytes of column chunks that may be fetched ahead of the readers, in the order they
+    /// will read them, and not yet taken by one; counted in the memory budget. By default
+    /// 64 MiB. A unit larger than this is not read ahead (its reader fetches it).
     pub fetch_ahead_bytes: u64,
     /// Retries of a request that failed transiently (timeouts, 5xx, resets, throttling), with
     /// exponential backoff. By default 10.
@@ -74,6 +75,22 @@ pub struct ListedObject {
 #[cfg(feature = "remote")]
 pub fn list(url: &Path) -> crate::error::Result<Vec<ListedObject>> {
     self::object::list(url)
+}
+
+/// Writes `bytes` as the object `url` names, in one atomic PUT (`s3://`, `gs://`, `az://`;
+/// `http(s)://` is read-only). Errors name the redacted URL.
+#[cfg(feature = "remote")]
+pub fn put(url: &Path, bytes: Vec<u8>) -> crate::error::Result<()> {
+    self::object::put(url, bytes.into())
+}
+
+/// Without the `remote` feature writing a URL is an output error.
+#[cfg(not(feature = "remote"))]
+pub fn put(url: &Path, _bytes: Vec<u8>) -> crate::error::Result<()> {
+    Err(crate::error::Error::output(
+        Path::new(&redact(&url.to_string_lossy())),
+        "this streamfit was built without the `remote` feature, so it writes no URLs",
+    ))
 }
 
 /// Without the `remote` feature a URL is a `data` error.

@@ -5,7 +5,8 @@
 //! the object against that listing: a size or ETag that differs is [`Error::Changed`], never
 //! a silent mixture of two versions. Reads of one call run concurrently (close ranges
 //! coalesced into one request); the bytes fetched and not yet decoded are counted for the
-//! whole process (one unit per reader; reading ahead of the readers is not done yet).
+//! whole process. Reads run on the I/O runtime: blocking ([`RemoteObject::read_ranges`], a
+//! reader's own fetch) or as a future ([`RemoteObject::fetch_ranges`], read-ahead).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -18,7 +19,7 @@ use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::data::source::remote::ListedObject;
-use crate::data::source::remote::store::{block_on, options, store_error, store_for};
+use crate::data::source::remote::store::{block_on, store_error, store_for};
 use crate::data::source::remote::url::{redact, scheme};
 use crate::error::{Error, Result};
 
@@ -112,7 +113,7 @@ fn remember(name: &Path, store: Arc<dyn ObjectStore>, meta: ObjectMeta) {
     objects().insert(name.to_path_buf(), Arc::new(object));
 }
 
-/// Bytes fetched and not yet released, for the whole process.
+/// Bytes fetched and not yet released, for the whole process (read ahead or held by readers).
 struct Budget {
     in_use: Mutex<u64>,
 }
@@ -129,20 +130,14 @@ pub struct FetchPermit {
 
 impl Budget {
     /// Counts `bytes` as fetched. It never waits: a reader holds its unit's bytes while it
-    /// hands rows on, and the pipeline may need another reader's unit first, so waiting for
-    /// budget could deadlock. Each reader has one unit in flight, so the fetched bytes are at
-    /// most the readers' units; going over `fetch_ahead_bytes` is logged.
+    /// hands rows on, and the pipeline may need another reader's unit first, so waiting here
+    /// could deadlock. Read-ahead keeps itself within «fetch_ahead_bytes» (it fetches a unit
+    /// only when the unit fits), so this counter is at most that budget plus the units the
+    /// readers hold; it is traced, for checking that.
     fn acquire(&self, bytes: u64) -> FetchPermit {
-        let limit = options().fetch_ahead_bytes;
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         *in_use += bytes;
-        if *in_use > limit {
-            tracing::debug!(
-                in_use = *in_use,
-                limit,
-                "fetched bytes above «fetch_ahead_bytes» (units larger than the budget)"
-            );
-        }
+        tracing::trace!(in_use = *in_use, "fetched bytes held");
         FetchPermit { bytes }
     }
 }
@@ -190,6 +185,11 @@ impl RemoteObject {
     /// the bytes of the range at the same index. A failed request is an error naming the
     /// object; an object whose size or ETag is not the listed one is [`Error::Changed`].
     pub fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<(Vec<Bytes>, FetchPermit)> {
+        block_on(self.fetch_ranges(ranges))?
+    }
+
+    /// [`RemoteObject::read_ranges`] as a future, for tasks on the I/O runtime (read-ahead).
+    pub async fn fetch_ranges(&self, ranges: &[Range<u64>]) -> Result<(Vec<Bytes>, FetchPermit)> {
         if let Some(r) = ranges.iter().find(|r| r.start > r.end || r.end > self.size) {
             return Err(Error::Corrupt {
                 file: self.name.clone(),
@@ -203,13 +203,12 @@ impl RemoteObject {
         let merged = coalesce(ranges);
         let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
         let permit = BUDGET.acquire(total);
-        let _span = tracing::trace_span!("fetch", bytes = total, requests = merged.len()).entered();
-        let fetched: Vec<Bytes> = block_on(
-            futures::stream::iter(merged.iter().cloned())
-                .map(|range| self.fetch(range))
-                .buffered(CONCURRENT_REQUESTS)
-                .try_collect(),
-        )??;
+        tracing::trace!(bytes = total, requests = merged.len(), "fetch");
+        let fetched: Vec<Bytes> = futures::stream::iter(merged.iter().cloned())
+            .map(|range| self.fetch(range))
+            .buffered(CONCURRENT_REQUESTS)
+            .try_collect()
+            .await?;
         let out = ranges
             .iter()
             .map(|r| {
@@ -276,6 +275,28 @@ impl RemoteObject {
             reason: reason.to_string(),
         }
     }
+}
+
+/// Writes `bytes` as the object `url` names (`s3://`, `gs://`, `az://`): one PUT, which the
+/// stores make atomic (a reader sees the old object or the whole new one). An `http(s)://`
+/// URL is refused (plain HTTP is read-only here). Errors name the redacted URL.
+pub(super) fn put(url: &Path, bytes: Bytes) -> Result<()> {
+    let text = url.to_string_lossy().into_owned();
+    let name = redact(&text);
+    if scheme(&text).is_some_and(|s| s.starts_with("http")) {
+        return Err(Error::output(
+            Path::new(&name),
+            "an http(s):// URL is read-only; write to s3://, gs:// or az://",
+        ));
+    }
+    let (store, location) = store_for(&text)?;
+    if location.as_ref().is_empty() {
+        return Err(Error::output(Path::new(&name), "the URL names no object"));
+    }
+    block_on(store.put(&location, object_store::PutPayload::from(bytes)))?
+        .map_err(|e| store_error(&name, &e))?;
+    objects().remove(Path::new(&name));
+    Ok(())
 }
 
 /// `ranges` sorted and merged where they overlap or lie within [`COALESCE_GAP_BYTES`].

@@ -41,8 +41,8 @@ pub fn options() -> RemoteOptions {
         .unwrap_or_default()
 }
 
-/// Runs `future` to completion on the I/O runtime, from a thread outside it.
-pub(super) fn block_on<F: Future>(future: F) -> Result<F::Output> {
+/// The I/O runtime, started on first use.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     let runtime = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -51,12 +51,20 @@ pub(super) fn block_on<F: Future>(future: F) -> Result<F::Output> {
             .build()
             .map_err(|e| e.to_string())
     });
-    match runtime {
-        Ok(runtime) => Ok(runtime.block_on(future)),
-        Err(e) => Err(Error::internal(format!(
-            "cannot start the object-storage runtime: {e}"
-        ))),
-    }
+    runtime
+        .as_ref()
+        .map_err(|e| Error::internal(format!("cannot start the object-storage runtime: {e}")))
+}
+
+/// Runs `future` to completion on the I/O runtime, from a thread outside it.
+pub(super) fn block_on<F: Future>(future: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(future))
+}
+
+/// Starts `task` on the I/O runtime and returns at once (read-ahead's fetches).
+pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    runtime()?.spawn(task);
+    Ok(())
 }
 
 /// The store holding `url` and the object's key in it.
