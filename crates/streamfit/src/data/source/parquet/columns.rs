@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
@@ -57,14 +57,18 @@ impl UsedColumns {
     }
 
     /// True when a file with `other`'s used columns can be read as part of a dataset with
-    /// these: the same columns in the same order, each of the same type or both numbers of
-    /// any width, float or integer (schema drift across files: each file's values are cast to
-    /// f32 from its own type).
+    /// these: the same columns in the same order, each of the same type or of one
+    /// [`CastKind`]: numbers of any width, float, integer or decimal, or timestamps of any unit
+    /// (schema drift across files: each file's values are cast to f32 from its own type).
     pub(super) fn agrees_with(&self, other: &UsedColumns) -> bool {
         self.num_features == other.num_features
             && self.columns.len() == other.columns.len()
             && self.columns.iter().zip(&other.columns).all(|(a, b)| {
-                a.0 == b.0 && (a.1 == b.1 || (is_scalar_number(&a.1) && is_scalar_number(&b.1)))
+                a.0 == b.0
+                    && (a.1 == b.1
+                        || cast_of(&a.1).is_some_and(|cast| {
+                            cast_of(&b.1).is_some_and(|other| other.kind == cast.kind)
+                        }))
             })
     }
 }
@@ -85,22 +89,92 @@ impl std::fmt::Display for UsedColumns {
     }
 }
 
-/// True for the column types cast to f32 as one feature (floats, integers, booleans).
+/// What a column's values mean once cast to a number: compared across the files of one
+/// dataset (a timestamp column may change its unit from file to file, not become a count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CastKind {
+    /// Floats, integers, booleans and decimals: the value itself.
+    Number,
+    /// Timestamps: seconds since the Unix epoch (any unit, any time zone: the stored instant).
+    Timestamp,
+    /// Dates: days since the Unix epoch.
+    Date,
+    /// Durations: seconds.
+    Duration,
+}
+
+/// How one scalar column becomes a feature: its kind, and the divisor that turns a stored
+/// integer into the value (`10^scale` for a decimal, `1e6` for microseconds, `86,400,000` for
+/// a Date64's milliseconds; 1 for plain numbers). The division is done in f64, before the
+/// value is rounded to f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Cast {
+    pub(super) kind: CastKind,
+    pub(super) divisor: f64,
+}
+
+/// The cast of a column type to one f32 feature; `None` for a type that is not one number
+/// per row (strings, lists, structs, times of day, intervals).
+pub(super) fn cast_of(data_type: &DataType) -> Option<Cast> {
+    let seconds = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 1.0,
+        TimeUnit::Millisecond => 1e3,
+        TimeUnit::Microsecond => 1e6,
+        TimeUnit::Nanosecond => 1e9,
+    };
+    let cast = |kind, divisor| Some(Cast { kind, divisor });
+    match data_type {
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Boolean => cast(CastKind::Number, 1.0),
+        DataType::Decimal32(_, scale)
+        | DataType::Decimal64(_, scale)
+        | DataType::Decimal128(_, scale)
+        | DataType::Decimal256(_, scale) => cast(CastKind::Number, 10f64.powi(i32::from(*scale))),
+        DataType::Timestamp(unit, _) => cast(CastKind::Timestamp, seconds(unit)),
+        DataType::Duration(unit) => cast(CastKind::Duration, seconds(unit)),
+        DataType::Date32 => cast(CastKind::Date, 1.0),
+        DataType::Date64 => cast(CastKind::Date, 86_400_000.0),
+        _ => None,
+    }
+}
+
+/// True for the column types cast to f32 as one feature (floats, integers, booleans,
+/// decimals, timestamps, dates, durations).
 pub(super) fn is_scalar_number(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Float32
-            | DataType::Float64
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Boolean
-    )
+    cast_of(data_type).is_some()
+}
+
+/// How `inspect` describes the cast of a feature or label column of `data_type` (empty for
+/// float32, which is read as it is).
+pub(super) fn cast_note(data_type: &DataType) -> String {
+    let Some(cast) = cast_of(data_type) else {
+        return String::new();
+    };
+    match (cast.kind, data_type) {
+        (_, DataType::Float32) => String::new(),
+        (CastKind::Number, DataType::Decimal32(_, scale))
+        | (CastKind::Number, DataType::Decimal64(_, scale))
+        | (CastKind::Number, DataType::Decimal128(_, scale))
+        | (CastKind::Number, DataType::Decimal256(_, scale)) => {
+            format!("cast {data_type} → value / 10^{scale} → f32")
+        }
+        (CastKind::Number, _) => format!("cast {data_type} → f32"),
+        (CastKind::Timestamp, _) => {
+            format!("cast {data_type} → seconds since the Unix epoch → f32")
+        }
+        (CastKind::Date, _) => format!("cast {data_type} → days since the Unix epoch → f32"),
+        (CastKind::Duration, _) => format!("cast {data_type} → seconds → f32"),
+    }
 }
 
 /// The feature names a resolution gives: scalar columns by name, or one list column (named
@@ -333,11 +407,10 @@ pub(super) fn column_infos(
             };
             let note = match role {
                 _ if role != ColumnRole::Unused => match data_type {
-                    DataType::Float32 => String::new(),
                     DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_) => {
                         format!("{} features", schema.num_features())
                     }
-                    other => format!("cast {other} → f32"),
+                    other => cast_note(other),
                 },
                 _ if index_columns.contains(name) => "pandas index".to_string(),
                 _ if is_scalar_number(data_type) => "not selected".to_string(),

@@ -1,5 +1,6 @@
 //! Decoding arrow record batches into row-major rows: the typed views of a column
-//! ([`Values`]), the eight-column float32 transpose, list columns, and the checks that turn a
+//! ([`Values`]: numbers, and the stored integers of decimals, timestamps, dates and durations,
+//! divided in f64 as [`cast_of`] says before the f32 cast), the eight-column float32 transpose, list columns, and the checks that turn a
 //! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
 //! the file, row group, row and column ([`DecodeContext`]).
 //!
@@ -10,19 +11,31 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
 
 use crate::data::schema::Schema;
-use crate::data::source::parquet::columns::Layout;
+use crate::data::source::parquet::columns::{Layout, cast_of};
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
-/// A column's values as a typed slice (offset already applied).
+/// A 256-bit decimal's stored integer.
+type I256 = <Decimal256Type as ArrowPrimitiveType>::Native;
+
+/// A float16 value.
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
+
+/// A column's values as a typed slice (offset already applied). The `Scaled*` views hold
+/// stored integers that become values when divided in f64 (decimals, timestamps, dates and
+/// durations: see [`cast_of`]).
 pub(super) enum Values<'a> {
+    F16(&'a [F16]),
     F32(&'a [f32]),
     F64(&'a [f64]),
     I8(&'a [i8]),
@@ -34,12 +47,34 @@ pub(super) enum Values<'a> {
     U32(&'a [u32]),
     U64(&'a [u64]),
     Bool(&'a BooleanArray),
+    Scaled32(&'a [i32], f64),
+    Scaled64(&'a [i64], f64),
+    Scaled128(&'a [i128], f64),
+    Scaled256(&'a [I256], f64),
+}
+
+/// A 256-bit integer as the nearest f64 (exact below 2^53; rounded twice above 2^127).
+fn i256_to_f64(v: I256) -> f64 {
+    match v.to_i128() {
+        Some(small) => small as f64,
+        None => {
+            let (low, high) = v.to_parts();
+            high as f64 * 2f64.powi(128) + low as f64
+        }
+    }
 }
 
 impl<'a> Values<'a> {
     /// The typed view of `array`; `None` for a type streamfit does not cast to f32.
     pub(super) fn of(array: &'a dyn Array) -> Option<Self> {
+        let divisor = cast_of(array.data_type())?.divisor;
+        macro_rules! view {
+            ($variant:ident, $type:ty) => {
+                Values::$variant(array.as_primitive::<$type>().values(), divisor)
+            };
+        }
         Some(match array.data_type() {
+            DataType::Float16 => Values::F16(array.as_primitive::<Float16Type>().values()),
             DataType::Float32 => Values::F32(array.as_primitive::<Float32Type>().values()),
             DataType::Float64 => Values::F64(array.as_primitive::<Float64Type>().values()),
             DataType::Int8 => Values::I8(array.as_primitive::<Int8Type>().values()),
@@ -51,6 +86,26 @@ impl<'a> Values<'a> {
             DataType::UInt32 => Values::U32(array.as_primitive::<UInt32Type>().values()),
             DataType::UInt64 => Values::U64(array.as_primitive::<UInt64Type>().values()),
             DataType::Boolean => Values::Bool(array.as_boolean()),
+            DataType::Decimal32(..) => view!(Scaled32, Decimal32Type),
+            DataType::Decimal64(..) => view!(Scaled64, Decimal64Type),
+            DataType::Decimal128(..) => view!(Scaled128, Decimal128Type),
+            DataType::Decimal256(..) => view!(Scaled256, Decimal256Type),
+            DataType::Date32 => view!(Scaled32, Date32Type),
+            DataType::Date64 => view!(Scaled64, Date64Type),
+            DataType::Timestamp(TimeUnit::Second, _) => view!(Scaled64, TimestampSecondType),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                view!(Scaled64, TimestampMillisecondType)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                view!(Scaled64, TimestampMicrosecondType)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                view!(Scaled64, TimestampNanosecondType)
+            }
+            DataType::Duration(TimeUnit::Second) => view!(Scaled64, DurationSecondType),
+            DataType::Duration(TimeUnit::Millisecond) => view!(Scaled64, DurationMillisecondType),
+            DataType::Duration(TimeUnit::Microsecond) => view!(Scaled64, DurationMicrosecondType),
+            DataType::Duration(TimeUnit::Nanosecond) => view!(Scaled64, DurationNanosecondType),
             _ => return None,
         })
     }
@@ -58,6 +113,7 @@ impl<'a> Values<'a> {
     /// Value `i` cast to f32, as training sees it.
     pub(super) fn get(&self, i: usize) -> f32 {
         match self {
+            Values::F16(s) => s[i].to_f32(),
             Values::F32(s) => s[i],
             Values::F64(s) => s[i] as f32,
             Values::I8(s) => f32::from(s[i]),
@@ -69,6 +125,10 @@ impl<'a> Values<'a> {
             Values::U32(s) => s[i] as f32,
             Values::U64(s) => s[i] as f32,
             Values::Bool(b) => f32::from(u8::from(b.value(i))),
+            Values::Scaled32(s, divisor) => (f64::from(s[i]) / divisor) as f32,
+            Values::Scaled64(s, divisor) => (s[i] as f64 / divisor) as f32,
+            Values::Scaled128(s, divisor) => (s[i] as f64 / divisor) as f32,
+            Values::Scaled256(s, divisor) => (i256_to_f64(s[i]) / divisor) as f32,
         }
     }
 
@@ -92,6 +152,7 @@ impl<'a> Values<'a> {
             };
         }
         match self {
+            Values::F16(s) => copy!(s, |v: F16| v.to_f32()),
             Values::F32(s) => copy!(s, |v: f32| v),
             Values::F64(s) => copy!(s, |v: f64| v as f32),
             Values::I8(s) => copy!(s, |v: i8| v as f32),
@@ -107,6 +168,10 @@ impl<'a> Values<'a> {
                     dst[offset] = if b.value(i) { 1.0 } else { 0.0 };
                 }
             }
+            Values::Scaled32(s, divisor) => copy!(s, |v: i32| (f64::from(v) / divisor) as f32),
+            Values::Scaled64(s, divisor) => copy!(s, |v: i64| (v as f64 / divisor) as f32),
+            Values::Scaled128(s, divisor) => copy!(s, |v: i128| (v as f64 / divisor) as f32),
+            Values::Scaled256(s, divisor) => copy!(s, |v: I256| (i256_to_f64(v) / divisor) as f32),
         }
         bad
     }
