@@ -246,3 +246,214 @@ fn timestamps_of_different_units_agree_across_files_but_not_with_numbers() {
     assert!(stderr.contains("c.parquet"), "{stderr}");
     let _ = DataType::Float32;
 }
+
+/// A table with missing values: `x` holds nulls and NaN, `y` none, `z` only a NaN; the label
+/// is 0/1.
+fn table_with_missing(path: &Path) {
+    let x = arrow_array::Float64Array::from(vec![
+        Some(1.0),
+        None,
+        Some(3.0),
+        Some(f64::NAN),
+        Some(5.0),
+        None,
+    ]);
+    let y = arrow_array::Int64Array::from(vec![10_i64, 20, 30, 40, 50, 60]);
+    let z = Float32Array::from(vec![0.5_f32, f32::NAN, 1.5, 2.5, 3.5, 4.5]);
+    let label = Float32Array::from(vec![1.0_f32, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    write(
+        path,
+        vec![
+            ("x", Arc::new(x)),
+            ("y", Arc::new(y)),
+            ("z", Arc::new(z)),
+            ("label", Arc::new(label)),
+        ],
+    );
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn a_null_without_fill_nulls_is_an_error_that_names_the_flag() {
+    let dir = common::tempdir();
+    let file = dir.path().join("missing.parquet");
+    table_with_missing(&file);
+    let stderr = common::run_err(&["train", s(&file), "--quiet"], 2);
+    assert!(stderr.contains("null in column `x`"), "{stderr}");
+    assert!(stderr.contains("--fill-nulls"), "{stderr}");
+}
+
+#[test]
+fn fill_values_replace_nulls_and_nan_in_the_decoded_rows() {
+    let dir = common::tempdir();
+    let file = dir.path().join("missing.parquet");
+    table_with_missing(&file);
+    let mut config = streamfit::config::TrainConfig {
+        data: vec![file.clone()],
+        shuffle: streamfit::pipeline::Shuffle::Off,
+        ..streamfit::config::TrainConfig::default()
+    };
+    config.columns.missing = streamfit::data::schema::MissingValues {
+        fill: ["x", "y", "z"]
+            .iter()
+            .zip([-1.0, 7.0, 0.25])
+            .map(|(c, value)| streamfit::data::schema::ColumnFill {
+                column: c.to_string(),
+                value,
+            })
+            .collect(),
+        indicators: vec!["x".into(), "z".into()],
+    };
+    let pipeline = common::pipeline(&config);
+    assert_eq!(
+        pipeline.source().schema().feature_names,
+        ["x", "y", "z", "x_is_null", "z_is_null"]
+    );
+    let mut x = Vec::new();
+    for batch in pipeline.epoch(0).unwrap() {
+        x.extend_from_slice(batch.unwrap().rows.features());
+    }
+    #[rustfmt::skip]
+    let expected = [
+        1.0, 10.0, 0.5, 0.0, 0.0,
+        -1.0, 20.0, 0.25, 1.0, 1.0,
+        3.0, 30.0, 1.5, 0.0, 0.0,
+        -1.0, 40.0, 2.5, 1.0, 0.0,
+        5.0, 50.0, 3.5, 0.0, 0.0,
+        -1.0, 60.0, 4.5, 1.0, 0.0,
+    ];
+    assert_eq!(x, expected);
+}
+
+#[test]
+fn fill_nulls_mean_and_indicators_are_saved_and_predict_applies_them() {
+    let dir = common::tempdir();
+    let file = dir.path().join("missing.parquet");
+    table_with_missing(&file);
+    let model = dir.path().join("model.json");
+    let out = common::run_ok(&[
+        "train",
+        s(&file),
+        "--fill-nulls",
+        "mean",
+        "--null-indicators",
+        "--model",
+        "logistic",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--save-model",
+        s(&model),
+    ]);
+    // x's present values are 1, 3, 5 (mean 3); z's 0.5, 1.5, 2.5, 3.5, 4.5 (mean 2.5).
+    assert!(
+        out.stdout.contains("missing values over 6 rows")
+            && out.stdout.contains("x 3, z 1")
+            && out.stdout.contains("indicator features for x, z"),
+        "{}",
+        out.stdout
+    );
+    let saved = common::read_json(&model);
+    assert_eq!(saved["version"], 3);
+    assert_eq!(
+        saved["features"],
+        serde_json::json!(["x", "y", "z", "x_is_null", "z_is_null"])
+    );
+    let fills: Vec<(String, f64)> = saved["missing"]["fill"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["column"].as_str().unwrap().to_string(),
+                f["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fills,
+        [
+            ("x".to_string(), 3.0),
+            ("y".to_string(), 35.0),
+            ("z".to_string(), 2.5)
+        ]
+    );
+    assert_eq!(
+        saved["missing"]["indicators"],
+        serde_json::json!(["x", "z"])
+    );
+    // predict on the same raw file needs no flags, and scores each row as the model says.
+    let predictions = dir.path().join("p.parquet");
+    common::run_ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&file),
+        "--out",
+        s(&predictions),
+    ]);
+    let batches = common::read_parquet(&predictions);
+    let scores = common::f32_column(&batches, "probability");
+    let w: Vec<f64> = saved["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let b = saved["bias"].as_f64().unwrap();
+    let rows = [
+        [1.0, 10.0, 0.5, 0.0, 0.0],
+        [3.0, 20.0, 2.5, 1.0, 1.0],
+        [3.0, 30.0, 1.5, 0.0, 0.0],
+        [3.0, 40.0, 2.5, 1.0, 0.0],
+        [5.0, 50.0, 3.5, 0.0, 0.0],
+        [3.0, 60.0, 4.5, 1.0, 0.0],
+    ];
+    for (row, score) in rows.iter().zip(&scores) {
+        let z: f64 = row.iter().zip(&w).map(|(x, w)| x * w).sum::<f64>() + b;
+        let p = 1.0 / (1.0 + (-z).exp());
+        assert!((p - f64::from(*score)).abs() < 1e-5, "{p} vs {score}");
+    }
+}
+
+#[test]
+fn infinity_stays_an_error_with_fill_nulls() {
+    let dir = common::tempdir();
+    let file = dir.path().join("inf.parquet");
+    write(
+        &file,
+        vec![
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![1.0_f32, f32::INFINITY])) as ArrayRef,
+            ),
+            ("label", Arc::new(Float32Array::from(vec![1.0_f32, 0.0]))),
+        ],
+    );
+    let stderr = common::run_err(&["train", s(&file), "--quiet", "--fill-nulls", "zero"], 2);
+    assert!(
+        stderr.contains("non-finite value inf in column `x`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_fill_values_and_indicators_without_a_fill_are_refused() {
+    let dir = common::tempdir();
+    let file = dir.path().join("missing.parquet");
+    table_with_missing(&file);
+    let stderr = common::run_err(&["train", s(&file), "--fill-nulls", "median"], 2);
+    assert!(
+        stderr.contains("--fill-nulls")
+            && stderr.contains("`median` is not `zero`, `mean` or a finite number"),
+        "{stderr}"
+    );
+    let stderr = common::run_err(&["train", s(&file), "--fill-nulls", "inf"], 2);
+    assert!(stderr.contains("`inf` is not"), "{stderr}");
+    let stderr = common::run_err(&["train", s(&file), "--null-indicators"], 2);
+    assert!(stderr.contains("--fill-nulls"), "{stderr}");
+}

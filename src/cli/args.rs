@@ -61,6 +61,7 @@ impl ColumnArgs {
             ignore_label: false,
             filter: self.filter.clone(),
             exclude: trimmed(&self.exclude),
+            missing: Default::default(),
         }
     }
 }

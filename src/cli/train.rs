@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
+use streamfit::data::schema::FillNulls;
 use streamfit::data::source::ColumnRole;
 use streamfit::error::Error;
 use streamfit::pipeline::{LastBatch, Shuffle};
@@ -136,6 +137,15 @@ pub(crate) struct TrainArgs {
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
     standardize: bool,
+    /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
+    /// pass) or this number; saved with the model, so predict and eval fill the same
+    /// [default: a null is an error]
+    #[arg(long, value_name = "zero|mean|VALUE", value_parser = parse_fill_nulls)]
+    fill_nulls: Option<FillNulls>,
+    /// Add a 0/1 feature COL_is_null for each feature column that held a missing value
+    /// (found by the statistics pass)
+    #[arg(long, requires = "fill_nulls")]
+    null_indicators: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -213,6 +223,8 @@ impl TrainArgs {
             memory_limit_mb: self.memory_limit,
             valid_fraction: self.valid_fraction,
             standardize: self.standardize,
+            fill_nulls: self.fill_nulls,
+            null_indicators: self.null_indicators,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
@@ -530,4 +542,10 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
         profile.queue_full_fraction * 100.0
     );
     say!("  diagnosis: {}", profile.diagnosis);
+}
+
+/// `--fill-nulls zero|mean|VALUE`.
+fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
+    text.parse::<FillNulls>()
+        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
 }

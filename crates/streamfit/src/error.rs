@@ -177,7 +177,7 @@ pub enum Error {
     },
 
     /// A used column holds a null.
-    #[error("{}: row group {row_group}, row {row}: null in column `{column}`", file.display())]
+    #[error("{}: row group {row_group}, row {row}: null in column `{column}`{}", file.display(), render_options(" (a feature column's nulls are filled by «fill_nulls»)"))]
     Null {
         file: PathBuf,
         row_group: usize,

@@ -27,6 +27,14 @@ pub enum PrepareEvent {
         rows: u64,
         seconds: f64,
     },
+    /// The statistics pass of «fill_nulls» (mean) or «null_indicators» counted each feature
+    /// column's missing values.
+    MissingCounted {
+        counts: super::missing::MissingCounts,
+        /// The columns given an indicator feature.
+        indicators: Vec<String>,
+        seconds: f64,
+    },
     /// A warning: a checkpoint newer than the one resumed from failed its checks (the text
     /// says which and why).
     CheckpointSkipped { warning: String },

@@ -116,6 +116,7 @@ impl PreparedRun<'_> {
                 schema.label.clone(),
                 &result.params,
             )
+            .with_missing(self.config.columns.missing.clone())
         }
     }
 

@@ -20,6 +20,7 @@ use crate::train::{
 
 use super::event::{Events, PrepareEvent};
 use super::memory;
+use super::missing::resolve_missing;
 use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
@@ -70,6 +71,15 @@ impl<'c> PreparedRun<'c> {
             config.outputs = Outputs::default();
         }
         config.check()?;
+        let started = Instant::now();
+        if let Some(counts) = resolve_missing(&mut config)? {
+            events.push(PrepareEvent::MissingCounted {
+                counts,
+                indicators: config.columns.missing.indicators.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        config.trainer.missing = config.columns.missing.clone();
         let (source, skipped) = config.open_source_skipping()?;
         let valid_source = config.open_valid()?;
         check_outputs(&config, comm, &source, valid_source.as_ref(), &skipped)?;

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointConfig, Standardization};
+use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::OptimizerConfig;
 
@@ -84,6 +85,10 @@ pub struct TrainerConfig {
     /// Train on z-scored features (the result's parameters are folded back to raw features).
     /// By default off.
     pub standardize: Option<Standardization>,
+    /// The fill values and indicator features of missing values the batches were decoded
+    /// with: set when a run is prepared (from `ColumnSpec::missing`), recorded in checkpoints
+    /// (a resume must fill the same). By default none.
+    pub missing: MissingValues,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -106,6 +111,7 @@ impl Default for TrainerConfig {
             eval: Eval::Off,
             held_out: None,
             standardize: None,
+            missing: MissingValues::default(),
             checkpoint: None,
             resume: None,
             interrupt: None,

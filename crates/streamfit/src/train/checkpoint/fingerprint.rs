@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::Schema;
+use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{BatchSource, LastBatch, Pipeline, PipelineConfig, Shuffle};
@@ -43,6 +44,10 @@ pub struct RunFingerprint {
     pub label: String,
     /// Standardisation statistics, when on.
     pub standardize: Option<Standardization>,
+    /// Fill values and indicator columns of missing values (`fill_nulls`,
+    /// `null_indicators`); absent when none (and in checkpoints written before them).
+    #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
+    pub missing: MissingValues,
     /// Steps between evaluations of the validation data (`eval_every`); absent when they
     /// follow every epoch (and in checkpoints written before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +158,23 @@ impl RunFingerprint {
             (self.standardize.is_some()).to_string(),
             (now.standardize.is_some()).to_string(),
         );
+        let fills = |m: &MissingValues| {
+            if m.fill.is_empty() {
+                return "off".to_string();
+            }
+            let values: Vec<String> = m
+                .fill
+                .iter()
+                .map(|f| format!("{}={}", f.column, f.value))
+                .collect();
+            values.join(",")
+        };
+        check("«fill_nulls»", fills(&self.missing), fills(&now.missing));
+        check(
+            "«null_indicators»",
+            self.missing.indicators.join(","),
+            now.missing.indicators.join(","),
+        );
         if diffs.is_empty() && self.standardize != now.standardize {
             diffs.push("the standardisation statistics differ (the data changed?)".to_string());
         }
@@ -191,6 +213,7 @@ impl RunFingerprint {
             features: schema.feature_names.clone(),
             label: schema.label.clone(),
             standardize: config.standardize.clone(),
+            missing: config.missing.clone(),
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
         }

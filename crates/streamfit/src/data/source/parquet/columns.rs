@@ -11,7 +11,7 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
-use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -19,11 +19,17 @@ use crate::error::{Error, Result};
 ///
 /// `label` is `None` only when the spec ignores the label (`predict`); the targets are then
 /// zero.
+///
+/// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
+/// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
+/// whose missing-value indicators follow the columns' features, in order.
 #[derive(Debug, Clone)]
 pub(super) enum Layout {
     Scalars {
         features: Vec<usize>,
         label: Option<usize>,
+        fill: Vec<Option<f32>>,
+        indicators: Vec<usize>,
     },
     List {
         column: usize,
@@ -287,13 +293,21 @@ pub(super) fn resolve_columns(
             let mut roots = feature_roots.clone();
             roots.extend(label);
             let position = projected_positions(&roots);
-            let names = feature_roots
+            let mut names: Vec<String> = feature_roots
                 .iter()
                 .map(|&i| schema.field(i).name().clone())
                 .collect();
+            let (fill, indicators) = resolve_missing(&spec.missing, &names)?;
+            let indicator_names: Vec<String> = indicators
+                .iter()
+                .map(|&j| indicator_name(&names[j]))
+                .collect();
+            names.extend(indicator_names);
             let layout = Layout::Scalars {
                 features: feature_roots.iter().map(|r| position(*r)).collect(),
                 label: label.map(&position),
+                fill,
+                indicators,
             };
             Ok((
                 Resolved {
@@ -305,6 +319,12 @@ pub(super) fn resolve_columns(
         }
         FeatureSelection::ListColumn(name) => {
             reject_label(name)?;
+            if !spec.missing.is_empty() {
+                return Err(Error::config(
+                    "fill_nulls",
+                    "fills and missing-value indicators apply to scalar feature columns, not to «features_column»",
+                ));
+            }
             let index = find(name)?;
             let len = match schema.field(index).data_type() {
                 DataType::FixedSizeList(item, len) if is_scalar_number(item.data_type()) => {
@@ -332,6 +352,41 @@ pub(super) fn resolve_columns(
             ))
         }
     }
+}
+
+/// Each feature column's fill value and the indicator columns (indices into `names`) of
+/// `missing`; a column it names that is not a feature is an error.
+fn resolve_missing(
+    missing: &MissingValues,
+    names: &[String],
+) -> Result<(Vec<Option<f32>>, Vec<usize>)> {
+    let position = |option: &'static str, column: &str| {
+        names.iter().position(|n| n == column).ok_or_else(|| {
+            Error::config(
+                option,
+                format!(
+                    "column `{column}` is not a feature column (features: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let mut fill = vec![None; names.len()];
+    for f in &missing.fill {
+        fill[position("fill_nulls", &f.column)?] = Some(f.value as f32);
+    }
+    let mut indicators = Vec::with_capacity(missing.indicators.len());
+    for column in &missing.indicators {
+        let j = position("null_indicators", column)?;
+        if fill[j].is_none() {
+            return Err(Error::config(
+                "null_indicators",
+                format!("column `{column}` has an indicator but no fill value (add «fill_nulls»)"),
+            ));
+        }
+        indicators.push(j);
+    }
+    Ok((fill, indicators))
 }
 
 /// The columns pandas wrote for a DataFrame's index (`__index_level_0__` after

@@ -195,6 +195,37 @@ fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
     Some(block)
 }
 
+/// Writes each filled column's fill value over its nulls and NaN in the row-major `features`
+/// (`d` per row), and the columns' indicator features (1 where the value was missing, else 0)
+/// after the columns' own. Infinity is left for the finiteness check.
+fn fill_missing(
+    batch: &RecordBatch,
+    cols: &[usize],
+    fill: &[Option<f32>],
+    indicators: &[usize],
+    features: &mut [f32],
+    d: usize,
+) {
+    let n = batch.num_rows();
+    for (j, value) in fill.iter().enumerate() {
+        let Some(value) = *value else { continue };
+        let array = batch.column(cols[j]);
+        let indicator = indicators
+            .iter()
+            .position(|&c| c == j)
+            .map(|k| cols.len() + k);
+        for (i, row) in features.chunks_exact_mut(d).take(n).enumerate() {
+            let missing = array.is_null(i) || row[j].is_nan();
+            if missing {
+                row[j] = value;
+            }
+            if let Some(p) = indicator {
+                row[p] = f32::from(u8::from(missing));
+            }
+        }
+    }
+}
+
 /// What a decode error needs to name its place.
 pub(super) struct DecodeContext<'a> {
     pub(super) path: &'a Path,
@@ -233,12 +264,19 @@ impl DecodeContext<'_> {
         // Every conversion reports NaN/inf as it writes; only then is the slow search run.
         let mut any_bad = false;
         match layout {
-            Layout::Scalars { features: cols, .. } => {
+            Layout::Scalars {
+                features: cols,
+                fill,
+                indicators,
+                ..
+            } => {
                 let mut columns = Vec::with_capacity(cols.len());
                 for (j, &c) in cols.iter().enumerate() {
                     let array = batch.column(c);
                     let name = &self.schema.feature_names[j];
-                    self.check_nulls(array, name, first_row)?;
+                    if fill[j].is_none() {
+                        self.check_nulls(array, name, first_row)?;
+                    }
                     columns.push(
                         Values::of(array.as_ref()).ok_or_else(|| self.unsupported(array, name))?,
                     );
@@ -258,6 +296,7 @@ impl DecodeContext<'_> {
                         }
                     }
                 }
+                fill_missing(batch, cols, fill, indicators, features, d);
             }
             Layout::List { column, len, .. } => {
                 any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;

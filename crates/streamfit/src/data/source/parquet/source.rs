@@ -80,7 +80,11 @@ impl ParquetSource {
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
-                Layout::Scalars { .. } => pages::flat_leaves(metadata.parquet_schema(), &roots),
+                // Filled columns are read by the arrow reader (which sees nulls per row).
+                Layout::Scalars { ref fill, .. } if fill.iter().all(Option::is_none) => {
+                    pages::flat_leaves(metadata.parquet_schema(), &roots)
+                }
+                Layout::Scalars { .. } => None,
                 Layout::List { .. } => None,
             };
             let mut file = ParquetFile {

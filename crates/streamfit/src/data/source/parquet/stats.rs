@@ -53,6 +53,7 @@ impl ParquetSource {
         let Layout::Scalars {
             features: cols,
             label,
+            ..
         } = &file.layout
         else {
             unreachable!("list layouts returned above")

@@ -1,0 +1,96 @@
+//! Resolving «fill_nulls» and «null_indicators» into what the decoder applies
+//! ([`MissingValues`] in the run's column spec), before the run's sources are opened.
+//!
+//! A fill of zero or of a number needs no pass over the data, unless indicators are asked
+//! for. The means and the indicators come from one statistics pass
+//! ([`dataset_stats`], streamed through the pipeline's readers, so memory stays bounded) over
+//! the data opened to fill every feature column with 0 and to add every indicator: an
+//! indicator's mean times the rows is its column's missing count, and a column's filled sum
+//! over its present rows is the mean of its present values. Every feature column gets a
+//! fill value (a null may first appear in the data `predict` sees); only the columns that
+//! held a missing value get an indicator. Nothing here decodes: the fill is written by the
+//! Parquet decoder into the row-major batch.
+
+use crate::config::TrainConfig;
+use crate::data::schema::{ColumnFill, FillNulls, MissingValues};
+use crate::error::{Error, Result};
+use crate::inspect::dataset_stats;
+
+/// What the statistics pass found: per feature column, its missing values (nulls and NaN),
+/// and the rows read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingCounts {
+    /// `(column, missing values)` for each feature column, in feature order.
+    pub columns: Vec<(String, u64)>,
+    /// Rows of the training data read.
+    pub rows: u64,
+}
+
+/// Sets `config.columns.missing` from «fill_nulls» and «null_indicators» (unchanged when
+/// «fill_nulls» is unset). Returns the statistics pass's counts when one ran.
+pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<MissingCounts>> {
+    let Some(fill_nulls) = config.fill_nulls else {
+        return Ok(None);
+    };
+    let mut probe = config.clone();
+    probe.columns.missing = MissingValues::default();
+    let names = probe.open_source()?.schema().feature_names.clone();
+    let with = |fill: &dyn Fn(usize) -> f64, indicators: Vec<String>| MissingValues {
+        fill: names
+            .iter()
+            .enumerate()
+            .map(|(j, column)| ColumnFill {
+                column: column.clone(),
+                value: fill(j),
+            })
+            .collect(),
+        indicators,
+    };
+    if fill_nulls != FillNulls::Mean && !config.null_indicators {
+        let value = match fill_nulls {
+            FillNulls::Value(v) => v,
+            _ => 0.0,
+        };
+        config.columns.missing = with(&|_| value, Vec::new());
+        return Ok(None);
+    }
+    probe.columns.missing = with(&|_| 0.0, names.clone());
+    let source = probe.open_source()?;
+    let d = names.len();
+    let stats = dataset_stats(source, config.num_readers)?;
+    let rows = stats.rows;
+    if stats.features.len() != 2 * d {
+        return Err(Error::internal(
+            "statistics pass without its indicator columns",
+        ));
+    }
+    let missing: Vec<u64> = (0..d)
+        .map(|j| (stats.features[d + j].mean * rows as f64).round() as u64)
+        .collect();
+    let mean = |j: usize| {
+        let present = rows.saturating_sub(missing[j]);
+        let filled_mean = stats.features[j].mean;
+        if present == 0 || !filled_mean.is_finite() {
+            0.0
+        } else {
+            filled_mean * rows as f64 / present as f64
+        }
+    };
+    let indicators = if config.null_indicators {
+        (0..d)
+            .filter(|&j| missing[j] > 0)
+            .map(|j| names[j].clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    config.columns.missing = match fill_nulls {
+        FillNulls::Mean => with(&mean, indicators),
+        FillNulls::Zero => with(&|_| 0.0, indicators),
+        FillNulls::Value(v) => with(&|_| v, indicators),
+    };
+    Ok(Some(MissingCounts {
+        columns: names.into_iter().zip(missing).collect(),
+        rows,
+    }))
+}
