@@ -457,3 +457,132 @@ fn bad_fill_values_and_indicators_without_a_fill_are_refused() {
     let stderr = common::run_err(&["train", s(&file), "--null-indicators"], 2);
     assert!(stderr.contains("--fill-nulls"), "{stderr}");
 }
+
+/// A table whose label is the string `yes` or `no`, and whose feature says which.
+fn yes_no_table(path: &Path) {
+    let x = Float32Array::from(vec![2.0_f32, -2.0, 1.5, -1.0, 3.0, -2.5, 1.0, -3.0]);
+    let answer =
+        arrow_array::StringArray::from(vec!["yes", "no", "yes", "no", "yes", "no", "yes", "no"]);
+    write(
+        path,
+        vec![("x", Arc::new(x) as ArrayRef), ("answer", Arc::new(answer))],
+    );
+}
+
+#[test]
+fn positive_label_maps_string_dictionary_boolean_and_integer_labels_to_one_and_zero() {
+    let dir = common::tempdir();
+    let targets = |label: ArrayRef, positive: &str| {
+        let file = dir.path().join("labels.parquet");
+        let x: ArrayRef = Arc::new(Float32Array::from(vec![0.0_f32; label.len()]));
+        write(&file, vec![("x", x), ("label", label)]);
+        let mut config = streamfit::config::TrainConfig {
+            data: vec![file],
+            shuffle: streamfit::pipeline::Shuffle::Off,
+            ..streamfit::config::TrainConfig::default()
+        };
+        config.columns.positive_label = Some(positive.to_string());
+        let pipeline = common::pipeline(&config);
+        let mut y = Vec::new();
+        for batch in pipeline.epoch(0).unwrap() {
+            y.extend_from_slice(batch.unwrap().rows.targets());
+        }
+        y
+    };
+    let strings = arrow_array::StringArray::from(vec!["yes", "no", "maybe", "yes"]);
+    assert_eq!(targets(Arc::new(strings), "yes"), [1.0, 0.0, 0.0, 1.0]);
+    let dictionary: arrow_array::DictionaryArray<arrow_array::types::Int32Type> =
+        vec!["b", "a", "b", "c"].into_iter().collect();
+    assert_eq!(targets(Arc::new(dictionary), "b"), [1.0, 0.0, 1.0, 0.0]);
+    let signs = arrow_array::Int64Array::from(vec![-1_i64, 1, 1, -1]);
+    assert_eq!(targets(Arc::new(signs), "1"), [0.0, 1.0, 1.0, 0.0]);
+    let ones_twos = arrow_array::Int32Array::from(vec![2, 1, 2, 2]);
+    assert_eq!(targets(Arc::new(ones_twos), "2"), [1.0, 0.0, 1.0, 1.0]);
+    let flags = arrow_array::BooleanArray::from(vec![true, false, false, true]);
+    assert_eq!(targets(Arc::new(flags), "false"), [0.0, 1.0, 1.0, 0.0]);
+}
+
+#[test]
+fn a_string_label_trains_with_positive_label_and_eval_maps_it_from_the_model() {
+    let dir = common::tempdir();
+    let file = dir.path().join("yes_no.parquet");
+    yes_no_table(&file);
+    let model = dir.path().join("model.json");
+    // Without the flag a string label is refused, naming its type.
+    let stderr = common::run_err(&["train", s(&file), "--label", "answer", "--quiet"], 2);
+    assert!(
+        stderr.contains("answer") && stderr.contains("Utf8"),
+        "{stderr}"
+    );
+    common::run_ok(&[
+        "train",
+        s(&file),
+        "--label",
+        "answer",
+        "--positive-label",
+        "yes",
+        "--model",
+        "logistic",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0.5",
+        "--save-model",
+        s(&model),
+        "--quiet",
+    ]);
+    let saved = common::read_json(&model);
+    assert_eq!(saved["version"], 3);
+    assert_eq!(saved["positive_label"], "yes");
+    // The rows are separable by the sign of x: eval on the raw file, with no flags, scores
+    // every row right.
+    let eval = common::run_ok(&["eval", "--json", "--model", s(&model), s(&file)]);
+    let report: serde_json::Value = serde_json::from_str(&eval.stdout).unwrap();
+    assert_eq!(report["accuracy"], 1.0, "{report}");
+}
+
+#[test]
+fn a_positive_label_never_seen_is_refused() {
+    let dir = common::tempdir();
+    let file = dir.path().join("yes_no.parquet");
+    yes_no_table(&file);
+    let stderr = common::run_err(
+        &[
+            "train",
+            s(&file),
+            "--label",
+            "answer",
+            "--positive-label",
+            "Yes",
+            "--quiet",
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("--positive-label")
+            && stderr.contains("`Yes` never occurs in label column `answer`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn minus_one_plus_one_labels_are_refused_for_logistic_unless_mapped() {
+    let dir = common::tempdir();
+    let file = dir.path().join("signs.parquet");
+    let x: ArrayRef = Arc::new(Float32Array::from(vec![1.0_f32, -1.0, 2.0, -2.0]));
+    let label: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![1, -1, 1, -1]));
+    write(&file, vec![("x", x), ("label", label)]);
+    let stderr = common::run_err(&["train", s(&file), "--model", "logistic", "--quiet"], 2);
+    assert!(stderr.contains("label"), "{stderr}");
+    common::run_ok(&[
+        "train",
+        s(&file),
+        "--model",
+        "logistic",
+        "--positive-label",
+        "1",
+        "--quiet",
+    ]);
+}

@@ -86,6 +86,7 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         filter: options.string("filter")?,
         exclude: options.strings("exclude")?.unwrap_or_default(),
         missing: Default::default(),
+        positive_label: None,
     })
 }
 

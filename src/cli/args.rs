@@ -62,6 +62,7 @@ impl ColumnArgs {
             filter: self.filter.clone(),
             exclude: trimmed(&self.exclude),
             missing: Default::default(),
+            positive_label: None,
         }
     }
 }

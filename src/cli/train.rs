@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
+use streamfit::data::ColumnSpec;
 use streamfit::data::schema::FillNulls;
 use streamfit::data::source::ColumnRole;
 use streamfit::error::Error;
@@ -146,6 +147,11 @@ pub(crate) struct TrainArgs {
     /// (found by the statistics pass)
     #[arg(long, requires = "fill_nulls")]
     null_indicators: bool,
+    /// Make the label 1 where it equals VALUE and 0 elsewhere; the label column may then be
+    /// a string, dictionary, boolean or number column (e.g. `yes`, or 1 of a -1/+1 label).
+    /// Saved with the model, so eval maps its labels the same
+    #[arg(long, value_name = "VALUE")]
+    positive_label: Option<String>,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -198,7 +204,10 @@ impl TrainArgs {
         }
         let mut config = TrainConfig {
             data,
-            columns: self.columns.spec(),
+            columns: ColumnSpec {
+                positive_label: self.positive_label.clone(),
+                ..self.columns.spec()
+            },
             batch_size: self.batch_size,
             last_batch: if self.drop_last {
                 LastBatch::Drop

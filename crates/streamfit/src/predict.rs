@@ -82,6 +82,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         filter: None,
         exclude: Vec::new(),
         missing: model.missing.clone(),
+        positive_label: model.positive_label.clone(),
     }
 }
 

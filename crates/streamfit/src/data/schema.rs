@@ -116,6 +116,11 @@ pub struct ColumnSpec {
     /// default none (a null is an error).
     #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
     pub missing: MissingValues,
+    /// The label value that is class 1; every other value is 0 (the label column may then be
+    /// of any scalar type: a string, a dictionary of strings, a boolean or a number). By
+    /// default none: the label's value is the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
 }
 
 impl Default for ColumnSpec {
@@ -127,6 +132,7 @@ impl Default for ColumnSpec {
             filter: None,
             exclude: Vec::new(),
             missing: MissingValues::default(),
+            positive_label: None,
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct TrainerConfig {
     /// with: set when a run is prepared (from `ColumnSpec::missing`), recorded in checkpoints
     /// (a resume must fill the same). By default none.
     pub missing: MissingValues,
+    /// The label value mapped to 1 (`ColumnSpec::positive_label`): set when a run is
+    /// prepared, recorded in checkpoints. By default none.
+    pub positive_label: Option<String>,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -112,6 +115,7 @@ impl Default for TrainerConfig {
             held_out: None,
             standardize: None,
             missing: MissingValues::default(),
+            positive_label: None,
             checkpoint: None,
             resume: None,
             interrupt: None,

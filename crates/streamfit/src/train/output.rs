@@ -17,7 +17,7 @@ use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 
 /// The saved model (`--save-model`), format `streamfit-model` version 3 when it carries
-/// fitted preprocessing (`missing`), else version 2 (which every reader since version 2
+/// fitted preprocessing (`missing`, `positive_label`), else version 2 (which every reader since version 2
 /// reads); both load.
 ///
 /// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
@@ -28,7 +28,7 @@ use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version: 3 with `missing`, else 2.
+    /// Format version: 3 with `missing` or `positive_label`, else 2.
     pub version: u32,
     /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
@@ -61,6 +61,10 @@ pub struct ModelFile {
     /// `predict` and `eval` apply the same to their data.
     #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
     pub missing: MissingValues,
+    /// Version 3: the label value training took as class 1 (every other value 0), so `eval`
+    /// maps its labels the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
     /// The optimizer's settings and state after the last step, so training can continue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<SavedOptimizer>,
@@ -102,14 +106,25 @@ impl ModelFile {
             params,
             standardization: None,
             missing: MissingValues::default(),
+            positive_label: None,
             optimizer: None,
         }
     }
 
-    /// Sets the fitted missing-value handling, and the version that carries it.
-    pub fn with_missing(mut self, missing: MissingValues) -> Self {
-        self.version = if missing.is_empty() { 2 } else { 3 };
+    /// Sets the fitted missing-value handling and the positive label, and the version that
+    /// carries them (3 when either is set, else 2).
+    pub fn with_preprocessing(
+        mut self,
+        missing: MissingValues,
+        positive_label: Option<String>,
+    ) -> Self {
+        self.version = if missing.is_empty() && positive_label.is_none() {
+            2
+        } else {
+            3
+        };
         self.missing = missing;
+        self.positive_label = positive_label;
         self
     }
 

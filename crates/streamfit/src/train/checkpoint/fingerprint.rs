@@ -48,6 +48,9 @@ pub struct RunFingerprint {
     /// `null_indicators`); absent when none (and in checkpoints written before them).
     #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
     pub missing: MissingValues,
+    /// The label value mapped to 1 (`positive_label`); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
     /// Steps between evaluations of the validation data (`eval_every`); absent when they
     /// follow every epoch (and in checkpoints written before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +174,11 @@ impl RunFingerprint {
         };
         check("«fill_nulls»", fills(&self.missing), fills(&now.missing));
         check(
+            "«positive_label»",
+            format!("{:?}", self.positive_label),
+            format!("{:?}", now.positive_label),
+        );
+        check(
             "«null_indicators»",
             self.missing.indicators.join(","),
             now.missing.indicators.join(","),
@@ -214,6 +222,7 @@ impl RunFingerprint {
             label: schema.label.clone(),
             standardize: config.standardize.clone(),
             missing: config.missing.clone(),
+            positive_label: config.positive_label.clone(),
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
         }

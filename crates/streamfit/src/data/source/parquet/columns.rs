@@ -160,6 +160,18 @@ pub(super) fn is_scalar_number(data_type: &DataType) -> bool {
     cast_of(data_type).is_some()
 }
 
+/// True for the label types «positive_label» can compare with: numbers, strings (any
+/// offset width or view) and dictionaries of strings.
+pub(super) fn is_label_value(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => {
+            matches!(**values, DataType::Utf8 | DataType::LargeUtf8)
+        }
+        other => is_scalar_number(other),
+    }
+}
+
 /// How `inspect` describes the cast of a feature or label column of `data_type` (empty for
 /// float32, which is read as it is).
 pub(super) fn cast_note(data_type: &DataType) -> String {
@@ -233,7 +245,9 @@ pub(super) fn resolve_columns(
         None
     } else {
         let label = find(&spec.label)?;
-        if !is_scalar_number(schema.field(label).data_type()) {
+        let data_type = schema.field(label).data_type();
+        let mapped = spec.positive_label.is_some() && is_label_value(data_type);
+        if !is_scalar_number(data_type) && !mapped {
             return Err(unsupported(label, false));
         }
         Some(label)

@@ -195,6 +195,58 @@ fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
     Some(block)
 }
 
+/// Writes 1 into `targets` where the label equals `positive` and 0 elsewhere: a string
+/// compared as text, a boolean with `true`/`false` (or `1`/`0`), any other number by value
+/// (as f32). Returns false for a type that cannot be compared. Nulls are checked before.
+fn positive_labels(array: &dyn Array, positive: &str, targets: &mut [f32]) -> bool {
+    let mut set = |is_positive: &dyn Fn(usize) -> bool| {
+        for (i, t) in targets.iter_mut().enumerate() {
+            *t = f32::from(u8::from(is_positive(i)));
+        }
+    };
+    match array.data_type() {
+        DataType::Utf8 => set(&|i| array.as_string::<i32>().value(i) == positive),
+        DataType::LargeUtf8 => set(&|i| array.as_string::<i64>().value(i) == positive),
+        DataType::Utf8View => set(&|i| array.as_string_view().value(i) == positive),
+        DataType::Dictionary(..) => {
+            let Some(dictionary) = array.as_any_dictionary_opt() else {
+                return false;
+            };
+            let values = dictionary.values();
+            let matches: Vec<bool> = match values.data_type() {
+                DataType::Utf8 => {
+                    let s = values.as_string::<i32>();
+                    (0..s.len())
+                        .map(|k| s.is_valid(k) && s.value(k) == positive)
+                        .collect()
+                }
+                DataType::LargeUtf8 => {
+                    let s = values.as_string::<i64>();
+                    (0..s.len())
+                        .map(|k| s.is_valid(k) && s.value(k) == positive)
+                        .collect()
+                }
+                _ => return false,
+            };
+            let keys = dictionary.normalized_keys();
+            set(&|i| matches.get(keys[i]).copied().unwrap_or(false));
+        }
+        DataType::Boolean => {
+            let want = matches!(positive.trim(), "true" | "1");
+            set(&|i| array.as_boolean().value(i) == want);
+        }
+        _ => {
+            let (Some(values), Ok(want)) = (Values::of(array), positive.trim().parse::<f64>())
+            else {
+                return false;
+            };
+            let want = want as f32;
+            set(&|i| values.get(i) == want);
+        }
+    }
+    true
+}
+
 /// Writes each filled column's fill value over its nulls and NaN in the row-major `features`
 /// (`d` per row), and the columns' indicator features (1 where the value was missing, else 0)
 /// after the columns' own. Infinity is left for the finiteness check.
@@ -231,6 +283,8 @@ pub(super) struct DecodeContext<'a> {
     pub(super) path: &'a Path,
     pub(super) row_group: usize,
     pub(super) schema: &'a Schema,
+    /// The label value that is 1 (every other is 0), when «positive_label» is set.
+    pub(super) positive_label: Option<&'a str>,
 }
 
 impl DecodeContext<'_> {
@@ -245,7 +299,6 @@ impl DecodeContext<'_> {
         targets: &mut [f32],
     ) -> Result<()> {
         let n = batch.num_rows();
-        let d = self.schema.num_features();
         let label_index = match layout {
             Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
         };
@@ -253,6 +306,12 @@ impl DecodeContext<'_> {
             Some(index) => {
                 let label = batch.column(index);
                 self.check_nulls(label, &self.schema.label, first_row)?;
+                if let Some(positive) = self.positive_label {
+                    if !positive_labels(label.as_ref(), positive, &mut targets[..n]) {
+                        return Err(self.unsupported(label, &self.schema.label));
+                    }
+                    return self.decode_features(layout, batch, first_row, features);
+                }
                 let label_values = Values::of(label.as_ref())
                     .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
                 if label_values.scatter(0..n, targets, 1, 0) {
@@ -261,6 +320,19 @@ impl DecodeContext<'_> {
             }
             None => targets[..n].fill(0.0),
         }
+        self.decode_features(layout, batch, first_row, features)
+    }
+
+    /// Decodes the feature columns of one record batch into row-major `features`.
+    fn decode_features(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let d = self.schema.num_features();
         // Every conversion reports NaN/inf as it writes; only then is the slow search run.
         let mut any_bad = false;
         match layout {

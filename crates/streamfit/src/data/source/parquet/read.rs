@@ -41,6 +41,7 @@ impl ParquetSource {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
             schema: &self.schema,
+            positive_label: self.positive_label.as_deref(),
         };
         let mut from_row = 0u64;
         if let Some(leaves) = &file.flat {
@@ -324,6 +325,7 @@ mod tests {
             path: &source.paths[0],
             row_group: unit.index_in_file,
             schema: &source.schema,
+            positive_label: None,
         };
         let mut whole: Vec<RowBlock> = Vec::new();
         source.read_unit(1, 64, &mut whole).unwrap();

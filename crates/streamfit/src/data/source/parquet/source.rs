@@ -34,6 +34,8 @@ pub struct ParquetSource {
     pub(super) used: UsedColumns,
     pub(super) units: Vec<Unit>,
     pub(super) file_bytes: u64,
+    /// The label value mapped to 1 (every other to 0), when the spec names one.
+    pub(super) positive_label: Option<String>,
 }
 
 impl ParquetSource {
@@ -81,7 +83,9 @@ impl ParquetSource {
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
                 // Filled columns are read by the arrow reader (which sees nulls per row).
-                Layout::Scalars { ref fill, .. } if fill.iter().all(Option::is_none) => {
+                Layout::Scalars { ref fill, .. }
+                    if fill.iter().all(Option::is_none) && spec.positive_label.is_none() =>
+                {
                     pages::flat_leaves(metadata.parquet_schema(), &roots)
                 }
                 Layout::Scalars { .. } => None,
@@ -174,6 +178,7 @@ impl ParquetSource {
             used,
             units,
             file_bytes,
+            positive_label: spec.positive_label.clone(),
         };
         Ok((source, skipped))
     }

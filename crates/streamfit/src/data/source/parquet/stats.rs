@@ -65,6 +65,7 @@ impl ParquetSource {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
             schema: &self.schema,
+            positive_label: self.positive_label.as_deref(),
         };
         let mut rows_read = 0u64;
         let mut values = Vec::with_capacity(max_block_rows);
