@@ -586,3 +586,181 @@ fn minus_one_plus_one_labels_are_refused_for_logistic_unless_mapped() {
         "--quiet",
     ]);
 }
+
+#[test]
+fn resume_refuses_a_changed_fill_or_positive_label() {
+    let dir = common::tempdir();
+    let file = dir.path().join("missing.parquet");
+    table_with_missing(&file);
+    let checkpoints = dir.path().join("ckpt");
+    let run = |fill: &str, positive: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            s(&file),
+            "-q",
+            "--batch-size",
+            "2",
+            "--fill-nulls",
+            fill,
+            "--positive-label",
+            positive,
+            "--checkpoint-dir",
+            s(&checkpoints),
+        ];
+        if resume {
+            args.extend(["--resume", "auto"]);
+        }
+        common::run(&args, common::TIMEOUT)
+    };
+    run("zero", "1", false).ok();
+    let err = run("5", "1", true).fails_with(2);
+    assert!(
+        err.contains("--fill-nulls was x=0,y=0,z=0, now x=5,y=5,z=5"),
+        "{err}"
+    );
+    let err = run("zero", "0", true).fails_with(2);
+    assert!(err.contains("--positive-label was"), "{err}");
+    run("zero", "1", true).ok();
+}
+
+/// A customer table as pandas writes one: an id string, a city string, a DECIMAL(12,2) price
+/// in the thousands, a float64 discount with NaN, an int64 age with nulls, a UTC timestamp, a
+/// boolean, a pandas index column and a yes/no label that follows the price.
+fn customers(path: &Path, rows: usize) {
+    let price: Vec<i128> = (0..rows)
+        .map(|i| 100_000 + (i as i128 * 7919) % 400_000)
+        .collect();
+    let churned: Vec<&str> = price
+        .iter()
+        .map(|&p| if p > 300_000 { "yes" } else { "no" })
+        .collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "customer_id",
+            Arc::new(arrow_array::StringArray::from_iter_values(
+                (0..rows).map(|i| format!("c{i}")),
+            )),
+        ),
+        (
+            "city",
+            Arc::new(arrow_array::StringArray::from_iter_values(
+                (0..rows).map(|i| ["Oslo", "Lima", "Pune"][i % 3]),
+            )),
+        ),
+        (
+            "price",
+            Arc::new(
+                Decimal128Array::from(price)
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "discount",
+            Arc::new(arrow_array::Float64Array::from_iter_values((0..rows).map(
+                |i| {
+                    if i % 7 == 0 {
+                        f64::NAN
+                    } else {
+                        (i % 10) as f64 / 20.0
+                    }
+                },
+            ))),
+        ),
+        (
+            "age",
+            Arc::new(arrow_array::Int64Array::from_iter(
+                (0..rows).map(|i| (i % 5 != 0).then_some(20 + (i % 50) as i64)),
+            )),
+        ),
+        (
+            "signed_up",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|i| 1_700_000_000_000_000 + i as i64 * 3_600_000_000),
+                )
+                .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "premium",
+            Arc::new(arrow_array::BooleanArray::from_iter(
+                (0..rows).map(|i| Some(i % 4 == 0)),
+            )),
+        ),
+        (
+            "__index_level_0__",
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                (0..rows).map(|i| (rows - i) as i64),
+            )),
+        ),
+        ("churned", Arc::new(arrow_array::StringArray::from(churned))),
+    ];
+    write(path, columns);
+}
+
+#[test]
+fn the_readme_real_world_command_trains_on_a_customer_table_and_predict_takes_it_raw() {
+    let dir = common::tempdir();
+    let file = dir.path().join("customers.parquet");
+    customers(&file, 600);
+    let model = dir.path().join("model.json");
+    // The README's command, with this test's paths.
+    let out = common::run_ok(&[
+        "train",
+        s(&file),
+        "--label",
+        "churned",
+        "--positive-label",
+        "yes",
+        "--model",
+        "logistic",
+        "--exclude",
+        "customer_id",
+        "--fill-nulls",
+        "mean",
+        "--null-indicators",
+        "--standardize",
+        "--save-model",
+        s(&model),
+        "--epochs",
+        "30",
+    ]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("not used:") && text.contains("city"),
+        "{text}"
+    );
+    assert!(
+        text.contains("__index_level_0__ (Int64, pandas index)"),
+        "{text}"
+    );
+    let saved = common::read_json(&model);
+    assert_eq!(
+        saved["features"],
+        serde_json::json!([
+            "price",
+            "discount",
+            "age",
+            "signed_up",
+            "premium",
+            "discount_is_null",
+            "age_is_null"
+        ])
+    );
+    // The label follows the price alone: the model separates the classes.
+    let eval = common::run_ok(&["eval", "--json", "--model", s(&model), s(&file)]);
+    let report: serde_json::Value = serde_json::from_str(&eval.stdout).unwrap();
+    assert!(report["accuracy"].as_f64().unwrap() > 0.95, "{report}");
+    let predictions = dir.path().join("p.parquet");
+    common::run_ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&file),
+        "--out",
+        s(&predictions),
+    ]);
+    let scores = common::f32_column(&common::read_parquet(&predictions), "probability");
+    assert_eq!(scores.len(), 600);
+}
