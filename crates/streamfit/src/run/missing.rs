@@ -1,5 +1,6 @@
 //! Resolving «fill_nulls» and «null_indicators» into what the decoder applies
-//! ([`MissingValues`] in the run's column spec), before the run's sources are opened.
+//! ([`MissingValues`] in the run's column spec), before the run's sources are opened; and
+//! checking that «positive_label» occurs in the labels at all.
 //!
 //! A fill of zero or of a number needs no pass over the data, unless indicators are asked
 //! for. The means and the indicators come from one statistics pass
@@ -11,8 +12,11 @@
 //! held a missing value get an indicator. Nothing here decodes: the fill is written by the
 //! Parquet decoder into the row-major batch.
 
+use std::sync::Arc;
+
 use crate::config::TrainConfig;
 use crate::data::schema::{ColumnFill, FillNulls, MissingValues};
+use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
 
@@ -93,4 +97,27 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
         columns: names.into_iter().zip(missing).collect(),
         rows,
     }))
+}
+
+/// With «positive_label», one pass over the labels (mapped to 0/1) checks that the value
+/// occurs at all: a misspelt value would otherwise train on labels that are all 0.
+pub(super) fn check_positive_label_seen(
+    config: &TrainConfig,
+    source: &Arc<dyn Source>,
+) -> Result<()> {
+    let Some(positive) = &config.columns.positive_label else {
+        return Ok(());
+    };
+    let stats = dataset_stats(source.clone(), config.num_readers)?;
+    if stats.label.count > 0 && stats.label.max > 0.0 {
+        return Ok(());
+    }
+    Err(Error::config(
+        "positive_label",
+        format!(
+            "`{positive}` never occurs in label column `{}` ({} rows read)",
+            source.schema().label,
+            stats.rows
+        ),
+    ))
 }

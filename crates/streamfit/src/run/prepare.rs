@@ -20,28 +20,8 @@ use crate::train::{
 
 use super::event::{Events, PrepareEvent};
 use super::memory;
-use super::missing::resolve_missing;
+use super::missing::{check_positive_label_seen, resolve_missing};
 use super::subset::SubsetSource;
-
-/// With «positive_label», one pass over the labels (mapped to 0/1) checks that the value
-/// occurs at all: a misspelt value would otherwise train on labels that are all 0.
-fn check_positive_label_seen(config: &TrainConfig, source: &Arc<dyn Source>) -> Result<()> {
-    let Some(positive) = &config.columns.positive_label else {
-        return Ok(());
-    };
-    let stats = dataset_stats(source.clone(), config.num_readers)?;
-    if stats.label.count > 0 && stats.label.max > 0.0 {
-        return Ok(());
-    }
-    Err(Error::config(
-        "positive_label",
-        format!(
-            "`{positive}` never occurs in label column `{}` ({} rows read)",
-            source.schema().label,
-            stats.rows
-        ),
-    ))
-}
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
 pub struct PreparedRun<'c> {
