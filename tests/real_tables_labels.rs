@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow_array::{
     ArrayRef, Decimal128Array, Float32Array, RecordBatch, TimestampMicrosecondArray,
 };
-use arrow_schema::{Field, Schema};
+use arrow_schema::{DataType, Field, Schema};
 
 /// Writes one Parquet file with the given columns (all nullable).
 fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
@@ -299,4 +299,90 @@ fn the_readme_real_world_command_trains_on_a_customer_table_and_predict_takes_it
     ]);
     let scores = common::f32_column(&common::read_parquet(&predictions), "probability");
     assert_eq!(scores.len(), 600);
+}
+
+/// Ten rows whose labels at rows 2 and 7 are null; `x` is the row number. With
+/// `statistics` off the footer holds no null counts, so they are counted by reading.
+fn null_labels_table(path: &Path, statistics: bool) {
+    let x: ArrayRef = Arc::new(Float32Array::from_iter_values((0..10).map(|i| i as f32)));
+    let label: ArrayRef = Arc::new(Float32Array::from_iter(
+        (0..10).map(|i| (i != 2 && i != 7).then_some((i % 2) as f32)),
+    ));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float32, false),
+        Field::new("label", DataType::Float32, true),
+    ]));
+    let batch = RecordBatch::try_new(schema, vec![x, label]).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(4))
+        .set_statistics_enabled(if statistics {
+            parquet::file::properties::EnabledStatistics::Chunk
+        } else {
+            parquet::file::properties::EnabledStatistics::None
+        })
+        .build();
+    common::write_parquet(path, &batch, Some(props));
+}
+
+#[test]
+fn drop_null_labels_leaves_those_rows_out_with_exact_counts_and_contiguous_ids() {
+    let dir = common::tempdir();
+    for statistics in [true, false] {
+        let file = dir.path().join(format!("nulls_{statistics}.parquet"));
+        null_labels_table(&file, statistics);
+        let mut config = streamfit::config::TrainConfig {
+            data: vec![file.clone()],
+            shuffle: streamfit::pipeline::Shuffle::Off,
+            batch_size: streamfit::train::BatchSize::Rows(3),
+            ..streamfit::config::TrainConfig::default()
+        };
+        config.columns.drop_null_labels = true;
+        let pipeline = common::pipeline(&config);
+        assert_eq!(pipeline.source().num_rows(), 8, "statistics {statistics}");
+        assert_eq!(pipeline.steps_in_epoch(0), 3);
+        let (mut x, mut y, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        for batch in pipeline.epoch(0).unwrap() {
+            let batch = batch.unwrap();
+            x.extend_from_slice(batch.rows.features());
+            y.extend_from_slice(batch.rows.targets());
+            ids.extend_from_slice(batch.rows.row_ids());
+        }
+        assert_eq!(x, [0.0, 1.0, 3.0, 4.0, 5.0, 6.0, 8.0, 9.0]);
+        assert_eq!(y, [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(ids, (0..8).collect::<Vec<u64>>());
+    }
+}
+
+#[test]
+fn a_null_label_is_an_error_naming_drop_null_labels_which_skips_and_counts_them() {
+    let dir = common::tempdir();
+    let file = dir.path().join("nulls.parquet");
+    null_labels_table(&file, true);
+    let stderr = common::run_err(&["train", s(&file), "--quiet"], 2);
+    assert!(
+        stderr.contains("null in column `label`") && stderr.contains("--drop-null-labels"),
+        "{stderr}"
+    );
+    let out = common::run_ok(&[
+        "train",
+        s(&file),
+        "--drop-null-labels",
+        "--batch-size",
+        "3",
+        "--epochs",
+        "1",
+        "--model",
+        "logistic",
+    ]);
+    assert!(
+        out.stdout
+            .contains("labels: 2 rows with a null label left out, 8 kept"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("epoch 1/1: 3 iterations, 8 rows"),
+        "{}",
+        out.stdout
+    );
 }

@@ -87,6 +87,7 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         exclude: options.strings("exclude")?.unwrap_or_default(),
         missing: Default::default(),
         positive_label: None,
+        drop_null_labels: false,
     })
 }
 

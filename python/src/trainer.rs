@@ -232,6 +232,7 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
         .map_err(crate::errors::to_py)?;
     config.null_indicators = options.bool("null_indicators")?.unwrap_or(false);
     config.columns.positive_label = options.string("positive_label")?;
+    config.columns.drop_null_labels = options.bool("drop_null_labels")?.unwrap_or(false);
     config.checkpoint_dir = options.path("checkpoint_dir")?;
     config.checkpoint_every = options.count("checkpoint_every")?;
     if let Some(k) = options.size("keep_checkpoints")? {

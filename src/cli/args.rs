@@ -63,6 +63,7 @@ impl ColumnArgs {
             exclude: trimmed(&self.exclude),
             missing: Default::default(),
             positive_label: None,
+            drop_null_labels: false,
         }
     }
 }

@@ -72,6 +72,11 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
                 }
             )
         }
+        PrepareEvent::NullLabelsDropped { dropped, rows } => say!(
+            "labels: {} with a null label left out, {} kept",
+            count(*dropped, "row"),
+            thousands(*rows),
+        ),
         PrepareEvent::MemoryFitted(fitted) => {
             let (b, a) = (fitted.before, fitted.after);
             say!(

@@ -152,6 +152,10 @@ pub(crate) struct TrainArgs {
     /// Saved with the model, so eval maps its labels the same
     #[arg(long, value_name = "VALUE")]
     positive_label: Option<String>,
+    /// Leave out the rows whose label is null (counted before training, so every epoch has
+    /// exactly ceil(kept rows / batch) iterations) [default: a null label is an error]
+    #[arg(long)]
+    drop_null_labels: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -206,6 +210,7 @@ impl TrainArgs {
             data,
             columns: ColumnSpec {
                 positive_label: self.positive_label.clone(),
+                drop_null_labels: self.drop_null_labels,
                 ..self.columns.spec()
             },
             batch_size: self.batch_size,

@@ -83,6 +83,8 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         exclude: Vec::new(),
         missing: model.missing.clone(),
         positive_label: model.positive_label.clone(),
+        // `eval` scores every labelled row: a null label stays an error.
+        drop_null_labels: false,
     }
 }
 

@@ -121,6 +121,10 @@ pub struct ColumnSpec {
     /// default none: the label's value is the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_label: Option<String>,
+    /// Leave out the rows whose label is null (counted when the data is opened, so every
+    /// unit's row count is exact before training). By default off: a null label is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_null_labels: bool,
 }
 
 impl Default for ColumnSpec {
@@ -133,6 +137,7 @@ impl Default for ColumnSpec {
             exclude: Vec::new(),
             missing: MissingValues::default(),
             positive_label: None,
+            drop_null_labels: false,
         }
     }
 }

@@ -35,6 +35,14 @@ pub enum PrepareEvent {
         indicators: Vec<String>,
         seconds: f64,
     },
+    /// «drop_null_labels» left out the rows whose label is null (counted when the data was
+    /// opened; every epoch trains on the rest).
+    NullLabelsDropped {
+        /// Rows left out.
+        dropped: u64,
+        /// Rows kept.
+        rows: u64,
+    },
     /// A warning: a checkpoint newer than the one resumed from failed its checks (the text
     /// says which and why).
     CheckpointSkipped { warning: String },

@@ -1,6 +1,7 @@
 //! Resolving «fill_nulls» and «null_indicators» into what the decoder applies
 //! ([`MissingValues`] in the run's column spec), before the run's sources are opened; and
-//! checking that «positive_label» occurs in the labels at all.
+//! checking that «positive_label» occurs in the labels at all, and counting the rows
+//! «drop_null_labels» leaves out.
 //!
 //! A fill of zero or of a number needs no pass over the data, unless indicators are asked
 //! for. The means and the indicators come from one statistics pass
@@ -120,4 +121,24 @@ pub(super) fn check_positive_label_seen(
             stats.rows
         ),
     ))
+}
+
+/// With «drop_null_labels», the rows it left out: the training data's rows without the
+/// option, less those with it (one more open of the footers; the null counts come from the
+/// footers' statistics, or from reading the label column where a writer stored none).
+pub(super) fn count_dropped_labels(
+    config: &TrainConfig,
+    source: &Arc<dyn Source>,
+) -> Result<Option<super::PrepareEvent>> {
+    if !config.columns.drop_null_labels {
+        return Ok(None);
+    }
+    let mut all = config.clone();
+    all.columns.drop_null_labels = false;
+    let (every_row, _) = all.open_source_skipping()?;
+    let rows = source.num_rows();
+    Ok(Some(super::PrepareEvent::NullLabelsDropped {
+        dropped: every_row.num_rows().saturating_sub(rows),
+        rows,
+    }))
 }

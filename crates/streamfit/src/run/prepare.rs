@@ -20,7 +20,7 @@ use crate::train::{
 
 use super::event::{Events, PrepareEvent};
 use super::memory;
-use super::missing::{check_positive_label_seen, resolve_missing};
+use super::missing::{check_positive_label_seen, count_dropped_labels, resolve_missing};
 use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
@@ -81,7 +81,11 @@ impl<'c> PreparedRun<'c> {
         }
         config.trainer.missing = config.columns.missing.clone();
         config.trainer.positive_label = config.columns.positive_label.clone();
+        config.trainer.drop_null_labels = config.columns.drop_null_labels;
         let (source, skipped) = config.open_source_skipping()?;
+        if let Some(dropped) = count_dropped_labels(&config, &source)? {
+            events.push(dropped);
+        }
         check_positive_label_seen(&config, &source)?;
         let valid_source = config.open_valid()?;
         check_outputs(&config, comm, &source, valid_source.as_ref(), &skipped)?;

@@ -92,6 +92,9 @@ pub struct TrainerConfig {
     /// The label value mapped to 1 (`ColumnSpec::positive_label`): set when a run is
     /// prepared, recorded in checkpoints. By default none.
     pub positive_label: Option<String>,
+    /// Rows with a null label are left out (`ColumnSpec::drop_null_labels`): set when a run
+    /// is prepared, recorded in checkpoints. By default off.
+    pub drop_null_labels: bool,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -116,6 +119,7 @@ impl Default for TrainerConfig {
             standardize: None,
             missing: MissingValues::default(),
             positive_label: None,
+            drop_null_labels: false,
             checkpoint: None,
             resume: None,
             interrupt: None,

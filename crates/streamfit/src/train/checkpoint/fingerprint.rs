@@ -51,6 +51,9 @@ pub struct RunFingerprint {
     /// The label value mapped to 1 (`positive_label`); absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_label: Option<String>,
+    /// Rows with a null label are left out (`drop_null_labels`); absent when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_null_labels: bool,
     /// Steps between evaluations of the validation data (`eval_every`); absent when they
     /// follow every epoch (and in checkpoints written before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +182,11 @@ impl RunFingerprint {
             format!("{:?}", now.positive_label),
         );
         check(
+            "«drop_null_labels»",
+            self.drop_null_labels.to_string(),
+            now.drop_null_labels.to_string(),
+        );
+        check(
             "«null_indicators»",
             self.missing.indicators.join(","),
             now.missing.indicators.join(","),
@@ -223,6 +231,7 @@ impl RunFingerprint {
             standardize: config.standardize.clone(),
             missing: config.missing.clone(),
             positive_label: config.positive_label.clone(),
+            drop_null_labels: config.drop_null_labels,
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
         }

@@ -285,6 +285,8 @@ pub(super) struct DecodeContext<'a> {
     pub(super) schema: &'a Schema,
     /// The label value that is 1 (every other is 0), when «positive_label» is set.
     pub(super) positive_label: Option<&'a str>,
+    /// Rows with a null label are left out ([`DecodeContext::decode_dropping`]).
+    pub(super) drop_null_labels: bool,
 }
 
 impl DecodeContext<'_> {
@@ -305,7 +307,9 @@ impl DecodeContext<'_> {
         match label_index {
             Some(index) => {
                 let label = batch.column(index);
-                self.check_nulls(label, &self.schema.label, first_row)?;
+                if !self.drop_null_labels {
+                    self.check_nulls(label, &self.schema.label, first_row)?;
+                }
                 if let Some(positive) = self.positive_label {
                     if !positive_labels(label.as_ref(), positive, &mut targets[..n]) {
                         return Err(self.unsupported(label, &self.schema.label));
@@ -314,13 +318,58 @@ impl DecodeContext<'_> {
                 }
                 let label_values = Values::of(label.as_ref())
                     .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
-                if label_values.scatter(0..n, targets, 1, 0) {
+                let mut bad = label_values.scatter(0..n, targets, 1, 0);
+                if label.null_count() > 0 {
+                    // Rows left out by `decode_dropping`: whatever a null slot held is not a label.
+                    for (i, t) in targets[..n].iter_mut().enumerate() {
+                        if label.is_null(i) {
+                            *t = 0.0;
+                        }
+                    }
+                    bad = targets[..n].iter().any(|t| !t.is_finite());
+                }
+                if bad {
                     self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
                 }
             }
             None => targets[..n].fill(0.0),
         }
         self.decode_features(layout, batch, first_row, features)
+    }
+
+    /// Decodes one record batch like [`DecodeContext::decode`], then moves the rows whose
+    /// label is null out (the kept rows close up, in order); returns the rows kept.
+    pub(super) fn decode_dropping(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+        targets: &mut [f32],
+    ) -> Result<usize> {
+        self.decode(layout, batch, first_row, features, targets)?;
+        let n = batch.num_rows();
+        let label = match layout {
+            Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
+        };
+        let Some(label) = label.map(|index| batch.column(index)) else {
+            return Ok(n);
+        };
+        if label.null_count() == 0 {
+            return Ok(n);
+        }
+        let d = self.schema.num_features();
+        let mut kept = 0;
+        for i in 0..n {
+            if label.is_valid(i) {
+                if kept != i {
+                    features.copy_within(i * d..(i + 1) * d, kept * d);
+                    targets[kept] = targets[i];
+                }
+                kept += 1;
+            }
+        }
+        Ok(kept)
     }
 
     /// Decodes the feature columns of one record batch into row-major `features`.

@@ -16,7 +16,7 @@ use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
 use crate::data::source::parquet::files::{
-    ParquetFile, expand_paths, open_file, probe_list_length,
+    ParquetFile, count_null_labels, expand_paths, open_file, probe_list_length,
 };
 use crate::data::source::parquet::pages;
 use crate::data::source::{
@@ -36,6 +36,8 @@ pub struct ParquetSource {
     pub(super) file_bytes: u64,
     /// The label value mapped to 1 (every other to 0), when the spec names one.
     pub(super) positive_label: Option<String>,
+    /// Rows with a null label are left out (each unit's `num_rows` counts the rows kept).
+    pub(super) drop_null_labels: bool,
 }
 
 impl ParquetSource {
@@ -84,7 +86,9 @@ impl ParquetSource {
             let flat = match resolved.layout {
                 // Filled columns are read by the arrow reader (which sees nulls per row).
                 Layout::Scalars { ref fill, .. }
-                    if fill.iter().all(Option::is_none) && spec.positive_label.is_none() =>
+                    if fill.iter().all(Option::is_none)
+                        && spec.positive_label.is_none()
+                        && !spec.drop_null_labels =>
                 {
                     pages::flat_leaves(metadata.parquet_schema(), &roots)
                 }
@@ -148,6 +152,13 @@ impl ParquetSource {
                     row_group: Some(rg),
                     reason: format!("negative row count {}", meta.num_rows()),
                 })?;
+                let num_rows = match roots.last() {
+                    Some(&label_root) if spec.drop_null_labels && !spec.ignore_label => {
+                        let nulls = count_null_labels(path, &file, label_root, rg)?;
+                        num_rows.saturating_sub(nulls)
+                    }
+                    _ => num_rows,
+                };
                 if num_rows == 0 {
                     continue;
                 }
@@ -179,6 +190,7 @@ impl ParquetSource {
             units,
             file_bytes,
             positive_label: spec.positive_label.clone(),
+            drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
         };
         Ok((source, skipped))
     }

@@ -66,6 +66,7 @@ impl ParquetSource {
             row_group: unit.index_in_file,
             schema: &self.schema,
             positive_label: self.positive_label.as_deref(),
+            drop_null_labels: false,
         };
         let mut rows_read = 0u64;
         let mut values = Vec::with_capacity(max_block_rows);
