@@ -496,3 +496,34 @@ fn resume_refuses_a_changed_fill_or_positive_label() {
     assert!(err.contains("--positive-label was"), "{err}");
     run("zero", "1", true).ok();
 }
+
+#[test]
+fn missing_value_and_label_options_are_refused_on_a_shard_dataset() {
+    let dir = common::tempdir();
+    let file = dir.path().join("clean.parquet");
+    write(
+        &file,
+        vec![
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![1.0_f32, 2.0])) as ArrayRef,
+            ),
+            ("label", Arc::new(Float32Array::from(vec![1.0_f32, 0.0]))),
+        ],
+    );
+    let shards = dir.path().join("shards");
+    common::to_shards(&file, &shards, None, 1);
+    for (flags, option) in [
+        (&["--fill-nulls", "zero"][..], "--fill-nulls"),
+        (&["--positive-label", "1"][..], "--positive-label"),
+        (&["--drop-null-labels"][..], "--drop-null-labels"),
+    ] {
+        let mut args = vec!["train", s(&shards), "--quiet"];
+        args.extend_from_slice(flags);
+        let stderr = common::run_err(&args, 2);
+        assert!(
+            stderr.contains(option) && stderr.contains("shard dataset"),
+            "{stderr}"
+        );
+    }
+}

@@ -231,6 +231,23 @@ impl TrainConfig {
                 "needs «fill_nulls» (the value a missing one becomes)",
             ));
         }
+        if self.is_shard_dataset() {
+            let asked = [
+                (
+                    "fill_nulls",
+                    self.fill_nulls.is_some() || !self.columns.missing.is_empty(),
+                ),
+                ("positive_label", self.columns.positive_label.is_some()),
+                ("drop_null_labels", self.columns.drop_null_labels),
+            ];
+            if let Some((option, _)) = asked.iter().find(|(_, on)| *on) {
+                return Err(Error::config(
+                    option,
+                    "applies to Parquet data as it is decoded; a shard dataset holds rows \
+                     already decoded (train on the Parquet files)",
+                ));
+            }
+        }
         if let Some(FillNulls::Value(v)) = self.fill_nulls
             && !v.is_finite()
         {
