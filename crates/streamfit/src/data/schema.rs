@@ -157,3 +157,28 @@ impl Schema {
         self.feature_names.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_nulls_parses_zero_mean_and_finite_numbers_only() {
+        assert_eq!("zero".parse::<FillNulls>().unwrap(), FillNulls::Zero);
+        assert_eq!(" mean ".parse::<FillNulls>().unwrap(), FillNulls::Mean);
+        assert_eq!("-1.5".parse::<FillNulls>().unwrap(), FillNulls::Value(-1.5));
+        for bad in ["median", "", "nan", "inf", "1e400"] {
+            let err = bad.parse::<FillNulls>().unwrap_err().to_string();
+            assert!(err.contains("fill_nulls"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_older_column_spec_without_the_new_fields_still_reads() {
+        let json = r#"{"features":"AllNumeric","label":"y"}"#;
+        let spec: ColumnSpec = serde_json::from_str(json).unwrap();
+        assert!(spec.missing.is_empty());
+        assert_eq!(spec.positive_label, None);
+        assert!(!spec.drop_null_labels);
+    }
+}

@@ -555,3 +555,32 @@ fn variant_name(value: &impl std::fmt::Debug) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_name_their_kind_and_divisor() {
+        let cast = |t: DataType| cast_of(&t).map(|c| (c.kind, c.divisor));
+        assert_eq!(
+            cast(DataType::Decimal128(12, 2)),
+            Some((CastKind::Number, 100.0))
+        );
+        assert_eq!(
+            cast(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into())
+            )),
+            Some((CastKind::Timestamp, 1e6))
+        );
+        assert_eq!(cast(DataType::Date64), Some((CastKind::Date, 86_400_000.0)));
+        assert_eq!(
+            cast(DataType::Duration(TimeUnit::Nanosecond)),
+            Some((CastKind::Duration, 1e9))
+        );
+        assert_eq!(cast(DataType::Float16), Some((CastKind::Number, 1.0)));
+        assert_eq!(cast(DataType::Utf8), None);
+        assert_eq!(cast(DataType::Time64(TimeUnit::Microsecond)), None);
+    }
+}
