@@ -527,3 +527,64 @@ fn missing_value_and_label_options_are_refused_on_a_shard_dataset() {
         );
     }
 }
+
+#[test]
+fn fill_nulls_mean_and_indicators_work_beside_hive_partition_keys() {
+    let dir = common::tempdir();
+    let data = dir.path().join("events");
+    for (year, x) in [
+        ("2023", [Some(1.0_f32), None]),
+        ("2024", [Some(5.0), Some(6.0)]),
+    ] {
+        let part = data.join(format!("year={year}"));
+        std::fs::create_dir_all(&part).unwrap();
+        write(
+            &part.join("part.parquet"),
+            vec![
+                ("x", Arc::new(Float32Array::from(x.to_vec())) as ArrayRef),
+                ("label", Arc::new(Float32Array::from(vec![1.0_f32, 0.0]))),
+            ],
+        );
+    }
+    let model = dir.path().join("model.json");
+    common::run_ok(&[
+        "train",
+        s(&data),
+        "--features",
+        "x,year",
+        "--fill-nulls",
+        "mean",
+        "--null-indicators",
+        "--model",
+        "linear",
+        "--epochs",
+        "1",
+        "--save-model",
+        s(&model),
+        "--quiet",
+    ]);
+    let saved = common::read_json(&model);
+    // x's present values are 1, 5 and 6: mean 4.
+    assert_eq!(saved["missing"]["fill"][0]["column"], "x");
+    assert_eq!(saved["missing"]["fill"][0]["value"], 4.0);
+    assert_eq!(saved["missing"]["indicators"], serde_json::json!(["x"]));
+    let features = saved["features"].as_array().unwrap();
+    assert!(
+        features.contains(&serde_json::json!("x_is_null"))
+            && features.contains(&serde_json::json!("year")),
+        "{features:?}"
+    );
+    // predict on the same tree needs no flags.
+    let predictions = dir.path().join("p.parquet");
+    common::run_ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&data),
+        "--out",
+        s(&predictions),
+        "--quiet",
+    ]);
+    let scores = common::f32_column(&common::read_parquet(&predictions), "prediction");
+    assert_eq!(scores.len(), 4);
+}

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
-use crate::data::schema::{ColumnFill, FillNulls, MissingValues};
+use crate::data::schema::{ColumnFill, FillNulls, MissingValues, indicator_name};
 use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
@@ -62,19 +62,25 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
     probe.columns.missing = with(&|_| 0.0, names.clone());
     let source = probe.open_source()?;
     let d = names.len();
+    // Found by name: a source may place its own features (hive partition keys, which have
+    // no indicator) after the indicators.
+    let opened = source.schema().feature_names.clone();
+    let at = |name: &str| opened.iter().position(|n| n == name);
     let stats = dataset_stats(source, config.num_readers)?;
     let rows = stats.rows;
-    if stats.features.len() != 2 * d {
-        return Err(Error::internal(
-            "statistics pass without its indicator columns",
-        ));
-    }
-    let missing: Vec<u64> = (0..d)
-        .map(|j| (stats.features[d + j].mean * rows as f64).round() as u64)
+    let missing: Vec<u64> = names
+        .iter()
+        .map(|column| {
+            at(&indicator_name(column))
+                .map_or(0, |k| (stats.features[k].mean * rows as f64).round() as u64)
+        })
         .collect();
     let mean = |j: usize| {
         let present = rows.saturating_sub(missing[j]);
-        let filled_mean = stats.features[j].mean;
+        let Some(k) = at(&names[j]) else {
+            return 0.0;
+        };
+        let filled_mean = stats.features[k].mean;
         if present == 0 || !filled_mean.is_finite() {
             0.0
         } else {
