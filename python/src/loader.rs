@@ -85,6 +85,9 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         ignore_label: false,
         filter: options.string("filter")?,
         exclude: options.strings("exclude")?.unwrap_or_default(),
+        missing: Default::default(),
+        positive_label: None,
+        drop_null_labels: false,
     })
 }
 

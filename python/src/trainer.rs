@@ -224,6 +224,15 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
         OnBadFile::Error,
     )?;
     config.standardize = options.bool("standardize")?.unwrap_or(false);
+    // `fill_nulls="mean"`, `"zero"` or a number as text (`"0.5"`), as on the command line.
+    config.fill_nulls = options
+        .string("fill_nulls")?
+        .map(|text| text.parse())
+        .transpose()
+        .map_err(crate::errors::to_py)?;
+    config.null_indicators = options.bool("null_indicators")?.unwrap_or(false);
+    config.columns.positive_label = options.string("positive_label")?;
+    config.columns.drop_null_labels = options.bool("drop_null_labels")?.unwrap_or(false);
     config.checkpoint_dir = options.path("checkpoint_dir")?;
     config.checkpoint_every = options.count("checkpoint_every")?;
     if let Some(k) = options.size("keep_checkpoints")? {

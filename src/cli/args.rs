@@ -61,6 +61,9 @@ impl ColumnArgs {
             ignore_label: false,
             filter: self.filter.clone(),
             exclude: trimmed(&self.exclude),
+            missing: Default::default(),
+            positive_label: None,
+            drop_null_labels: false,
         }
     }
 }

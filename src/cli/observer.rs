@@ -46,6 +46,37 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
             "standardize: mean and std of {num_features} features over {} rows in {seconds:.2} s",
             thousands(*rows),
         ),
+        PrepareEvent::MissingCounted {
+            counts,
+            indicators,
+            seconds,
+        } => {
+            let with_missing: Vec<String> = counts
+                .columns
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(column, n)| format!("{column} {}", thousands(*n)))
+                .collect();
+            say!(
+                "missing values over {} rows in {seconds:.2} s: {}{}",
+                thousands(counts.rows),
+                if with_missing.is_empty() {
+                    "none".to_string()
+                } else {
+                    with_missing.join(", ")
+                },
+                if indicators.is_empty() {
+                    String::new()
+                } else {
+                    format!("; indicator features for {}", indicators.join(", "))
+                }
+            )
+        }
+        PrepareEvent::NullLabelsDropped { dropped, rows } => say!(
+            "labels: {} with a null label left out, {} kept",
+            count(*dropped, "row"),
+            thousands(*rows),
+        ),
         PrepareEvent::MemoryFitted(fitted) => {
             let (b, a) = (fitted.before, fitted.after);
             say!(

@@ -15,6 +15,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
+use streamfit::data::ColumnSpec;
+use streamfit::data::schema::FillNulls;
 use streamfit::data::source::ColumnRole;
 use streamfit::error::Error;
 use streamfit::pipeline::{LastBatch, Shuffle};
@@ -136,6 +138,24 @@ pub(crate) struct TrainArgs {
     /// std); the saved model is folded back to take raw features
     #[arg(long)]
     standardize: bool,
+    /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
+    /// pass) or this number; saved with the model, so predict and eval fill the same
+    /// [default: a null is an error]
+    #[arg(long, value_name = "zero|mean|VALUE", value_parser = parse_fill_nulls)]
+    fill_nulls: Option<FillNulls>,
+    /// Add a 0/1 feature COL_is_null for each feature column that held a missing value
+    /// (found by the statistics pass)
+    #[arg(long, requires = "fill_nulls")]
+    null_indicators: bool,
+    /// Make the label 1 where it equals VALUE and 0 elsewhere; the label column may then be
+    /// a string, dictionary, boolean or number column (e.g. `yes`, or 1 of a -1/+1 label).
+    /// Saved with the model, so eval maps its labels the same
+    #[arg(long, value_name = "VALUE")]
+    positive_label: Option<String>,
+    /// Leave out the rows whose label is null (counted before training, so every epoch has
+    /// exactly ceil(kept rows / batch) iterations) [default: a null label is an error]
+    #[arg(long)]
+    drop_null_labels: bool,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -190,7 +210,11 @@ impl TrainArgs {
         }
         let mut config = TrainConfig {
             data,
-            columns: self.columns.spec(),
+            columns: ColumnSpec {
+                positive_label: self.positive_label.clone(),
+                drop_null_labels: self.drop_null_labels,
+                ..self.columns.spec()
+            },
             batch_size: self.batch_size,
             last_batch: if self.drop_last {
                 LastBatch::Drop
@@ -215,6 +239,8 @@ impl TrainArgs {
             memory_limit_mb: self.memory_limit,
             valid_fraction: self.valid_fraction,
             standardize: self.standardize,
+            fill_nulls: self.fill_nulls,
+            null_indicators: self.null_indicators,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
@@ -532,4 +558,10 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
         profile.queue_full_fraction * 100.0
     );
     say!("  diagnosis: {}", profile.diagnosis);
+}
+
+/// `--fill-nulls zero|mean|VALUE`.
+fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
+    text.parse::<FillNulls>()
+        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
 }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::data::ColumnSpec;
+use crate::data::schema::FillNulls;
 pub use crate::data::source::OnBadFile;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{OpenOptions, SkippedFiles, Source};
@@ -138,6 +139,13 @@ pub struct TrainConfig {
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
     /// std); the saved model is folded back to take raw features. By default off.
     pub standardize: bool,
+    /// Fill nulls and NaN in scalar feature columns (zero, each column's mean from a
+    /// statistics pass, or a number); resolved into `columns.missing` when the run is
+    /// prepared. By default none: a null is an error.
+    pub fill_nulls: Option<FillNulls>,
+    /// Add a 0/1 feature `COL_is_null` for each feature column that held a missing value
+    /// (found by the statistics pass; needs `fill_nulls`). By default off.
+    pub null_indicators: bool,
     /// Write crash-safe checkpoints into this directory (created when missing): at every epoch
     /// end, every `checkpoint_every` iterations and when interrupted. It must hold no
     /// checkpoint unless the run resumes. By default none.
@@ -179,6 +187,8 @@ impl Default for TrainConfig {
             classes: Origin::Given,
             lr_step_size: Origin::Given,
             standardize: false,
+            fill_nulls: None,
+            null_indicators: false,
             checkpoint_dir: None,
             checkpoint_every: None,
             keep_checkpoints: 2,
@@ -214,6 +224,34 @@ impl TrainConfig {
         }
         if let Some(filter) = &self.columns.filter {
             crate::data::partition::Filter::parse(filter)?;
+        }
+        if self.null_indicators && self.fill_nulls.is_none() {
+            return Err(Error::config(
+                "null_indicators",
+                "needs «fill_nulls» (the value a missing one becomes)",
+            ));
+        }
+        if self.is_shard_dataset() {
+            let asked = [
+                (
+                    "fill_nulls",
+                    self.fill_nulls.is_some() || !self.columns.missing.is_empty(),
+                ),
+                ("positive_label", self.columns.positive_label.is_some()),
+                ("drop_null_labels", self.columns.drop_null_labels),
+            ];
+            if let Some((option, _)) = asked.iter().find(|(_, on)| *on) {
+                return Err(Error::config(
+                    option,
+                    "applies to Parquet data as it is decoded; a shard dataset holds rows \
+                     already decoded (train on the Parquet files)",
+                ));
+            }
+        }
+        if let Some(FillNulls::Value(v)) = self.fill_nulls
+            && !v.is_finite()
+        {
+            return Err(Error::config("fill_nulls", "must be a finite number"));
         }
         if self.trainer.early_stop == Some(0) {
             return Err(Error::config("early_stop", "patience must be at least 1"));

@@ -177,7 +177,7 @@ pub enum Error {
     },
 
     /// A used column holds a null.
-    #[error("{}: row group {row_group}, row {row}: null in column `{column}`", file.display())]
+    #[error("{}: row group {row_group}, row {row}: null in column `{column}`{}", file.display(), render_options(" (nulls in feature columns are filled by «fill_nulls»; rows with a null label are skipped with «drop_null_labels»)"))]
     Null {
         file: PathBuf,
         row_group: usize,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
+use crate::data::schema::indicator_name;
 use crate::data::source::Source;
 use crate::data::source::parquet::Passthrough;
 use crate::data::source::write::{PredictionKind, PredictionWriter};
@@ -46,8 +47,21 @@ pub struct PredictSummary {
 }
 
 /// The model's columns as a selection: a list column when training used one (feature names
-/// `name[0]`, `name[1]`, ...), the named scalar columns otherwise.
+/// `name[0]`, `name[1]`, ...), the named scalar columns otherwise, with the fill values and
+/// indicator features training used (the indicators are features, not columns).
 fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
+    let indicators: Vec<String> = model
+        .missing
+        .indicators
+        .iter()
+        .map(|c| indicator_name(c))
+        .collect();
+    let columns: Vec<String> = model
+        .features
+        .iter()
+        .filter(|f| !indicators.contains(f))
+        .cloned()
+        .collect();
     let list = model.features.first().and_then(|f| f.strip_suffix("[0]"));
     let features = match list {
         Some(name)
@@ -59,7 +73,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         {
             FeatureSelection::ListColumn(name.to_string())
         }
-        _ => FeatureSelection::Columns(model.features.clone()),
+        _ => FeatureSelection::Columns(columns),
     };
     ColumnSpec {
         features,
@@ -67,6 +81,10 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         ignore_label,
         filter: None,
         exclude: Vec::new(),
+        missing: model.missing.clone(),
+        positive_label: model.positive_label.clone(),
+        // `eval` scores every labelled row: a null label stays an error.
+        drop_null_labels: false,
     }
 }
 

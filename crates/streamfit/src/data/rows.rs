@@ -177,6 +177,12 @@ impl RowBlock {
         copy_row(&mut self.features[i * d..(i + 1) * d], features);
     }
 
+    /// Keeps the first `num_rows` rows (all of them when there are fewer).
+    pub fn truncate(&mut self, num_rows: usize) {
+        self.targets.truncate(num_rows);
+        self.row_ids.truncate(num_rows);
+    }
+
     /// Removes row `i` by moving the last row into its place.
     pub fn swap_remove(&mut self, i: usize) {
         let d = self.num_features;

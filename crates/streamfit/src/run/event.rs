@@ -27,6 +27,22 @@ pub enum PrepareEvent {
         rows: u64,
         seconds: f64,
     },
+    /// The statistics pass of «fill_nulls» (mean) or «null_indicators» counted each feature
+    /// column's missing values.
+    MissingCounted {
+        counts: super::missing::MissingCounts,
+        /// The columns given an indicator feature.
+        indicators: Vec<String>,
+        seconds: f64,
+    },
+    /// «drop_null_labels» left out the rows whose label is null (counted when the data was
+    /// opened; every epoch trains on the rest).
+    NullLabelsDropped {
+        /// Rows left out.
+        dropped: u64,
+        /// Rows kept.
+        rows: u64,
+    },
     /// A warning: a checkpoint newer than the one resumed from failed its checks (the text
     /// says which and why).
     CheckpointSkipped { warning: String },

@@ -116,6 +116,10 @@ impl PreparedRun<'_> {
                 schema.label.clone(),
                 &result.params,
             )
+            .with_preprocessing(
+                self.config.columns.missing.clone(),
+                self.config.columns.positive_label.clone(),
+            )
         }
     }
 

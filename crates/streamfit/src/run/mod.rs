@@ -6,7 +6,9 @@
 //! cutting the validation data to its first «valid_rows» rows, through [`SubsetSource`]),
 //! refuses outputs that would overwrite an input or cannot be written
 //! ([`crate::output_path`]), counts the classes of a multiclass model when they are to come
-//! from the data, computes the standardisation statistics, loads the checkpoint to resume
+//! from the data, resolves «fill_nulls» and «null_indicators» into fill values and indicator
+//! columns ([`missing`](self::missing): a statistics pass when means or indicators are
+//! needed), computes the standardisation statistics, loads the checkpoint to resume
 //! from (moving corrupt newer ones aside), builds the pipelines and the memory budget (fitted
 //! to «memory_limit», or refused when larger than the memory available: [`memory`]), and
 //! opens the metrics file, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
@@ -42,9 +44,11 @@
 mod event;
 mod finish;
 pub mod memory;
+mod missing;
 mod prepare;
 mod subset;
 
 pub use self::event::PrepareEvent;
+pub use self::missing::MissingCounts;
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};
 pub use self::subset::SubsetSource;

@@ -20,6 +20,7 @@ use crate::train::{
 
 use super::event::{Events, PrepareEvent};
 use super::memory;
+use super::missing::{check_positive_label_seen, count_dropped_labels, resolve_missing};
 use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
@@ -70,7 +71,22 @@ impl<'c> PreparedRun<'c> {
             config.outputs = Outputs::default();
         }
         config.check()?;
+        let started = Instant::now();
+        if let Some(counts) = resolve_missing(&mut config)? {
+            events.push(PrepareEvent::MissingCounted {
+                counts,
+                indicators: config.columns.missing.indicators.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        config.trainer.missing = config.columns.missing.clone();
+        config.trainer.positive_label = config.columns.positive_label.clone();
+        config.trainer.drop_null_labels = config.columns.drop_null_labels;
         let (source, skipped) = config.open_source_skipping()?;
+        if let Some(dropped) = count_dropped_labels(&config, &source)? {
+            events.push(dropped);
+        }
+        check_positive_label_seen(&config, &source)?;
         let valid_source = config.open_valid()?;
         check_outputs(&config, comm, &source, valid_source.as_ref(), &skipped)?;
         // Classes are counted over every row, held-out ones too: their labels must be ids.

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointConfig, Standardization};
+use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::OptimizerConfig;
 
@@ -84,6 +85,16 @@ pub struct TrainerConfig {
     /// Train on z-scored features (the result's parameters are folded back to raw features).
     /// By default off.
     pub standardize: Option<Standardization>,
+    /// The fill values and indicator features of missing values the batches were decoded
+    /// with: set when a run is prepared (from `ColumnSpec::missing`), recorded in checkpoints
+    /// (a resume must fill the same). By default none.
+    pub missing: MissingValues,
+    /// The label value mapped to 1 (`ColumnSpec::positive_label`): set when a run is
+    /// prepared, recorded in checkpoints. By default none.
+    pub positive_label: Option<String>,
+    /// Rows with a null label are left out (`ColumnSpec::drop_null_labels`): set when a run
+    /// is prepared, recorded in checkpoints. By default off.
+    pub drop_null_labels: bool,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -106,6 +117,9 @@ impl Default for TrainerConfig {
             eval: Eval::Off,
             held_out: None,
             standardize: None,
+            missing: MissingValues::default(),
+            positive_label: None,
+            drop_null_labels: false,
             checkpoint: None,
             resume: None,
             interrupt: None,

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{file_kind, write_atomically};
+use crate::data::schema::MissingValues;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 
-/// The saved model (`--save-model`), format `streamfit-model` version 2.
+/// The saved model (`--save-model`), format `streamfit-model` version 3 when it carries
+/// fitted preprocessing (`missing`, `positive_label`), else version 2 (which every reader since version 2
+/// reads); both load.
 ///
 /// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
 /// linear models keep their parameters as `weights` (one per feature) and `bias`; softmax and
@@ -25,7 +28,7 @@ use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version, 2.
+    /// Format version: 3 with `missing` or `positive_label`, else 2.
     pub version: u32,
     /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
@@ -54,6 +57,14 @@ pub struct ModelFile {
     /// above already apply to raw features; this is a record, not a step to repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardization: Option<crate::train::Standardization>,
+    /// Version 3: the fill values and indicator features training applied to missing values;
+    /// `predict` and `eval` apply the same to their data.
+    #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
+    pub missing: MissingValues,
+    /// Version 3: the label value training took as class 1 (every other value 0), so `eval`
+    /// maps its labels the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
     /// The optimizer's settings and state after the last step, so training can continue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<SavedOptimizer>,
@@ -94,8 +105,27 @@ impl ModelFile {
             bias,
             params,
             standardization: None,
+            missing: MissingValues::default(),
+            positive_label: None,
             optimizer: None,
         }
+    }
+
+    /// Sets the fitted missing-value handling and the positive label, and the version that
+    /// carries them (3 when either is set, else 2).
+    pub fn with_preprocessing(
+        mut self,
+        missing: MissingValues,
+        positive_label: Option<String>,
+    ) -> Self {
+        self.version = if missing.is_empty() && positive_label.is_none() {
+            2
+        } else {
+            3
+        };
+        self.missing = missing;
+        self.positive_label = positive_label;
+        self
     }
 
     /// The model's shape.
@@ -134,9 +164,10 @@ impl ModelFile {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if value["format"] != "streamfit-model" || value["version"] != 2 {
+        if value["format"] != "streamfit-model" || (value["version"] != 2 && value["version"] != 3)
+        {
             return Err(bad(format!(
-                "not a streamfit model file of version 2 (format {}, version {})",
+                "not a streamfit model file of version 2 or 3 (format {}, version {})",
                 value["format"], value["version"]
             )));
         }

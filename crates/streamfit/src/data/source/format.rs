@@ -40,7 +40,7 @@ pub enum OnBadFile {
 }
 
 /// How to open a dataset, whatever its format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpenOptions {
     /// Feature and label columns. By default every numeric column but `label`, which is the
     /// label.

@@ -76,6 +76,13 @@ impl PartitionedSource {
                 }
             }
         }
+        // Features the inner source adds after the named columns (missing-value indicators,
+        // `COL_is_null`) follow the named features.
+        let mut feature_names = features.to_vec();
+        for (column, name) in inner_names.iter().enumerate().skip(next_column) {
+            slots.push(Slot::Column(column));
+            feature_names.push(name.clone());
+        }
         let mut values = Vec::with_capacity(inner.files().len());
         for (file, path) in inner.files().iter().enumerate() {
             let mut row = vec![0.0f32; partitions.keys.len()];
@@ -96,7 +103,7 @@ impl PartitionedSource {
             values.push(row);
         }
         let schema = Schema {
-            feature_names: features.to_vec(),
+            feature_names,
             label: inner.schema().label.clone(),
         };
         Ok(PartitionedSource {
@@ -323,6 +330,13 @@ pub(crate) fn open_tree(
         _ => None,
     };
     let mut spec = options.columns.clone();
+    // Partition keys are never null or NaN: only the files' own columns are filled.
+    spec.missing
+        .fill
+        .retain(|f| partitions.index(&f.column).is_none());
+    spec.missing
+        .indicators
+        .retain(|c| partitions.index(c).is_none());
     if let Some(names) = &named {
         spec.features = FeatureSelection::Columns(
             names

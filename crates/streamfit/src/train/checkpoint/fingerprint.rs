@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::Schema;
+use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{BatchSource, LastBatch, Pipeline, PipelineConfig, Shuffle};
@@ -43,6 +44,16 @@ pub struct RunFingerprint {
     pub label: String,
     /// Standardisation statistics, when on.
     pub standardize: Option<Standardization>,
+    /// Fill values and indicator columns of missing values (`fill_nulls`,
+    /// `null_indicators`); absent when none (and in checkpoints written before them).
+    #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
+    pub missing: MissingValues,
+    /// The label value mapped to 1 (`positive_label`); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
+    /// Rows with a null label are left out (`drop_null_labels`); absent when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_null_labels: bool,
     /// Steps between evaluations of the validation data (`eval_every`); absent when they
     /// follow every epoch (and in checkpoints written before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +164,33 @@ impl RunFingerprint {
             (self.standardize.is_some()).to_string(),
             (now.standardize.is_some()).to_string(),
         );
+        let fills = |m: &MissingValues| {
+            if m.fill.is_empty() {
+                return "off".to_string();
+            }
+            let values: Vec<String> = m
+                .fill
+                .iter()
+                .map(|f| format!("{}={}", f.column, f.value))
+                .collect();
+            values.join(",")
+        };
+        check("«fill_nulls»", fills(&self.missing), fills(&now.missing));
+        check(
+            "«positive_label»",
+            format!("{:?}", self.positive_label),
+            format!("{:?}", now.positive_label),
+        );
+        check(
+            "«drop_null_labels»",
+            self.drop_null_labels.to_string(),
+            now.drop_null_labels.to_string(),
+        );
+        check(
+            "«null_indicators»",
+            self.missing.indicators.join(","),
+            now.missing.indicators.join(","),
+        );
         if diffs.is_empty() && self.standardize != now.standardize {
             diffs.push("the standardisation statistics differ (the data changed?)".to_string());
         }
@@ -191,6 +229,9 @@ impl RunFingerprint {
             features: schema.feature_names.clone(),
             label: schema.label.clone(),
             standardize: config.standardize.clone(),
+            missing: config.missing.clone(),
+            positive_label: config.positive_label.clone(),
+            drop_null_labels: config.drop_null_labels,
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
         }

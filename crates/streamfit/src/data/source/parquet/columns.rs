@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
-use crate::data::schema::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -19,11 +19,17 @@ use crate::error::{Error, Result};
 ///
 /// `label` is `None` only when the spec ignores the label (`predict`); the targets are then
 /// zero.
+///
+/// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
+/// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
+/// whose missing-value indicators follow the columns' features, in order.
 #[derive(Debug, Clone)]
 pub(super) enum Layout {
     Scalars {
         features: Vec<usize>,
         label: Option<usize>,
+        fill: Vec<Option<f32>>,
+        indicators: Vec<usize>,
     },
     List {
         column: usize,
@@ -57,14 +63,18 @@ impl UsedColumns {
     }
 
     /// True when a file with `other`'s used columns can be read as part of a dataset with
-    /// these: the same columns in the same order, each of the same type or both numbers of
-    /// any width, float or integer (schema drift across files: each file's values are cast to
-    /// f32 from its own type).
+    /// these: the same columns in the same order, each of the same type or of one
+    /// [`CastKind`]: numbers of any width, float, integer or decimal, or timestamps of any unit
+    /// (schema drift across files: each file's values are cast to f32 from its own type).
     pub(super) fn agrees_with(&self, other: &UsedColumns) -> bool {
         self.num_features == other.num_features
             && self.columns.len() == other.columns.len()
             && self.columns.iter().zip(&other.columns).all(|(a, b)| {
-                a.0 == b.0 && (a.1 == b.1 || (is_scalar_number(&a.1) && is_scalar_number(&b.1)))
+                a.0 == b.0
+                    && (a.1 == b.1
+                        || cast_of(&a.1).is_some_and(|cast| {
+                            cast_of(&b.1).is_some_and(|other| other.kind == cast.kind)
+                        }))
             })
     }
 }
@@ -85,22 +95,104 @@ impl std::fmt::Display for UsedColumns {
     }
 }
 
-/// True for the column types cast to f32 as one feature (floats, integers, booleans).
+/// What a column's values mean once cast to a number: compared across the files of one
+/// dataset (a timestamp column may change its unit from file to file, not become a count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CastKind {
+    /// Floats, integers, booleans and decimals: the value itself.
+    Number,
+    /// Timestamps: seconds since the Unix epoch (any unit, any time zone: the stored instant).
+    Timestamp,
+    /// Dates: days since the Unix epoch.
+    Date,
+    /// Durations: seconds.
+    Duration,
+}
+
+/// How one scalar column becomes a feature: its kind, and the divisor that turns a stored
+/// integer into the value (`10^scale` for a decimal, `1e6` for microseconds, `86,400,000` for
+/// a Date64's milliseconds; 1 for plain numbers). The division is done in f64, before the
+/// value is rounded to f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Cast {
+    pub(super) kind: CastKind,
+    pub(super) divisor: f64,
+}
+
+/// The cast of a column type to one f32 feature; `None` for a type that is not one number
+/// per row (strings, lists, structs, times of day, intervals).
+pub(super) fn cast_of(data_type: &DataType) -> Option<Cast> {
+    let seconds = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 1.0,
+        TimeUnit::Millisecond => 1e3,
+        TimeUnit::Microsecond => 1e6,
+        TimeUnit::Nanosecond => 1e9,
+    };
+    let cast = |kind, divisor| Some(Cast { kind, divisor });
+    match data_type {
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Boolean => cast(CastKind::Number, 1.0),
+        DataType::Decimal32(_, scale)
+        | DataType::Decimal64(_, scale)
+        | DataType::Decimal128(_, scale)
+        | DataType::Decimal256(_, scale) => cast(CastKind::Number, 10f64.powi(i32::from(*scale))),
+        DataType::Timestamp(unit, _) => cast(CastKind::Timestamp, seconds(unit)),
+        DataType::Duration(unit) => cast(CastKind::Duration, seconds(unit)),
+        DataType::Date32 => cast(CastKind::Date, 1.0),
+        DataType::Date64 => cast(CastKind::Date, 86_400_000.0),
+        _ => None,
+    }
+}
+
+/// True for the column types cast to f32 as one feature (floats, integers, booleans,
+/// decimals, timestamps, dates, durations).
 pub(super) fn is_scalar_number(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Float32
-            | DataType::Float64
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Boolean
-    )
+    cast_of(data_type).is_some()
+}
+
+/// True for the label types «positive_label» can compare with: numbers, strings (any
+/// offset width or view) and dictionaries of strings.
+pub(super) fn is_label_value(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => {
+            matches!(**values, DataType::Utf8 | DataType::LargeUtf8)
+        }
+        other => is_scalar_number(other),
+    }
+}
+
+/// How `inspect` describes the cast of a feature or label column of `data_type` (empty for
+/// float32, which is read as it is).
+pub(super) fn cast_note(data_type: &DataType) -> String {
+    let Some(cast) = cast_of(data_type) else {
+        return String::new();
+    };
+    match (cast.kind, data_type) {
+        (_, DataType::Float32) => String::new(),
+        (CastKind::Number, DataType::Decimal32(_, scale))
+        | (CastKind::Number, DataType::Decimal64(_, scale))
+        | (CastKind::Number, DataType::Decimal128(_, scale))
+        | (CastKind::Number, DataType::Decimal256(_, scale)) => {
+            format!("cast {data_type} → value / 10^{scale} → f32")
+        }
+        (CastKind::Number, _) => format!("cast {data_type} → f32"),
+        (CastKind::Timestamp, _) => {
+            format!("cast {data_type} → seconds since the Unix epoch → f32")
+        }
+        (CastKind::Date, _) => format!("cast {data_type} → days since the Unix epoch → f32"),
+        (CastKind::Duration, _) => format!("cast {data_type} → seconds → f32"),
+    }
 }
 
 /// The feature names a resolution gives: scalar columns by name, or one list column (named
@@ -153,7 +245,9 @@ pub(super) fn resolve_columns(
         None
     } else {
         let label = find(&spec.label)?;
-        if !is_scalar_number(schema.field(label).data_type()) {
+        let data_type = schema.field(label).data_type();
+        let mapped = spec.positive_label.is_some() && is_label_value(data_type);
+        if !is_scalar_number(data_type) && !mapped {
             return Err(unsupported(label, false));
         }
         Some(label)
@@ -213,13 +307,21 @@ pub(super) fn resolve_columns(
             let mut roots = feature_roots.clone();
             roots.extend(label);
             let position = projected_positions(&roots);
-            let names = feature_roots
+            let mut names: Vec<String> = feature_roots
                 .iter()
                 .map(|&i| schema.field(i).name().clone())
                 .collect();
+            let (fill, indicators) = resolve_missing(&spec.missing, &names)?;
+            let indicator_names: Vec<String> = indicators
+                .iter()
+                .map(|&j| indicator_name(&names[j]))
+                .collect();
+            names.extend(indicator_names);
             let layout = Layout::Scalars {
                 features: feature_roots.iter().map(|r| position(*r)).collect(),
                 label: label.map(&position),
+                fill,
+                indicators,
             };
             Ok((
                 Resolved {
@@ -231,6 +333,12 @@ pub(super) fn resolve_columns(
         }
         FeatureSelection::ListColumn(name) => {
             reject_label(name)?;
+            if !spec.missing.is_empty() {
+                return Err(Error::config(
+                    "fill_nulls",
+                    "fills and missing-value indicators apply to scalar feature columns, not to «features_column»",
+                ));
+            }
             let index = find(name)?;
             let len = match schema.field(index).data_type() {
                 DataType::FixedSizeList(item, len) if is_scalar_number(item.data_type()) => {
@@ -258,6 +366,41 @@ pub(super) fn resolve_columns(
             ))
         }
     }
+}
+
+/// Each feature column's fill value and the indicator columns (indices into `names`) of
+/// `missing`; a column it names that is not a feature is an error.
+fn resolve_missing(
+    missing: &MissingValues,
+    names: &[String],
+) -> Result<(Vec<Option<f32>>, Vec<usize>)> {
+    let position = |option: &'static str, column: &str| {
+        names.iter().position(|n| n == column).ok_or_else(|| {
+            Error::config(
+                option,
+                format!(
+                    "column `{column}` is not a feature column (features: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let mut fill = vec![None; names.len()];
+    for f in &missing.fill {
+        fill[position("fill_nulls", &f.column)?] = Some(f.value as f32);
+    }
+    let mut indicators = Vec::with_capacity(missing.indicators.len());
+    for column in &missing.indicators {
+        let j = position("null_indicators", column)?;
+        if fill[j].is_none() {
+            return Err(Error::config(
+                "null_indicators",
+                format!("column `{column}` has an indicator but no fill value (add «fill_nulls»)"),
+            ));
+        }
+        indicators.push(j);
+    }
+    Ok((fill, indicators))
 }
 
 /// The columns pandas wrote for a DataFrame's index (`__index_level_0__` after
@@ -333,11 +476,10 @@ pub(super) fn column_infos(
             };
             let note = match role {
                 _ if role != ColumnRole::Unused => match data_type {
-                    DataType::Float32 => String::new(),
                     DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_) => {
                         format!("{} features", schema.num_features())
                     }
-                    other => format!("cast {other} → f32"),
+                    other => cast_note(other),
                 },
                 _ if index_columns.contains(name) => "pandas index".to_string(),
                 _ if is_scalar_number(data_type) => "not selected".to_string(),
@@ -412,4 +554,33 @@ fn variant_name(value: &impl std::fmt::Debug) -> String {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_name_their_kind_and_divisor() {
+        let cast = |t: DataType| cast_of(&t).map(|c| (c.kind, c.divisor));
+        assert_eq!(
+            cast(DataType::Decimal128(12, 2)),
+            Some((CastKind::Number, 100.0))
+        );
+        assert_eq!(
+            cast(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into())
+            )),
+            Some((CastKind::Timestamp, 1e6))
+        );
+        assert_eq!(cast(DataType::Date64), Some((CastKind::Date, 86_400_000.0)));
+        assert_eq!(
+            cast(DataType::Duration(TimeUnit::Nanosecond)),
+            Some((CastKind::Duration, 1e9))
+        );
+        assert_eq!(cast(DataType::Float16), Some((CastKind::Number, 1.0)));
+        assert_eq!(cast(DataType::Utf8), None);
+        assert_eq!(cast(DataType::Time64(TimeUnit::Microsecond)), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! Decoding arrow record batches into row-major rows: the typed views of a column
-//! ([`Values`]), the eight-column float32 transpose, list columns, and the checks that turn a
+//! ([`Values`]: numbers, and the stored integers of decimals, timestamps, dates and durations,
+//! divided in f64 as [`cast_of`] says before the f32 cast), the eight-column float32 transpose, list columns, and the checks that turn a
 //! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
 //! the file, row group, row and column ([`DecodeContext`]).
 //!
@@ -10,19 +11,31 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
 
 use crate::data::schema::Schema;
-use crate::data::source::parquet::columns::Layout;
+use crate::data::source::parquet::columns::{Layout, cast_of};
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
-/// A column's values as a typed slice (offset already applied).
+/// A 256-bit decimal's stored integer.
+type I256 = <Decimal256Type as ArrowPrimitiveType>::Native;
+
+/// A float16 value.
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
+
+/// A column's values as a typed slice (offset already applied). The `Scaled*` views hold
+/// stored integers that become values when divided in f64 (decimals, timestamps, dates and
+/// durations: see [`cast_of`]).
 pub(super) enum Values<'a> {
+    F16(&'a [F16]),
     F32(&'a [f32]),
     F64(&'a [f64]),
     I8(&'a [i8]),
@@ -34,12 +47,34 @@ pub(super) enum Values<'a> {
     U32(&'a [u32]),
     U64(&'a [u64]),
     Bool(&'a BooleanArray),
+    Scaled32(&'a [i32], f64),
+    Scaled64(&'a [i64], f64),
+    Scaled128(&'a [i128], f64),
+    Scaled256(&'a [I256], f64),
+}
+
+/// A 256-bit integer as the nearest f64 (exact below 2^53; rounded twice above 2^127).
+fn i256_to_f64(v: I256) -> f64 {
+    match v.to_i128() {
+        Some(small) => small as f64,
+        None => {
+            let (low, high) = v.to_parts();
+            high as f64 * 2f64.powi(128) + low as f64
+        }
+    }
 }
 
 impl<'a> Values<'a> {
     /// The typed view of `array`; `None` for a type streamfit does not cast to f32.
     pub(super) fn of(array: &'a dyn Array) -> Option<Self> {
+        let divisor = cast_of(array.data_type())?.divisor;
+        macro_rules! view {
+            ($variant:ident, $type:ty) => {
+                Values::$variant(array.as_primitive::<$type>().values(), divisor)
+            };
+        }
         Some(match array.data_type() {
+            DataType::Float16 => Values::F16(array.as_primitive::<Float16Type>().values()),
             DataType::Float32 => Values::F32(array.as_primitive::<Float32Type>().values()),
             DataType::Float64 => Values::F64(array.as_primitive::<Float64Type>().values()),
             DataType::Int8 => Values::I8(array.as_primitive::<Int8Type>().values()),
@@ -51,6 +86,26 @@ impl<'a> Values<'a> {
             DataType::UInt32 => Values::U32(array.as_primitive::<UInt32Type>().values()),
             DataType::UInt64 => Values::U64(array.as_primitive::<UInt64Type>().values()),
             DataType::Boolean => Values::Bool(array.as_boolean()),
+            DataType::Decimal32(..) => view!(Scaled32, Decimal32Type),
+            DataType::Decimal64(..) => view!(Scaled64, Decimal64Type),
+            DataType::Decimal128(..) => view!(Scaled128, Decimal128Type),
+            DataType::Decimal256(..) => view!(Scaled256, Decimal256Type),
+            DataType::Date32 => view!(Scaled32, Date32Type),
+            DataType::Date64 => view!(Scaled64, Date64Type),
+            DataType::Timestamp(TimeUnit::Second, _) => view!(Scaled64, TimestampSecondType),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                view!(Scaled64, TimestampMillisecondType)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                view!(Scaled64, TimestampMicrosecondType)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                view!(Scaled64, TimestampNanosecondType)
+            }
+            DataType::Duration(TimeUnit::Second) => view!(Scaled64, DurationSecondType),
+            DataType::Duration(TimeUnit::Millisecond) => view!(Scaled64, DurationMillisecondType),
+            DataType::Duration(TimeUnit::Microsecond) => view!(Scaled64, DurationMicrosecondType),
+            DataType::Duration(TimeUnit::Nanosecond) => view!(Scaled64, DurationNanosecondType),
             _ => return None,
         })
     }
@@ -58,6 +113,7 @@ impl<'a> Values<'a> {
     /// Value `i` cast to f32, as training sees it.
     pub(super) fn get(&self, i: usize) -> f32 {
         match self {
+            Values::F16(s) => s[i].to_f32(),
             Values::F32(s) => s[i],
             Values::F64(s) => s[i] as f32,
             Values::I8(s) => f32::from(s[i]),
@@ -69,6 +125,10 @@ impl<'a> Values<'a> {
             Values::U32(s) => s[i] as f32,
             Values::U64(s) => s[i] as f32,
             Values::Bool(b) => f32::from(u8::from(b.value(i))),
+            Values::Scaled32(s, divisor) => (f64::from(s[i]) / divisor) as f32,
+            Values::Scaled64(s, divisor) => (s[i] as f64 / divisor) as f32,
+            Values::Scaled128(s, divisor) => (s[i] as f64 / divisor) as f32,
+            Values::Scaled256(s, divisor) => (i256_to_f64(s[i]) / divisor) as f32,
         }
     }
 
@@ -92,6 +152,7 @@ impl<'a> Values<'a> {
             };
         }
         match self {
+            Values::F16(s) => copy!(s, |v: F16| v.to_f32()),
             Values::F32(s) => copy!(s, |v: f32| v),
             Values::F64(s) => copy!(s, |v: f64| v as f32),
             Values::I8(s) => copy!(s, |v: i8| v as f32),
@@ -107,6 +168,10 @@ impl<'a> Values<'a> {
                     dst[offset] = if b.value(i) { 1.0 } else { 0.0 };
                 }
             }
+            Values::Scaled32(s, divisor) => copy!(s, |v: i32| (f64::from(v) / divisor) as f32),
+            Values::Scaled64(s, divisor) => copy!(s, |v: i64| (v as f64 / divisor) as f32),
+            Values::Scaled128(s, divisor) => copy!(s, |v: i128| (v as f64 / divisor) as f32),
+            Values::Scaled256(s, divisor) => copy!(s, |v: I256| (i256_to_f64(v) / divisor) as f32),
         }
         bad
     }
@@ -130,11 +195,98 @@ fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
     Some(block)
 }
 
+/// Writes 1 into `targets` where the label equals `positive` and 0 elsewhere: a string
+/// compared as text, a boolean with `true`/`false` (or `1`/`0`), any other number by value
+/// (as f32). Returns false for a type that cannot be compared. Nulls are checked before.
+fn positive_labels(array: &dyn Array, positive: &str, targets: &mut [f32]) -> bool {
+    let mut set = |is_positive: &dyn Fn(usize) -> bool| {
+        for (i, t) in targets.iter_mut().enumerate() {
+            *t = f32::from(u8::from(is_positive(i)));
+        }
+    };
+    match array.data_type() {
+        DataType::Utf8 => set(&|i| array.as_string::<i32>().value(i) == positive),
+        DataType::LargeUtf8 => set(&|i| array.as_string::<i64>().value(i) == positive),
+        DataType::Utf8View => set(&|i| array.as_string_view().value(i) == positive),
+        DataType::Dictionary(..) => {
+            let Some(dictionary) = array.as_any_dictionary_opt() else {
+                return false;
+            };
+            let values = dictionary.values();
+            let matches: Vec<bool> = match values.data_type() {
+                DataType::Utf8 => {
+                    let s = values.as_string::<i32>();
+                    (0..s.len())
+                        .map(|k| s.is_valid(k) && s.value(k) == positive)
+                        .collect()
+                }
+                DataType::LargeUtf8 => {
+                    let s = values.as_string::<i64>();
+                    (0..s.len())
+                        .map(|k| s.is_valid(k) && s.value(k) == positive)
+                        .collect()
+                }
+                _ => return false,
+            };
+            let keys = dictionary.normalized_keys();
+            set(&|i| matches.get(keys[i]).copied().unwrap_or(false));
+        }
+        DataType::Boolean => {
+            let want = matches!(positive.trim(), "true" | "1");
+            set(&|i| array.as_boolean().value(i) == want);
+        }
+        _ => {
+            let (Some(values), Ok(want)) = (Values::of(array), positive.trim().parse::<f64>())
+            else {
+                return false;
+            };
+            let want = want as f32;
+            set(&|i| values.get(i) == want);
+        }
+    }
+    true
+}
+
+/// Writes each filled column's fill value over its nulls and NaN in the row-major `features`
+/// (`d` per row), and the columns' indicator features (1 where the value was missing, else 0)
+/// after the columns' own. Infinity is left for the finiteness check.
+fn fill_missing(
+    batch: &RecordBatch,
+    cols: &[usize],
+    fill: &[Option<f32>],
+    indicators: &[usize],
+    features: &mut [f32],
+    d: usize,
+) {
+    let n = batch.num_rows();
+    for (j, value) in fill.iter().enumerate() {
+        let Some(value) = *value else { continue };
+        let array = batch.column(cols[j]);
+        let indicator = indicators
+            .iter()
+            .position(|&c| c == j)
+            .map(|k| cols.len() + k);
+        for (i, row) in features.chunks_exact_mut(d).take(n).enumerate() {
+            let missing = array.is_null(i) || row[j].is_nan();
+            if missing {
+                row[j] = value;
+            }
+            if let Some(p) = indicator {
+                row[p] = f32::from(u8::from(missing));
+            }
+        }
+    }
+}
+
 /// What a decode error needs to name its place.
 pub(super) struct DecodeContext<'a> {
     pub(super) path: &'a Path,
     pub(super) row_group: usize,
     pub(super) schema: &'a Schema,
+    /// The label value that is 1 (every other is 0), when «positive_label» is set.
+    pub(super) positive_label: Option<&'a str>,
+    /// Rows with a null label are left out ([`DecodeContext::decode_dropping`]).
+    pub(super) drop_null_labels: bool,
 }
 
 impl DecodeContext<'_> {
@@ -149,31 +301,103 @@ impl DecodeContext<'_> {
         targets: &mut [f32],
     ) -> Result<()> {
         let n = batch.num_rows();
-        let d = self.schema.num_features();
         let label_index = match layout {
             Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
         };
         match label_index {
             Some(index) => {
                 let label = batch.column(index);
-                self.check_nulls(label, &self.schema.label, first_row)?;
+                if !self.drop_null_labels {
+                    self.check_nulls(label, &self.schema.label, first_row)?;
+                }
+                if let Some(positive) = self.positive_label {
+                    if !positive_labels(label.as_ref(), positive, &mut targets[..n]) {
+                        return Err(self.unsupported(label, &self.schema.label));
+                    }
+                    return self.decode_features(layout, batch, first_row, features);
+                }
                 let label_values = Values::of(label.as_ref())
                     .ok_or_else(|| self.unsupported(label, &self.schema.label))?;
-                if label_values.scatter(0..n, targets, 1, 0) {
+                let mut bad = label_values.scatter(0..n, targets, 1, 0);
+                if label.null_count() > 0 {
+                    // Rows left out by `decode_dropping`: whatever a null slot held is not a label.
+                    for (i, t) in targets[..n].iter_mut().enumerate() {
+                        if label.is_null(i) {
+                            *t = 0.0;
+                        }
+                    }
+                    bad = targets[..n].iter().any(|t| !t.is_finite());
+                }
+                if bad {
                     self.check_finite(targets, 1, first_row, |_| self.schema.label.clone())?;
                 }
             }
             None => targets[..n].fill(0.0),
         }
+        self.decode_features(layout, batch, first_row, features)
+    }
+
+    /// Decodes one record batch like [`DecodeContext::decode`], then moves the rows whose
+    /// label is null out (the kept rows close up, in order); returns the rows kept.
+    pub(super) fn decode_dropping(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+        targets: &mut [f32],
+    ) -> Result<usize> {
+        self.decode(layout, batch, first_row, features, targets)?;
+        let n = batch.num_rows();
+        let label = match layout {
+            Layout::Scalars { label, .. } | Layout::List { label, .. } => *label,
+        };
+        let Some(label) = label.map(|index| batch.column(index)) else {
+            return Ok(n);
+        };
+        if label.null_count() == 0 {
+            return Ok(n);
+        }
+        let d = self.schema.num_features();
+        let mut kept = 0;
+        for i in 0..n {
+            if label.is_valid(i) {
+                if kept != i {
+                    features.copy_within(i * d..(i + 1) * d, kept * d);
+                    targets[kept] = targets[i];
+                }
+                kept += 1;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Decodes the feature columns of one record batch into row-major `features`.
+    fn decode_features(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        first_row: u64,
+        features: &mut [f32],
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let d = self.schema.num_features();
         // Every conversion reports NaN/inf as it writes; only then is the slow search run.
         let mut any_bad = false;
         match layout {
-            Layout::Scalars { features: cols, .. } => {
+            Layout::Scalars {
+                features: cols,
+                fill,
+                indicators,
+                ..
+            } => {
                 let mut columns = Vec::with_capacity(cols.len());
                 for (j, &c) in cols.iter().enumerate() {
                     let array = batch.column(c);
                     let name = &self.schema.feature_names[j];
-                    self.check_nulls(array, name, first_row)?;
+                    if fill[j].is_none() {
+                        self.check_nulls(array, name, first_row)?;
+                    }
                     columns.push(
                         Values::of(array.as_ref()).ok_or_else(|| self.unsupported(array, name))?,
                     );
@@ -193,6 +417,7 @@ impl DecodeContext<'_> {
                         }
                     }
                 }
+                fill_missing(batch, cols, fill, indicators, features, d);
             }
             Layout::List { column, len, .. } => {
                 any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;

@@ -2,7 +2,8 @@
 //! fetching a remote one's tail) and parsing its footer (with
 //! the `footer_repair` glue for footers a writer got wrong, and the refusal of encrypted
 //! files and of files without the `PAR1` magic at both ends), and probing the length of a
-//! variable list column from its first row.
+//! variable list column from its first row, and counting a row group's null labels (for
+//! «drop_null_labels»: from the footer's statistics, else by reading the label column).
 //!
 //! It knows nothing of which columns are used (`columns.rs`) or how rows are decoded
 //! (`decode.rs`); [`ParquetFile`] only holds what opening found.
@@ -213,6 +214,48 @@ fn repaired_metadata(
         "the footer's column metadata has fields {dropped:?} of the wrong type or a zero dictionary page offset; read without them"
     );
     Some(metadata)
+}
+
+/// The nulls in row group `rg`'s label column (root `label_root`): the footer's null count
+/// where the writer stored one, else counted by reading that one column chunk.
+pub(super) fn count_null_labels(
+    path: &Path,
+    file: &ParquetFile,
+    label_root: usize,
+    rg: usize,
+) -> Result<u64> {
+    let schema = file.metadata.parquet_schema();
+    let row_group = file.metadata.metadata().row_group(rg);
+    let leaves: Vec<usize> = (0..schema.num_columns())
+        .filter(|&l| schema.get_column_root_idx(l) == label_root)
+        .collect();
+    if let [leaf] = leaves[..]
+        && let Some(nulls) = row_group
+            .column(leaf)
+            .statistics()
+            .and_then(|s| s.null_count_opt())
+    {
+        return Ok(nulls);
+    }
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        row_group: Some(rg),
+        reason,
+    };
+    let mask = ProjectionMask::roots(schema, [label_root]);
+    let bytes = file.data.chunks([row_group], &mask)?;
+    page_bounds::check_row_group(&bytes, row_group, &mask).map_err(corrupt)?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+        .with_row_groups(vec![rg])
+        .with_projection(mask)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut nulls = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        nulls += batch.column(0).null_count() as u64;
+    }
+    Ok(nulls)
 }
 
 /// Reads the first row of a variable-length list column to learn the feature count.

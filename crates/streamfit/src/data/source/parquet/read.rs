@@ -44,6 +44,8 @@ impl ParquetSource {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
             schema: &self.schema,
+            positive_label: self.positive_label.as_deref(),
+            drop_null_labels: self.drop_null_labels,
         };
         let mut from_row = 0u64;
         if let Some(leaves) = &file.flat {
@@ -192,30 +194,44 @@ impl ParquetSource {
         let unit = *unit;
         let file = &self.files[unit.file];
         let mut rows_read = from_row;
+        // With «drop_null_labels» the unit's count is of the rows kept; the footer's of all.
+        let (stored_rows, mut kept) = if ctx.drop_null_labels {
+            let row_group = file.metadata.metadata().row_group(unit.index_in_file);
+            (u64::try_from(row_group.num_rows()).unwrap_or(0), 0u64)
+        } else {
+            (unit.num_rows, from_row)
+        };
         let reader = self.unit_reader(&unit, bytes, rows_read, max_block_rows)?;
         let d = self.schema.num_features();
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             let n = batch.num_rows();
-            if rows_read + n as u64 > unit.num_rows {
+            if rows_read + n as u64 > stored_rows {
                 return Err(self.row_count_mismatch(&unit, rows_read + n as u64));
             }
             let mut block = sink.empty_block();
             block.reset(d);
+            let mut num_kept = n;
             {
                 let _span =
                     tracing::trace_span!("decode", rows = n, bytes = n * 4 * (d + 1)).entered();
-                block.append_with(n, unit.first_row_id + rows_read, |x, y| {
-                    ctx.decode(&file.layout, &batch, rows_read, x, y)
+                block.append_with(n, unit.first_row_id + kept, |x, y| {
+                    num_kept = ctx.decode_dropping(&file.layout, &batch, rows_read, x, y)?;
+                    Ok::<(), Error>(())
                 })?;
             }
+            block.truncate(num_kept);
             rows_read += n as u64;
+            kept += num_kept as u64;
+            if kept > unit.num_rows {
+                return Err(self.row_count_mismatch(&unit, kept));
+            }
             if sink.send(block).is_break() {
                 return Ok(());
             }
         }
-        if rows_read != unit.num_rows {
-            return Err(self.row_count_mismatch(&unit, rows_read));
+        if rows_read != stored_rows || kept != unit.num_rows {
+            return Err(self.row_count_mismatch(&unit, kept));
         }
         self.release(&unit);
         Ok(())
@@ -338,6 +354,8 @@ mod tests {
             path: &source.paths[0],
             row_group: unit.index_in_file,
             schema: &source.schema,
+            positive_label: None,
+            drop_null_labels: false,
         };
         let mut whole: Vec<RowBlock> = Vec::new();
         source.read_unit(1, 64, &mut whole).unwrap();

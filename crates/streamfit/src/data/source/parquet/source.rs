@@ -16,7 +16,7 @@ use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
 use crate::data::source::parquet::files::{
-    ParquetFile, expand_paths, open_file, probe_list_length,
+    ParquetFile, count_null_labels, expand_paths, open_file, probe_list_length,
 };
 use crate::data::source::parquet::pages;
 use crate::data::source::{
@@ -37,6 +37,10 @@ pub struct ParquetSource {
     /// Read-ahead of the remote files' units (when there are any).
     #[cfg(feature = "remote")]
     pub(super) prefetch: Option<std::sync::Arc<crate::data::source::parquet::prefetch::Prefetch>>,
+    /// The label value mapped to 1 (every other to 0), when the spec names one.
+    pub(super) positive_label: Option<String>,
+    /// Rows with a null label are left out (each unit's `num_rows` counts the rows kept).
+    pub(super) drop_null_labels: bool,
 }
 
 impl ParquetSource {
@@ -83,7 +87,15 @@ impl ParquetSource {
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
-                Layout::Scalars { .. } => pages::flat_leaves(metadata.parquet_schema(), &roots),
+                // Filled columns are read by the arrow reader (which sees nulls per row).
+                Layout::Scalars { ref fill, .. }
+                    if fill.iter().all(Option::is_none)
+                        && spec.positive_label.is_none()
+                        && !spec.drop_null_labels =>
+                {
+                    pages::flat_leaves(metadata.parquet_schema(), &roots)
+                }
+                Layout::Scalars { .. } => None,
                 Layout::List { .. } => None,
             };
             let mut file = ParquetFile {
@@ -143,6 +155,13 @@ impl ParquetSource {
                     row_group: Some(rg),
                     reason: format!("negative row count {}", meta.num_rows()),
                 })?;
+                let num_rows = match roots.last() {
+                    Some(&label_root) if spec.drop_null_labels && !spec.ignore_label => {
+                        let nulls = count_null_labels(path, &file, label_root, rg)?;
+                        num_rows.saturating_sub(nulls)
+                    }
+                    _ => num_rows,
+                };
                 if num_rows == 0 {
                     continue;
                 }
@@ -184,6 +203,8 @@ impl ParquetSource {
             file_bytes,
             #[cfg(feature = "remote")]
             prefetch,
+            positive_label: spec.positive_label.clone(),
+            drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
         };
         Ok((source, skipped))
     }

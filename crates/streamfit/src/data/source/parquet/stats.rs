@@ -53,6 +53,7 @@ impl ParquetSource {
         let Layout::Scalars {
             features: cols,
             label,
+            ..
         } = &file.layout
         else {
             unreachable!("list layouts returned above")
@@ -64,6 +65,8 @@ impl ParquetSource {
             path: &self.paths[unit.file],
             row_group: unit.index_in_file,
             schema: &self.schema,
+            positive_label: self.positive_label.as_deref(),
+            drop_null_labels: false,
         };
         let mut rows_read = 0u64;
         let mut values = Vec::with_capacity(max_block_rows);
