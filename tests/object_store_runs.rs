@@ -385,9 +385,9 @@ fn the_model_report_and_predictions_can_be_written_to_s3() {
     let batches = common::read_parquet(&stored.join("p.parquet"));
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4000);
     assert_eq!(batches, common::read_parquet(&local_predictions));
-    // Checkpoints and streamed files stay local, refused before training; so is http(s)://.
+    // Streamed files stay local, refused before training; so is http(s)://.
     for (flag, url) in [
-        ("--checkpoint-dir", "s3://bucket/ck"),
+        ("--checkpoint-dir", "http://127.0.0.1:9/ck?sig=SECRETSIG"),
         ("--metrics", "s3://bucket/out/metrics.jsonl"),
         (
             "--save-model",
