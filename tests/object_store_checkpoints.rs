@@ -202,7 +202,11 @@ fn keep_k_leaves_k_objects_and_a_corrupt_newer_one_is_skipped() {
     resumed.retain(|a| a != "--quiet");
     resumed.extend(["--resume".to_string(), "auto".to_string()]);
     let outcome = run_s3(&server, &strs(&resumed)).ok();
-    assert!(outcome.stderr.contains("skipping checkpoint"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("skipping checkpoint"),
+        "{}",
+        outcome.stderr
+    );
     assert!(
         outcome
             .stdout
@@ -223,7 +227,11 @@ fn a_second_run_on_a_locked_prefix_is_refused() {
     std::fs::create_dir_all(&prefix).unwrap();
     // A run on another machine holds the prefix: refused, naming the holder and the object.
     std::fs::write(prefix.join(".lock"), "pid 4242 on another-host\n").unwrap();
-    let args = train_args(&model, Some("s3://bucket/ck"), &["--epochs", "1", "--batch-size", "100"]);
+    let args = train_args(
+        &model,
+        Some("s3://bucket/ck"),
+        &["--epochs", "1", "--batch-size", "100"],
+    );
     let err = run_s3(&server, &strs(&args)).fails_with(2);
     assert!(err.contains("--checkpoint-dir"), "{err}");
     assert!(err.contains("in use by another run"), "{err}");

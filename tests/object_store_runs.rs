@@ -412,20 +412,35 @@ fn predict_and_eval_read_the_model_from_s3() {
     let out = tempdir();
     let model = out.path().join("model.json");
     let model = model.to_str().unwrap();
-    run_s3(&server, &["train", "-q", local, "--epochs", "1", "--save-model", model]).ok();
+    run_s3(
+        &server,
+        &["train", "-q", local, "--epochs", "1", "--save-model", model],
+    )
+    .ok();
     std::fs::create_dir_all(root.path().join("bucket/models")).unwrap();
     std::fs::copy(model, root.path().join("bucket/models/m.json")).unwrap();
     let remote = "s3://bucket/models/m.json";
     // The same predictions and the same evaluation from either copy of the model.
     let predict = |model: &str, to: &Path| {
         let to = to.to_str().unwrap();
-        run_s3(&server, &["predict", "-q", "--model", model, local, "--out", to]).ok();
+        run_s3(
+            &server,
+            &["predict", "-q", "--model", model, local, "--out", to],
+        )
+        .ok();
         common::read_parquet(Path::new(to))
     };
     let from_local = predict(model, &out.path().join("local.parquet"));
     assert_eq!(from_local.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
-    assert_eq!(predict(remote, &out.path().join("remote.parquet")), from_local);
-    let eval = |model: &str| run_s3(&server, &["eval", "--model", model, local]).ok().stdout;
+    assert_eq!(
+        predict(remote, &out.path().join("remote.parquet")),
+        from_local
+    );
+    let eval = |model: &str| {
+        run_s3(&server, &["eval", "--model", model, local])
+            .ok()
+            .stdout
+    };
     assert_eq!(eval(remote), eval(model));
     // A missing object is a clear error naming it, exit code 2.
     let err = run_s3(

@@ -88,27 +88,27 @@ impl CheckpointLock {
 
 /// Locks the local directory `dir` (canonically `canonical`): its `.lock` file, `flock`ed.
 fn lock_file(dir: &Path, canonical: &Path) -> Result<File> {
-        let path = canonical.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::output(&path, e))?;
-        lock_exclusively(&file).map_err(|e| match e {
-            Locked::ByAnother => Error::config(
-                "checkpoint_dir",
-                format!(
-                    "{} is in use by another run ({}); wait for it to end, or use another directory",
-                    dir.display(),
-                    holder(&path)
-                ),
+    let path = canonical.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::output(&path, e))?;
+    lock_exclusively(&file).map_err(|e| match e {
+        Locked::ByAnother => Error::config(
+            "checkpoint_dir",
+            format!(
+                "{} is in use by another run ({}); wait for it to end, or use another directory",
+                dir.display(),
+                holder(&path)
             ),
-            Locked::Failed(e) => Error::output(&path, e),
-        })?;
-        record_pid(&file).map_err(|e| Error::output(&path, e))?;
-        Ok(file)
+        ),
+        Locked::Failed(e) => Error::output(&path, e),
+    })?;
+    record_pid(&file).map_err(|e| Error::output(&path, e))?;
+    Ok(file)
 }
 
 /// Locks the prefix `dir`: creates its lock object, taking over one that a dead process of
