@@ -305,4 +305,17 @@ mod tests {
         drop(file);
         CheckpointLock::acquire(dir.path()).expect("free once the holder is gone");
     }
+
+    #[test]
+    fn a_remote_lock_is_taken_over_only_from_a_dead_process_of_this_host() {
+        let host = hostname();
+        let me = std::process::id();
+        assert!(left_by_a_dead_process(&format!("pid {me} on {host}")));
+        assert!(!left_by_a_dead_process(&format!("pid {me} on not-{host}")));
+        // PID 1 always runs.
+        #[cfg(target_os = "linux")]
+        assert!(!left_by_a_dead_process(&format!("pid 1 on {host}")));
+        assert!(!left_by_a_dead_process("garbage"));
+        assert!(!left_by_a_dead_process(""));
+    }
 }
