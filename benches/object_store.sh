@@ -7,6 +7,7 @@
 # float32 features (default 600,000 rows, ~150 MB of Snappy Parquet, 4 files, row groups of
 # ROW_GROUP_ROWS rows, default 65,536: one unit is one request of ~16 MB), generated once
 # under /tmp/streamfit-bench-s3-ROWS-ROW_GROUP_ROWS.
+# STREAMFIT_BENCH_DEFAULT_ONLY=1 runs only the default --fetch-ahead-bytes (local, 0 ms, 20 ms).
 # Usage: benches/object_store.sh [ROWS] [EPOCHS] [ROW_GROUP_ROWS]
 set -euo pipefail
 rows=${1:-600000}

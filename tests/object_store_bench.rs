@@ -68,7 +68,12 @@ fn object_store_throughput_table() {
         ("s3://", Some(&slow), "20 ms", "1"),
         ("s3://", Some(&slow), "20 ms", "67108864"),
     ];
+    // STREAMFIT_BENCH_DEFAULT_ONLY=1: only the default settings (a large dataset).
+    let default_only = std::env::var("STREAMFIT_BENCH_DEFAULT_ONLY").is_ok_and(|v| v == "1");
     for (what, server, latency, budget) in cases {
+        if default_only && budget != "67108864" {
+            continue;
+        }
         let data = match server {
             Some(_) => "s3://bucket/data",
             None => local.as_str(),

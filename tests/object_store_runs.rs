@@ -2,7 +2,8 @@
 //! for bit like the uninterrupted run; the printed memory budget counts «fetch_ahead_bytes»;
 //! `scan` and `tune` take `s3://` URLs; a presigned query string reaches neither a checkpoint
 //! nor `tune`'s recommended command; `gs://` and `az://` (no emulator here) fail with a clear
-//! error naming the URL, exit code 2 and no secret.
+//! error naming the URL, exit code 2 and no secret; `predict` and `eval` read `--model` from
+//! `s3://`.
 
 mod common;
 #[path = "common/s3.rs"]
@@ -385,9 +386,9 @@ fn the_model_report_and_predictions_can_be_written_to_s3() {
     let batches = common::read_parquet(&stored.join("p.parquet"));
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4000);
     assert_eq!(batches, common::read_parquet(&local_predictions));
-    // Checkpoints and streamed files stay local, refused before training; so is http(s)://.
+    // Streamed files stay local, refused before training; so is http(s)://.
     for (flag, url) in [
-        ("--checkpoint-dir", "s3://bucket/ck"),
+        ("--checkpoint-dir", "http://127.0.0.1:9/ck?sig=SECRETSIG"),
         ("--metrics", "s3://bucket/out/metrics.jsonl"),
         (
             "--save-model",
@@ -399,4 +400,62 @@ fn the_model_report_and_predictions_can_be_written_to_s3() {
         assert!(!err.contains("SECRETSIG"), "{err}");
     }
     assert!(!Path::new("s3:").exists(), "a local s3: directory was made");
+}
+
+#[test]
+fn predict_and_eval_read_the_model_from_s3() {
+    let root = tempdir();
+    bucket_dataset(root.path(), 2_000, 500);
+    let local = root.path().join("bucket/data");
+    let local = local.to_str().unwrap();
+    let server = s3_server(root.path(), Faults::default());
+    let out = tempdir();
+    let model = out.path().join("model.json");
+    let model = model.to_str().unwrap();
+    run_s3(
+        &server,
+        &["train", "-q", local, "--epochs", "1", "--save-model", model],
+    )
+    .ok();
+    std::fs::create_dir_all(root.path().join("bucket/models")).unwrap();
+    std::fs::copy(model, root.path().join("bucket/models/m.json")).unwrap();
+    let remote = "s3://bucket/models/m.json";
+    // The same predictions and the same evaluation from either copy of the model.
+    let predict = |model: &str, to: &Path| {
+        let to = to.to_str().unwrap();
+        run_s3(
+            &server,
+            &["predict", "-q", "--model", model, local, "--out", to],
+        )
+        .ok();
+        common::read_parquet(Path::new(to))
+    };
+    let from_local = predict(model, &out.path().join("local.parquet"));
+    assert_eq!(from_local.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
+    assert_eq!(
+        predict(remote, &out.path().join("remote.parquet")),
+        from_local
+    );
+    let eval = |model: &str| {
+        run_s3(&server, &["eval", "--model", model, local])
+            .ok()
+            .stdout
+    };
+    assert_eq!(eval(remote), eval(model));
+    // A missing object is a clear error naming it, exit code 2.
+    let err = run_s3(
+        &server,
+        &[
+            "predict",
+            "-q",
+            "--model",
+            "s3://bucket/models/none.json",
+            local,
+            "--out",
+            out.path().join("none.parquet").to_str().unwrap(),
+        ],
+    )
+    .fails_with(2);
+    assert!(err.contains("s3://bucket/models/none.json"), "{err}");
+    assert!(err.contains("404"), "{err}");
 }

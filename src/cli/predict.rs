@@ -16,7 +16,7 @@ use super::output::{rows_progress, say, thousands};
 
 #[derive(Args, Debug)]
 pub(crate) struct PredictArgs {
-    /// Saved model (`train --save-model`)
+    /// Saved model (`train --save-model`): a file or a URL (s3://, gs://, az://, https://)
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// Parquet files and/or directories of .parquet files, or one shard dataset directory; the
@@ -41,7 +41,7 @@ pub(crate) struct PredictArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct EvalArgs {
-    /// Saved model (`train --save-model`)
+    /// Saved model (`train --save-model`): a file or a URL (s3://, gs://, az://, https://)
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// Labelled Parquet files and/or directories of .parquet files, or one shard dataset

@@ -170,8 +170,9 @@ pub(crate) struct TrainArgs {
     /// file or an s3://, gs://, az:// URL)
     #[arg(long, value_name = "FILE")]
     save_model: Option<PathBuf>,
-    /// Write crash-safe checkpoints into DIR, a local directory (at every epoch end, every
-    /// --checkpoint-every iterations, and on Ctrl-C/SIGTERM)
+    /// Write crash-safe checkpoints into DIR, a local directory or an object-storage prefix
+    /// such as s3://bucket/run1/ (at every epoch end, every --checkpoint-every iterations,
+    /// and on Ctrl-C/SIGTERM)
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
     /// Also checkpoint every N iterations [default: only at epoch ends]

@@ -117,13 +117,9 @@ impl InputSet {
     /// directory that takes new files.
     pub fn check_dir(&self, field: &'static str, dir: &Path) -> Result<()> {
         if is_url(dir) {
-            return Err(Error::config(
-                field,
-                format!(
-                    "{}: a directory in object storage is not supported yet; give a local directory",
-                    redact(&dir.to_string_lossy())
-                ),
-            ));
+            // A prefix in object storage: its objects are written by PUT, so only a
+            // read-only scheme is refused here; the store itself answers the rest.
+            return check_url(field, dir, WriteMode::Replace);
         }
         let existing = std::fs::metadata(dir).ok();
         if let Some(input) = self.same_file(dir, existing.as_ref()) {

@@ -154,14 +154,20 @@ impl ModelFile {
 
     /// Reads a model file and checks that its parameters fit its shape. A path that is not a
     /// regular file (a FIFO, whose open would wait for a writer; a device; a directory) is
-    /// refused before it is opened.
+    /// refused before it is opened. A URL (`s3://...`, `https://...`) is read in one GET.
     pub fn load(path: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::config("model", format!("{}: {reason}", path.display()));
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() {
-            return Err(bad(format!("{}, not a regular file", file_kind(&meta))));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        use crate::data::source::remote::{self, is_url, redact};
+        let shown = redact(&path.to_string_lossy());
+        let bad = |reason: String| Error::config("model", format!("{shown}: {reason}"));
+        let bytes = if is_url(path) {
+            remote::read(path)?
+        } else {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            if !meta.is_file() {
+                return Err(bad(format!("{}, not a regular file", file_kind(&meta))));
+            }
+            std::fs::read(path).map_err(|e| Error::io(path, e))?
+        };
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         if value["format"] != "streamfit-model" || (value["version"] != 2 && value["version"] != 3)

@@ -5,6 +5,10 @@
 //! synced, renamed, the directory synced), so a crash (even `kill -9`) leaves the previous
 //! checkpoint or the new one, never a torn file; a file whose length or checksum is wrong is
 //! never loaded. Which checkpoints a run writes, and when, is `writer.rs`'s business.
+//!
+//! The directory may be an object-storage prefix (`s3://bucket/run1/`): a checkpoint is then
+//! one object written by one PUT (atomic: the old object or the whole new one), listed,
+//! loaded and deleted by the same names, in the same order and with the same checks.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckpointConfig, RunFingerprint};
 use crate::atomic_file::AtomicFile;
+use crate::data::source::remote::{self, is_url};
 use crate::data::source::{FileIdentity, Source};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerState;
@@ -152,7 +157,9 @@ impl Checkpoint {
     /// `config.keep`. Returns its path.
     pub fn save(&self, config: &CheckpointConfig) -> Result<PathBuf> {
         let dir = &config.dir;
-        std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+        if !is_url(dir) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+        }
         let path = dir.join(format!("ckpt-{:012}.{EXTENSION}", self.iteration));
         let body = serde_json::to_vec(self).map_err(|e| Error::output(&path, e))?;
         let header = format!(
@@ -175,7 +182,7 @@ impl Checkpoint {
             .rev()
             .skip(config.keep.max(1))
         {
-            let _ = std::fs::remove_file(old);
+            remove(old);
         }
         remove_stale_temporaries(dir);
         Ok(path)
@@ -183,7 +190,7 @@ impl Checkpoint {
 
     /// Reads and verifies one checkpoint file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_bytes(path)?;
         let bad = |reason: String| Error::CorruptCheckpoint {
             file: path.to_path_buf(),
             reason,
@@ -278,7 +285,11 @@ const STALE_TEMPORARY_SECS: u64 = 60;
 /// Removes the temporary files of checkpoint saves that never finished (a run killed while
 /// writing): [`AtomicFile`]'s `.ckpt-<iteration>.sfck.XXXXXX.tmp`, a minute old at least.
 /// Best effort: what cannot be listed or removed stays.
+/// (A prefix in object storage has none: each checkpoint is one PUT.)
 pub(crate) fn remove_stale_temporaries(dir: &Path) {
+    if is_url(dir) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -305,11 +316,37 @@ pub(crate) fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Checkpoint files in `dir`, oldest first, by iteration.
+/// The bytes of the checkpoint file (or object) at `path`.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    if is_url(path) {
+        return remote::read(path);
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Deletes a checkpoint file (or object), best effort.
+fn remove(path: &Path) {
+    if is_url(path) {
+        let _ = remote::delete(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Checkpoint files in `dir` (or objects directly under the prefix), oldest first, by
+/// iteration.
 fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: Vec<(u64, PathBuf)> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let paths: Vec<PathBuf> = if is_url(dir) {
+        remote::names(dir)?
+            .into_iter()
+            .map(|name| dir.join(name))
+            .collect()
+    } else {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        entries.filter_map(|e| e.ok().map(|e| e.path())).collect()
+    };
+    let mut files: Vec<(u64, PathBuf)> = paths
+        .into_iter()
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
             let iteration = name

@@ -7,11 +7,19 @@
 //! killed run blocks nobody: the pid in it is only informative. Within one process the lock is
 //! shared: taking it again (the trainer, after the prepared run took it before loading the
 //! checkpoint to resume from) returns the same lock. It knows nothing of checkpoint files.
+//!
+//! A prefix in object storage (`s3://bucket/run1/`) has no `flock`: the lock is the object
+//! `.lock` under it, created with a conditional PUT (`If-None-Match: *`), so of two runs
+//! starting together exactly one creates it; it holds `pid N on HOST` and is deleted when the
+//! run ends. A killed run cannot delete it: a lock left by a process of this host that no
+//! longer runs is taken over; one from another host is refused until someone deletes it (the
+//! message names the object), as nothing tells a dead remote run from a live one.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::data::source::remote::{self, is_url, redact};
 use crate::error::{Error, Result};
 
 /// The name of the lock file inside a checkpoint directory.
@@ -29,16 +37,27 @@ pub struct CheckpointLock {
 #[derive(Debug)]
 struct Held {
     dir: PathBuf,
+    hold: Hold,
+}
+
+#[derive(Debug)]
+enum Hold {
     /// The locked file: closing it (when the last clone drops) releases the lock.
-    file: File,
+    File(File),
+    /// The lock object this run created under a prefix: deleted when the last clone drops.
+    Object(PathBuf),
 }
 
 impl CheckpointLock {
     /// Takes the lock of checkpoint directory `dir` (created when missing), or shares the one
     /// this process holds. Another process holding it is an error naming its pid.
     pub fn acquire(dir: &Path) -> Result<CheckpointLock> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
-        let canonical = dir.canonicalize().map_err(|e| Error::output(dir, e))?;
+        let canonical = if is_url(dir) {
+            PathBuf::from(dir.to_string_lossy().trim_end_matches('/'))
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+            dir.canonicalize().map_err(|e| Error::output(dir, e))?
+        };
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
         held.retain(|(_, lock)| lock.strong_count() > 0);
         if let Some(lock) = held
@@ -48,29 +67,14 @@ impl CheckpointLock {
         {
             return Ok(CheckpointLock { held: lock });
         }
-        let path = canonical.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::output(&path, e))?;
-        lock_exclusively(&file).map_err(|e| match e {
-            Locked::ByAnother => Error::config(
-                "checkpoint_dir",
-                format!(
-                    "{} is in use by another run ({}); wait for it to end, or use another directory",
-                    dir.display(),
-                    holder(&path)
-                ),
-            ),
-            Locked::Failed(e) => Error::output(&path, e),
-        })?;
-        record_pid(&file).map_err(|e| Error::output(&path, e))?;
+        let hold = if is_url(dir) {
+            Hold::Object(lock_object(&canonical)?)
+        } else {
+            Hold::File(lock_file(dir, &canonical)?)
+        };
         let lock = Arc::new(Held {
             dir: canonical.clone(),
-            file,
+            hold,
         });
         held.push((canonical, Arc::downgrade(&lock)));
         Ok(CheckpointLock { held: lock })
@@ -82,11 +86,122 @@ impl CheckpointLock {
     }
 }
 
+/// Locks the local directory `dir` (canonically `canonical`): its `.lock` file, `flock`ed.
+fn lock_file(dir: &Path, canonical: &Path) -> Result<File> {
+    let path = canonical.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::output(&path, e))?;
+    lock_exclusively(&file).map_err(|e| match e {
+        Locked::ByAnother => Error::config(
+            "checkpoint_dir",
+            format!(
+                "{} is in use by another run ({}); wait for it to end, or use another directory",
+                dir.display(),
+                holder(&path)
+            ),
+        ),
+        Locked::Failed(e) => Error::output(&path, e),
+    })?;
+    record_pid(&file).map_err(|e| Error::output(&path, e))?;
+    Ok(file)
+}
+
+/// Locks the prefix `dir`: creates its lock object, taking over one that a dead process of
+/// this host left. Returns the lock object's URL.
+fn lock_object(dir: &Path) -> Result<PathBuf> {
+    let url = dir.join(LOCK_FILE);
+    let me = format!("pid {} on {}\n", std::process::id(), hostname());
+    if remote::create_new(&url, me.clone().into_bytes())? {
+        return Ok(url);
+    }
+    let holder = remote::read(&url)
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    if left_by_a_dead_process(&holder) {
+        tracing::info!(holder, "taking over the lock of a run that no longer runs");
+        remote::delete(&url)?;
+        if remote::create_new(&url, me.into_bytes())? {
+            return Ok(url);
+        }
+    }
+    let holder = if holder.is_empty() {
+        "holder unknown".to_string()
+    } else {
+        holder
+    };
+    Err(Error::config(
+        "checkpoint_dir",
+        format!(
+            "{} is in use by another run ({holder}); wait for it to end, or, if it was killed on another machine, delete the object {}",
+            redact(&dir.to_string_lossy()),
+            redact(&url.to_string_lossy())
+        ),
+    ))
+}
+
+/// True when the lock object's `pid N on HOST` names this host and a process that no longer
+/// runs (or this very process, which holds no lock it knows of).
+fn left_by_a_dead_process(holder: &str) -> bool {
+    let Some((pid, host)) = holder
+        .strip_prefix("pid ")
+        .and_then(|rest| rest.split_once(" on "))
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == hostname() && (pid == std::process::id() || !process_runs(pid))
+}
+
+/// Whether process `pid` runs on this machine (`kill(pid, 0)`).
+#[cfg(target_os = "linux")]
+fn process_runs(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Other systems: every process counts as running (a lock is never taken over).
+#[cfg(not(target_os = "linux"))]
+fn process_runs(_pid: u32) -> bool {
+    true
+}
+
+/// This machine's host name (`unknown` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
-        // Still holding the lock: empty the file, so only a killed run leaves a pid behind.
-        // Closing the file (after this) releases the lock.
-        let _ = self.file.set_len(0);
+        match &self.hold {
+            // Still holding the lock: empty the file, so only a killed run leaves a pid
+            // behind. Closing the file (after this) releases the lock.
+            Hold::File(file) => {
+                let _ = file.set_len(0);
+            }
+            Hold::Object(url) => {
+                if let Err(e) = remote::delete(url) {
+                    tracing::warn!(error = %e, "cannot delete the checkpoint lock object");
+                }
+            }
+        }
     }
 }
 
@@ -189,5 +304,18 @@ mod tests {
         }
         drop(file);
         CheckpointLock::acquire(dir.path()).expect("free once the holder is gone");
+    }
+
+    #[test]
+    fn a_remote_lock_is_taken_over_only_from_a_dead_process_of_this_host() {
+        let host = hostname();
+        let me = std::process::id();
+        assert!(left_by_a_dead_process(&format!("pid {me} on {host}")));
+        assert!(!left_by_a_dead_process(&format!("pid {me} on not-{host}")));
+        // PID 1 always runs.
+        #[cfg(target_os = "linux")]
+        assert!(!left_by_a_dead_process(&format!("pid 1 on {host}")));
+        assert!(!left_by_a_dead_process("garbage"));
+        assert!(!left_by_a_dead_process(""));
     }
 }

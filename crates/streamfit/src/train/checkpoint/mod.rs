@@ -32,7 +32,8 @@ pub use self::lock::CheckpointLock;
 /// Where and how often checkpoints are written.
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
-    /// Directory of the checkpoint files (created when missing).
+    /// Directory of the checkpoint files (created when missing), or an object-storage prefix
+    /// (`s3://bucket/run1/`: one object per checkpoint).
     pub dir: PathBuf,
     /// Also write one every this many iterations (besides every epoch end).
     pub every_steps: Option<u64>,

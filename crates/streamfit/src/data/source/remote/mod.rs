@@ -19,9 +19,13 @@
 //! - `object`: [`RemoteObject`], one listed object (size, ETag) and its ranged reads,
 //!   checked against the listing so a file that changes while it is read is an error; and
 //!   [`put`], an output file written as one object.
+//! - `prefix`: a prefix used as a directory of outputs (checkpoints): [`names`] under it,
+//!   whole-object [`read`]s, [`delete`]s and [`create_new`] (the lock's conditional write).
 
 #[cfg(feature = "remote")]
 mod object;
+#[cfg(feature = "remote")]
+mod prefix;
 #[cfg(feature = "remote")]
 mod store;
 mod url;
@@ -82,6 +86,64 @@ pub fn list(url: &Path) -> crate::error::Result<Vec<ListedObject>> {
 #[cfg(feature = "remote")]
 pub fn put(url: &Path, bytes: Vec<u8>) -> crate::error::Result<()> {
     self::object::put(url, bytes.into())
+}
+
+/// The names of the objects directly under the prefix `dir` (a checkpoint directory).
+#[cfg(feature = "remote")]
+pub fn names(dir: &Path) -> crate::error::Result<Vec<String>> {
+    self::prefix::names(dir)
+}
+
+/// The whole object `url`, read in one GET (a checkpoint).
+#[cfg(feature = "remote")]
+pub fn read(url: &Path) -> crate::error::Result<Vec<u8>> {
+    self::prefix::read(url)
+}
+
+/// Deletes the object `url`; a missing one is no error.
+#[cfg(feature = "remote")]
+pub fn delete(url: &Path) -> crate::error::Result<()> {
+    self::prefix::delete(url)
+}
+
+/// Writes `bytes` as the object `url` only if it does not exist (a conditional PUT,
+/// `If-None-Match: *`): `Ok(false)` when it did.
+#[cfg(feature = "remote")]
+pub fn create_new(url: &Path, bytes: Vec<u8>) -> crate::error::Result<bool> {
+    self::prefix::create_new(url, bytes)
+}
+
+/// Without the `remote` feature a URL names no object.
+#[cfg(not(feature = "remote"))]
+fn unsupported(url: &Path) -> crate::error::Error {
+    crate::error::Error::output(
+        Path::new(&redact(&url.to_string_lossy())),
+        "this streamfit was built without the `remote` feature, so it reads and writes no URLs",
+    )
+}
+
+/// Without the `remote` feature: an error.
+#[cfg(not(feature = "remote"))]
+pub fn names(dir: &Path) -> crate::error::Result<Vec<String>> {
+    Err(unsupported(dir))
+}
+
+/// Without the `remote` feature: an error.
+#[cfg(not(feature = "remote"))]
+pub fn read(url: &Path) -> crate::error::Result<Vec<u8>> {
+    Err(unsupported(url))
+}
+
+/// Without the `remote` feature: an error.
+#[cfg(not(feature = "remote"))]
+pub fn delete(url: &Path) -> crate::error::Result<()> {
+    Err(unsupported(url))
+}
+
+/// Without the `remote` feature: an error.
+#[cfg(not(feature = "remote"))]
+pub fn create_new(url: &Path, _bytes: Vec<u8>) -> crate::error::Result<bool> {
+    Err(unsupported(url))
 }
 
 /// Without the `remote` feature writing a URL is an output error.
