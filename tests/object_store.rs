@@ -17,8 +17,8 @@ use std::time::Duration;
 use arrow_array::{Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
-use common::{Outcome, TIMEOUT, read_json, run_command, run_ok, tempdir, write_parquet};
-use s3::{Faults, SECRET_KEY, Server, http_server, s3_server};
+use common::{TIMEOUT, read_json, run_command, run_ok, tempdir, write_parquet};
+use s3::{Faults, SECRET_KEY, Server, http_server, run_s3, s3_server};
 
 /// One file of `rows` rows: `x` in [-1, 1), a row number and a 0/1 `label` that depends on
 /// `x` and on the file's `month` (as in tests/hive.rs).
@@ -81,17 +81,6 @@ fn hive_tree(root: &Path) -> PathBuf {
 
 fn s(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
-}
-
-/// Runs the binary against `server` with the right credentials.
-fn run_s3(server: &Server, args: &[&str]) -> Outcome {
-    let outcome = run_command(server.command(args, SECRET_KEY), TIMEOUT);
-    assert!(
-        !outcome.stderr.contains(SECRET_KEY) && !outcome.stdout.contains(SECRET_KEY),
-        "the secret was printed:\n{}",
-        outcome.stderr
-    );
-    outcome
 }
 
 /// Trains on `data` (with `args`), against `server` when given; returns (model, report).

@@ -11,33 +11,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, run_command, tempdir};
-use s3::{Faults, SECRET_KEY, Server, s3_server};
-use streamfit::generate::Task;
-
-/// A generated dataset under `root/bucket/data` (4 files, row groups of `group` rows).
-fn bucket_dataset(root: &Path, rows: u64, group: usize) {
-    common::dataset(
-        &root.join("bucket/data"),
-        Task::Logistic,
-        rows,
-        4,
-        4,
-        group,
-        3,
-    );
-}
-
-/// Runs the binary against `server` with the right credentials; the secret is never printed.
-fn run_s3(server: &Server, args: &[&str]) -> common::Outcome {
-    let outcome = run_command(server.command(args, SECRET_KEY), TIMEOUT);
-    assert!(
-        !outcome.stderr.contains(SECRET_KEY) && !outcome.stdout.contains(SECRET_KEY),
-        "the secret was printed:\n{}",
-        outcome.stderr
-    );
-    outcome
-}
+use common::tempdir;
+use s3::{Faults, SECRET_KEY, bucket_dataset, run_s3, s3_server};
 
 /// The checkpoint objects under `dir` (the server's directory of a prefix), sorted.
 fn checkpoint_objects(dir: &Path) -> Vec<String> {

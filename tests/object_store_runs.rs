@@ -14,32 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TIMEOUT, run_command, run_ok, tempdir};
-use s3::{Faults, SECRET_KEY, Server, http_server, s3_server};
-use streamfit::generate::Task;
-
-/// A generated dataset under `root/bucket/data` (4 files, row groups of `group` rows).
-fn bucket_dataset(root: &Path, rows: u64, group: usize) {
-    common::dataset(
-        &root.join("bucket/data"),
-        Task::Logistic,
-        rows,
-        4,
-        4,
-        group,
-        3,
-    );
-}
-
-/// Runs the binary against `server` with the right credentials; the secret is never printed.
-fn run_s3(server: &Server, args: &[&str]) -> common::Outcome {
-    let outcome = run_command(server.command(args, SECRET_KEY), TIMEOUT);
-    assert!(
-        !outcome.stderr.contains(SECRET_KEY) && !outcome.stdout.contains(SECRET_KEY),
-        "the secret was printed:\n{}",
-        outcome.stderr
-    );
-    outcome
-}
+use s3::{Faults, SECRET_KEY, Server, bucket_dataset, http_server, run_s3, s3_server};
 
 #[test]
 fn sigkill_and_resume_auto_on_s3_data_end_bit_identical() {

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::Body;
 
-use crate::common::binary;
+use crate::common::{Outcome, TIMEOUT, binary, run_command};
 
 /// The access key the test S3 server accepts.
 pub const ACCESS_KEY: &str = "streamfit-test-key";
@@ -222,4 +222,28 @@ fn serve_file(
 fn crc(data: &[u8]) -> u32 {
     data.iter()
         .fold(17u32, |h, &b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
+/// Runs the binary against `server` with the right credentials; the secret is never printed.
+pub fn run_s3(server: &Server, args: &[&str]) -> Outcome {
+    let outcome = run_command(server.command(args, SECRET_KEY), TIMEOUT);
+    assert!(
+        !outcome.stderr.contains(SECRET_KEY) && !outcome.stdout.contains(SECRET_KEY),
+        "the secret was printed:\n{}",
+        outcome.stderr
+    );
+    outcome
+}
+
+/// A generated dataset under `root/bucket/data` (4 files, row groups of `group` rows).
+pub fn bucket_dataset(root: &Path, rows: u64, group: usize) {
+    crate::common::dataset(
+        &root.join("bucket/data"),
+        streamfit::generate::Task::Logistic,
+        rows,
+        4,
+        4,
+        group,
+        3,
+    );
 }
