@@ -9,47 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Float32Array, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{Field, Schema};
 
 use common::{read_json, run_err, run_ok, tempdir, write_parquet};
 
-/// One file of `rows` rows: `x` in [-1, 1) and a 0/1 `label` that depends on `x` and on the
-/// file's `month`, so a model that sees `month` fits better.
+/// One file of the tree (see `common::write_hive_part`), in one row group.
 fn write_part(path: &Path, rows: usize, month: i64, seed: u64) {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 40) as f32) / ((1u64 << 24) as f32)
-    };
-    let x: Vec<f32> = (0..rows).map(|_| next() * 2.0 - 1.0).collect();
-    let label: Vec<f32> = x
-        .iter()
-        .map(|&x| {
-            let score = 2.0 * x + 0.8 * (month as f32 - 2.5) + (next() - 0.5);
-            if score > 0.0 { 1.0 } else { 0.0 }
-        })
-        .collect();
-    let ids: Vec<i64> = (0..rows as i64).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("x", DataType::Float32, false),
-        Field::new("row", DataType::Int64, false),
-        Field::new("label", DataType::Float32, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Float32Array::from(x)),
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(Float32Array::from(label)),
-        ],
-    )
-    .unwrap();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    write_parquet(path, &batch, None);
+    common::write_hive_part(path, rows, month, seed, None);
 }
 
 /// The tree: year=2023/month={1,2}, year=2024/month={3,4} (written out of order), 300 rows

@@ -118,3 +118,56 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
+
+/// One file of a hive-partitioned test tree (tests/hive.rs, tests/object_store.rs): `rows`
+/// rows of `x` in [-1, 1), a `row` number and a 0/1 `label` that depends on `x` and on the
+/// file's `month` (so a model that sees `month` fits better), from an LCG seeded by `seed`;
+/// row groups of `row_group_rows` when given. Creates the file's directories.
+pub fn write_hive_part(
+    path: &Path,
+    rows: usize,
+    month: i64,
+    seed: u64,
+    row_group_rows: Option<usize>,
+) {
+    use arrow_array::{Float32Array, Int64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32) / ((1u64 << 24) as f32)
+    };
+    let x: Vec<f32> = (0..rows).map(|_| next() * 2.0 - 1.0).collect();
+    let label: Vec<f32> = x
+        .iter()
+        .map(|&x| {
+            let score = 2.0 * x + 0.8 * (month as f32 - 2.5) + (next() - 0.5);
+            if score > 0.0 { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float32, false),
+        Field::new("row", DataType::Int64, false),
+        Field::new("label", DataType::Float32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(Float32Array::from(x)),
+            std::sync::Arc::new(Int64Array::from((0..rows as i64).collect::<Vec<_>>())),
+            std::sync::Arc::new(Float32Array::from(label)),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let props = row_group_rows.map(|n| {
+        WriterProperties::builder()
+            .set_max_row_group_row_count(Some(n))
+            .build()
+    });
+    write_parquet(path, &batch, props);
+}
