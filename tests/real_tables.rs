@@ -14,23 +14,16 @@ use std::sync::Arc;
 use arrow_array::types::Float16Type;
 use arrow_array::{
     ArrayRef, ArrowPrimitiveType, Date32Array, Date64Array, Decimal128Array, Decimal256Array,
-    DurationMillisecondArray, Float16Array, Float32Array, RecordBatch, TimestampMicrosecondArray,
+    DurationMillisecondArray, Float16Array, Float32Array, TimestampMicrosecondArray,
     TimestampNanosecondArray, TimestampSecondArray,
 };
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::DataType;
 
 type F16 = <Float16Type as ArrowPrimitiveType>::Native;
 
 /// Writes one Parquet file with the given columns (all nullable).
 fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch =
-        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap();
-    common::write_parquet(path, &batch, None);
+    common::write_columns(path, columns);
 }
 
 /// The rows of one unshuffled epoch of `file` with every default feature (features

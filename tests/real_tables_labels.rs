@@ -16,14 +16,7 @@ use arrow_schema::{DataType, Field, Schema};
 
 /// Writes one Parquet file with the given columns (all nullable).
 fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch =
-        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap();
-    common::write_parquet(path, &batch, None);
+    common::write_columns(path, columns);
 }
 
 fn s(path: &Path) -> &str {

@@ -171,3 +171,16 @@ pub fn write_hive_part(
     });
     write_parquet(path, &batch, props);
 }
+
+/// Writes `columns` as one Parquet file, every field nullable, with the parquet crate's default
+/// properties.
+pub fn write_columns(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>) {
+    let fields: Vec<arrow_schema::Field> = columns
+        .iter()
+        .map(|(name, array)| arrow_schema::Field::new(*name, array.data_type().clone(), true))
+        .collect();
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+    let batch =
+        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    write_parquet(path, &batch, None);
+}

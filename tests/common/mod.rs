@@ -10,7 +10,7 @@ mod training;
 
 pub use binary::{Outcome, TIMEOUT, binary, run, run_command, run_err, run_ok};
 pub use files::{
-    dataset, f32_column, parquet_files, read_json, read_parquet, tempdir, to_shards,
+    dataset, f32_column, parquet_files, read_json, read_parquet, tempdir, to_shards, write_columns,
     write_hive_part, write_parquet,
 };
 pub use training::{bits, config, cosine, fit, pipeline, steps_of_epoch, try_fit};
