@@ -149,6 +149,24 @@ impl ChunkSink for Widen<'_> {
 }
 
 impl PartitionedSource {
+    /// Wraps `inner` with no key as a feature: rows pass through untouched, and `describe`
+    /// still lists the partition keys.
+    pub fn described(inner: Arc<dyn Source>, partitions: Partitions) -> PartitionedSource {
+        let d = inner.num_features();
+        PartitionedSource {
+            schema: inner.schema().clone(),
+            slots: (0..d).map(Slot::Column).collect(),
+            values: vec![Vec::new(); inner.files().len()],
+            inner,
+            partitions,
+        }
+    }
+
+    /// True when some feature is a partition key, so rows must be widened.
+    fn widens(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Key(_)))
+    }
+
     fn widen<'a>(&'a self, unit: usize, sink: &'a mut dyn ChunkSink) -> Widen<'a> {
         let file = self.inner.units()[unit].file;
         Widen {
@@ -180,6 +198,9 @@ impl Source for PartitionedSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<()> {
+        if !self.widens() {
+            return self.inner.read_unit(unit, max_block_rows, sink);
+        }
         self.inner
             .read_unit(unit, max_block_rows, &mut self.widen(unit, sink))
     }
@@ -191,6 +212,9 @@ impl Source for PartitionedSource {
         max_block_rows: usize,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64> {
+        if !self.widens() {
+            return self.inner.read_rows(unit, offsets, max_block_rows, sink);
+        }
         self.inner
             .read_rows(unit, offsets, max_block_rows, &mut self.widen(unit, sink))
     }
@@ -243,67 +267,6 @@ pub fn append_partition_columns(info: &mut SourceInfo, partitions: &Partitions, 
             role,
             note,
         });
-    }
-}
-
-/// A plain source that still shows its partition keys in `describe` (when none is a feature).
-pub struct DescribedPartitions {
-    pub inner: Arc<dyn Source>,
-    pub partitions: Partitions,
-}
-
-impl Source for DescribedPartitions {
-    fn units(&self) -> &[Unit] {
-        self.inner.units()
-    }
-
-    fn schema(&self) -> &Schema {
-        self.inner.schema()
-    }
-
-    fn files(&self) -> &[PathBuf] {
-        self.inner.files()
-    }
-
-    fn read_unit(
-        &self,
-        unit: usize,
-        max_block_rows: usize,
-        sink: &mut dyn ChunkSink,
-    ) -> Result<()> {
-        self.inner.read_unit(unit, max_block_rows, sink)
-    }
-
-    fn read_rows(
-        &self,
-        unit: usize,
-        offsets: &[u64],
-        max_block_rows: usize,
-        sink: &mut dyn ChunkSink,
-    ) -> Result<u64> {
-        self.inner.read_rows(unit, offsets, max_block_rows, sink)
-    }
-
-    fn file_bytes(&self) -> u64 {
-        self.inner.file_bytes()
-    }
-
-    fn describe(&self) -> SourceInfo {
-        let mut info = self.inner.describe();
-        append_partition_columns(&mut info, &self.partitions, self.inner.schema());
-        info
-    }
-
-    fn identity(&self) -> Result<Vec<FileIdentity>> {
-        self.inner.identity()
-    }
-
-    fn fetch_budget_bytes(&self) -> u64 {
-        self.inner.fetch_budget_bytes()
-    }
-
-    fn plan_hint(&self, units_in_read_order: &[usize]) {
-        self.inner.plan_hint(units_in_read_order);
     }
 }
 
@@ -367,7 +330,7 @@ pub(crate) fn open_tree(
         Some(names) if names.iter().any(|n| partitions.index(n).is_some()) => {
             Arc::new(PartitionedSource::new(inner, &names, partitions)?)
         }
-        _ => Arc::new(DescribedPartitions { inner, partitions }),
+        _ => Arc::new(PartitionedSource::described(inner, partitions)),
     };
     Ok((source, skipped))
 }
