@@ -2,8 +2,9 @@
 //! per-column statistics.
 //!
 //! The inspection is the library's ([`streamfit::inspect`]); this module maps flags and prints
-//! it as text or JSON. A null or non-finite value in a used column exits with code 2 after the
-//! printout.
+//! it as text or JSON. A null or non-finite value in a used column, or a named feature column
+//! missing from some files (without `--fill-nulls`, which `train` takes), exits with code 2
+//! after the printout.
 
 use std::path::PathBuf;
 

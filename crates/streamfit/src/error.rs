@@ -167,6 +167,15 @@ pub enum Error {
         available: String,
     },
 
+    /// A feature column that some files of the dataset lack, with no fill value for it.
+    #[error("column `{column}` is missing from {} of {num_files} files ({}){}", files.len(), list_paths(files), render_options(": with «fill_nulls» it reads as null there"))]
+    AbsentColumn {
+        column: String,
+        /// The files without it, in dataset order.
+        files: Vec<PathBuf>,
+        num_files: usize,
+    },
+
     /// A column whose type cannot be used as a feature or label.
     #[error("{}: column `{column}` has unsupported type {data_type} (expected a numeric or boolean column{})", file.display(), if *list_expected { ", or a list of floats" } else { "" })]
     UnsupportedType {
@@ -277,6 +286,15 @@ pub enum Error {
     /// Writing an output file (model, metrics, dataset) failed.
     #[error("cannot write {}: {reason}", path.display())]
     Output { path: PathBuf, reason: String },
+}
+
+/// Up to three paths, comma-separated, then how many more.
+fn list_paths(paths: &[PathBuf]) -> String {
+    let mut shown: Vec<String> = paths.iter().take(3).map(|p| p.display().to_string()).collect();
+    if paths.len() > 3 {
+        shown.push(format!("and {} more", paths.len() - 3));
+    }
+    shown.join(", ")
 }
 
 fn fmt_row_group(row_group: Option<usize>) -> String {

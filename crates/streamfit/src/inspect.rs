@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
+use crate::data::schema::ColumnFill;
 use crate::data::source::{
     ColumnInfo, OnBadFile, OpenOptions, PARTITION_STORED_TYPE, ParquetFormat, ParquetSource,
     Source, SourceFormat,
@@ -79,20 +80,38 @@ pub struct Inspection {
 
 /// Inspects `config.data` (with its column flags; the pipeline flags size the memory budget).
 /// With `stats`, also streams every used column once. The second value is the error training
-/// would stop with when a used column holds a null or a non-finite value.
+/// would stop with when a used column holds a null or a non-finite value, or when a named
+/// feature column is missing from some files (shown "missing in N files").
 pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<Error>)> {
     config.check()?;
     // Opened without the rule that training needs a feature column, so that `inspect` can
-    // show a file that has none.
+    // show a file that has none; and with a named feature column that some files lack
+    // opened as null there (shown "missing in N files"), its error kept as training's.
+    let mut columns = config.columns.clone();
+    let mut absent_problem = None;
     let source: Arc<dyn Source> = if config.is_shard_dataset() {
         config.open_source()?
     } else {
-        let options = OpenOptions {
-            columns: config.columns.clone(),
-            verify_checksums: config.verify_checksums,
-            on_bad_file: OnBadFile::Error,
-        };
-        ParquetFormat.open(&config.data, &options)?.0
+        loop {
+            let options = OpenOptions {
+                columns: columns.clone(),
+                verify_checksums: config.verify_checksums,
+                on_bad_file: OnBadFile::Error,
+            };
+            match ParquetFormat.open(&config.data, &options) {
+                Err(e @ Error::AbsentColumn { .. }) => {
+                    let Error::AbsentColumn { column, .. } = &e else {
+                        unreachable!()
+                    };
+                    columns.missing.fill.push(ColumnFill {
+                        column: column.clone(),
+                        value: 0.0,
+                    });
+                    absent_problem.get_or_insert(e);
+                }
+                opened => break opened?.0,
+            }
+        }
     };
     let info = source.describe();
     // Plain Parquet files get the lenient statistics (nulls and non-finite values counted, not
@@ -103,10 +122,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
         .any(|c| c.stored_type == PARTITION_STORED_TYPE);
     let parquet =
         if stats && !config.is_shard_dataset() && !partitioned && config.columns.filter.is_none() {
-            Some(Arc::new(ParquetSource::open(
-                &config.data,
-                &config.columns,
-            )?))
+            Some(Arc::new(ParquetSource::open(&config.data, &columns)?))
         } else {
             None
         };
@@ -138,7 +154,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
         label: None,
     };
     if !stats {
-        return Ok((inspection, None));
+        return Ok((inspection, absent_problem));
     }
     let (result, problem) = match &parquet {
         Some(parquet) => parquet_stats(parquet)?,
@@ -149,7 +165,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
     } = result;
     inspection.columns = Some(features);
     inspection.label = Some(label);
-    Ok((inspection, problem))
+    Ok((inspection, absent_problem.or(problem)))
 }
 
 /// Lenient statistics of Parquet data: units in parallel, merged in unit order.

@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
-use crate::data::schema::{ColumnFill, FillNulls, MissingValues, indicator_name};
+use crate::data::schema::{
+    ColumnFill, FeatureSelection, FillNulls, MissingValues, indicator_name,
+};
 use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;
@@ -38,7 +40,21 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
         return Ok(None);
     };
     let mut probe = config.clone();
-    probe.columns.missing = MissingValues::default();
+    // Named feature columns are opened filled, so that one some files lack (read as null
+    // there) does not fail the probe.
+    probe.columns.missing = match &config.columns.features {
+        FeatureSelection::Columns(named) => MissingValues {
+            fill: named
+                .iter()
+                .map(|column| ColumnFill {
+                    column: column.clone(),
+                    value: 0.0,
+                })
+                .collect(),
+            indicators: Vec::new(),
+        },
+        _ => MissingValues::default(),
+    };
     let names = probe.open_source()?.schema().feature_names.clone();
     let with = |fill: &dyn Fn(usize) -> f64, indicators: Vec<String>| MissingValues {
         fill: names

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
 use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
+use crate::data::source::parquet::absent::AbsentColumns;
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -22,7 +23,9 @@ use crate::error::{Error, Result};
 ///
 /// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
 /// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
-/// whose missing-value indicators follow the columns' features, in order.
+/// whose missing-value indicators follow the columns' features, in order. A feature position
+/// past the projected batch's columns is a column this file lacks (see `absent.rs`): it reads
+/// as null, so its fill value is written.
 #[derive(Debug, Clone)]
 pub(super) enum Layout {
     Scalars {
@@ -39,11 +42,13 @@ pub(super) enum Layout {
 }
 
 /// The columns training reads from a file, with their types, and the feature count: what two
-/// files of one dataset must agree on (other columns may differ).
+/// files of one dataset must agree on (other columns may differ). `absent` are the used
+/// columns the file lacks (read as null), compared with nothing.
 #[derive(Debug, PartialEq)]
 pub(super) struct UsedColumns {
     columns: Vec<(String, DataType)>,
     num_features: usize,
+    absent: Vec<String>,
 }
 
 impl UsedColumns {
@@ -59,17 +64,33 @@ impl UsedColumns {
                 })
                 .collect(),
             num_features,
+            absent: Vec::new(),
         }
+    }
+
+    /// These columns, of a file that lacks the used columns `absent`.
+    pub(super) fn with_absent(mut self, absent: Vec<String>) -> Self {
+        self.absent = absent;
+        self
     }
 
     /// True when a file with `other`'s used columns can be read as part of a dataset with
     /// these: the same columns in the same order, each of the same type or of one
     /// [`CastKind`]: numbers of any width, float, integer or decimal, or timestamps of any unit
     /// (schema drift across files: each file's values are cast to f32 from its own type).
+    /// Columns one of the two files lacks are left out of the comparison.
     pub(super) fn agrees_with(&self, other: &UsedColumns) -> bool {
+        let shared = |a: &UsedColumns, b: &UsedColumns| -> Vec<(String, DataType)> {
+            a.columns
+                .iter()
+                .filter(|(name, _)| !b.absent.contains(name))
+                .cloned()
+                .collect()
+        };
+        let (mine, theirs) = (shared(self, other), shared(other, self));
         self.num_features == other.num_features
-            && self.columns.len() == other.columns.len()
-            && self.columns.iter().zip(&other.columns).all(|(a, b)| {
+            && mine.len() == theirs.len()
+            && mine.iter().zip(&theirs).all(|(a, b)| {
                 a.0 == b.0
                     && (a.1 == b.1
                         || cast_of(&a.1).is_some_and(|cast| {
@@ -91,7 +112,11 @@ impl std::fmt::Display for UsedColumns {
             "columns [{}] ({} features)",
             cols.join(", "),
             self.num_features
-        )
+        )?;
+        if !self.absent.is_empty() {
+            write!(f, " (missing here: {})", self.absent.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -206,14 +231,18 @@ pub(super) enum FeatureNames {
 pub(super) struct Resolved {
     pub(super) feature_names: FeatureNames,
     pub(super) layout: Layout,
+    /// The feature columns this file lacks (each one `absent` allows).
+    pub(super) absent: Vec<String>,
 }
 
 /// Finds the used columns in a file's schema; returns the resolution and the root indices to
 /// project. A list layout's length is 0 when the schema does not fix it (a variable `List`).
+/// A named feature column that `absent` allows may be missing from this file.
 pub(super) fn resolve_columns(
     path: &Path,
     schema: &SchemaRef,
     spec: &ColumnSpec,
+    absent: &AbsentColumns,
 ) -> Result<(Resolved, Vec<usize>)> {
     let available = || {
         schema
@@ -264,16 +293,21 @@ pub(super) fn resolve_columns(
     };
     match &spec.features {
         FeatureSelection::AllNumeric | FeatureSelection::Columns(_) => {
-            let feature_roots: Vec<usize> = match &spec.features {
+            // `None`: a column this file lacks.
+            let feature_roots: Vec<Option<usize>> = match &spec.features {
                 FeatureSelection::Columns(names) => {
                     let mut roots = Vec::with_capacity(names.len());
                     for name in names {
                         reject_label(name)?;
+                        if absent.allows(name) && schema.index_of(name).is_err() {
+                            roots.push(None);
+                            continue;
+                        }
                         let index = find(name)?;
                         if !is_scalar_number(schema.field(index).data_type()) {
                             return Err(unsupported(index, false));
                         }
-                        roots.push(index);
+                        roots.push(Some(index));
                     }
                     roots
                 }
@@ -299,17 +333,38 @@ pub(super) fn resolve_columns(
                                 && !spec.exclude.contains(name)
                                 && !index_columns.contains(name)
                         })
+                        .map(Some)
                         .collect()
                 }
             };
             // No feature column is a valid source (inspect, a label-only file); training
             // rejects it (`data::source::open`).
-            let mut roots = feature_roots.clone();
+            let mut roots: Vec<usize> = feature_roots.iter().flatten().copied().collect();
             roots.extend(label);
             let position = projected_positions(&roots);
-            let mut names: Vec<String> = feature_roots
+            // Absent columns sit past the projected ones, in order.
+            let mut next_absent = roots.len();
+            let mut absent_position = || {
+                next_absent += 1;
+                next_absent - 1
+            };
+            let positions: Vec<usize> = feature_roots
                 .iter()
-                .map(|&i| schema.field(i).name().clone())
+                .map(|root| root.map_or_else(&mut absent_position, &position))
+                .collect();
+            let mut names: Vec<String> = match &spec.features {
+                FeatureSelection::Columns(named) => named.clone(),
+                _ => feature_roots
+                    .iter()
+                    .flatten()
+                    .map(|&i| schema.field(i).name().clone())
+                    .collect(),
+            };
+            let absent_names: Vec<String> = names
+                .iter()
+                .zip(&feature_roots)
+                .filter(|(_, root)| root.is_none())
+                .map(|(name, _)| name.clone())
                 .collect();
             let (fill, indicators) = resolve_missing(&spec.missing, &names)?;
             let indicator_names: Vec<String> = indicators
@@ -318,7 +373,7 @@ pub(super) fn resolve_columns(
                 .collect();
             names.extend(indicator_names);
             let layout = Layout::Scalars {
-                features: feature_roots.iter().map(|r| position(*r)).collect(),
+                features: positions,
                 label: label.map(&position),
                 fill,
                 indicators,
@@ -327,6 +382,7 @@ pub(super) fn resolve_columns(
                 Resolved {
                     feature_names: FeatureNames::Scalars(names),
                     layout,
+                    absent: absent_names,
                 },
                 roots,
             ))
@@ -361,6 +417,7 @@ pub(super) fn resolve_columns(
                         len,
                         label: label.map(&position),
                     },
+                    absent: Vec::new(),
                 },
                 roots,
             ))

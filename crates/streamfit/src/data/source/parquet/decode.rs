@@ -21,6 +21,7 @@ use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, BooleanArray, RecordBatch
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::data::schema::Schema;
+use crate::data::source::parquet::absent::with_absent_columns;
 use crate::data::source::parquet::columns::{Layout, cast_of};
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
@@ -391,6 +392,9 @@ impl DecodeContext<'_> {
                 indicators,
                 ..
             } => {
+                // A column this file lacks reads as null (its fill value).
+                let batch = with_absent_columns(batch, cols);
+                let batch: &RecordBatch = &batch;
                 let mut columns = Vec::with_capacity(cols.len());
                 for (j, &c) in cols.iter().enumerate() {
                     let array = batch.column(c);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parquet::arrow::ProjectionMask;
 
 use crate::data::schema::{ColumnSpec, Schema};
+use crate::data::source::parquet::absent::AbsentColumns;
 use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
@@ -41,6 +42,8 @@ pub struct ParquetSource {
     pub(super) positive_label: Option<String>,
     /// Rows with a null label are left out (each unit's `num_rows` counts the rows kept).
     pub(super) drop_null_labels: bool,
+    /// Feature columns some files lack (read as null there), for `inspect`.
+    pub(super) absent: AbsentColumns,
 }
 
 impl ParquetSource {
@@ -75,6 +78,8 @@ impl ParquetSource {
             }
         }
         paths.retain(|p| !skipped.iter().any(|(s, _)| s == p));
+        let schemas: Vec<_> = opened.iter().map(|(_, m)| m.schema().clone()).collect();
+        let absent = AbsentColumns::find(&paths, &schemas, spec)?;
         let mut files = Vec::with_capacity(paths.len());
         let mut units = Vec::new();
         // The first file's resolved schema and used columns; every other file must match them.
@@ -84,7 +89,7 @@ impl ParquetSource {
         for (file_index, (path, (data, metadata))) in paths.iter().zip(opened).enumerate() {
             file_bytes += data.len();
             let arrow_schema = metadata.schema().clone();
-            let (resolved, roots) = resolve_columns(path, &arrow_schema, spec)?;
+            let (resolved, roots) = resolve_columns(path, &arrow_schema, spec, &absent)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
                 // Filled columns are read by the arrow reader (which sees nulls per row).
@@ -134,7 +139,8 @@ impl ParquetSource {
                 feature_names: names,
                 label: spec.label.clone(),
             };
-            let used = UsedColumns::new(&arrow_schema, &roots, file_schema.num_features());
+            let used = UsedColumns::new(&arrow_schema, &roots, file_schema.num_features())
+                .with_absent(resolved.absent);
             match &schema {
                 None => schema = Some((file_schema, used)),
                 Some((first, first_used))
@@ -205,8 +211,40 @@ impl ParquetSource {
             prefetch,
             positive_label: spec.positive_label.clone(),
             drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
+            absent,
         };
         Ok((source, skipped))
+    }
+
+    /// Notes each column some files lack as "missing in N files", adding it (from the first
+    /// file that has it) when the first file lacks it.
+    fn note_absent_columns(&self, columns: &mut Vec<crate::data::source::ColumnInfo>) {
+        for (name, num_files) in &self.absent.columns {
+            let note = format!(
+                "missing in {num_files} of {} files (read as null there)",
+                self.files.len()
+            );
+            if let Some(info) = columns.iter_mut().find(|c| c.name == *name) {
+                info.note = if info.note.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", info.note)
+                };
+                continue;
+            }
+            let Some(file) = self
+                .files
+                .iter()
+                .find(|f| f.metadata.schema().index_of(name).is_ok())
+            else {
+                continue;
+            };
+            let infos = column_infos(&file.metadata, &file.layout, &self.schema);
+            if let Some(mut info) = infos.into_iter().find(|c| c.name == *name) {
+                info.note = format!("{}; {note}", info.note).trim_start_matches("; ").to_string();
+                columns.push(info);
+            }
+        }
     }
 
     /// The used columns and their Arrow types, e.g. `columns [f0: Float32, label: Float32]
@@ -235,7 +273,8 @@ impl Source for ParquetSource {
 
     fn describe(&self) -> SourceInfo {
         let file = &self.files[0];
-        let columns = column_infos(&file.metadata, &file.layout, &self.schema);
+        let mut columns = column_infos(&file.metadata, &file.layout, &self.schema);
+        self.note_absent_columns(&mut columns);
         let mut codecs: Vec<String> = Vec::new();
         for f in &self.files {
             for rg in f.metadata.metadata().row_groups() {

@@ -7,6 +7,7 @@
 //! [`crate::data::stats`]'s.
 
 use crate::data::RowBlock;
+use crate::data::source::parquet::absent::with_absent_columns;
 use crate::data::source::parquet::columns::Layout;
 use crate::data::source::parquet::decode::{DecodeContext, Values};
 use crate::data::source::parquet::source::ParquetSource;
@@ -72,6 +73,7 @@ impl ParquetSource {
         let mut values = Vec::with_capacity(max_block_rows);
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            let batch = with_absent_columns(&batch, cols);
             let columns = cols
                 .iter()
                 .zip(&self.schema.feature_names)
