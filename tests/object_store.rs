@@ -136,6 +136,7 @@ fn injected_failures_are_retried_and_the_model_is_identical() {
         Faults {
             fail_every: 3,
             delay: Duration::from_millis(2),
+            ..Faults::default()
         },
     );
     let args = ["--features", "month,x", "--io-retries", "5"];
@@ -153,6 +154,7 @@ fn injected_failures_are_retried_and_the_model_is_identical() {
         Faults {
             fail_every: 1,
             delay: Duration::ZERO,
+            ..Faults::default()
         },
     );
     let err = run_s3(

@@ -57,6 +57,7 @@ fn object_store_throughput_table() {
         Faults {
             fail_every: 0,
             delay: Duration::from_millis(20),
+            ..Faults::default()
         },
     );
     println!("| data | added latency | --fetch-ahead-bytes | scan M rows/s | train M rows/s |");

@@ -134,7 +134,15 @@ fn a_column_no_file_has_and_a_missing_label_stay_errors() {
     let data = dir.path().join("data");
     drifted(&data, None);
     let err = run_err(
-        &["train", "-q", s(&data), "--features", "x,z", "--fill-nulls", "0"],
+        &[
+            "train",
+            "-q",
+            s(&data),
+            "--features",
+            "x,z",
+            "--fill-nulls",
+            "0",
+        ],
         2,
     );
     assert!(err.contains("column `z` not found"), "{err}");
@@ -182,7 +190,10 @@ fn inspect_shows_a_column_missing_in_some_files() {
         .expect("y is listed");
     assert_eq!(y["role"], "feature", "{y}");
     assert!(
-        y["note"].as_str().unwrap().contains("missing in 1 of 3 files"),
+        y["note"]
+            .as_str()
+            .unwrap()
+            .contains("missing in 1 of 3 files"),
         "{y}"
     );
     assert_eq!(found["num_features"], 2);

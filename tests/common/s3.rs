@@ -31,6 +31,20 @@ pub struct Faults {
     pub fail_every: usize,
     /// Added latency per request.
     pub delay: Duration,
+    /// Answer every listing (a GET with `list-type=2`) with 403 Access Denied.
+    pub refuse_lists: bool,
+}
+
+/// A rewrite of one object mid-run: when the server is asked for the `nth` ranged GET of
+/// object `when_reading` (a path such as `/bucket/data/a.parquet`; the first is the footer's
+/// read when a file is opened), it first writes `bytes` over `path` (a file of the served
+/// directory), then answers. Happens once.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub when_reading: String,
+    pub nth: usize,
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
 }
 
 /// A running server; stopped when dropped.
@@ -118,6 +132,11 @@ where
 
 /// Starts an S3 server over `root` (buckets are its subdirectories).
 pub fn s3_server(root: &Path, faults: Faults) -> Server {
+    s3_server_rewriting(root, faults, None)
+}
+
+/// [`s3_server`] that also performs `rewrite` (see [`Rewrite`]).
+pub fn s3_server_rewriting(root: &Path, faults: Faults, rewrite: Option<Rewrite>) -> Server {
     let runtime = runtime();
     let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
@@ -125,10 +144,31 @@ pub fn s3_server(root: &Path, faults: Faults) -> Server {
     let s3 = builder.build();
     let requests = Arc::new(AtomicUsize::new(0));
     let seen = requests.clone();
+    let ranged_reads = Arc::new(AtomicUsize::new(0));
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let s3 = s3.clone();
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(rewrite) = &rewrite
+            && request.method() == hyper::Method::GET
+            && request.uri().path() == rewrite.when_reading
+            && request.headers().contains_key(hyper::header::RANGE)
+            && ranged_reads.fetch_add(1, Ordering::SeqCst) + 1 == rewrite.nth
+        {
+            std::fs::write(&rewrite.path, &rewrite.bytes).expect("rewrite the object");
+        }
+        let listing = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("list-type=2"));
         async move {
+            if faults.refuse_lists && listing {
+                let body =
+                    "<Error><Code>AccessDenied</Code><Message>listing refused</Message></Error>";
+                return Ok(hyper::Response::builder()
+                    .status(403)
+                    .body(Body::from(body.to_string()))
+                    .expect("response"));
+            }
             if !faults.delay.is_zero() {
                 tokio::time::sleep(faults.delay).await;
             }

@@ -290,7 +290,11 @@ pub enum Error {
 
 /// Up to three paths, comma-separated, then how many more.
 fn list_paths(paths: &[PathBuf]) -> String {
-    let mut shown: Vec<String> = paths.iter().take(3).map(|p| p.display().to_string()).collect();
+    let mut shown: Vec<String> = paths
+        .iter()
+        .take(3)
+        .map(|p| p.display().to_string())
+        .collect();
     if paths.len() > 3 {
         shown.push(format!("and {} more", paths.len() - 3));
     }

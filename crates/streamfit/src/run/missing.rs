@@ -16,9 +16,7 @@
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
-use crate::data::schema::{
-    ColumnFill, FeatureSelection, FillNulls, MissingValues, indicator_name,
-};
+use crate::data::schema::{ColumnFill, FeatureSelection, FillNulls, MissingValues, indicator_name};
 use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::inspect::dataset_stats;

@@ -309,7 +309,7 @@ fn load_resume(
     events: &mut Events<'_>,
 ) -> Result<Option<Checkpoint>> {
     if let (Some(dir), None) = (&config.checkpoint_dir, &config.resume)
-        && Checkpoint::exists_in(dir)
+        && Checkpoint::exists_in(dir)?
     {
         return Err(Error::config(
             "checkpoint_dir",
@@ -321,7 +321,7 @@ fn load_resume(
     }
     let dir = match (&config.resume, &config.checkpoint_dir) {
         (None, _) => return Ok(None),
-        (Some(Resume::Auto), Some(dir)) if !Checkpoint::exists_in(dir) => return Ok(None),
+        (Some(Resume::Auto), Some(dir)) if !Checkpoint::exists_in(dir)? => return Ok(None),
         (Some(Resume::Auto), Some(dir)) => dir,
         (Some(Resume::Auto), None) => {
             return Err(Error::config("resume", "`auto` needs «checkpoint_dir»"));
@@ -516,7 +516,7 @@ mod tests {
         let mut run = prepare(with_checkpoints(Some(Resume::Auto))).unwrap();
         assert!(run.resume().is_none());
         run.train(&mut ()).unwrap();
-        assert!(Checkpoint::exists_in(&ck));
+        assert!(Checkpoint::exists_in(&ck).unwrap());
 
         match prepare(with_checkpoints(None)) {
             Err(Error::Config { field, reason }) => {

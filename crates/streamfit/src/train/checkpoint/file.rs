@@ -238,9 +238,24 @@ impl Checkpoint {
             .collect())
     }
 
-    /// True when `dir` holds at least one checkpoint file.
-    pub fn exists_in(dir: &Path) -> bool {
-        list(dir).is_ok_and(|files| !files.is_empty())
+    /// True when `dir` holds at least one checkpoint file; false when it does not exist (a
+    /// prefix in object storage with no object is empty). A directory or prefix that cannot be
+    /// listed (no permission, a failed request) is an error naming it, never "no checkpoint":
+    /// `--resume auto` would otherwise start afresh over a run it cannot see.
+    pub fn exists_in(dir: &Path) -> Result<bool> {
+        if !is_url(dir)
+            && let Err(e) = dir.symlink_metadata()
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Ok(false);
+        }
+        let files = list(dir).map_err(|e| {
+            Error::config(
+                "checkpoint_dir",
+                format!("cannot look for checkpoints: {e}"),
+            )
+        })?;
+        Ok(!files.is_empty())
     }
 
     /// The newest checkpoint in `dir` that verifies and holds the iteration its name says, with

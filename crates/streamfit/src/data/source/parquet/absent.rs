@@ -156,7 +156,10 @@ mod tests {
             vec![Arc::new(Float64Array::from(vec![1.0, 2.0]))],
         )
         .unwrap();
-        assert!(matches!(with_absent_columns(&batch, &[0]), Cow::Borrowed(_)));
+        assert!(matches!(
+            with_absent_columns(&batch, &[0]),
+            Cow::Borrowed(_)
+        ));
         let wide = with_absent_columns(&batch, &[0, 2]);
         assert_eq!(wide.num_columns(), 3);
         assert_eq!(wide.column(2).null_count(), 2);

@@ -241,7 +241,9 @@ impl ParquetSource {
             };
             let infos = column_infos(&file.metadata, &file.layout, &self.schema);
             if let Some(mut info) = infos.into_iter().find(|c| c.name == *name) {
-                info.note = format!("{}; {note}", info.note).trim_start_matches("; ").to_string();
+                info.note = format!("{}; {note}", info.note)
+                    .trim_start_matches("; ")
+                    .to_string();
                 columns.push(info);
             }
         }
