@@ -109,3 +109,38 @@ fn object_store_throughput_table() {
         );
     }
 }
+
+/// How long opening a dataset of many remote files takes: `inspect` (which reads every
+/// footer and no data) on 32 small files from the S3 server at 20 ms per request, best of 3.
+/// Run with `cargo test --release --test object_store_bench -- --ignored --nocapture
+/// opening_many_remote_files`.
+#[test]
+#[ignore = "a measurement for people"]
+fn opening_many_remote_files() {
+    let root = tempdir();
+    common::dataset(
+        &root.path().join("bucket/data"),
+        streamfit::generate::Task::Logistic,
+        32_000,
+        4,
+        32,
+        1_000,
+        3,
+    );
+    let slow = s3_server(
+        root.path(),
+        Faults {
+            delay: Duration::from_millis(20),
+            ..Faults::default()
+        },
+    );
+    let best = (0..3)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let command = slow.command(&["inspect", "s3://bucket/data", "--json"], SECRET_KEY);
+            run_command(command, TIMEOUT).ok();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!("inspect of 32 remote files at 20 ms per request: {best:.3} s");
+}

@@ -1,7 +1,8 @@
 //! Runs that refuse what they cannot see or what changed under them (issue 16): a checkpoint
 //! directory or prefix that cannot be listed stops `--resume auto` (it never starts afresh
 //! over checkpoints it cannot see), and a remote object rewritten after the run listed it
-//! stops the run with an error naming its URL.
+//! stops the run with an error naming its URL. Footers of remote files are opened several at
+//! a time, yet a failure is reported, and bad files skipped, in listing order.
 
 mod common;
 #[path = "common/s3.rs"]
@@ -186,4 +187,64 @@ fn an_object_rewritten_after_the_listing_stops_the_run_naming_its_url() {
         "expected an error naming {last_url}: {err}"
     );
     assert!(!model.exists());
+}
+
+#[test]
+fn remote_footers_opened_concurrently_fail_and_skip_in_listing_order() {
+    // 12 files, opened up to 8 at a time: the 6th and 10th are not Parquet.
+    let root = tempdir();
+    common::dataset(
+        &root.path().join("bucket/data"),
+        streamfit::generate::Task::Logistic,
+        12_000,
+        3,
+        12,
+        500,
+        5,
+    );
+    let files = data_files(root.path());
+    assert_eq!(files.len(), 12);
+    for bad in [&files[5], &files[9]] {
+        std::fs::write(bad, vec![b'x'; 4_000]).unwrap();
+    }
+    let name = |i: usize| files[i].file_name().unwrap().to_str().unwrap().to_string();
+    let server = s3_server(root.path(), Faults::default());
+    let out = tempdir();
+    let report = out.path().join("report.json");
+    let args = |on_bad_file: &'static str| {
+        vec![
+            "train".to_string(),
+            "-q".to_string(),
+            "s3://bucket/data/".to_string(),
+            "--epochs".to_string(),
+            "1".to_string(),
+            "--on-bad-file".to_string(),
+            on_bad_file.to_string(),
+            "--report".to_string(),
+            s(&report).to_string(),
+        ]
+    };
+    let error_args = args("error");
+    let error_args: Vec<&str> = error_args.iter().map(String::as_str).collect();
+    let err = run_s3(&server, &error_args).fails_with(2);
+    assert!(
+        err.contains(&name(5)) && !err.contains(&name(9)),
+        "the first bad file in listing order: {err}"
+    );
+    let skip_args = args("skip");
+    let skip_args: Vec<&str> = skip_args.iter().map(String::as_str).collect();
+    run_s3(&server, &skip_args).ok();
+    let report = common::read_json(&report);
+    assert_eq!(report["rows"], 10_000, "{report}");
+    let skipped: Vec<String> = report["skipped_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped[0].contains(&name(5)) && skipped[1].contains(&name(9)),
+        "{skipped:?}"
+    );
 }

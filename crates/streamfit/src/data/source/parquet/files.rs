@@ -58,6 +58,70 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(list_files(paths)?.into_iter().map(|f| f.path).collect())
 }
 
+/// Remote files whose footers are fetched at once when a dataset is opened.
+const CONCURRENT_REMOTE_OPENS: usize = 8;
+
+/// Opens every file of `paths` ([`open_file`]); the results are in `paths`' order. When some
+/// are remote, up to [`CONCURRENT_REMOTE_OPENS`] are opened at a time (each footer is a
+/// request or two: their latencies overlap), on named threads `open-N` besides the caller's;
+/// local files alone are opened one after another (a map and a parse: nothing to wait on).
+/// With `stop_at_error`, no file after a failed one is started; those results are `None`
+/// (every file before the first failure is opened, so that failure comes first in order).
+pub(super) fn open_all(
+    paths: &[PathBuf],
+    stop_at_error: bool,
+) -> Vec<Option<Result<(FileData, ArrowReaderMetadata)>>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let remote = paths
+        .iter()
+        .filter(|p| crate::data::source::remote::is_url(p))
+        .count();
+    if remote < 2 {
+        let mut opened = Vec::with_capacity(paths.len());
+        for path in paths {
+            let result = open_file(path);
+            let failed = result.is_err();
+            opened.push(Some(result));
+            if failed && stop_at_error {
+                break;
+            }
+        }
+        opened.resize_with(paths.len(), || None);
+        return opened;
+    }
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let slots: Vec<Mutex<Option<Result<(FileData, ArrowReaderMetadata)>>>> =
+        paths.iter().map(|_| Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let k = next.fetch_add(1, Ordering::SeqCst);
+            if k >= paths.len() || k > first_failure.load(Ordering::SeqCst) {
+                return;
+            }
+            let result = open_file(&paths[k]);
+            if result.is_err() && stop_at_error {
+                first_failure.fetch_min(k, Ordering::SeqCst);
+            }
+            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for i in 1..CONCURRENT_REMOTE_OPENS.min(paths.len()) {
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name(format!("open-{i}"))
+                .spawn_scoped(scope, work);
+        }
+        work();
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
+}
+
 /// Opens a file (mapped, or a remote object read by ranges) and parses its footer. A footer
 /// the parquet crate panics on is corrupt.
 pub(super) fn open_file(path: &Path) -> Result<(FileData, ArrowReaderMetadata)> {

@@ -17,7 +17,7 @@ use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
 use crate::data::source::parquet::files::{
-    ParquetFile, count_null_labels, expand_paths, open_file, probe_list_length,
+    ParquetFile, count_null_labels, expand_paths, open_all, probe_list_length,
 };
 use crate::data::source::parquet::pages;
 use crate::data::source::{
@@ -68,8 +68,9 @@ impl ParquetSource {
         let mut skipped = Vec::new();
         let mut paths = expand_paths(paths)?;
         let mut opened = Vec::with_capacity(paths.len());
-        for path in &paths {
-            match open_file(path) {
+        let stop_at_error = on_bad_file == OnBadFile::Error;
+        for (path, result) in paths.iter().zip(open_all(&paths, stop_at_error)) {
+            match result.expect("every file before a failure is opened") {
                 Ok(file) => opened.push(file),
                 Err(e) if on_bad_file == OnBadFile::Skip => {
                     skipped.push((path.clone(), e.to_string()));
