@@ -58,6 +58,9 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(list_files(paths)?.into_iter().map(|f| f.path).collect())
 }
 
+/// An opened file: where its bytes are and its parsed footer.
+pub(super) type Opened = (FileData, ArrowReaderMetadata);
+
 /// Remote files whose footers are fetched at once when a dataset is opened.
 const CONCURRENT_REMOTE_OPENS: usize = 8;
 
@@ -67,10 +70,7 @@ const CONCURRENT_REMOTE_OPENS: usize = 8;
 /// local files alone are opened one after another (a map and a parse: nothing to wait on).
 /// With `stop_at_error`, no file after a failed one is started; those results are `None`
 /// (every file before the first failure is opened, so that failure comes first in order).
-pub(super) fn open_all(
-    paths: &[PathBuf],
-    stop_at_error: bool,
-) -> Vec<Option<Result<(FileData, ArrowReaderMetadata)>>> {
+pub(super) fn open_all(paths: &[PathBuf], stop_at_error: bool) -> Vec<Option<Result<Opened>>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let remote = paths
@@ -92,7 +92,7 @@ pub(super) fn open_all(
     }
     let next = AtomicUsize::new(0);
     let first_failure = AtomicUsize::new(usize::MAX);
-    let slots: Vec<Mutex<Option<Result<(FileData, ArrowReaderMetadata)>>>> =
+    let slots: Vec<Mutex<Option<Result<Opened>>>> =
         paths.iter().map(|_| Mutex::new(None)).collect();
     let work = || {
         loop {
