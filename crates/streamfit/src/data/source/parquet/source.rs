@@ -41,6 +41,8 @@ pub struct ParquetSource {
     pub(super) positive_label: Option<String>,
     /// Rows with a null label are left out (each unit's `num_rows` counts the rows kept).
     pub(super) drop_null_labels: bool,
+    /// Local units read through the map or explicitly ([`Source::read_explicitly`]).
+    pub(super) access: crate::data::source::Access,
 }
 
 impl ParquetSource {
@@ -205,6 +207,7 @@ impl ParquetSource {
             prefetch,
             positive_label: spec.positive_label.clone(),
             drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
+            access: Default::default(),
         };
         Ok((source, skipped))
     }
@@ -265,6 +268,23 @@ impl Source for ParquetSource {
         } else {
             0
         }
+    }
+
+    fn read_explicitly(&self, explicit: bool) {
+        self.access.set(explicit);
+    }
+
+    fn unit_io_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| {
+                crate::data::source::parquet::data::unit_io_bytes(
+                    f.metadata.metadata().row_groups(),
+                    &f.mask,
+                )
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     #[cfg(feature = "remote")]
