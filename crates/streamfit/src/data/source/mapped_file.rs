@@ -99,6 +99,45 @@ pub(crate) struct MappedFile {
     direct_refused: std::sync::atomic::AtomicBool,
 }
 
+/// The buffer of one explicit read, returned to a pool when the last `Bytes` of it is
+/// dropped: after the first units, a read costs no allocation, zeroing or page fault, and the
+/// memory the readers hold stays that of the buffers in use (an allocator would keep freed
+/// buffers of slightly different sizes side by side).
+struct ReadBuffer(Vec<u8>);
+
+/// Idle buffers kept for reuse (more are freed): as many as readers in use at once.
+static IDLE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Idle buffers kept at most.
+const MAX_IDLE_BUFFERS: usize = 16;
+
+impl ReadBuffer {
+    /// A buffer of at least `len` bytes (its contents are whatever an earlier read left).
+    fn take(len: usize) -> ReadBuffer {
+        let idle = IDLE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut buffer = idle.unwrap_or_default();
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        ReadBuffer(buffer)
+    }
+}
+
+impl AsRef<[u8]> for ReadBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        let mut idle = IDLE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_BUFFERS {
+            idle.push(std::mem::take(&mut self.0));
+        }
+    }
+}
+
 /// Alignment of direct reads: offsets, lengths and buffer addresses (the largest logical
 /// block size in use).
 const DIRECT_ALIGN: u64 = 4096;
@@ -178,12 +217,12 @@ impl MappedFile {
         {
             return Ok(bytes);
         }
-        let mut buffer = vec![0u8; len];
+        let mut buffer = ReadBuffer::take(len);
         self.file
-            .read_exact_at(&mut buffer, start)
+            .read_exact_at(&mut buffer.0[..len], start)
             .map_err(|e| self.read_error(e, start, len))?;
         self.drop_cached(start, len);
-        Ok(bytes::Bytes::from(buffer))
+        Ok(bytes::Bytes::from_owner(buffer).slice(..len))
     }
 
     /// The file opened a second time for reads that bypass the page cache, when the file
@@ -222,11 +261,11 @@ impl MappedFile {
         let from = start - start % DIRECT_ALIGN;
         let to = (start + len as u64).next_multiple_of(DIRECT_ALIGN);
         let span = (to - from) as usize;
-        let mut buffer = vec![0u8; span + DIRECT_ALIGN as usize];
-        let skip = buffer.as_ptr().align_offset(DIRECT_ALIGN as usize);
+        let mut buffer = ReadBuffer::take(span + DIRECT_ALIGN as usize);
+        let skip = buffer.0.as_ptr().align_offset(DIRECT_ALIGN as usize);
         let mut done = 0usize;
         while done < span {
-            match direct.read_at(&mut buffer[skip + done..skip + span], from + done as u64) {
+            match direct.read_at(&mut buffer.0[skip + done..skip + span], from + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -243,7 +282,7 @@ impl MappedFile {
             return Err(self.read_error(ErrorKind::UnexpectedEof.into(), start, len));
         }
         let at = skip + (start - from) as usize;
-        Ok(Some(bytes::Bytes::from(buffer).slice(at..at + len)))
+        Ok(Some(bytes::Bytes::from_owner(buffer).slice(at..at + len)))
     }
 
     /// The error for a failed read of `start..start + len`: one that ended early means the
