@@ -44,16 +44,6 @@ pub(crate) fn run(args: ScanArgs) -> Result<()> {
     config.check()?;
     let source = config.open_source()?;
     let num_rows = source.num_rows();
-    let budget = config
-        .pipeline_config(num_rows)
-        .memory_budget_bytes(source.num_features(), num_rows)
-        + config.num_readers as u64 * source.unit_io_bytes();
-    streamfit::run::memory::apply_read_mode(
-        config.read_mode,
-        &[&source],
-        budget,
-        streamfit::run::memory::available().as_ref(),
-    );
     let pipeline = Pipeline::new(source.clone(), config.pipeline_config(num_rows));
     let started = Instant::now();
     let mut rows = 0u64;

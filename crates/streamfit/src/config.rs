@@ -463,7 +463,22 @@ impl TrainConfig {
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
     /// anything else is Parquet (every footer parsed once). Any unreadable file is an error.
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
-        Ok(self.open_paths(&self.data, OnBadFile::Error)?.0)
+        let source = self.open_paths(&self.data, OnBadFile::Error)?.0;
+        self.apply_read_mode(&source);
+        Ok(source)
+    }
+
+    /// Tells `source` how to read its local files: `read_mode` resolved against this
+    /// configuration's memory budget ([`crate::run::memory::apply_read_mode`]; a prepared
+    /// training run resolves it again once its settings are fitted). True when it reads them
+    /// explicitly.
+    pub fn apply_read_mode(&self, source: &Arc<dyn Source>) -> bool {
+        crate::run::memory::apply_read_mode(
+            self.read_mode,
+            &[source],
+            self.memory_budget_bytes(source),
+            crate::run::memory::available().as_ref(),
+        )
     }
 
     /// Opens the data like [`TrainConfig::open_source`], but with [`OnBadFile::Skip`] leaves
