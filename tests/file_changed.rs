@@ -1,7 +1,8 @@
 //! A data file truncated while a multi-epoch run reads it (issue 14, item 3): the run stops
 //! with exit code 2 and an error naming the file ("changed while being read"), never a SIGBUS;
 //! the checkpoints it wrote stay usable, so once the file is restored `--resume auto` ends with
-//! the model of an uninterrupted run, bit for bit. On Parquet and on shards.
+//! the model of an uninterrupted run, bit for bit. On Parquet and on shards, each read through
+//! the map and by explicit reads (`--read-mode`).
 
 mod common;
 
@@ -13,10 +14,17 @@ use streamfit::generate::Task;
 
 /// 400,000 rows × 8 features in 4 files; b = 1 for 12 epochs (1-3 s), a checkpoint every
 /// 20,000 steps.
-fn train_args<'a>(data: &'a str, model: &'a str, checkpoints: Option<&'a str>) -> Vec<&'a str> {
+fn train_args<'a>(
+    data: &'a str,
+    mode: &'a str,
+    model: &'a str,
+    checkpoints: Option<&'a str>,
+) -> Vec<&'a str> {
     let mut args = vec![
         "train",
         data,
+        "--read-mode",
+        mode,
         "--batch-size",
         "1",
         "--epochs",
@@ -47,19 +55,19 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Runs training with checkpoints over `data`, truncates `victim` to half its length once the
-/// first checkpoint exists, and checks the refusal; then restores the file and resumes to the
-/// uninterrupted run's model.
-fn truncate_mid_run_then_resume(dir: &Path, data: &Path, victim: &Path) {
+/// Runs training with checkpoints over `data`, reading it with `mode` (`--read-mode`),
+/// truncates `victim` to half its length once the first checkpoint exists, and checks the
+/// refusal; then restores the file and resumes to the uninterrupted run's model.
+fn truncate_mid_run_then_resume(dir: &Path, data: &Path, victim: &Path, mode: &str) {
     let reference = dir.join("reference.json");
     common::run(
-        &train_args(arg(data), arg(&reference), None),
+        &train_args(arg(data), mode, arg(&reference), None),
         Duration::from_secs(120),
     )
     .ok();
     let model = dir.join("model.json");
     let checkpoints = dir.join("checkpoints");
-    let args = train_args(arg(data), arg(&model), Some(arg(&checkpoints)));
+    let args = train_args(arg(data), mode, arg(&model), Some(arg(&checkpoints)));
     let original = std::fs::read(victim).unwrap();
 
     let child = Command::new(common::binary())
@@ -106,18 +114,22 @@ fn dataset(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_parquet_file_truncated_mid_run_is_an_error_and_the_run_resumes_once_restored() {
-    let dir = common::tempdir();
-    let data = dataset(dir.path());
-    let victim = data.join("part-00002.parquet");
-    truncate_mid_run_then_resume(dir.path(), &data, &victim);
+    for mode in ["map", "read"] {
+        let dir = common::tempdir();
+        let data = dataset(dir.path());
+        let victim = data.join("part-00002.parquet");
+        truncate_mid_run_then_resume(dir.path(), &data, &victim, mode);
+    }
 }
 
 #[test]
 fn a_shard_truncated_mid_run_is_an_error_and_the_run_resumes_once_restored() {
-    let dir = common::tempdir();
-    let data = dataset(dir.path());
-    let shards = dir.path().join("shards");
-    common::to_shards(&data, &shards, Some(100_000), 2);
-    let victim = shards.join("shard-00002.sfs");
-    truncate_mid_run_then_resume(dir.path(), &shards, &victim);
+    for mode in ["map", "read"] {
+        let dir = common::tempdir();
+        let data = dataset(dir.path());
+        let shards = dir.path().join("shards");
+        common::to_shards(&data, &shards, Some(100_000), 2);
+        let victim = shards.join("shard-00002.sfs");
+        truncate_mid_run_then_resume(dir.path(), &shards, &victim, mode);
+    }
 }

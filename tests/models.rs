@@ -233,6 +233,7 @@ fn softmax_reaches_95_percent_of_the_true_models_accuracy_on_10_classes() {
         num_readers: 2,
         verify_checksums: true,
         num_threads: 2,
+        read_mode: Default::default(),
     })
     .unwrap();
     assert_eq!(rows, 20_000);

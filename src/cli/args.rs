@@ -10,7 +10,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, FromArgMatches, ValueEnum};
 use streamfit::config::{Origin, TrainConfig};
 use streamfit::data::source::remote::RemoteOptions;
-use streamfit::data::{ColumnSpec, FeatureSelection};
+use streamfit::data::{ColumnSpec, FeatureSelection, ReadMode};
 use streamfit::error::render_options;
 use streamfit::model::{Activation, HeadKind, ModelKind};
 use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
@@ -77,6 +77,8 @@ pub(crate) struct ReadArgs {
     pub(crate) readers: usize,
     /// Check each block of shard rows against its CRC32C on first read.
     pub(crate) verify_checksums: bool,
+    /// Local files through their maps, by explicit reads, or chosen by size.
+    pub(crate) read_mode: ReadMode,
 }
 
 /// The flags behind [`ReadArgs`] as typed: `--no-verify-checksums`, in the `--no-x` style of
@@ -98,6 +100,19 @@ struct ReadFlags {
         conflicts_with = "no_verify_checksums"
     )]
     verify_checksums: Option<bool>,
+    /// How local files are read: `map` (through a memory map: fastest while the page cache
+    /// holds the data), `read` (explicit reads into the readers' buffers, dropping the pages
+    /// from the page cache behind them: every byte read once per epoch when the data does
+    /// not fit in memory), or `auto` (`read` when the data files are larger than the memory
+    /// available beside the run's budget, else `map`). The rows are the same either way
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "MODE",
+        value_parser = PossibleValuesParser::new(["auto", "map", "read"])
+            .map(|s| s.parse::<ReadMode>().expect("one of the possible values"))
+    )]
+    read_mode: ReadMode,
     /// Remote data (URLs): bytes of column chunks fetched ahead of the readers, in the order
     /// they read them, counted in the memory budget (a unit larger than this is fetched by
     /// its reader when it starts it)
@@ -124,6 +139,7 @@ impl From<ReadFlags> for ReadArgs {
         ReadArgs {
             readers: flags.readers,
             verify_checksums: !flags.no_verify_checksums && flags.verify_checksums.unwrap_or(true),
+            read_mode: flags.read_mode,
         }
     }
 }

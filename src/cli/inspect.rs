@@ -55,6 +55,7 @@ pub(crate) fn run(args: InspectArgs) -> Result<()> {
         prefetch: args.prefetch,
         num_readers: args.read.readers,
         verify_checksums: args.read.verify_checksums,
+        read_mode: args.read.read_mode,
         ..TrainConfig::default()
     };
     let (found, problem) = inspect(&config, args.stats)?;

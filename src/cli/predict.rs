@@ -66,6 +66,7 @@ fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
         num_readers: read.readers,
         verify_checksums: read.verify_checksums,
         num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        read_mode: read.read_mode,
     }
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<()> {
         columns: args.columns.spec(),
         num_readers: args.read.readers,
         verify_checksums: args.read.verify_checksums,
+        read_mode: args.read.read_mode,
         ..TrainConfig::default()
     };
     config.check()?;

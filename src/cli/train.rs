@@ -231,6 +231,7 @@ impl TrainArgs {
             prefetch: self.prefetch,
             num_readers: self.read.readers,
             verify_checksums: self.read.verify_checksums,
+            read_mode: self.read.read_mode,
             on_bad_file: match self.on_bad_file {
                 OnBadFileArg::Error => OnBadFile::Error,
                 OnBadFileArg::Skip => OnBadFile::Skip,
@@ -406,11 +407,16 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         print_validation(run, v.as_ref());
     }
     say!(
-        "memory budget: {} (shuffle buffer {}, prefetch {}, {})",
+        "memory budget: {} (shuffle buffer {}, prefetch {}, {}{})",
         megabytes(run.memory_budget_bytes()),
         count(run.shuffle_rows(), "row"),
         count(config.prefetch as u64, "batch"),
         count(config.num_readers as u64, "reader"),
+        if run.reads_explicitly() {
+            "; files read explicitly, pages dropped behind the readers"
+        } else {
+            ""
+        },
     );
 }
 

@@ -13,11 +13,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::data::ColumnSpec;
 use crate::data::schema::FillNulls;
 pub use crate::data::source::OnBadFile;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{OpenOptions, SkippedFiles, Source};
+use crate::data::{ColumnSpec, ReadMode};
 use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
@@ -98,6 +98,11 @@ pub struct TrainConfig {
     pub block_rows: usize,
     /// Check each block of shard rows against its checksum on first touch. By default on.
     pub verify_checksums: bool,
+    /// Read local files through their memory maps or by explicit reads that drop the pages
+    /// behind the readers (see [`ReadMode`]). It changes no batch. By default
+    /// [`ReadMode::Auto`]: explicit reads when the data files are larger than the memory
+    /// available beside the run's budget.
+    pub read_mode: ReadMode,
     /// What to do with a file that cannot be opened, or whose data fails while being read. By
     /// default stop. With [`OnBadFile::Skip`] a file that cannot be opened is left out, and one
     /// that fails mid-epoch is dropped from that point on (its remaining rows are counted as
@@ -164,6 +169,10 @@ pub struct TrainConfig {
     pub trainer: TrainerConfig,
 }
 
+/// What the process holds besides its data, in the memory budget: code and libraries paged
+/// in, thread stacks, the allocator's own memory (a run on 2,000 rows peaks at about 13 MB).
+pub const PROCESS_BYTES: u64 = 16_000_000;
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -176,6 +185,7 @@ impl Default for TrainConfig {
             prefetch: 4,
             num_readers: 2,
             verify_checksums: true,
+            read_mode: ReadMode::Auto,
             on_bad_file: OnBadFile::Error,
             valid: Vec::new(),
             valid_rows: None,
@@ -408,12 +418,14 @@ impl TrainConfig {
     }
 
     /// Resident-memory budget of training on `source`, validating on `valid` when given: the
-    /// training pipeline plus the validation pass (resident together: with «eval_every» the
+    /// training pipeline (with what its readers hold to decode a unit:
+    /// [`Source::unit_io_bytes`] each) plus the validation pass (resident together: with «eval_every» the
     /// validation pass runs while the training pipeline holds its buffers), or the full-data
     /// pass over the training data when that is larger (it runs after the training pipeline
     /// of the epoch is gone; only with [`Eval::EveryEpoch`](crate::train::Eval)), plus the
     /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]),
-    /// plus the bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]).
+    /// plus the bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]),
+    /// plus [`PROCESS_BYTES`] for the process itself.
     pub fn memory_budget_with_valid(
         &self,
         source: &Arc<dyn Source>,
@@ -427,16 +439,18 @@ impl TrainConfig {
             train.piece_rows,
             self.trainer.num_threads,
         );
-        let valid_bytes = valid.map_or(0, |v| {
-            crate::train::eval_config(&train, v).memory_budget_bytes(d, v.num_rows())
-        });
+        // A pass's buffers plus what each of its readers holds to decode a unit.
+        let pass = |config: &PipelineConfig, source: &Arc<dyn Source>| {
+            config.memory_budget_bytes(d, source.num_rows())
+                + config.num_readers as u64 * source.unit_io_bytes()
+        };
+        let valid_bytes = valid.map_or(0, |v| pass(&crate::train::eval_config(&train, v), v));
         let full_pass = match self.trainer.eval {
-            Eval::EveryEpoch => {
-                crate::train::eval_config(&train, source).memory_budget_bytes(d, rows)
-            }
+            Eval::EveryEpoch => pass(&crate::train::eval_config(&train, source), source),
             Eval::Off => 0,
         };
-        (train.memory_budget_bytes(d, rows) + valid_bytes).max(full_pass)
+        PROCESS_BYTES
+            + (pass(&train, source) + valid_bytes).max(full_pass)
             + model_bytes
             + source.fetch_budget_bytes()
     }
@@ -449,7 +463,22 @@ impl TrainConfig {
     /// Opens the data: a directory with a shard manifest is a shard dataset (given alone);
     /// anything else is Parquet (every footer parsed once). Any unreadable file is an error.
     pub fn open_source(&self) -> Result<Arc<dyn Source>> {
-        Ok(self.open_paths(&self.data, OnBadFile::Error)?.0)
+        let source = self.open_paths(&self.data, OnBadFile::Error)?.0;
+        self.apply_read_mode(&source);
+        Ok(source)
+    }
+
+    /// Tells `source` how to read its local files: `read_mode` resolved against this
+    /// configuration's memory budget ([`crate::run::memory::apply_read_mode`]; a prepared
+    /// training run resolves it again once its settings are fitted). True when it reads them
+    /// explicitly.
+    pub fn apply_read_mode(&self, source: &Arc<dyn Source>) -> bool {
+        crate::run::memory::apply_read_mode(
+            self.read_mode,
+            &[source],
+            self.memory_budget_bytes(source),
+            crate::run::memory::available().as_ref(),
+        )
     }
 
     /// Opens the data like [`TrainConfig::open_source`], but with [`OnBadFile::Skip`] leaves

@@ -113,6 +113,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
             }
         }
     };
+    config.apply_read_mode(&source);
     let info = source.describe();
     // Plain Parquet files get the lenient statistics (nulls and non-finite values counted, not
     // fatal); a partitioned or filtered tree the generic pass over its rows.

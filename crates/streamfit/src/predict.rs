@@ -35,6 +35,8 @@ pub struct ApplyConfig {
     pub verify_checksums: bool,
     /// Gradient (evaluation) threads.
     pub num_threads: usize,
+    /// How local files are read ([`ReadMode`](crate::data::ReadMode)); `auto` by `Default`.
+    pub read_mode: crate::data::ReadMode,
 }
 
 /// What `predict` wrote.
@@ -99,6 +101,7 @@ fn open(
         columns: column_spec(&model, ignore_label),
         num_readers: config.num_readers,
         verify_checksums: config.verify_checksums,
+        read_mode: config.read_mode,
         ..TrainConfig::default()
     };
     if train.data.is_empty() {

@@ -357,6 +357,7 @@ fn a_registered_model_saves_loads_and_evaluates_by_its_name() {
         num_readers: 2,
         verify_checksums: true,
         num_threads: 2,
+        read_mode: Default::default(),
     })
     .expect("evaluate");
     assert_eq!(rows, 24_000);

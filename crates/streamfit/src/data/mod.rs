@@ -21,3 +21,4 @@ pub mod transpose;
 
 pub use self::rows::RowBlock;
 pub use self::schema::{ColumnSpec, FeatureSelection, Schema};
+pub use self::source::ReadMode;

@@ -86,6 +86,7 @@ impl PreparedRun<'_> {
             stall_fraction: result.stall_fraction(),
             peak_rss_bytes: peak_rss_bytes(),
             memory_budget_bytes: self.budget_bytes,
+            read_mode: if self.reads_explicitly { "read" } else { "map" }.to_string(),
             epoch_summaries: result.epochs.clone(),
             resumed: result.resumed,
             profile,

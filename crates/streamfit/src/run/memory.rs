@@ -109,6 +109,24 @@ fn physical() -> Option<Available> {
     })
 }
 
+/// Resolves `mode` for a run whose `budget_bytes` leave the rest of `available` to the page
+/// cache, and tells `sources` (see [`ReadMode`](crate::data::ReadMode)): true when they now
+/// read explicitly.
+pub fn apply_read_mode(
+    mode: crate::data::ReadMode,
+    sources: &[&Arc<dyn Source>],
+    budget_bytes: u64,
+    available: Option<&Available>,
+) -> bool {
+    let data_bytes = sources.iter().map(|s| s.file_bytes()).sum();
+    let room = available.map(|a| a.bytes.saturating_sub(budget_bytes));
+    let explicit = mode.reads_explicitly(data_bytes, room);
+    for source in sources {
+        source.read_explicitly(explicit);
+    }
+    explicit
+}
+
 /// A megabyte as the command line prints budgets: 10^6 bytes.
 pub const MB: u64 = 1_000_000;
 

@@ -37,6 +37,8 @@ pub struct PreparedRun<'c> {
     pub(super) pipeline: Pipeline,
     pub(super) valid_pipeline: Option<Pipeline>,
     pub(super) budget_bytes: u64,
+    /// Local files are read explicitly, not through their maps (`read_mode`).
+    pub(super) reads_explicitly: bool,
     /// Rank 0's hold on the checkpoint directory, from before the checkpoint to resume from
     /// is chosen until the run ends.
     pub(super) _checkpoint_lock: Option<CheckpointLock>,
@@ -106,10 +108,14 @@ impl<'c> PreparedRun<'c> {
             valid_total_rows,
         } = split_validation(&mut config, source, valid_source)?;
         let budget = |c: &TrainConfig| c.memory_budget_with_valid(&source, valid_source.as_ref());
-        if let Some(fitted) = memory::fit(&mut config, &source, memory::available(), &budget)? {
+        let available = memory::available();
+        if let Some(fitted) = memory::fit(&mut config, &source, available.clone(), &budget)? {
             events.push(PrepareEvent::MemoryFitted(fitted));
         }
         let budget_bytes = budget(&config);
+        let sources: Vec<_> = std::iter::once(&source).chain(&valid_source).collect();
+        let reads_explicitly =
+            memory::apply_read_mode(config.read_mode, &sources, budget_bytes, available.as_ref());
         config.trainer.standardize = None;
         if config.standardize {
             let started = Instant::now();
@@ -163,6 +169,7 @@ impl<'c> PreparedRun<'c> {
             pipeline,
             valid_pipeline,
             budget_bytes,
+            reads_explicitly,
             _checkpoint_lock: checkpoint_lock,
             events: events.seen,
             metrics,
@@ -204,6 +211,12 @@ impl<'c> PreparedRun<'c> {
     /// Resident-memory budget of the run ([`TrainConfig::memory_budget_bytes`]).
     pub fn memory_budget_bytes(&self) -> u64 {
         self.budget_bytes
+    }
+
+    /// True when local files are read by explicit reads that drop their pages behind the
+    /// readers, false when through their maps ([`ReadMode`](crate::data::ReadMode)).
+    pub fn reads_explicitly(&self) -> bool {
+        self.reads_explicitly
     }
 
     /// Rows the shuffle buffer holds: its size, or the dataset when smaller; 0 unshuffled.

@@ -174,6 +174,14 @@ impl Source for SubsetSource {
         self.whole.fetch_budget_bytes()
     }
 
+    fn read_explicitly(&self, explicit: bool) {
+        self.whole.read_explicitly(explicit);
+    }
+
+    fn unit_io_bytes(&self) -> u64 {
+        self.whole.unit_io_bytes()
+    }
+
     fn plan_hint(&self, units_in_read_order: &[usize]) {
         let whole: Vec<usize> = units_in_read_order
             .iter()

@@ -271,6 +271,10 @@ pub struct Report {
     pub peak_rss_bytes: Option<u64>,
     /// Resident-memory budget the configuration implies for data in flight.
     pub memory_budget_bytes: u64,
+    /// How local files were read: `map` (through their memory maps) or `read` (explicit reads
+    /// dropping the pages behind the readers).
+    #[serde(default)]
+    pub read_mode: String,
     /// Per-epoch figures.
     pub epoch_summaries: Vec<EpochSummary>,
     /// When the run resumed from a checkpoint: from where, and the rows it re-read.

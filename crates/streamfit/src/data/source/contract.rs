@@ -84,6 +84,20 @@ pub trait Source: Send + Sync {
     fn fetch_budget_bytes(&self) -> u64 {
         0
     }
+    /// Reads local files by explicit reads into the readers' own buffers, dropping the pages
+    /// from the page cache behind them (`true`), or through their memory maps (`false`, the
+    /// default); see [`ReadMode`](crate::data::ReadMode). Set between passes, never during
+    /// one; the rows read are the same either way. By default ignored.
+    fn read_explicitly(&self, explicit: bool) {
+        let _ = explicit;
+    }
+    /// The most bytes one reader holds to decode one unit, beyond the blocks it fills: the
+    /// unit's bytes as stored (its mapped pages, or the buffer of an explicit read or a
+    /// remote fetch) plus its decompressed pages. Counted once per reader in the memory
+    /// budget. By default none.
+    fn unit_io_bytes(&self) -> u64 {
+        0
+    }
     /// Tells the source which units a pass is about to read, in the order its readers will
     /// ask for them, so that it may fetch them ahead (remote data reads ahead within
     /// «fetch_ahead_bytes»). A hint only: the readers' `read_unit` calls must give the same

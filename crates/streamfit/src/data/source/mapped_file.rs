@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::io::ErrorKind;
 use std::ops::{ControlFlow, Deref};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -92,7 +93,54 @@ pub(crate) struct MappedFile {
     // Declared before `map`: the watch ends before the map is unmapped.
     watch: FaultWatch,
     map: Mmap,
+    /// The file opened for direct reads ([`MappedFile::read_at`]), on first use.
+    direct: std::sync::OnceLock<Option<File>>,
+    /// Set when the file system refused a direct read.
+    direct_refused: std::sync::atomic::AtomicBool,
 }
+
+/// The buffer of one explicit read, returned to a pool when the last `Bytes` of it is
+/// dropped: after the first units, a read costs no allocation, zeroing or page fault, and the
+/// memory the readers hold stays that of the buffers in use (an allocator would keep freed
+/// buffers of slightly different sizes side by side).
+struct ReadBuffer(Vec<u8>);
+
+/// Idle buffers kept for reuse (more are freed): as many as readers in use at once.
+static IDLE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Idle buffers kept at most.
+const MAX_IDLE_BUFFERS: usize = 16;
+
+impl ReadBuffer {
+    /// A buffer of at least `len` bytes (its contents are whatever an earlier read left).
+    fn take(len: usize) -> ReadBuffer {
+        let idle = IDLE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut buffer = idle.unwrap_or_default();
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        ReadBuffer(buffer)
+    }
+}
+
+impl AsRef<[u8]> for ReadBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        let mut idle = IDLE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_BUFFERS {
+            idle.push(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+/// Alignment of direct reads: offsets, lengths and buffer addresses (the largest logical
+/// block size in use).
+const DIRECT_ALIGN: u64 = 4096;
 
 impl MappedFile {
     /// Opens and maps the regular file at `path`.
@@ -113,6 +161,8 @@ impl MappedFile {
             file,
             watch,
             map,
+            direct: Default::default(),
+            direct_refused: Default::default(),
         })
     }
 
@@ -151,6 +201,125 @@ impl MappedFile {
             )));
         }
         Ok(())
+    }
+
+    /// Bytes `start..start + len` of the file read explicitly into a buffer of their own: the
+    /// reading path for data larger than memory (see [`ReadMode`](crate::data::ReadMode)),
+    /// where pages faulted in through the map, or read ahead by the kernel, are evicted and
+    /// read again before a back-pressured reader gets to them. The read bypasses the page
+    /// cache (`O_DIRECT`, in aligned pieces) where the file system allows it; elsewhere it is
+    /// an ordinary `pread` whose pages are dropped from the page cache at once
+    /// (`POSIX_FADV_DONTNEED`). Either way every byte is read from storage once. A read that
+    /// ends early (the file shrank) is [`Error::Changed`].
+    pub(crate) fn read_at(&self, start: u64, len: usize) -> Result<bytes::Bytes> {
+        if let Some(direct) = self.direct()
+            && let Some(bytes) = self.read_direct(direct, start, len)?
+        {
+            return Ok(bytes);
+        }
+        let mut buffer = ReadBuffer::take(len);
+        self.file
+            .read_exact_at(&mut buffer.0[..len], start)
+            .map_err(|e| self.read_error(e, start, len))?;
+        self.drop_cached(start, len);
+        Ok(bytes::Bytes::from_owner(buffer).slice(..len))
+    }
+
+    /// The file opened a second time for reads that bypass the page cache, when the file
+    /// system allows them and it is still the file mapped; `None` otherwise (also after a
+    /// direct read was refused).
+    fn direct(&self) -> Option<&File> {
+        if self
+            .direct_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        self.direct
+            .get_or_init(|| {
+                #[cfg(target_os = "linux")]
+                {
+                    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+                    let direct = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_DIRECT | libc::O_NONBLOCK)
+                        .open(&self.path)
+                        .ok()?;
+                    let (a, b) = (direct.metadata().ok()?, self.file.metadata().ok()?);
+                    (a.dev() == b.dev() && a.ino() == b.ino()).then_some(direct)
+                }
+                #[cfg(not(target_os = "linux"))]
+                None
+            })
+            .as_ref()
+    }
+
+    /// Reads `start..start + len` through `direct` (whole aligned blocks into an aligned
+    /// buffer, then the bytes asked for sliced out); `None` when the file system refuses the
+    /// read (later reads of this file then go through the page cache).
+    fn read_direct(&self, direct: &File, start: u64, len: usize) -> Result<Option<bytes::Bytes>> {
+        let from = start - start % DIRECT_ALIGN;
+        let to = (start + len as u64).next_multiple_of(DIRECT_ALIGN);
+        let span = (to - from) as usize;
+        let mut buffer = ReadBuffer::take(span + DIRECT_ALIGN as usize);
+        let skip = buffer.0.as_ptr().align_offset(DIRECT_ALIGN as usize);
+        let mut done = 0usize;
+        while done < span {
+            match direct.read_at(&mut buffer.0[skip + done..skip + span], from + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && done == 0 => {
+                    self.direct_refused
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(None);
+                }
+                Err(e) => return Err(self.read_error(e, start, len)),
+            }
+        }
+        let wanted = (start - from) as usize + len;
+        if done < wanted {
+            return Err(self.read_error(ErrorKind::UnexpectedEof.into(), start, len));
+        }
+        let at = skip + (start - from) as usize;
+        Ok(Some(bytes::Bytes::from_owner(buffer).slice(at..at + len)))
+    }
+
+    /// The error for a failed read of `start..start + len`: one that ended early means the
+    /// file shrank.
+    fn read_error(&self, e: std::io::Error, start: u64, len: usize) -> Error {
+        if e.kind() == ErrorKind::UnexpectedEof {
+            Error::Changed {
+                file: self.path.clone(),
+                reason: format!(
+                    "it was {} bytes when opened; reading bytes {start}..{} ended early",
+                    self.map.len(),
+                    start + len as u64
+                ),
+            }
+        } else {
+            Error::io(&self.path, e)
+        }
+    }
+
+    /// Asks the kernel to drop bytes `start..start + len` from the page cache (a hint: pages
+    /// another process maps or has dirty stay).
+    pub(crate) fn drop_cached(&self, start: u64, len: usize) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain syscall on an open descriptor; it reads no memory of ours.
+            let _ = unsafe {
+                libc::posix_fadvise(
+                    self.file.as_raw_fd(),
+                    start as libc::off_t,
+                    len as libc::off_t,
+                    libc::POSIX_FADV_DONTNEED,
+                )
+            };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (start, len);
     }
 
     /// Runs `read` (one unit's read into `sink`) so that no block is handed on once the map

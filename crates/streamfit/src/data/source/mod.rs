@@ -16,6 +16,8 @@
 //!   arrow/parquet readers).
 //! - [`remote`]: object storage and HTTP URLs as data (listing, ranged reads, redaction).
 //! - `partitioned`: hive partition keys as features ([`PartitionedSource`]).
+//! - `read_mode`: whether local files are read through their maps or by explicit reads
+//!   ([`ReadMode`]; explicit for data larger than memory).
 //! - [`shard`]: streamfit's own fixed-stride shards through a memory map (no decoding).
 //! - [`write`](mod@write): the Parquet writers of `generate` and `predict`.
 
@@ -27,6 +29,7 @@ mod map_guard;
 mod mapped_file;
 pub mod parquet;
 mod partitioned;
+mod read_mode;
 pub mod remote;
 pub mod shard;
 pub mod write;
@@ -40,4 +43,6 @@ pub use self::info::{ColumnInfo, ColumnRole, SourceInfo};
 pub(crate) use self::mapped_file::stat_error;
 pub use self::parquet::{ParquetFormat, ParquetSource};
 pub use self::partitioned::{PARTITION_STORED_TYPE, PartitionedSource};
+pub(crate) use self::read_mode::Access;
+pub use self::read_mode::ReadMode;
 pub use self::shard::{ShardFormat, ShardSource};

@@ -237,6 +237,14 @@ impl Source for PartitionedSource {
         self.inner.fetch_budget_bytes()
     }
 
+    fn read_explicitly(&self, explicit: bool) {
+        self.inner.read_explicitly(explicit);
+    }
+
+    fn unit_io_bytes(&self) -> u64 {
+        self.inner.unit_io_bytes()
+    }
+
     fn plan_hint(&self, units_in_read_order: &[usize]) {
         self.inner.plan_hint(units_in_read_order);
     }

@@ -58,19 +58,31 @@ impl FileData {
     }
 
     /// The bytes of the chunks of the columns `mask` selects in `row_groups`: the whole map
-    /// of a local file, the fetched chunks of a remote one.
+    /// of a local file, or with `explicit` the chunks read into buffers of their own and
+    /// dropped from the page cache ([`ReadMode`](crate::data::ReadMode)); the fetched chunks
+    /// of a remote one.
     pub(super) fn chunks<'a>(
         &self,
         row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
         mask: &ProjectionMask,
+        explicit: bool,
     ) -> Result<ByteRanges> {
         match self {
+            FileData::Mapped { map, .. } if explicit => {
+                let len = map.len() as u64;
+                let pieces = coalesce(chunk_ranges(len, row_groups, mask))
+                    .into_iter()
+                    .map(|r| Ok((r.start, map.read_at(r.start, (r.end - r.start) as usize)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ByteRanges::pieces(len, pieces))
+            }
             FileData::Mapped { whole, .. } => {
                 let _ = (row_groups.into_iter().next(), mask);
                 Ok(whole.clone())
             }
             #[cfg(feature = "remote")]
             FileData::Remote { object, .. } => {
+                let _ = explicit; // remote bytes are always fetched by ranges
                 let ranges = chunk_ranges(object.size(), row_groups, mask);
                 let (fetched, permit) = object.read_ranges(&ranges)?;
                 Ok(assemble(object.size(), &ranges, fetched, permit))
@@ -161,7 +173,6 @@ impl FileData {
 
 /// The byte ranges of the chunks of the columns `mask` selects in `row_groups`, within a file
 /// of `len` bytes.
-#[cfg(feature = "remote")]
 fn chunk_ranges<'a>(
     len: u64,
     row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
@@ -180,6 +191,51 @@ fn chunk_ranges<'a>(
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Gaps between chunks up to which an explicit read takes the gap along rather than reading
+/// twice (a skipped column's chunk, a page index).
+const READ_GAP_BYTES: u64 = 256 << 10;
+
+/// `ranges` sorted and merged into the spans one explicit read each covers: overlapping ones
+/// (two columns' chunks declared over each other) and ones at most [`READ_GAP_BYTES`] apart.
+fn coalesce(mut ranges: Vec<std::ops::Range<u64>>) -> Vec<std::ops::Range<u64>> {
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_by_key(|r| r.start);
+    let mut spans: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match spans.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(READ_GAP_BYTES) => {
+                last.end = last.end.max(r.end);
+            }
+            _ => spans.push(r),
+        }
+    }
+    spans
+}
+
+/// The most bytes one reader holds to decode one row group of `row_groups` with the columns
+/// `mask` selects: their chunks as stored plus as decompressed (an upper bound for the pages
+/// alive at once).
+pub(super) fn unit_io_bytes<'a>(
+    row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
+    mask: &ProjectionMask,
+) -> u64 {
+    row_groups
+        .into_iter()
+        .map(|rg| {
+            (0..rg.num_columns())
+                .filter(|&leaf| mask.leaf_included(leaf))
+                .map(|leaf| {
+                    let column = rg.column(leaf);
+                    let stored = u64::try_from(column.compressed_size()).unwrap_or(0);
+                    let decompressed = u64::try_from(column.uncompressed_size()).unwrap_or(0);
+                    stored.saturating_add(decompressed)
+                })
+                .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The fetched bytes of `ranges` (in a file of `len` bytes) as the [`ByteRanges`] a decoder
@@ -221,4 +277,24 @@ fn merge_overlaps(len: u64, mut pieces: Vec<(u64, bytes::Bytes)>) -> ByteRanges 
         out.push((offset, bytes));
     }
     ByteRanges::pieces(len, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coalesce;
+
+    #[test]
+    fn explicit_reads_cover_close_and_overlapping_chunks_once() {
+        let gap = super::READ_GAP_BYTES;
+        assert_eq!(
+            coalesce(vec![100..200, 0..100, 150..180, 5..5]),
+            vec![0..200],
+            "adjacent, overlapping and empty ranges"
+        );
+        assert_eq!(
+            coalesce(vec![0..10, 10 + gap..20 + gap, 21 + 2 * gap..30 + 2 * gap]),
+            vec![0..20 + gap, 21 + 2 * gap..30 + 2 * gap],
+            "a gap of READ_GAP_BYTES is read along, a longer one is not"
+        );
+    }
 }

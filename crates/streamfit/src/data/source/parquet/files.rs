@@ -307,7 +307,7 @@ pub(super) fn count_null_labels(
         reason,
     };
     let mask = ProjectionMask::roots(schema, [label_root]);
-    let bytes = file.data.chunks([row_group], &mask)?;
+    let bytes = file.data.chunks([row_group], &mask, false)?;
     page_bounds::check_row_group(&bytes, row_group, &mask).map_err(corrupt)?;
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
         .with_row_groups(vec![rg])
@@ -341,7 +341,7 @@ pub(super) fn probe_list_length(path: &Path, file: &ParquetFile) -> Result<Layou
         .unwrap_or(row_groups.len().saturating_sub(1));
     let bytes = file
         .data
-        .chunks(row_groups.iter().take(first + 1), &file.mask)?;
+        .chunks(row_groups.iter().take(first + 1), &file.mask, false)?;
     for (index, row_group) in row_groups.iter().enumerate().take(first + 1) {
         page_bounds::check_row_group(&bytes, row_group, &file.mask).map_err(|reason| {
             Error::Corrupt {

@@ -177,7 +177,7 @@ impl Passthrough {
                 ));
             };
             // A remote file's kept columns are fetched for all its row groups at once.
-            let bytes = data.chunks(metadata.metadata().row_groups(), &mask)?;
+            let bytes = data.chunks(metadata.metadata().row_groups(), &mask, false)?;
             for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
                 page_bounds::check_row_group(&bytes, row_group, &mask).map_err(|reason| {
                     Error::Corrupt {

@@ -75,7 +75,8 @@ impl ParquetSource {
     pub(super) fn unit_bytes(&self, unit: &Unit) -> Result<ByteRanges> {
         let file = &self.files[unit.file];
         let row_group = file.metadata.metadata().row_group(unit.index_in_file);
-        file.data.chunks([row_group], &file.mask)
+        file.data
+            .chunks([row_group], &file.mask, self.access.explicit())
     }
 
     /// A reader over one unit's used columns from row `from_row` of the unit on, in batches of

@@ -44,6 +44,8 @@ pub struct ParquetSource {
     pub(super) drop_null_labels: bool,
     /// Feature columns some files lack (read as null there), for `inspect`.
     pub(super) absent: AbsentColumns,
+    /// Local units read through the map or explicitly ([`Source::read_explicitly`]).
+    pub(super) access: crate::data::source::Access,
 }
 
 impl ParquetSource {
@@ -213,6 +215,7 @@ impl ParquetSource {
             positive_label: spec.positive_label.clone(),
             drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
             absent,
+            access: Default::default(),
         };
         Ok((source, skipped))
     }
@@ -307,6 +310,23 @@ impl Source for ParquetSource {
         } else {
             0
         }
+    }
+
+    fn read_explicitly(&self, explicit: bool) {
+        self.access.set(explicit);
+    }
+
+    fn unit_io_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| {
+                crate::data::source::parquet::data::unit_io_bytes(
+                    f.metadata.metadata().row_groups(),
+                    &f.mask,
+                )
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     #[cfg(feature = "remote")]

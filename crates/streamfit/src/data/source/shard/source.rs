@@ -48,6 +48,8 @@ pub struct ShardSource {
     file_bytes: u64,
     verify_checksums: bool,
     manifest: Manifest,
+    /// Units read through the maps or explicitly ([`Source::read_explicitly`]).
+    access: crate::data::source::Access,
 }
 
 impl ShardSource {
@@ -160,6 +162,7 @@ impl ShardSource {
             file_bytes,
             verify_checksums,
             manifest,
+            access: Default::default(),
         })
     }
 
@@ -170,8 +173,16 @@ impl ShardSource {
 
     /// Checks every not yet checked block overlapping rows `rows` of file `file_index`: its
     /// checksum (when verifying) and that every value in it is finite. Once per block and
-    /// process, so that warm epochs copy rows without looking at them.
-    fn check_blocks(&self, file_index: usize, rows: std::ops::Range<u64>) -> Result<()> {
+    /// process, so that warm epochs copy rows without looking at them. The blocks' bytes are
+    /// read from `bytes`, which hold the file from offset `base` on (the map, or a unit's
+    /// explicit read).
+    fn check_blocks(
+        &self,
+        file_index: usize,
+        rows: std::ops::Range<u64>,
+        bytes: &[u8],
+        base: usize,
+    ) -> Result<()> {
         let file = &self.files[file_index];
         let h = &file.header;
         let block_rows = u64::from(h.block_rows);
@@ -181,12 +192,12 @@ impl ShardSource {
             }
             let first = block * block_rows;
             let last = (first + block_rows).min(h.num_rows);
-            let start = (h.rows_offset() + first * h.row_stride()) as usize;
-            let end = (h.rows_offset() + last * h.row_stride()) as usize;
+            let start = (h.rows_offset() + first * h.row_stride()) as usize - base;
+            let end = (h.rows_offset() + last * h.row_stride()) as usize - base;
             // One pass in cache-sized pieces: each piece is checksummed, then scanned while
             // it is still in cache.
             let (mut computed, mut exponents) = (0u32, 0u32);
-            for piece in file.map[start..end].chunks(CHECK_PIECE_BYTES) {
+            for piece in bytes[start..end].chunks(CHECK_PIECE_BYTES) {
                 if self.verify_checksums {
                     computed = crc32c::crc32c_append(computed, piece);
                 }
@@ -206,7 +217,7 @@ impl ShardSource {
                 }
             }
             if exponents & (1 << 31) != 0 {
-                let (words, _) = file.map[start..end].as_chunks::<4>();
+                let (words, _) = bytes[start..end].as_chunks::<4>();
                 let found = words
                     .iter()
                     .position(|w| u32::from_le_bytes(*w) & EXPONENT == EXPONENT);
@@ -362,6 +373,26 @@ impl Source for ShardSource {
         }
     }
 
+    fn read_explicitly(&self, explicit: bool) {
+        self.access.set(explicit);
+    }
+
+    fn unit_io_bytes(&self) -> u64 {
+        // A unit's blocks as stored: mapped pages, or the buffer of its explicit read.
+        self.units
+            .iter()
+            .zip(&self.unit_offsets)
+            .map(|(u, &first)| {
+                let h = &self.files[u.file].header;
+                let blocks = block_span(h, &(first..first + u.num_rows));
+                let block_rows = u64::from(h.block_rows);
+                let rows = (blocks.end * block_rows).min(h.num_rows) - blocks.start * block_rows;
+                rows * h.row_stride()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn read_rows(
         &self,
         unit: usize,
@@ -409,7 +440,7 @@ impl ShardSource {
             for &offset in piece {
                 assert!(offset < u.num_rows, "row {offset} outside unit {unit}");
                 let row = first + offset;
-                self.check_blocks(u.file, row..row + 1)?;
+                self.check_blocks(u.file, row..row + 1, &file.map, 0)?;
                 let at = row_bytes(h, &(row..row + 1));
                 let (values, _) = file.map[at].as_chunks::<4>();
                 features.clear();
@@ -455,20 +486,29 @@ impl ShardSource {
         let stride = h.row_stride() as usize;
         let d = h.num_features as usize;
         let byte_range = row_bytes(h, &rows);
-        let _ = file
-            .map
-            .map()
-            .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
-        // Checking a block (on first touch) reads all of it, also rows of neighbouring units;
-        // those pages are released with this unit's.
-        self.check_blocks(u.file, rows.clone())?;
         let blocks = block_span(h, &rows);
         let block_rows = u64::from(h.block_rows);
         let touched = row_bytes(
             h,
             &(blocks.start * block_rows..(blocks.end * block_rows).min(h.num_rows)),
         );
-        let bytes = &file.map[byte_range.clone()];
+        // Explicitly: the unit's blocks in one read (its checks read whole blocks, also rows
+        // of neighbouring units), dropped from the page cache at once.
+        let read;
+        let (view, base): (&[u8], usize) = if self.access.explicit() {
+            read = file.map.read_at(touched.start as u64, touched.len())?;
+            (&read, touched.start)
+        } else {
+            let _ =
+                file.map
+                    .map()
+                    .advise_range(Advice::WillNeed, byte_range.start, byte_range.len());
+            (&file.map, 0)
+        };
+        // Checking a block (on first touch) reads all of it, also rows of neighbouring units;
+        // those pages are released with this unit's.
+        self.check_blocks(u.file, rows.clone(), view, base)?;
+        let bytes = &view[byte_range.start - base..byte_range.end - base];
         let mut done = 0usize;
         let total = u.num_rows as usize;
         let mut flow = std::ops::ControlFlow::Continue(());
