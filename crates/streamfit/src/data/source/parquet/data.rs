@@ -214,12 +214,15 @@ fn coalesce(mut ranges: Vec<std::ops::Range<u64>>) -> Vec<std::ops::Range<u64>> 
     spans
 }
 
-/// The most bytes one reader holds to decode one row group of `row_groups` with the columns
-/// `mask` selects: their chunks as stored plus as decompressed (an upper bound for the pages
-/// alive at once).
+/// The most bytes one reader holds to decode one row group of `row_groups` (in a file of
+/// `file_len` bytes) with the columns `mask` selects: their chunks as stored plus the pages
+/// alive at once as decompressed, per column at most the chunk's decompressed size and what
+/// [`page_bounds`](super::page_bounds) lets one page declare (so a footer that lies about its
+/// sizes cannot inflate the budget; its pages are refused when read).
 pub(super) fn unit_io_bytes<'a>(
     row_groups: impl IntoIterator<Item = &'a RowGroupMetaData>,
     mask: &ProjectionMask,
+    file_len: u64,
 ) -> u64 {
     row_groups
         .into_iter()
@@ -229,8 +232,9 @@ pub(super) fn unit_io_bytes<'a>(
                 .map(|leaf| {
                     let column = rg.column(leaf);
                     let stored = u64::try_from(column.compressed_size()).unwrap_or(0);
-                    let decompressed = u64::try_from(column.uncompressed_size()).unwrap_or(0);
-                    stored.saturating_add(decompressed)
+                    let declared = u64::try_from(column.uncompressed_size()).unwrap_or(0);
+                    let decompressed = declared.min(super::page_bounds::max_page_bytes(column));
+                    stored.min(file_len).saturating_add(decompressed)
                 })
                 .sum::<u64>()
         })

@@ -65,6 +65,22 @@ pub(super) fn check_row_group(
     Ok(())
 }
 
+/// The most uncompressed bytes one page of `column` may declare before it is refused:
+/// [`MAX_BYTE_ARRAY_PAGE_BYTES`] for byte arrays; for fixed-width values, what all of the
+/// chunk's values can need with their levels, at most [`MAX_PAGE_BYTES`].
+pub(super) fn max_page_bytes(column: &ColumnChunkMetaData) -> u64 {
+    match value_bytes(column) {
+        None => MAX_BYTE_ARRAY_PAGE_BYTES,
+        Some(width) => {
+            let values = u64::try_from(column.num_values()).unwrap_or(0);
+            values
+                .saturating_mul(width + SLACK_BYTES_PER_VALUE)
+                .saturating_add(SLACK_BYTES_PER_PAGE)
+                .min(MAX_PAGE_BYTES)
+        }
+    }
+}
+
 /// The widest value of a column's physical type, in bytes; `None` for byte arrays.
 fn value_bytes(column: &ColumnChunkMetaData) -> Option<u64> {
     match column.column_type() {

@@ -323,6 +323,7 @@ impl Source for ParquetSource {
                 crate::data::source::parquet::data::unit_io_bytes(
                     f.metadata.metadata().row_groups(),
                     &f.mask,
+                    f.data.len(),
                 )
             })
             .max()
