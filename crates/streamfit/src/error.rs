@@ -148,9 +148,10 @@ pub enum Error {
 
     /// Two files of one dataset disagree on the columns that training uses.
     #[error(
-        "schema mismatch: {} has {first_schema}, but {} has {other_schema}",
+        "schema mismatch: {} has {first_schema}, but {} has {other_schema}{}",
         first.display(),
-        other.display()
+        other.display(),
+        render_options("; name the feature columns with «features» (with «fill_nulls» a named column that some files lack reads as null there) or leave columns out with «exclude»")
     )]
     SchemaMismatch {
         first: PathBuf,
