@@ -240,6 +240,18 @@ impl Source for PartitionedSource {
     fn plan_hint(&self, units_in_read_order: &[usize]) {
         self.inner.plan_hint(units_in_read_order);
     }
+
+    fn categorical_columns(&self) -> Vec<String> {
+        self.inner.categorical_columns()
+    }
+
+    fn count_categories(
+        &self,
+        unit: usize,
+        counts: &mut crate::data::sketch::CategoryCounts,
+    ) -> Result<()> {
+        self.inner.count_categories(unit, counts)
+    }
 }
 
 /// Adds the partition keys to `info`'s columns, as features when `schema` names them.

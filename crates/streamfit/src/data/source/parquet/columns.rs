@@ -11,7 +11,9 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
+use crate::data::categorical::{CategoricalColumns, Encoding, hash_name};
 use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
+use crate::data::source::parquet::encode::{CategoricalLayout, Encoder, OneHot};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -22,7 +24,8 @@ use crate::error::{Error, Result};
 ///
 /// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
 /// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
-/// whose missing-value indicators follow the columns' features, in order.
+/// whose missing-value indicators follow the columns' features, in order; `categorical` the
+/// categorical columns, whose features follow the indicators.
 #[derive(Debug, Clone)]
 pub(super) enum Layout {
     Scalars {
@@ -30,6 +33,7 @@ pub(super) enum Layout {
         label: Option<usize>,
         fill: Vec<Option<f32>>,
         indicators: Vec<usize>,
+        categorical: Vec<CategoricalLayout>,
     },
     List {
         column: usize,
@@ -172,6 +176,36 @@ pub(super) fn is_label_value(data_type: &DataType) -> bool {
     }
 }
 
+/// True for string columns and dictionaries of strings: the columns «categorical» `auto`
+/// takes.
+pub(super) fn is_text(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => {
+            matches!(**values, DataType::Utf8 | DataType::LargeUtf8)
+        }
+        _ => false,
+    }
+}
+
+/// True for the column types that can be categorical: strings, dictionaries of strings,
+/// booleans and integers.
+pub(super) fn is_categorical(data_type: &DataType) -> bool {
+    is_text(data_type)
+        || matches!(
+            data_type,
+            DataType::Boolean
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+        )
+}
+
 /// How `inspect` describes the cast of a feature or label column of `data_type` (empty for
 /// float32, which is read as it is).
 pub(super) fn cast_note(data_type: &DataType) -> String {
@@ -264,12 +298,15 @@ pub(super) fn resolve_columns(
     };
     match &spec.features {
         FeatureSelection::AllNumeric | FeatureSelection::Columns(_) => {
+            let categorical_roots = categorical_roots(path, schema, spec, found_label)?;
             let feature_roots: Vec<usize> = match &spec.features {
                 FeatureSelection::Columns(names) => {
                     let mut roots = Vec::with_capacity(names.len());
                     for name in names {
-                        reject_label(name)?;
                         let index = find(name)?;
+                        if categorical_roots.contains(&index) {
+                            continue;
+                        }
                         if !is_scalar_number(schema.field(index).data_type()) {
                             return Err(unsupported(index, false));
                         }
@@ -295,6 +332,7 @@ pub(super) fn resolve_columns(
                         .filter(|&i| {
                             let name = schema.field(i).name();
                             Some(i) != found_label
+                                && !categorical_roots.contains(&i)
                                 && is_scalar_number(schema.field(i).data_type())
                                 && !spec.exclude.contains(name)
                                 && !index_columns.contains(name)
@@ -305,6 +343,7 @@ pub(super) fn resolve_columns(
             // No feature column is a valid source (inspect, a label-only file); training
             // rejects it (`data::source::open`).
             let mut roots = feature_roots.clone();
+            roots.extend(&categorical_roots);
             roots.extend(label);
             let position = projected_positions(&roots);
             let mut names: Vec<String> = feature_roots
@@ -317,11 +356,14 @@ pub(super) fn resolve_columns(
                 .map(|&j| indicator_name(&names[j]))
                 .collect();
             names.extend(indicator_names);
+            let categorical =
+                categorical_layouts(spec, schema, &categorical_roots, &position, &mut names)?;
             let layout = Layout::Scalars {
                 features: feature_roots.iter().map(|r| position(*r)).collect(),
                 label: label.map(&position),
                 fill,
                 indicators,
+                categorical,
             };
             Ok((
                 Resolved {
@@ -333,6 +375,12 @@ pub(super) fn resolve_columns(
         }
         FeatureSelection::ListColumn(name) => {
             reject_label(name)?;
+            if !spec.categorical.is_empty() {
+                return Err(Error::config(
+                    "categorical",
+                    "categorical columns are scalar columns, not «features_column»",
+                ));
+            }
             if !spec.missing.is_empty() {
                 return Err(Error::config(
                     "fill_nulls",
@@ -366,6 +414,120 @@ pub(super) fn resolve_columns(
             ))
         }
     }
+}
+
+/// The root indices of the categorical columns of `spec` (with `auto`: every string and
+/// dictionary column but the label, the excluded ones and pandas index columns); a named
+/// column that is missing, the label, or of a type that cannot be categorical is an error.
+fn categorical_roots(
+    path: &Path,
+    schema: &SchemaRef,
+    spec: &ColumnSpec,
+    label: Option<usize>,
+) -> Result<Vec<usize>> {
+    match &spec.categorical.columns {
+        CategoricalColumns::None => Ok(Vec::new()),
+        CategoricalColumns::Auto => {
+            let index_columns = pandas_index_columns(schema);
+            Ok((0..schema.fields().len())
+                .filter(|&i| {
+                    let name = schema.field(i).name();
+                    Some(i) != label
+                        && *name != spec.label
+                        && is_text(schema.field(i).data_type())
+                        && !spec.exclude.contains(name)
+                        && !index_columns.contains(name)
+                })
+                .collect())
+        }
+        CategoricalColumns::Named(names) => {
+            let mut roots = Vec::with_capacity(names.len());
+            for name in names {
+                let Ok(index) = schema.index_of(name) else {
+                    let columns: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    return Err(Error::config(
+                        "categorical",
+                        format!(
+                            "column `{name}` is not in {} (columns: {})",
+                            path.display(),
+                            columns.join(", ")
+                        ),
+                    ));
+                };
+                if *name == spec.label {
+                    return Err(Error::config(
+                        "categorical",
+                        format!("the label column `{name}` cannot also be a feature"),
+                    ));
+                }
+                let data_type = schema.field(index).data_type();
+                if !is_categorical(data_type) {
+                    return Err(Error::config(
+                        "categorical",
+                        format!(
+                            "column `{name}` is {data_type}: only string, dictionary, boolean \
+                             and integer columns can be categorical"
+                        ),
+                    ));
+                }
+                if !roots.contains(&index) {
+                    roots.push(index);
+                }
+            }
+            Ok(roots)
+        }
+    }
+}
+
+/// The layouts of the categorical columns at `roots`, by `spec`'s encoding; appends their
+/// features' names to `names` (one-hot: each column's own, in column order; hashing: the
+/// shared buckets once). A one-hot column without a vocabulary is an error.
+fn categorical_layouts(
+    spec: &ColumnSpec,
+    schema: &SchemaRef,
+    roots: &[usize],
+    position: &impl Fn(usize) -> usize,
+    names: &mut Vec<String>,
+) -> Result<Vec<CategoricalLayout>> {
+    let hash_offset = names.len();
+    if let Encoding::Hash { buckets } = spec.categorical.encoding
+        && !roots.is_empty()
+    {
+        names.extend((0..buckets).map(hash_name));
+    }
+    let mut layouts = Vec::with_capacity(roots.len());
+    for &root in roots {
+        let name = schema.field(root).name().clone();
+        let encoder = match &spec.categorical.encoding {
+            Encoding::Unfitted => Encoder::Count,
+            Encoding::Hash { buckets } => Encoder::Hash {
+                offset: hash_offset,
+                buckets: *buckets,
+            },
+            Encoding::OneHot(vocabularies) => {
+                let vocabulary =
+                    vocabularies
+                        .iter()
+                        .find(|v| v.column == name)
+                        .ok_or_else(|| {
+                            Error::config(
+                                "categorical",
+                                format!("column `{name}` has no fitted vocabulary"),
+                            )
+                        })?;
+                let one_hot = OneHot::new(vocabulary, names.len());
+                names.extend(vocabulary.feature_names());
+                Encoder::OneHot(one_hot)
+            }
+        };
+        layouts.push(CategoricalLayout {
+            name,
+            position: position(root),
+            encoder,
+        });
+    }
+    Ok(layouts)
 }
 
 /// Each feature column's fill value and the indicator columns (indices into `names`) of
@@ -458,6 +620,10 @@ pub(super) fn column_infos(
             .map(|first| first.strip_suffix("[0]").unwrap_or(first).to_string()),
         Layout::Scalars { .. } => None,
     };
+    let categorical = match layout {
+        Layout::Scalars { categorical, .. } => categorical.as_slice(),
+        Layout::List { .. } => &[],
+    };
     arrow
         .fields()
         .iter()
@@ -465,8 +631,11 @@ pub(super) fn column_infos(
         .map(|(i, field)| {
             let name = field.name();
             let data_type = field.data_type();
+            let encoded = categorical.iter().find(|c| c.name == *name);
             let role = if *name == schema.label {
                 ColumnRole::Label
+            } else if encoded.is_some() {
+                ColumnRole::Feature
             } else if list_column.as_ref() == Some(name)
                 || (list_column.is_none() && schema.feature_names.contains(name))
             {
@@ -475,6 +644,7 @@ pub(super) fn column_infos(
                 ColumnRole::Unused
             };
             let note = match role {
+                _ if encoded.is_some() => encoded.map(categorical_note).unwrap_or_default(),
                 _ if role != ColumnRole::Unused => match data_type {
                     DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_) => {
                         format!("{} features", schema.num_features())
@@ -483,6 +653,9 @@ pub(super) fn column_infos(
                 },
                 _ if index_columns.contains(name) => "pandas index".to_string(),
                 _ if is_scalar_number(data_type) => "not selected".to_string(),
+                _ if is_text(data_type) => {
+                    format!("pass «categorical» {name} or «hash_buckets» to use it")
+                }
                 _ => "not a numeric column".to_string(),
             };
             let stored_type = parquet_fields
@@ -509,6 +682,15 @@ pub(super) fn column_infos(
             }
         })
         .collect()
+}
+
+/// How `inspect` describes a categorical column.
+fn categorical_note(column: &CategoricalLayout) -> String {
+    match &column.encoder {
+        Encoder::Count => "categorical".to_string(),
+        Encoder::OneHot(one_hot) => format!("categorical: one-hot, {} features", one_hot.width()),
+        Encoder::Hash { buckets, .. } => format!("categorical: hashed into {buckets} buckets"),
+    }
 }
 
 /// A Parquet logical type as `inspect` prints it, in the spec's spelling: `TIMESTAMP(MICROS)`,

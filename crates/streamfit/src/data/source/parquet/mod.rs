@@ -27,7 +27,8 @@
 //!   once `page_bounds` has checked the unit's page headers (no page may declare more bytes
 //!   than its values can need).
 //! - `thrift`: the bounds-checked Thrift compact reader of `footer_repair` and `page_bounds`.
-//! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks.
+//! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks;
+//!   `encode` writes categorical columns as one-hot or hashed features (and counts them).
 //! - `prefetch`: read-ahead of remote units in the order a pass reads them, within
 //!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
@@ -36,6 +37,7 @@
 mod columns;
 mod data;
 mod decode;
+mod encode;
 mod files;
 mod footer_repair;
 mod page_bounds;

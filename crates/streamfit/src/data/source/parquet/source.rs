@@ -88,10 +88,14 @@ impl ParquetSource {
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
                 // Filled columns are read by the arrow reader (which sees nulls per row).
-                Layout::Scalars { ref fill, .. }
-                    if fill.iter().all(Option::is_none)
-                        && spec.positive_label.is_none()
-                        && !spec.drop_null_labels =>
+                Layout::Scalars {
+                    ref fill,
+                    ref categorical,
+                    ..
+                } if fill.iter().all(Option::is_none)
+                    && categorical.is_empty()
+                    && spec.positive_label.is_none()
+                    && !spec.drop_null_labels =>
                 {
                     pages::flat_leaves(metadata.parquet_schema(), &roots)
                 }
@@ -311,6 +315,25 @@ impl Source for ParquetSource {
             crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
                 .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
         })
+    }
+
+    fn categorical_columns(&self) -> Vec<String> {
+        match &self.files[0].layout {
+            Layout::Scalars { categorical, .. } => {
+                categorical.iter().map(|c| c.name.clone()).collect()
+            }
+            Layout::List { .. } => Vec::new(),
+        }
+    }
+
+    fn count_categories(
+        &self,
+        unit_index: usize,
+        counts: &mut crate::data::sketch::CategoryCounts,
+    ) -> Result<()> {
+        let unit = &self.units[unit_index];
+        crate::guard::catch(|| self.count_unit(unit_index, counts))
+            .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
     }
 }
 

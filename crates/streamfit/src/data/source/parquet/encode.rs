@@ -1,0 +1,364 @@
+//! Categorical columns of a record batch: written as one-hot or hashed features straight into
+//! the row-major block ([`encode_categorical`]), or counted for the vocabulary pass
+//! ([`count_categorical`], a unit at a time by `ParquetSource::count_unit`).
+//!
+//! A one-hot feature is one store per row: the row's span of the column is zeroed, then 1 is
+//! stored at the value's feature. A dictionary column's values are looked up once per batch
+//! (each dictionary entry mapped to its feature), then each row indexes that map by its key;
+//! other columns look each row's value up in a hash map (strings by text, integers by value).
+//! Which columns, and their encoders, `columns.rs` resolves; the names and layout of the
+//! features are [`crate::data::categorical`]'s.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::data::categorical::{NULL, Vocabulary, hash_bucket};
+use crate::data::sketch::CategoryCounts;
+use crate::data::source::parquet::columns::Layout;
+use crate::data::source::parquet::source::ParquetSource;
+use crate::error::Result;
+
+/// Rows per record batch of the vocabulary pass.
+const COUNT_BATCH_ROWS: usize = 8_192;
+
+impl ParquetSource {
+    /// Counts the categorical columns of unit `unit_index` into `counts`, in row order
+    /// ([`Source::count_categories`](crate::data::source::Source::count_categories)).
+    pub(super) fn count_unit(&self, unit_index: usize, counts: &mut CategoryCounts) -> Result<()> {
+        let unit = self.units[unit_index];
+        let file = &self.files[unit.file];
+        let Layout::Scalars { categorical, .. } = &file.layout else {
+            return Ok(());
+        };
+        if categorical.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.unit_bytes(&unit)?;
+        self.check_pages(&unit, &bytes)?;
+        for batch in self.unit_reader(&unit, bytes, 0, COUNT_BATCH_ROWS)? {
+            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            count_categorical(categorical, &batch, counts);
+        }
+        Ok(())
+    }
+}
+
+/// One categorical column of a layout: where it is in a projected batch and how it becomes
+/// features.
+#[derive(Debug, Clone)]
+pub(super) struct CategoricalLayout {
+    pub(super) name: String,
+    /// Position in the projected record batch.
+    pub(super) position: usize,
+    pub(super) encoder: Encoder,
+}
+
+/// How a categorical column's values become features.
+#[derive(Debug, Clone)]
+pub(super) enum Encoder {
+    /// Read to be counted only (no feature).
+    Count,
+    /// One-hot: features `offset..offset + width`.
+    OneHot(OneHot),
+    /// Hashed into the shared features `offset..offset + buckets`.
+    Hash { offset: usize, buckets: u32 },
+}
+
+/// A one-hot column's lookup: each vocabulary value's feature (relative to `offset`).
+#[derive(Debug, Clone)]
+pub(super) struct OneHot {
+    offset: usize,
+    width: usize,
+    text: HashMap<String, usize>,
+    integers: HashMap<i64, usize>,
+    other: usize,
+    null: usize,
+}
+
+impl OneHot {
+    /// The lookup of `vocabulary`, whose features start at `offset`.
+    pub(super) fn new(vocabulary: &Vocabulary, offset: usize) -> Self {
+        let text: HashMap<String, usize> = vocabulary
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.clone(), i))
+            .collect();
+        let integers = vocabulary
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.parse::<i64>().ok().map(|n| (n, i)))
+            .collect();
+        let other = vocabulary.values.len();
+        OneHot {
+            offset,
+            width: vocabulary.feature_names().len(),
+            text,
+            integers,
+            other,
+            null: if vocabulary.null { other + 1 } else { other },
+        }
+    }
+
+    /// Its features.
+    pub(super) fn width(&self) -> usize {
+        self.width
+    }
+
+    fn of_text(&self, value: &str) -> usize {
+        self.text.get(value).copied().unwrap_or(self.other)
+    }
+}
+
+/// A column's value as the encoders see it.
+enum Value<'a> {
+    Null,
+    Text(&'a str),
+    Integer(i64),
+}
+
+/// Calls `each(row, value)` for every row of `array` (a string, dictionary of strings,
+/// boolean or integer column: `columns.rs` admits no other). A dictionary's entries are
+/// converted once, through `entry`, whose results `each` receives as `Ok`.
+fn for_each_value<T: Clone>(
+    array: &dyn Array,
+    entry: &mut dyn FnMut(Value<'_>) -> T,
+    each: &mut dyn FnMut(usize, Result<T, Value<'_>>),
+) {
+    let n = array.len();
+    macro_rules! rows {
+        ($get:expr) => {
+            for i in 0..n {
+                if array.is_null(i) {
+                    each(i, Err(Value::Null));
+                } else {
+                    each(i, Err($get(i)));
+                }
+            }
+        };
+    }
+    macro_rules! integers {
+        ($type:ty) => {{
+            let values = array.as_primitive::<$type>().values();
+            rows!(|i: usize| Value::Integer(values[i] as i64))
+        }};
+    }
+    match array.data_type() {
+        DataType::Utf8 => {
+            let s = array.as_string::<i32>();
+            rows!(|i| Value::Text(s.value(i)))
+        }
+        DataType::LargeUtf8 => {
+            let s = array.as_string::<i64>();
+            rows!(|i| Value::Text(s.value(i)))
+        }
+        DataType::Utf8View => {
+            let s = array.as_string_view();
+            rows!(|i| Value::Text(s.value(i)))
+        }
+        DataType::Boolean => {
+            let b = array.as_boolean();
+            rows!(|i| Value::Text(if b.value(i) { "true" } else { "false" }))
+        }
+        DataType::Int8 => integers!(Int8Type),
+        DataType::Int16 => integers!(Int16Type),
+        DataType::Int32 => integers!(Int32Type),
+        DataType::Int64 => integers!(Int64Type),
+        DataType::UInt8 => integers!(UInt8Type),
+        DataType::UInt16 => integers!(UInt16Type),
+        DataType::UInt32 => integers!(UInt32Type),
+        DataType::UInt64 => {
+            let values = array.as_primitive::<UInt64Type>().values();
+            rows!(|i: usize| match i64::try_from(values[i]) {
+                Ok(v) => Value::Integer(v),
+                // Beyond i64::MAX (not supported as a category): read as i64::MIN.
+                Err(_) => Value::Integer(i64::MIN),
+            })
+        }
+        DataType::Dictionary(..) => {
+            let Some(dictionary) = array.as_any_dictionary_opt() else {
+                return;
+            };
+            let values = dictionary.values();
+            let entries: Vec<T> = match values.data_type() {
+                DataType::Utf8 => {
+                    let s = values.as_string::<i32>();
+                    (0..s.len())
+                        .map(|k| entry(text_or_null(s.is_valid(k), || s.value(k))))
+                        .collect()
+                }
+                DataType::LargeUtf8 => {
+                    let s = values.as_string::<i64>();
+                    (0..s.len())
+                        .map(|k| entry(text_or_null(s.is_valid(k), || s.value(k))))
+                        .collect()
+                }
+                _ => return,
+            };
+            let keys = dictionary.normalized_keys();
+            for (i, &key) in keys.iter().enumerate().take(n) {
+                if array.is_null(i) {
+                    each(i, Err(Value::Null));
+                } else {
+                    each(i, Ok(entries[key].clone()));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn text_or_null<'a>(valid: bool, text: impl FnOnce() -> &'a str) -> Value<'a> {
+    if valid {
+        Value::Text(text())
+    } else {
+        Value::Null
+    }
+}
+
+/// Writes the features of `columns` for every row of `batch` into the row-major `features`
+/// (`d` per row): zeroes each row's categorical spans, then stores 1 at each one-hot value's
+/// feature and adds 1 to each hashed value's bucket.
+pub(super) fn encode_categorical(
+    columns: &[CategoricalLayout],
+    batch: &RecordBatch,
+    features: &mut [f32],
+    d: usize,
+) {
+    let n = batch.num_rows();
+    let rows = &mut features[..n * d];
+    for column in columns {
+        let span = match &column.encoder {
+            Encoder::Count => continue,
+            Encoder::OneHot(one_hot) => one_hot.offset..one_hot.offset + one_hot.width,
+            Encoder::Hash { offset, buckets } => *offset..*offset + *buckets as usize,
+        };
+        for row in rows.chunks_exact_mut(d) {
+            row[span.clone()].fill(0.0);
+        }
+    }
+    for column in columns {
+        let array = batch.column(column.position);
+        match &column.encoder {
+            Encoder::Count => {}
+            Encoder::OneHot(one_hot) => {
+                let slot = |value: Value<'_>| match value {
+                    Value::Null => one_hot.null,
+                    Value::Text(s) => one_hot.of_text(s),
+                    Value::Integer(v) => one_hot.integers.get(&v).copied().unwrap_or(one_hot.other),
+                };
+                for_each_value(array.as_ref(), &mut |v| slot(v), &mut |i, value| {
+                    let k = value.unwrap_or_else(slot);
+                    rows[i * d + one_hot.offset + k] = 1.0;
+                });
+            }
+            Encoder::Hash { offset, buckets } => {
+                let bucket = |value: Value<'_>| {
+                    let mut digits = [0u8; 20];
+                    let text = match value {
+                        Value::Null => NULL,
+                        Value::Text(s) => s,
+                        Value::Integer(v) => integer_text(v, &mut digits),
+                    };
+                    hash_bucket(&column.name, text, *buckets) as usize
+                };
+                for_each_value(array.as_ref(), &mut |v| bucket(v), &mut |i, value| {
+                    let b = value.unwrap_or_else(bucket);
+                    rows[i * d + offset + b] += 1.0;
+                });
+            }
+        }
+    }
+}
+
+/// `v` in decimal, written into `digits`.
+fn integer_text(v: i64, digits: &mut [u8; 20]) -> &str {
+    let mut magnitude = v.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    std::str::from_utf8(&digits[at..]).expect("ascii digits")
+}
+
+/// Counts the values of `columns` in `batch` into `counts` (one-hot and hashed columns alike:
+/// the pass that fits vocabularies reads columns that give no feature yet). A dictionary
+/// column's rows are tallied per entry first, then added entry by entry.
+pub(super) fn count_categorical(
+    columns: &[CategoricalLayout],
+    batch: &RecordBatch,
+    counts: &mut CategoryCounts,
+) {
+    for column in columns {
+        let array = batch.column(column.position);
+        let counted = counts.column(&column.name);
+        if let DataType::Dictionary(..) = array.data_type() {
+            let mut names: Vec<Option<String>> = Vec::new();
+            let mut tally: Vec<u64> = Vec::new();
+            for_each_value(
+                array.as_ref(),
+                &mut |v| {
+                    names.push(match v {
+                        Value::Text(s) => Some(s.to_string()),
+                        _ => None,
+                    });
+                    names.len() - 1
+                },
+                &mut |_, value| match value {
+                    Ok(k) => {
+                        if tally.len() <= k {
+                            tally.resize(k + 1, 0);
+                        }
+                        tally[k] += 1;
+                    }
+                    Err(_) => counted.nulls += 1,
+                },
+            );
+            for (name, &n) in names.iter().zip(&tally) {
+                match name {
+                    Some(name) if n > 0 => counted.add(name, n),
+                    None => counted.nulls += n,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        for_each_value(array.as_ref(), &mut |_| (), &mut |_, value| {
+            let mut digits = [0u8; 20];
+            match value {
+                Ok(()) | Err(Value::Null) => counted.nulls += 1,
+                Err(Value::Text(s)) => counted.add(s, 1),
+                Err(Value::Integer(v)) => counted.add(integer_text(v, &mut digits), 1),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        let mut digits = [0u8; 20];
+        for v in [0, 7, -3, 1234567890, i64::MIN, i64::MAX] {
+            assert_eq!(integer_text(v, &mut digits), v.to_string());
+        }
+    }
+}
