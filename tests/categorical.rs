@@ -515,3 +515,19 @@ fn resume_refuses_a_changed_vocabulary() {
     same.extend(["--resume".to_string(), "auto".to_string()]);
     common::run_ok(&same.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+#[test]
+fn plain_and_dictionary_encoded_string_pages_give_the_same_rows() {
+    let dir = common::tempdir();
+    let dictionary = dir.path().join("dictionary.parquet");
+    small_table(&dictionary);
+    let plain = dir.path().join("plain.parquet");
+    let batches = common::read_parquet(&dictionary);
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_max_row_group_row_count(Some(3))
+        .build();
+    common::write_parquet(&plain, &batches[0], Some(props));
+    let rows = |file: &Path| decode(config(file, CategoricalColumns::Auto, 3));
+    assert_eq!(rows(&dictionary), rows(&plain));
+}

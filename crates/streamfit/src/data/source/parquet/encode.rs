@@ -15,14 +15,60 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
+use std::sync::Arc;
+
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, FieldRef, Schema};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use crate::data::categorical::{NULL, Vocabulary, hash_bucket};
 use crate::data::sketch::CategoryCounts;
 use crate::data::source::parquet::columns::Layout;
 use crate::data::source::parquet::source::ParquetSource;
 use crate::error::Result;
+
+/// The reader metadata of a file whose categorical string columns are read as Arrow
+/// dictionaries (`Dictionary(Int32, Utf8)`): a dictionary-encoded column chunk then keeps its
+/// dictionary, so each entry is looked up once per batch instead of every row's string (a
+/// plain-encoded chunk is turned into a dictionary by the reader). `None` when no
+/// categorical column is a plain string column, or the reader refuses the hint.
+pub(super) fn dictionary_metadata(
+    metadata: &ArrowReaderMetadata,
+    layout: &Layout,
+) -> Option<ArrowReaderMetadata> {
+    let Layout::Scalars { categorical, .. } = layout else {
+        return None;
+    };
+    let schema = metadata.schema();
+    let mut changed = false;
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let used = categorical.iter().any(|c| c.name == *field.name());
+            match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 if used => {
+                    changed = true;
+                    let dictionary = DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(field.data_type().clone()),
+                    );
+                    Arc::new(field.as_ref().clone().with_data_type(dictionary))
+                }
+                _ => field.clone(),
+            }
+        })
+        .collect();
+    if !changed {
+        return None;
+    }
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(
+        metadata.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .ok()
+}
 
 /// Rows per record batch of the vocabulary pass.
 const COUNT_BATCH_ROWS: usize = 8_192;
@@ -187,39 +233,40 @@ fn for_each_value<T: Clone>(
                 return;
             };
             let values = dictionary.values();
-            let entries: Vec<T> = match values.data_type() {
-                DataType::Utf8 => {
-                    let s = values.as_string::<i32>();
-                    (0..s.len())
-                        .map(|k| entry(text_or_null(s.is_valid(k), || s.value(k))))
-                        .collect()
-                }
-                DataType::LargeUtf8 => {
-                    let s = values.as_string::<i64>();
-                    (0..s.len())
-                        .map(|k| entry(text_or_null(s.is_valid(k), || s.value(k))))
-                        .collect()
-                }
-                _ => return,
-            };
+            // Each entry is converted once, when a row first uses it.
+            let mut memo: Vec<Option<T>> = vec![None; values.len()];
             let keys = dictionary.normalized_keys();
             for (i, &key) in keys.iter().enumerate().take(n) {
-                if array.is_null(i) {
-                    each(i, Err(Value::Null));
-                } else {
-                    each(i, Ok(entries[key].clone()));
-                }
+                let slot = match memo.get_mut(key) {
+                    Some(slot) if array.is_valid(i) => slot,
+                    _ => {
+                        each(i, Err(Value::Null));
+                        continue;
+                    }
+                };
+                let converted = match slot {
+                    Some(converted) => converted.clone(),
+                    None => slot
+                        .insert(entry(dictionary_entry(values.as_ref(), key)))
+                        .clone(),
+                };
+                each(i, Ok(converted));
             }
         }
         _ => {}
     }
 }
 
-fn text_or_null<'a>(valid: bool, text: impl FnOnce() -> &'a str) -> Value<'a> {
-    if valid {
-        Value::Text(text())
-    } else {
-        Value::Null
+/// Entry `k` of a dictionary's values (strings; anything else reads as null).
+fn dictionary_entry(values: &dyn Array, k: usize) -> Value<'_> {
+    if values.is_null(k) {
+        return Value::Null;
+    }
+    match values.data_type() {
+        DataType::Utf8 => Value::Text(values.as_string::<i32>().value(k)),
+        DataType::LargeUtf8 => Value::Text(values.as_string::<i64>().value(k)),
+        DataType::Utf8View => Value::Text(values.as_string_view().value(k)),
+        _ => Value::Null,
     }
 }
 
@@ -308,33 +355,20 @@ pub(super) fn count_categorical(
     for column in columns {
         let array = batch.column(column.position);
         let counted = counts.column(&column.name);
-        if let DataType::Dictionary(..) = array.data_type() {
-            let mut names: Vec<Option<String>> = Vec::new();
-            let mut tally: Vec<u64> = Vec::new();
-            for_each_value(
-                array.as_ref(),
-                &mut |v| {
-                    names.push(match v {
-                        Value::Text(s) => Some(s.to_string()),
-                        _ => None,
-                    });
-                    names.len() - 1
-                },
-                &mut |_, value| match value {
-                    Ok(k) => {
-                        if tally.len() <= k {
-                            tally.resize(k + 1, 0);
-                        }
-                        tally[k] += 1;
-                    }
-                    Err(_) => counted.nulls += 1,
-                },
-            );
-            for (name, &n) in names.iter().zip(&tally) {
-                match name {
-                    Some(name) if n > 0 => counted.add(name, n),
-                    None => counted.nulls += n,
-                    _ => {}
+        if let Some(dictionary) = array.as_any_dictionary_opt() {
+            // Rows are tallied per entry, then each entry used is added once.
+            let values = dictionary.values();
+            let mut tally = vec![0u64; values.len()];
+            for (i, &key) in dictionary.normalized_keys().iter().enumerate() {
+                match tally.get_mut(key) {
+                    Some(t) if array.is_valid(i) => *t += 1,
+                    _ => counted.nulls += 1,
+                }
+            }
+            for (k, &n) in tally.iter().enumerate().filter(|(_, n)| **n > 0) {
+                match dictionary_entry(values.as_ref(), k) {
+                    Value::Text(text) => counted.add(text, n),
+                    _ => counted.nulls += n,
                 }
             }
             continue;
@@ -352,7 +386,60 @@ pub(super) fn count_categorical(
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::{Float32Array, StringArray};
+    use parquet::arrow::ArrowWriter;
+
     use super::*;
+    use crate::data::categorical::{Categorical, CategoricalColumns, Encoding};
+    use crate::data::schema::ColumnSpec;
+    use crate::data::sketch::sketch_capacity;
+
+    #[test]
+    fn categorical_string_columns_are_read_as_dictionaries_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "city",
+                Arc::new(StringArray::from(vec![
+                    Some("b"),
+                    None,
+                    Some("a"),
+                    Some("b"),
+                ])) as arrow_array::ArrayRef,
+            ),
+            (
+                "label",
+                Arc::new(Float32Array::from(vec![0f32, 1., 0., 1.])),
+            ),
+        ])
+        .unwrap();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None)
+                .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let spec = ColumnSpec {
+            categorical: Categorical {
+                columns: CategoricalColumns::Auto,
+                encoding: Encoding::Unfitted,
+            },
+            ..ColumnSpec::default()
+        };
+        let source = ParquetSource::open(&[path], &spec).unwrap();
+        assert!(matches!(
+            source.files[0].metadata.schema().field(0).data_type(),
+            DataType::Dictionary(..)
+        ));
+        let mut counts = CategoryCounts::new(sketch_capacity(1));
+        source.count_unit(0, &mut counts).unwrap();
+        let city = counts.column("city");
+        assert_eq!(
+            city.values.top(5),
+            [("b".to_string(), 2), ("a".to_string(), 1)]
+        );
+        assert_eq!(city.nulls, 1);
+    }
 
     #[test]
     fn integers_are_written_in_decimal() {

@@ -15,6 +15,7 @@ use crate::data::schema::{ColumnSpec, Schema};
 use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
+use crate::data::source::parquet::encode::dictionary_metadata;
 use crate::data::source::parquet::files::{
     ParquetFile, count_null_labels, expand_paths, open_file, probe_list_length,
 };
@@ -109,6 +110,10 @@ impl ParquetSource {
                 layout: resolved.layout,
                 flat,
             };
+            // Categorical string columns are read as dictionaries (`encode.rs`).
+            if let Some(hinted) = dictionary_metadata(&file.metadata, &file.layout) {
+                file.metadata = hinted;
+            }
             if let Layout::List { len: 0, .. } = file.layout {
                 let probed = crate::guard::catch(|| probe_list_length(path, &file)).unwrap_or_else(
                     |reason| {
