@@ -531,3 +531,85 @@ fn plain_and_dictionary_encoded_string_pages_give_the_same_rows() {
     let rows = |file: &Path| decode(config(file, CategoricalColumns::Auto, 3));
     assert_eq!(rows(&dictionary), rows(&plain));
 }
+
+#[test]
+fn a_hive_partition_key_can_be_one_hot_encoded_and_predict_applies_it() {
+    let dir = common::tempdir();
+    let data = dir.path().join("tree");
+    // region=north twice (500 rows), south once (200), an integer month beside it.
+    for (part, rows, month) in [
+        ("region=north/month=1/part-0.parquet", 300, 1),
+        ("region=north/month=2/part-0.parquet", 200, 2),
+        ("region=south/month=3/part-0.parquet", 200, 3),
+    ] {
+        common::write_hive_part(&data.join(part), rows, month, month as u64, Some(100));
+    }
+    let model = dir.path().join("model.json");
+    let out = common::run_ok(&[
+        "train",
+        s(&data),
+        "--model",
+        "logistic",
+        "--categorical",
+        "region,month",
+        "--save-model",
+        s(&model),
+    ]);
+    assert!(
+        out.stdout.contains("region 2 values of ~2 distinct")
+            && out.stdout.contains("month 3 values of ~3 distinct"),
+        "{}",
+        out.stdout
+    );
+    let saved = common::read_json(&model);
+    assert_eq!(
+        saved["features"],
+        serde_json::json!([
+            "x",
+            "row",
+            "region=north",
+            "region=south",
+            "region=<other>",
+            "month=1",
+            "month=2",
+            "month=3",
+            "month=<other>"
+        ])
+    );
+    // predict on a file of an unseen region and month: both go to <other>.
+    let unseen = dir.path().join("other/region=east/month=9/part-0.parquet");
+    common::write_hive_part(&unseen, 5, 9, 7, None);
+    let predictions = dir.path().join("p.parquet");
+    common::run_ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&dir.path().join("other")),
+        "--out",
+        s(&predictions),
+    ]);
+    let scores = common::f32_column(&common::read_parquet(&predictions), "probability");
+    let inputs = common::read_parquet(&unseen);
+    let x = common::f32_column(&inputs, "x");
+    let (w, b) = weights(&saved);
+    for (i, score) in scores.iter().enumerate() {
+        let z = f64::from(x[i]) * w[0] + i as f64 * w[1] + w[4] + w[8] + b;
+        assert!((sigmoid(z) - f64::from(*score)).abs() < 1e-5, "row {i}");
+    }
+    let err = common::run_err(
+        &[
+            "train",
+            "-q",
+            s(&data),
+            "--categorical",
+            "region",
+            "--hash-buckets",
+            "4",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("partition key `region` cannot be hashed"),
+        "{err}"
+    );
+}
