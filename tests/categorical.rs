@@ -613,3 +613,27 @@ fn a_hive_partition_key_can_be_one_hot_encoded_and_predict_applies_it() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_stats_counts_the_string_columns_distinct_and_frequent_values() {
+    let dir = common::tempdir();
+    let file = dir.path().join("t.parquet");
+    small_table(&file);
+    let out = common::run_ok(&["inspect", s(&file), "--stats"]);
+    assert!(
+        out.stdout
+            .contains("city: ~4 distinct, 1 null; most frequent: Paris 3, Lyon 2, Nice 1, Oslo 1")
+            && out
+                .stdout
+                .contains("plan: ~3 distinct, 0 null; most frequent: free 4, pro 3, team 1")
+            && out
+                .stdout
+                .contains("pass --categorical city or --hash-buckets to use it"),
+        "{}",
+        out.stdout
+    );
+    let json = common::run_ok(&["inspect", s(&file), "--stats", "--json"]);
+    let found: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(found["categories"][0]["column"], "city");
+    assert_eq!(found["categories"][0]["distinct"], 4);
+}
