@@ -18,7 +18,10 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, FieldRef, Schema};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use crate::data::categorical::{NULL, Vocabulary, hash_bucket};
 use crate::data::sketch::CategoryCounts;
@@ -86,10 +89,24 @@ impl ParquetSource {
         }
         let bytes = self.unit_bytes(&unit)?;
         self.check_pages(&unit, &bytes)?;
-        for batch in self.unit_reader(&unit, bytes, 0, COUNT_BATCH_ROWS)? {
+        // Only the categorical columns are decoded (their pages alone are touched).
+        let arrow = file.metadata.schema();
+        let roots = categorical
+            .iter()
+            .filter_map(|c| arrow.index_of(&c.name).ok());
+        let mask = ProjectionMask::roots(file.metadata.parquet_schema(), roots);
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+                .with_projection(mask)
+                .with_row_groups(vec![unit.index_in_file])
+                .with_batch_size(COUNT_BATCH_ROWS)
+                .build()
+                .map_err(|e| self.corrupt(&unit, e))?;
+        for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             count_categorical(categorical, &batch, counts);
         }
+        self.release(&unit);
         Ok(())
     }
 }
@@ -343,7 +360,7 @@ fn integer_text(v: i64, digits: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&digits[at..]).expect("ascii digits")
 }
 
-/// Counts the values of `columns` in `batch` into `counts` (one-hot and hashed columns alike:
+/// Counts the values of `columns` (found by name) in `batch` into `counts` (one-hot and hashed columns alike:
 /// the pass that fits vocabularies reads columns that give no feature yet). A dictionary
 /// column's rows are tallied per entry first, then added entry by entry.
 pub(super) fn count_categorical(
@@ -352,7 +369,9 @@ pub(super) fn count_categorical(
     counts: &mut CategoryCounts,
 ) {
     for column in columns {
-        let array = batch.column(column.position);
+        let Some(array) = batch.column_by_name(&column.name) else {
+            continue;
+        };
         let counted = counts.column(&column.name);
         if let Some(dictionary) = array.as_any_dictionary_opt() {
             // Rows are tallied per entry, then each entry used is added once.
