@@ -11,9 +11,11 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
-use crate::data::categorical::{CategoricalColumns, Encoding, hash_name};
 use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
-use crate::data::source::parquet::encode::{CategoricalLayout, Encoder, OneHot};
+use crate::data::source::parquet::categories::{
+    categorical_layouts, categorical_note, categorical_roots, is_text,
+};
+use crate::data::source::parquet::encode::CategoricalLayout;
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -174,36 +176,6 @@ pub(super) fn is_label_value(data_type: &DataType) -> bool {
         }
         other => is_scalar_number(other),
     }
-}
-
-/// True for string columns and dictionaries of strings: the columns «categorical» `auto`
-/// takes.
-pub(super) fn is_text(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, values) => {
-            matches!(**values, DataType::Utf8 | DataType::LargeUtf8)
-        }
-        _ => false,
-    }
-}
-
-/// True for the column types that can be categorical: strings, dictionaries of strings,
-/// booleans and integers.
-pub(super) fn is_categorical(data_type: &DataType) -> bool {
-    is_text(data_type)
-        || matches!(
-            data_type,
-            DataType::Boolean
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-        )
 }
 
 /// How `inspect` describes the cast of a feature or label column of `data_type` (empty for
@@ -416,120 +388,6 @@ pub(super) fn resolve_columns(
     }
 }
 
-/// The root indices of the categorical columns of `spec` (with `auto`: every string and
-/// dictionary column but the label, the excluded ones and pandas index columns); a named
-/// column that is missing, the label, or of a type that cannot be categorical is an error.
-fn categorical_roots(
-    path: &Path,
-    schema: &SchemaRef,
-    spec: &ColumnSpec,
-    label: Option<usize>,
-) -> Result<Vec<usize>> {
-    match &spec.categorical.columns {
-        CategoricalColumns::None => Ok(Vec::new()),
-        CategoricalColumns::Auto => {
-            let index_columns = pandas_index_columns(schema);
-            Ok((0..schema.fields().len())
-                .filter(|&i| {
-                    let name = schema.field(i).name();
-                    Some(i) != label
-                        && *name != spec.label
-                        && is_text(schema.field(i).data_type())
-                        && !spec.exclude.contains(name)
-                        && !index_columns.contains(name)
-                })
-                .collect())
-        }
-        CategoricalColumns::Named(names) => {
-            let mut roots = Vec::with_capacity(names.len());
-            for name in names {
-                let Ok(index) = schema.index_of(name) else {
-                    let columns: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    return Err(Error::config(
-                        "categorical",
-                        format!(
-                            "column `{name}` is not in {} (columns: {})",
-                            path.display(),
-                            columns.join(", ")
-                        ),
-                    ));
-                };
-                if *name == spec.label {
-                    return Err(Error::config(
-                        "categorical",
-                        format!("the label column `{name}` cannot also be a feature"),
-                    ));
-                }
-                let data_type = schema.field(index).data_type();
-                if !is_categorical(data_type) {
-                    return Err(Error::config(
-                        "categorical",
-                        format!(
-                            "column `{name}` is {data_type}: only string, dictionary, boolean \
-                             and integer columns can be categorical"
-                        ),
-                    ));
-                }
-                if !roots.contains(&index) {
-                    roots.push(index);
-                }
-            }
-            Ok(roots)
-        }
-    }
-}
-
-/// The layouts of the categorical columns at `roots`, by `spec`'s encoding; appends their
-/// features' names to `names` (one-hot: each column's own, in column order; hashing: the
-/// shared buckets once). A one-hot column without a vocabulary is an error.
-fn categorical_layouts(
-    spec: &ColumnSpec,
-    schema: &SchemaRef,
-    roots: &[usize],
-    position: &impl Fn(usize) -> usize,
-    names: &mut Vec<String>,
-) -> Result<Vec<CategoricalLayout>> {
-    let hash_offset = names.len();
-    if let Encoding::Hash { buckets } = spec.categorical.encoding
-        && !roots.is_empty()
-    {
-        names.extend((0..buckets).map(hash_name));
-    }
-    let mut layouts = Vec::with_capacity(roots.len());
-    for &root in roots {
-        let name = schema.field(root).name().clone();
-        let encoder = match &spec.categorical.encoding {
-            Encoding::Unfitted => Encoder::Count,
-            Encoding::Hash { buckets } => Encoder::Hash {
-                offset: hash_offset,
-                buckets: *buckets,
-            },
-            Encoding::OneHot(vocabularies) => {
-                let vocabulary =
-                    vocabularies
-                        .iter()
-                        .find(|v| v.column == name)
-                        .ok_or_else(|| {
-                            Error::config(
-                                "categorical",
-                                format!("column `{name}` has no fitted vocabulary"),
-                            )
-                        })?;
-                let one_hot = OneHot::new(vocabulary, names.len());
-                names.extend(vocabulary.feature_names());
-                Encoder::OneHot(one_hot)
-            }
-        };
-        layouts.push(CategoricalLayout {
-            name,
-            position: position(root),
-            encoder,
-        });
-    }
-    Ok(layouts)
-}
-
 /// Each feature column's fill value and the indicator columns (indices into `names`) of
 /// `missing`; a column it names that is not a feature is an error.
 fn resolve_missing(
@@ -634,9 +492,8 @@ pub(super) fn column_infos(
             let encoded = categorical.iter().find(|c| c.name == *name);
             let role = if *name == schema.label {
                 ColumnRole::Label
-            } else if encoded.is_some() {
-                ColumnRole::Feature
-            } else if list_column.as_ref() == Some(name)
+            } else if encoded.is_some()
+                || list_column.as_ref() == Some(name)
                 || (list_column.is_none() && schema.feature_names.contains(name))
             {
                 ColumnRole::Feature
@@ -682,15 +539,6 @@ pub(super) fn column_infos(
             }
         })
         .collect()
-}
-
-/// How `inspect` describes a categorical column.
-fn categorical_note(column: &CategoricalLayout) -> String {
-    match &column.encoder {
-        Encoder::Count => "categorical".to_string(),
-        Encoder::OneHot(one_hot) => format!("categorical: one-hot, {} features", one_hot.width()),
-        Encoder::Hash { buckets, .. } => format!("categorical: hashed into {buckets} buckets"),
-    }
 }
 
 /// A Parquet logical type as `inspect` prints it, in the spec's spelling: `TIMESTAMP(MICROS)`,

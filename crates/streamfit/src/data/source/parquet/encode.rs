@@ -1,115 +1,26 @@
 //! Categorical columns of a record batch: written as one-hot or hashed features straight into
 //! the row-major block ([`encode_categorical`]), or counted for the vocabulary pass
-//! ([`count_categorical`], a unit at a time by `ParquetSource::count_unit`).
+//! ([`count_categorical`], a unit at a time by `categories.rs`).
 //!
 //! A one-hot feature is one store per row: the row's span of the column is zeroed, then 1 is
-//! stored at the value's feature. A dictionary column's values are looked up once per batch
-//! (each dictionary entry mapped to its feature), then each row indexes that map by its key;
-//! other columns look each row's value up in a hash map (strings by text, integers by value).
+//! stored at the value's feature. String columns are read as Arrow dictionaries
+//! (`categories.rs`), so a dictionary entry is looked up once per batch, when a row
+//! first uses it, and each row then indexes that map by its key; integer and boolean columns
+//! look each row's value up by value.
 //! Which columns, and their encoders, `columns.rs` resolves; the names and layout of the
 //! features are [`crate::data::categorical`]'s.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, FieldRef, Schema};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use arrow_schema::DataType;
 
 use crate::data::categorical::{NULL, Vocabulary, hash_bucket};
 use crate::data::sketch::CategoryCounts;
-use crate::data::source::parquet::columns::Layout;
-use crate::data::source::parquet::source::ParquetSource;
-use crate::error::Result;
-
-/// The reader metadata of a file whose categorical string columns are read as Arrow
-/// dictionaries (`Dictionary(Int32, Utf8)`): a dictionary-encoded column chunk then keeps its
-/// dictionary, so each entry is looked up once per batch instead of every row's string (a
-/// plain-encoded chunk is turned into a dictionary by the reader). `None` when no
-/// categorical column is a plain string column, or the reader refuses the hint.
-pub(super) fn dictionary_metadata(
-    metadata: &ArrowReaderMetadata,
-    layout: &Layout,
-) -> Option<ArrowReaderMetadata> {
-    let Layout::Scalars { categorical, .. } = layout else {
-        return None;
-    };
-    let schema = metadata.schema();
-    let mut changed = false;
-    let fields: Vec<FieldRef> = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let used = categorical.iter().any(|c| c.name == *field.name());
-            match field.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 if used => {
-                    changed = true;
-                    let dictionary = DataType::Dictionary(
-                        Box::new(DataType::Int32),
-                        Box::new(field.data_type().clone()),
-                    );
-                    Arc::new(field.as_ref().clone().with_data_type(dictionary))
-                }
-                _ => field.clone(),
-            }
-        })
-        .collect();
-    if !changed {
-        return None;
-    }
-    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    ArrowReaderMetadata::try_new(
-        metadata.metadata().clone(),
-        ArrowReaderOptions::new().with_schema(hinted),
-    )
-    .ok()
-}
-
-/// Rows per record batch of the vocabulary pass.
-const COUNT_BATCH_ROWS: usize = 8_192;
-
-impl ParquetSource {
-    /// Counts the categorical columns of unit `unit_index` into `counts`, in row order
-    /// ([`Source::count_categories`](crate::data::source::Source::count_categories)).
-    pub(super) fn count_unit(&self, unit_index: usize, counts: &mut CategoryCounts) -> Result<()> {
-        let unit = self.units[unit_index];
-        let file = &self.files[unit.file];
-        let Layout::Scalars { categorical, .. } = &file.layout else {
-            return Ok(());
-        };
-        if categorical.is_empty() {
-            return Ok(());
-        }
-        let bytes = self.unit_bytes(&unit)?;
-        self.check_pages(&unit, &bytes)?;
-        // Only the categorical columns are decoded (their pages alone are touched).
-        let arrow = file.metadata.schema();
-        let roots = categorical
-            .iter()
-            .filter_map(|c| arrow.index_of(&c.name).ok());
-        let mask = ProjectionMask::roots(file.metadata.parquet_schema(), roots);
-        let reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
-                .with_projection(mask)
-                .with_row_groups(vec![unit.index_in_file])
-                .with_batch_size(COUNT_BATCH_ROWS)
-                .build()
-                .map_err(|e| self.corrupt(&unit, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
-            count_categorical(categorical, &batch, counts);
-        }
-        self.release(&unit);
-        Ok(())
-    }
-}
 
 /// One categorical column of a layout: where it is in a projected batch and how it becomes
 /// features.
@@ -404,60 +315,7 @@ pub(super) fn count_categorical(
 
 #[cfg(test)]
 mod tests {
-    use arrow_array::{Float32Array, StringArray};
-    use parquet::arrow::ArrowWriter;
-
     use super::*;
-    use crate::data::categorical::{Categorical, CategoricalColumns, Encoding};
-    use crate::data::schema::ColumnSpec;
-    use crate::data::sketch::sketch_capacity;
-
-    #[test]
-    fn categorical_string_columns_are_read_as_dictionaries_and_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.parquet");
-        let batch = RecordBatch::try_from_iter(vec![
-            (
-                "city",
-                Arc::new(StringArray::from(vec![
-                    Some("b"),
-                    None,
-                    Some("a"),
-                    Some("b"),
-                ])) as arrow_array::ArrayRef,
-            ),
-            (
-                "label",
-                Arc::new(Float32Array::from(vec![0f32, 1., 0., 1.])),
-            ),
-        ])
-        .unwrap();
-        let mut writer =
-            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None)
-                .unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let spec = ColumnSpec {
-            categorical: Categorical {
-                columns: CategoricalColumns::Auto,
-                encoding: Encoding::Unfitted,
-            },
-            ..ColumnSpec::default()
-        };
-        let source = ParquetSource::open(&[path], &spec).unwrap();
-        assert!(matches!(
-            source.files[0].metadata.schema().field(0).data_type(),
-            DataType::Dictionary(..)
-        ));
-        let mut counts = CategoryCounts::new(sketch_capacity(1));
-        source.count_unit(0, &mut counts).unwrap();
-        let city = counts.column("city");
-        assert_eq!(
-            city.values.top(5),
-            [("b".to_string(), 2), ("a".to_string(), 1)]
-        );
-        assert_eq!(city.nulls, 1);
-    }
 
     #[test]
     fn integers_are_written_in_decimal() {

@@ -22,7 +22,8 @@
 //!   and `ranges`, the byte ranges every decoder reads through (`ByteRanges`).
 //! - `files`: listing files ([`expand_paths`]), mapping one and parsing its footer (with
 //!   `footer_repair` for footers a writer got wrong), probing a variable list's length.
-//! - `columns`: which columns are the features and the label, and where they sit in a batch.
+//! - `columns`: which columns are the features and the label, and where they sit in a batch;
+//!   `categories` which are categorical, how they are read and counted.
 //! - `read`: reading one unit, by `pages` (flat float32 columns) or by the arrow reader,
 //!   once `page_bounds` has checked the unit's page headers (no page may declare more bytes
 //!   than its values can need).
@@ -34,6 +35,7 @@
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
 
+mod categories;
 mod columns;
 mod data;
 mod decode;

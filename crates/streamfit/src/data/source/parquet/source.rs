@@ -12,10 +12,10 @@ use std::sync::Arc;
 use parquet::arrow::ProjectionMask;
 
 use crate::data::schema::{ColumnSpec, Schema};
+use crate::data::source::parquet::categories::dictionary_metadata;
 use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
-use crate::data::source::parquet::encode::dictionary_metadata;
 use crate::data::source::parquet::files::{
     ParquetFile, count_null_labels, expand_paths, open_file, probe_list_length,
 };
