@@ -465,6 +465,25 @@ fn bad_categorical_options_are_refused_with_a_clear_message() {
     );
     let err = common::run_err(&["train", "-q", s(&file), "--categorical", "label"], 2);
     assert!(err.contains("label column"), "{err}");
+    // A shard dataset holds rows already decoded.
+    let clean = dir.path().join("clean.parquet");
+    common::write_columns(
+        &clean,
+        vec![
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![1f32, 2.])) as ArrayRef,
+            ),
+            ("label", Arc::new(Float32Array::from(vec![1f32, 0.]))),
+        ],
+    );
+    let shards = dir.path().join("shards");
+    common::to_shards(&clean, &shards, None, 1);
+    let err = common::run_err(&["train", "-q", s(&shards), "--categorical", "auto"], 2);
+    assert!(
+        err.contains("--categorical") && err.contains("shard dataset"),
+        "{err}"
+    );
 }
 
 #[test]
