@@ -49,7 +49,7 @@ pub(super) struct OneHot {
     offset: usize,
     width: usize,
     text: HashMap<String, usize>,
-    integers: HashMap<i64, usize>,
+    integers: HashMap<i128, usize>,
     other: usize,
     null: usize,
 }
@@ -67,7 +67,7 @@ impl OneHot {
             .values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.parse::<i64>().ok().map(|n| (n, i)))
+            .filter_map(|(i, v)| v.parse::<i128>().ok().map(|n| (n, i)))
             .collect();
         let other = vocabulary.values.len();
         OneHot {
@@ -94,7 +94,7 @@ impl OneHot {
 enum Value<'a> {
     Null,
     Text(&'a str),
-    Integer(i64),
+    Integer(i128),
 }
 
 /// Calls `each(row, value)` for every row of `array` (a string, dictionary of strings,
@@ -120,7 +120,7 @@ fn for_each_value<T: Clone>(
     macro_rules! integers {
         ($type:ty) => {{
             let values = array.as_primitive::<$type>().values();
-            rows!(|i: usize| Value::Integer(values[i] as i64))
+            rows!(|i: usize| Value::Integer(i128::from(values[i])))
         }};
     }
     match array.data_type() {
@@ -147,14 +147,7 @@ fn for_each_value<T: Clone>(
         DataType::UInt8 => integers!(UInt8Type),
         DataType::UInt16 => integers!(UInt16Type),
         DataType::UInt32 => integers!(UInt32Type),
-        DataType::UInt64 => {
-            let values = array.as_primitive::<UInt64Type>().values();
-            rows!(|i: usize| match i64::try_from(values[i]) {
-                Ok(v) => Value::Integer(v),
-                // Beyond i64::MAX (not supported as a category): read as i64::MIN.
-                Err(_) => Value::Integer(i64::MIN),
-            })
-        }
+        DataType::UInt64 => integers!(UInt64Type),
         DataType::Dictionary(..) => {
             let Some(dictionary) = array.as_any_dictionary_opt() else {
                 return;
@@ -235,7 +228,7 @@ pub(super) fn encode_categorical(
             }
             Encoder::Hash { offset, buckets } => {
                 let bucket = |value: Value<'_>| {
-                    let mut digits = [0u8; 20];
+                    let mut digits = [0u8; 40];
                     let text = match value {
                         Value::Null => NULL,
                         Value::Text(s) => s,
@@ -253,7 +246,7 @@ pub(super) fn encode_categorical(
 }
 
 /// `v` in decimal, written into `digits`.
-fn integer_text(v: i64, digits: &mut [u8; 20]) -> &str {
+fn integer_text(v: i128, digits: &mut [u8; 40]) -> &str {
     let mut magnitude = v.unsigned_abs();
     let mut at = digits.len();
     loop {
@@ -303,7 +296,7 @@ pub(super) fn count_categorical(
             continue;
         }
         for_each_value(array.as_ref(), &mut |_| (), &mut |_, value| {
-            let mut digits = [0u8; 20];
+            let mut digits = [0u8; 40];
             match value {
                 Ok(()) | Err(Value::Null) => counted.nulls += 1,
                 Err(Value::Text(s)) => counted.add(s, 1),
@@ -319,8 +312,15 @@ mod tests {
 
     #[test]
     fn integers_are_written_in_decimal() {
-        let mut digits = [0u8; 20];
-        for v in [0, 7, -3, 1234567890, i64::MIN, i64::MAX] {
+        let mut digits = [0u8; 40];
+        for v in [
+            0,
+            7,
+            -3,
+            1234567890,
+            i128::from(i64::MIN),
+            i128::from(u64::MAX),
+        ] {
             assert_eq!(integer_text(v, &mut digits), v.to_string());
         }
     }
