@@ -1,8 +1,8 @@
 //! Issue 15 (real tables), labels: `--positive-label` maps a label of any scalar type to 1 and
 //! 0 (string, dictionary, boolean, -1/+1 and 1/2 integers), refuses a value never seen, is
 //! saved with the model so `eval` maps the same; and the README's real-world command on a
-//! table as pandas writes one (strings, a decimal, NaN, nulls, a timestamp, a boolean, a
-//! pandas index column, a yes/no label).
+//! table as pandas writes one (an id and a city string, the city one-hot encoded, a decimal,
+//! NaN, nulls, a timestamp, a boolean, a pandas index column, a yes/no label).
 
 mod common;
 
@@ -244,6 +244,8 @@ fn the_readme_real_world_command_trains_on_a_customer_table_and_predict_takes_it
         "yes",
         "--model",
         "logistic",
+        "--categorical",
+        "auto",
         "--exclude",
         "customer_id",
         "--fill-nulls",
@@ -257,7 +259,7 @@ fn the_readme_real_world_command_trains_on_a_customer_table_and_predict_takes_it
     ]);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        text.contains("not used:") && text.contains("city"),
+        text.contains("not used:") && text.contains("customer_id"),
         "{text}"
     );
     assert!(
@@ -274,7 +276,11 @@ fn the_readme_real_world_command_trains_on_a_customer_table_and_predict_takes_it
             "signed_up",
             "premium",
             "discount_is_null",
-            "age_is_null"
+            "age_is_null",
+            "city=Lima",
+            "city=Oslo",
+            "city=Pune",
+            "city=<other>"
         ])
     );
     // The label follows the price alone: the model separates the classes.

@@ -88,6 +88,7 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         missing: Default::default(),
         positive_label: None,
         drop_null_labels: false,
+        categorical: Default::default(),
     })
 }
 

@@ -22,6 +22,7 @@ use pyo3::types::PyDict;
 use serde::Serialize;
 use streamfit::comm::SingleProcess;
 use streamfit::config::{OnBadFile, Origin, Outputs, Resume, TrainConfig};
+use streamfit::data::categorical::CategoricalColumns;
 use streamfit::data::source::write::Compression;
 use streamfit::generate::{GenerateConfig, Task};
 use streamfit::model::{Activation, HeadKind, ModelKind};
@@ -233,6 +234,21 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
     config.null_indicators = options.bool("null_indicators")?.unwrap_or(false);
     config.columns.positive_label = options.string("positive_label")?;
     config.columns.drop_null_labels = options.bool("drop_null_labels")?.unwrap_or(false);
+    // `categorical="auto"`, `"a,b"` or `["a", "b"]`, as on the command line.
+    config.categorical = match options.strings("categorical")? {
+        None => CategoricalColumns::None,
+        Some(names) if names == ["auto"] => CategoricalColumns::Auto,
+        Some(names) => CategoricalColumns::Named(names),
+    };
+    if let Some(k) = options.size("max_categories")? {
+        config.max_categories = k;
+    }
+    config.hash_buckets = options
+        .count("hash_buckets")?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| PyValueError::new_err("invalid hash_buckets: too large"))
+        })
+        .transpose()?;
     config.checkpoint_dir = options.path("checkpoint_dir")?;
     config.checkpoint_every = options.count("checkpoint_every")?;
     if let Some(k) = options.size("keep_checkpoints")? {

@@ -64,6 +64,7 @@ impl ColumnArgs {
             missing: Default::default(),
             positive_label: None,
             drop_null_labels: false,
+            categorical: Default::default(),
         }
     }
 }

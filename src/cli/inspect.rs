@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use streamfit::config::TrainConfig;
 use streamfit::data::source::ColumnRole;
+use streamfit::error::render_options;
 use streamfit::inspect::{Inspection, inspect};
 use streamfit::train::BatchSize;
 
@@ -26,7 +27,8 @@ pub(crate) struct InspectArgs {
     #[command(flatten)]
     columns: ColumnArgs,
     /// Also stream every used column once: count, mean, std, min, max, nulls, non-finite
-    /// values. Exits with code 2 after printing when a used column holds a null or NaN/inf
+    /// values; and each string column's estimated distinct values and most frequent values.
+    /// Exits with code 2 after printing when a used column holds a null or NaN/inf
     #[arg(long)]
     stats: bool,
     /// Print one JSON object instead of text
@@ -147,7 +149,7 @@ fn print_inspection(found: &Inspection, config: &TrainConfig) {
             role,
             c.stored_type,
             c.arrow_type,
-            c.note
+            render_options(&c.note)
         );
     }
     if let (Some(columns), Some(label)) = (&found.columns, &found.label) {
@@ -181,6 +183,23 @@ fn print_inspection(found: &Inspection, config: &TrainConfig) {
                 c.std,
                 c.min,
                 c.max
+            );
+        }
+    }
+    if let Some(categories) = found.categories.as_ref().filter(|c| !c.is_empty()) {
+        say!("string columns (categorical candidates: --categorical NAME, or --hash-buckets):");
+        for c in categories {
+            let top: Vec<String> = c
+                .top
+                .iter()
+                .map(|(value, n)| format!("{value} {}", thousands(*n)))
+                .collect();
+            say!(
+                "  {}: ~{} distinct, {} null; most frequent: {}",
+                c.column,
+                thousands(c.distinct),
+                thousands(c.nulls),
+                top.join(", ")
             );
         }
     }

@@ -72,6 +72,46 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
                 }
             )
         }
+        PrepareEvent::CategoriesCounted {
+            columns,
+            rows,
+            seconds,
+        } => {
+            let found: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} of ~{} distinct{}",
+                        c.column,
+                        count(c.kept as u64, "value"),
+                        thousands(c.distinct),
+                        if c.nulls > 0 {
+                            format!(", {} null", thousands(c.nulls))
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            say!(
+                "categorical: vocabularies over {} rows in {seconds:.2} s: {}",
+                thousands(*rows),
+                if found.is_empty() {
+                    "no string or dictionary column".to_string()
+                } else {
+                    found.join(", ")
+                }
+            )
+        }
+        PrepareEvent::CategoriesHashed { columns, buckets } => say!(
+            "categorical: {} hashed into {} (CRC-32 of column=value)",
+            if columns.is_empty() {
+                "no column".to_string()
+            } else {
+                columns.join(", ")
+            },
+            count(u64::from(*buckets), "bucket"),
+        ),
         PrepareEvent::NullLabelsDropped { dropped, rows } => say!(
             "labels: {} with a null label left out, {} kept",
             count(*dropped, "row"),

@@ -16,9 +16,10 @@ use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
 use streamfit::data::ColumnSpec;
+use streamfit::data::categorical::CategoricalColumns;
 use streamfit::data::schema::FillNulls;
 use streamfit::data::source::ColumnRole;
-use streamfit::error::Error;
+use streamfit::error::{Error, render_options};
 use streamfit::pipeline::{LastBatch, Shuffle};
 use streamfit::run::PreparedRun;
 use streamfit::telemetry::Profile;
@@ -147,6 +148,19 @@ pub(crate) struct TrainArgs {
     /// (found by the statistics pass)
     #[arg(long, requires = "fill_nulls")]
     null_indicators: bool,
+    /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
+    /// string and dictionary column). The --max-categories most frequent values of each get a
+    /// feature COL=value (one counting pass, bounded memory); every other value, and any
+    /// value unseen in training, COL=<other>; nulls COL=<null>. Saved with the model
+    #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
+    categorical: Option<Vec<String>>,
+    /// Values of each --categorical column that get their own feature (the most frequent)
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    max_categories: usize,
+    /// Hash the --categorical columns into N shared features hash_0..hash_{N-1} instead
+    /// (bucket = CRC-32 of the bytes `column=value` mod N, as Python's zlib.crc32; no pass)
+    #[arg(long, value_name = "N", requires = "categorical")]
+    hash_buckets: Option<u32>,
     /// Make the label 1 where it equals VALUE and 0 elsewhere; the label column may then be
     /// a string, dictionary, boolean or number column (e.g. `yes`, or 1 of a -1/+1 label).
     /// Saved with the model, so eval maps its labels the same
@@ -243,6 +257,15 @@ impl TrainArgs {
             standardize: self.standardize,
             fill_nulls: self.fill_nulls,
             null_indicators: self.null_indicators,
+            categorical: match self.categorical.as_deref() {
+                None => CategoricalColumns::None,
+                Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
+                Some(names) => {
+                    CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
+                }
+            },
+            max_categories: self.max_categories,
+            hash_buckets: self.hash_buckets,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
@@ -430,7 +453,7 @@ fn not_used(source: &dyn streamfit::data::source::Source) -> Option<String> {
         .columns
         .into_iter()
         .filter(|c| c.role == ColumnRole::Unused)
-        .map(|c| format!("{} ({}, {})", c.name, c.arrow_type, c.note))
+        .map(|c| format!("{} ({}, {})", c.name, c.arrow_type, render_options(&c.note)))
         .collect();
     if unused.is_empty() {
         return None;

@@ -13,11 +13,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::data::categorical::CategoricalColumns;
 use crate::data::schema::FillNulls;
 pub use crate::data::source::OnBadFile;
 use crate::data::source::shard::is_shard_dataset;
 use crate::data::source::{OpenOptions, SkippedFiles, Source};
-use crate::data::{ColumnSpec, ReadMode};
+use crate::data::{ColumnSpec, FeatureSelection, ReadMode};
 use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
@@ -151,6 +152,16 @@ pub struct TrainConfig {
     /// Add a 0/1 feature `COL_is_null` for each feature column that held a missing value
     /// (found by the statistics pass; needs `fill_nulls`). By default off.
     pub null_indicators: bool,
+    /// Columns to encode as categorical (one-hot with vocabularies fitted by one counting
+    /// pass, or hashed with `hash_buckets`); resolved into `columns.categorical` when the run
+    /// is prepared. By default none.
+    pub categorical: CategoricalColumns,
+    /// Values of each categorical column that get a one-hot feature (the most frequent);
+    /// every other value shares `COL=<other>`. By default 100.
+    pub max_categories: usize,
+    /// Hash the categorical columns into this many shared features instead of one-hot (no
+    /// counting pass). By default off.
+    pub hash_buckets: Option<u32>,
     /// Write crash-safe checkpoints into this directory (created when missing): at every epoch
     /// end, every `checkpoint_every` iterations and when interrupted. It must hold no
     /// checkpoint unless the run resumes. By default none.
@@ -199,6 +210,9 @@ impl Default for TrainConfig {
             standardize: false,
             fill_nulls: None,
             null_indicators: false,
+            categorical: CategoricalColumns::None,
+            max_categories: 100,
+            hash_buckets: None,
             checkpoint_dir: None,
             checkpoint_every: None,
             keep_checkpoints: 2,
@@ -248,6 +262,11 @@ impl TrainConfig {
                     self.fill_nulls.is_some() || !self.columns.missing.is_empty(),
                 ),
                 ("positive_label", self.columns.positive_label.is_some()),
+                (
+                    "categorical",
+                    self.categorical != CategoricalColumns::None
+                        || !self.columns.categorical.is_empty(),
+                ),
                 ("drop_null_labels", self.columns.drop_null_labels),
             ];
             if let Some((option, _)) = asked.iter().find(|(_, on)| *on) {
@@ -258,6 +277,7 @@ impl TrainConfig {
                 ));
             }
         }
+        self.check_categorical()?;
         if let Some(FillNulls::Value(v)) = self.fill_nulls
             && !v.is_finite()
         {
@@ -287,6 +307,30 @@ impl TrainConfig {
             return Err(Error::config("plot_log", "needs «plot»"));
         }
         self.pipeline_config(1).check()
+    }
+
+    fn check_categorical(&self) -> Result<()> {
+        if self.hash_buckets == Some(0) {
+            return Err(Error::config("hash_buckets", "must be at least 1"));
+        }
+        if self.hash_buckets.is_some() && self.categorical == CategoricalColumns::None {
+            return Err(Error::config(
+                "hash_buckets",
+                "needs «categorical» (the columns to hash)",
+            ));
+        }
+        if self.max_categories == 0 {
+            return Err(Error::config("max_categories", "must be at least 1"));
+        }
+        if matches!(self.columns.features, FeatureSelection::ListColumn(_))
+            && self.categorical != CategoricalColumns::None
+        {
+            return Err(Error::config(
+                "categorical",
+                "categorical columns are scalar columns, not «features_column»",
+            ));
+        }
+        Ok(())
     }
 
     /// True when the run has validation data: `valid`, or units held out by `valid_fraction`.

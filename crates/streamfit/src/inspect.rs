@@ -1,5 +1,6 @@
 //! `inspect`: what is in a dataset, what training would use, and (with `--stats`) per-column
-//! statistics from one streamed pass.
+//! statistics from one streamed pass, plus each string column's estimated distinct count and
+//! most frequent values (a second, serial pass counting them as «categorical» would).
 //!
 //! Statistics of Parquet data count nulls and non-finite values instead of stopping at them
 //! (units are summarised in parallel and merged in unit order, so the figures do not depend on
@@ -14,7 +15,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
+use crate::data::categorical::{Categorical, CategoricalColumns, Encoding};
 use crate::data::schema::ColumnFill;
+use crate::data::sketch::{CategoryCounts, sketch_capacity};
 use crate::data::source::{
     ColumnInfo, OnBadFile, OpenOptions, PARTITION_STORED_TYPE, ParquetFormat, ParquetSource,
     Source, SourceFormat,
@@ -76,6 +79,25 @@ pub struct Inspection {
     /// With `--stats`: statistics of the label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<ColumnStats>,
+    /// With `--stats` on Parquet data: each string and dictionary column (the candidates of
+    /// «categorical» `auto`), counted as the vocabulary pass counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<CategoryStats>>,
+}
+
+/// A string or dictionary column's values, as `inspect --stats` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryStats {
+    /// The column.
+    pub column: String,
+    /// Distinct values (estimated: HyperLogLog, about 1.6% standard error).
+    pub distinct: u64,
+    /// Nulls.
+    pub nulls: u64,
+    /// The most frequent values with their counts (exact while the column has at most
+    /// 4,096 distinct values; otherwise over-estimated by at most rows / 4,096), most
+    /// frequent first.
+    pub top: Vec<(String, u64)>,
 }
 
 /// Inspects `config.data` (with its column flags; the pipeline flags size the memory budget).
@@ -153,6 +175,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
         schema: info.columns,
         columns: None,
         label: None,
+        categories: None,
     };
     if !stats {
         return Ok((inspection, absent_problem));
@@ -166,7 +189,49 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
     } = result;
     inspection.columns = Some(features);
     inspection.label = Some(label);
+    if !config.is_shard_dataset() {
+        inspection.categories = Some(category_stats(config)?);
+    }
     Ok((inspection, absent_problem.or(problem)))
+}
+
+/// Most frequent values `inspect --stats` shows per string column.
+const TOP_VALUES: usize = 5;
+
+/// The string and dictionary columns of Parquet data (those «categorical» `auto` would
+/// take), counted by one serial pass in unit order.
+fn category_stats(config: &TrainConfig) -> Result<Vec<CategoryStats>> {
+    let mut columns = config.columns.clone();
+    columns.categorical = Categorical {
+        columns: CategoricalColumns::Auto,
+        encoding: Encoding::Unfitted,
+    };
+    let options = OpenOptions {
+        columns,
+        verify_checksums: config.verify_checksums,
+        on_bad_file: OnBadFile::Error,
+    };
+    let source = ParquetFormat.open(&config.data, &options)?.0;
+    let names = source.categorical_columns();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counts = CategoryCounts::new(sketch_capacity(1));
+    for unit in 0..source.units().len() {
+        source.count_categories(unit, &mut counts)?;
+    }
+    Ok(names
+        .iter()
+        .map(|name| {
+            let counted = counts.column(name);
+            CategoryStats {
+                column: name.clone(),
+                distinct: counted.distinct.estimate(),
+                nulls: counted.nulls,
+                top: counted.values.top(TOP_VALUES),
+            }
+        })
+        .collect())
 }
 
 /// Lenient statistics of Parquet data: units in parallel, merged in unit order.

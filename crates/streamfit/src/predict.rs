@@ -50,7 +50,8 @@ pub struct PredictSummary {
 
 /// The model's columns as a selection: a list column when training used one (feature names
 /// `name[0]`, `name[1]`, ...), the named scalar columns otherwise, with the fill values and
-/// indicator features training used (the indicators are features, not columns).
+/// indicator features training used (the indicators are features, not columns), and the
+/// categorical columns with their fitted encoding (whose features are not columns either).
 fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
     let indicators: Vec<String> = model
         .missing
@@ -58,10 +59,11 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         .iter()
         .map(|c| indicator_name(c))
         .collect();
+    let encoded = model.categorical.feature_names();
     let columns: Vec<String> = model
         .features
         .iter()
-        .filter(|f| !indicators.contains(f))
+        .filter(|f| !indicators.contains(f) && !encoded.contains(f))
         .cloned()
         .collect();
     let list = model.features.first().and_then(|f| f.strip_suffix("[0]"));
@@ -87,6 +89,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         positive_label: model.positive_label.clone(),
         // `eval` scores every labelled row: a null label stays an error.
         drop_null_labels: false,
+        categorical: model.categorical.clone(),
     }
 }
 

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::categorical::Categorical;
+
 /// How the feature columns are chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum FeatureSelection {
@@ -125,6 +127,10 @@ pub struct ColumnSpec {
     /// unit's row count is exact before training). By default off: a null label is an error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drop_null_labels: bool,
+    /// Categorical columns and their encoding (their features follow every other feature;
+    /// see [`crate::data::categorical`]). By default none.
+    #[serde(default, skip_serializing_if = "Categorical::is_empty")]
+    pub categorical: Categorical,
 }
 
 impl Default for ColumnSpec {
@@ -138,6 +144,7 @@ impl Default for ColumnSpec {
             missing: MissingValues::default(),
             positive_label: None,
             drop_null_labels: false,
+            categorical: Categorical::default(),
         }
     }
 }

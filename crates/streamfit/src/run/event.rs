@@ -35,6 +35,15 @@ pub enum PrepareEvent {
         indicators: Vec<String>,
         seconds: f64,
     },
+    /// The vocabulary pass of «categorical» counted each categorical column's values.
+    CategoriesCounted {
+        columns: Vec<super::categories::ColumnVocabulary>,
+        /// Rows read.
+        rows: u64,
+        seconds: f64,
+    },
+    /// «hash_buckets»: these categorical columns are hashed (no pass).
+    CategoriesHashed { columns: Vec<String>, buckets: u32 },
     /// «drop_null_labels» left out the rows whose label is null (counted when the data was
     /// opened; every epoch trains on the rest).
     NullLabelsDropped {

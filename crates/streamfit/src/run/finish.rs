@@ -121,6 +121,7 @@ impl PreparedRun<'_> {
                 self.config.columns.missing.clone(),
                 self.config.columns.positive_label.clone(),
             )
+            .with_categorical(self.config.columns.categorical.clone())
         }
     }
 

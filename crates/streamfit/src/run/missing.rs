@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
+use crate::data::categorical::Encoding;
 use crate::data::schema::{ColumnFill, FeatureSelection, FillNulls, MissingValues, indicator_name};
 use crate::data::source::Source;
 use crate::error::{Error, Result};
@@ -53,6 +54,8 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
         },
         _ => MissingValues::default(),
     };
+    // Fills are for the numeric columns: categorical columns give no feature here.
+    probe.columns.categorical.encoding = Encoding::Unfitted;
     let names = probe.open_source()?.schema().feature_names.clone();
     let with = |fill: &dyn Fn(usize) -> f64, indicators: Vec<String>| MissingValues {
         fill: names

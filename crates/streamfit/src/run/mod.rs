@@ -6,7 +6,8 @@
 //! cutting the validation data to its first «valid_rows» rows, through [`SubsetSource`]),
 //! refuses outputs that would overwrite an input or cannot be written
 //! ([`crate::output_path`]), counts the classes of a multiclass model when they are to come
-//! from the data, resolves «fill_nulls» and «null_indicators» into fill values and indicator
+//! from the data, fits the encoding of «categorical» columns ([`categories`](self::categories):
+//! a counting pass for one-hot vocabularies, none for «hash_buckets»), resolves «fill_nulls» and «null_indicators» into fill values and indicator
 //! columns ([`missing`](self::missing): a statistics pass when means or indicators are
 //! needed), computes the standardisation statistics, loads the checkpoint to resume
 //! from (moving corrupt newer ones aside), builds the pipelines and the memory budget (fitted
@@ -41,6 +42,7 @@
 //! # }
 //! ```
 
+mod categories;
 mod event;
 mod finish;
 pub mod memory;
@@ -48,6 +50,7 @@ mod missing;
 mod prepare;
 mod subset;
 
+pub use self::categories::ColumnVocabulary;
 pub use self::event::PrepareEvent;
 pub use self::missing::MissingCounts;
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};

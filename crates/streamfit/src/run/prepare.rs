@@ -18,6 +18,7 @@ use crate::train::{
     Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, Standardization, eval_config,
 };
 
+use super::categories::resolve_categories;
 use super::event::{Events, PrepareEvent};
 use super::memory;
 use super::missing::{check_positive_label_seen, count_dropped_labels, resolve_missing};
@@ -73,6 +74,9 @@ impl<'c> PreparedRun<'c> {
             config.outputs = Outputs::default();
         }
         config.check()?;
+        if let Some(event) = resolve_categories(&mut config)? {
+            events.push(event);
+        }
         let started = Instant::now();
         if let Some(counts) = resolve_missing(&mut config)? {
             events.push(PrepareEvent::MissingCounted {
@@ -83,6 +87,7 @@ impl<'c> PreparedRun<'c> {
         }
         config.trainer.missing = config.columns.missing.clone();
         config.trainer.positive_label = config.columns.positive_label.clone();
+        config.trainer.categorical = config.columns.categorical.clone();
         config.trainer.drop_null_labels = config.columns.drop_null_labels;
         let (source, skipped) = config.open_source_skipping()?;
         if let Some(dropped) = count_dropped_labels(&config, &source)? {
@@ -120,7 +125,16 @@ impl<'c> PreparedRun<'c> {
         if config.standardize {
             let started = Instant::now();
             let stats = dataset_stats(source.clone(), config.num_readers)?;
-            config.trainer.standardize = Some(Standardization::from_stats(&stats));
+            let mut standardization = Standardization::from_stats(&stats);
+            // One-hot and hashed features stay 0/1 counts (never z-scored).
+            let encoded = config.columns.categorical.feature_names();
+            for (j, name) in source.schema().feature_names.iter().enumerate() {
+                if encoded.contains(name) {
+                    standardization.mean[j] = 0.0;
+                    standardization.std[j] = 1.0;
+                }
+            }
+            config.trainer.standardize = Some(standardization);
             events.push(PrepareEvent::Standardized {
                 num_features: source.num_features(),
                 rows: stats.rows,

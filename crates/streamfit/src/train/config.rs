@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointConfig, Standardization};
+use crate::data::categorical::Categorical;
 use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::OptimizerConfig;
@@ -95,6 +96,9 @@ pub struct TrainerConfig {
     /// Rows with a null label are left out (`ColumnSpec::drop_null_labels`): set when a run
     /// is prepared, recorded in checkpoints. By default off.
     pub drop_null_labels: bool,
+    /// The categorical columns' fitted encoding (`ColumnSpec::categorical`): set when a run
+    /// is prepared, recorded in checkpoints (a resume must encode the same). By default none.
+    pub categorical: Categorical,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -120,6 +124,7 @@ impl Default for TrainerConfig {
             missing: MissingValues::default(),
             positive_label: None,
             drop_null_labels: false,
+            categorical: Categorical::default(),
             checkpoint: None,
             resume: None,
             interrupt: None,

@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{file_kind, write_atomically};
+use crate::data::categorical::Categorical;
 use crate::data::schema::MissingValues;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 
-/// The saved model (`--save-model`), format `streamfit-model` version 3 when it carries
-/// fitted preprocessing (`missing`, `positive_label`), else version 2 (which every reader since version 2
-/// reads); both load.
+/// The saved model (`--save-model`), format `streamfit-model` version 4 when it carries
+/// categorical columns, 3 when it carries other fitted preprocessing (`missing`,
+/// `positive_label`), else version 2 (which every reader since version 2 reads); all load.
 ///
 /// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
 /// linear models keep their parameters as `weights` (one per feature) and `bias`; softmax and
@@ -28,7 +29,7 @@ use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version: 3 with `missing` or `positive_label`, else 2.
+    /// Format version: 4 with `categorical`, 3 with `missing` or `positive_label`, else 2.
     pub version: u32,
     /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
@@ -65,6 +66,11 @@ pub struct ModelFile {
     /// maps its labels the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_label: Option<String>,
+    /// Version 4: the categorical columns and their fitted encoding (one-hot vocabularies or
+    /// hash buckets), so `predict` and `eval` encode raw files the same (see
+    /// [`crate::data::categorical`] and docs/models.md).
+    #[serde(default, skip_serializing_if = "Categorical::is_empty")]
+    pub categorical: Categorical,
     /// The optimizer's settings and state after the last step, so training can continue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<SavedOptimizer>,
@@ -107,6 +113,7 @@ impl ModelFile {
             standardization: None,
             missing: MissingValues::default(),
             positive_label: None,
+            categorical: Categorical::default(),
             optimizer: None,
         }
     }
@@ -125,6 +132,16 @@ impl ModelFile {
         };
         self.missing = missing;
         self.positive_label = positive_label;
+        self
+    }
+
+    /// Sets the categorical columns' encoding; a model with categorical columns is version 4
+    /// (which older readers refuse rather than misread).
+    pub fn with_categorical(mut self, categorical: Categorical) -> Self {
+        if !categorical.is_empty() {
+            self.version = 4;
+        }
+        self.categorical = categorical;
         self
     }
 
@@ -170,10 +187,10 @@ impl ModelFile {
         };
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if value["format"] != "streamfit-model" || (value["version"] != 2 && value["version"] != 3)
-        {
+        let known = [2, 3, 4].iter().any(|&v| value["version"] == v);
+        if value["format"] != "streamfit-model" || !known {
             return Err(bad(format!(
-                "not a streamfit model file of version 2 or 3 (format {}, version {})",
+                "not a streamfit model file of version 2, 3 or 4 (format {}, version {})",
                 value["format"], value["version"]
             )));
         }

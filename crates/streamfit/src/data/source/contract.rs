@@ -8,9 +8,10 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use crate::data::sketch::CategoryCounts;
 use crate::data::source::{FileIdentity, SourceInfo};
 use crate::data::{RowBlock, Schema};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One independently readable piece of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,5 +130,23 @@ pub trait Source: Send + Sync {
     /// `Err` naming it.
     fn identity(&self) -> Result<Vec<FileIdentity>> {
         self.files().iter().map(|p| FileIdentity::of(p)).collect()
+    }
+
+    /// The categorical columns the source reads, in the order of their features (with
+    /// «categorical» `auto` resolved to names). By default none.
+    fn categorical_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Counts the values of the categorical columns of unit `unit` into `counts`, row by row
+    /// in file order (the vocabulary pass). By default an error: the source holds no raw
+    /// columns to count.
+    fn count_categories(&self, unit: usize, counts: &mut CategoryCounts) -> Result<()> {
+        let _ = (unit, counts);
+        Err(Error::config(
+            "categorical",
+            "applies to Parquet data as it is decoded; a shard dataset holds rows already \
+             decoded (train on the Parquet files)",
+        ))
     }
 }

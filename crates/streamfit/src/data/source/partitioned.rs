@@ -12,8 +12,9 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::data::categorical::{CategoricalColumns, Encoding, Vocabulary};
 use crate::data::discover::{ListedFile, list_files};
-use crate::data::partition::{Filter, PartitionType, Partitions};
+use crate::data::partition::{Filter, PartitionType, PartitionValue, Partitions};
 use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, FileIdentity, OpenOptions, SkippedFiles, Source, SourceInfo,
     Unit,
@@ -31,6 +32,8 @@ enum Slot {
     Column(usize),
     /// Partition key `k`.
     Key(usize),
+    /// One-hot feature `j` of the categorical partition keys.
+    Encoded(usize),
 }
 
 /// A source whose rows gain partition-key features.
@@ -41,6 +44,10 @@ pub struct PartitionedSource {
     partitions: Partitions,
     /// The used keys' values as features, `values[file][k]` for every file of `inner`.
     values: Vec<Vec<f32>>,
+    /// The categorical keys (`«categorical»`, one-hot), in feature order.
+    categorical_keys: Vec<usize>,
+    /// Their one-hot features, `encoded[file][j]` (constant within a file).
+    encoded: Vec<Vec<f32>>,
 }
 
 impl PartitionedSource {
@@ -107,11 +114,13 @@ impl PartitionedSource {
             label: inner.schema().label.clone(),
         };
         Ok(PartitionedSource {
+            encoded: vec![Vec::new(); values.len()],
             inner,
             schema,
             slots,
             partitions,
             values,
+            categorical_keys: Vec::new(),
         })
     }
 }
@@ -121,6 +130,7 @@ struct Widen<'a> {
     sink: &'a mut dyn ChunkSink,
     slots: &'a [Slot],
     values: &'a [f32],
+    encoded: &'a [f32],
     spare: Option<RowBlock>,
     row: Vec<f32>,
 }
@@ -139,6 +149,7 @@ impl ChunkSink for Widen<'_> {
                 *value = match *slot {
                     Slot::Column(c) => narrow[c],
                     Slot::Key(k) => self.values[k],
+                    Slot::Encoded(j) => self.encoded[j],
                 };
             }
             out.push_row(&self.row, block.targets()[i], block.row_ids()[i]);
@@ -157,14 +168,50 @@ impl PartitionedSource {
             schema: inner.schema().clone(),
             slots: (0..d).map(Slot::Column).collect(),
             values: vec![Vec::new(); inner.files().len()],
+            encoded: vec![Vec::new(); inner.files().len()],
+            categorical_keys: Vec::new(),
             inner,
             partitions,
         }
     }
 
+    /// Adds the categorical partition keys `keys`, each with its one-hot vocabulary (or
+    /// `None` while the vocabulary pass counts them: no feature yet). Their features follow
+    /// every other feature, in the order of `keys`, named and laid out as a categorical
+    /// column's ([`crate::data::categorical`]); they are constants within a file.
+    pub fn with_categorical_keys(mut self, keys: Vec<(usize, Option<Vocabulary>)>) -> Self {
+        for (k, vocabulary) in keys {
+            self.categorical_keys.push(k);
+            let Some(vocabulary) = vocabulary else {
+                continue;
+            };
+            let names = vocabulary.feature_names();
+            for (file, encoded) in self.encoded.iter_mut().enumerate() {
+                let value = key_text(&self.partitions.values[file][k]);
+                let at = match value {
+                    Some(v) => vocabulary.values.iter().position(|known| *known == v),
+                    None if vocabulary.null => Some(names.len() - 1),
+                    None => None,
+                }
+                .unwrap_or(vocabulary.values.len());
+                encoded.extend((0..names.len()).map(|j| f32::from(u8::from(j == at))));
+            }
+            for name in names {
+                let j = self
+                    .slots
+                    .iter()
+                    .filter(|s| matches!(s, Slot::Encoded(_)))
+                    .count();
+                self.slots.push(Slot::Encoded(j));
+                self.schema.feature_names.push(name);
+            }
+        }
+        self
+    }
+
     /// True when some feature is a partition key, so rows must be widened.
     fn widens(&self) -> bool {
-        self.slots.iter().any(|s| matches!(s, Slot::Key(_)))
+        self.slots.iter().any(|s| !matches!(s, Slot::Column(_)))
     }
 
     fn widen<'a>(&'a self, unit: usize, sink: &'a mut dyn ChunkSink) -> Widen<'a> {
@@ -173,6 +220,7 @@ impl PartitionedSource {
             sink,
             slots: &self.slots,
             values: &self.values[file],
+            encoded: &self.encoded[file],
             spare: None,
             row: vec![0.0; self.slots.len()],
         }
@@ -226,6 +274,13 @@ impl Source for PartitionedSource {
     fn describe(&self) -> SourceInfo {
         let mut info = self.inner.describe();
         append_partition_columns(&mut info, &self.partitions, &self.schema);
+        for &k in &self.categorical_keys {
+            let key = &self.partitions.keys[k].0;
+            if let Some(column) = info.columns.iter_mut().rev().find(|c| c.name == *key) {
+                column.role = ColumnRole::Feature;
+                column.note = "hive partition, categorical: one-hot".to_string();
+            }
+        }
         info
     }
 
@@ -248,6 +303,34 @@ impl Source for PartitionedSource {
     fn plan_hint(&self, units_in_read_order: &[usize]) {
         self.inner.plan_hint(units_in_read_order);
     }
+
+    fn categorical_columns(&self) -> Vec<String> {
+        let mut columns = self.inner.categorical_columns();
+        columns.extend(
+            self.categorical_keys
+                .iter()
+                .map(|&k| self.partitions.keys[k].0.clone()),
+        );
+        columns
+    }
+
+    /// The inner source's columns, then each categorical key's value, once per row.
+    fn count_categories(
+        &self,
+        unit: usize,
+        counts: &mut crate::data::sketch::CategoryCounts,
+    ) -> Result<()> {
+        self.inner.count_categories(unit, counts)?;
+        let Unit { file, num_rows, .. } = self.inner.units()[unit];
+        for &k in &self.categorical_keys {
+            let counted = counts.column(&self.partitions.keys[k].0);
+            match key_text(&self.partitions.values[file][k]) {
+                Some(value) => counted.add(&value, num_rows),
+                None => counted.nulls += num_rows,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Adds the partition keys to `info`'s columns, as features when `schema` names them.
@@ -261,7 +344,7 @@ pub fn append_partition_columns(info: &mut SourceInfo, partitions: &Partitions, 
             ),
             (false, PartitionType::String) => (
                 ColumnRole::Unused,
-                "hive partition (string): not a numeric feature".to_string(),
+                "hive partition (string): pass «categorical» to use it".to_string(),
             ),
             (false, _) => (
                 ColumnRole::Unused,
@@ -317,6 +400,7 @@ pub(crate) fn open_tree(
                 .collect(),
         );
     }
+    let categorical_keys = split_categorical_keys(&mut spec, &partitions)?;
     let (inner, skipped) = open(&files, &spec)?;
     // The opened files' values, in the opened order (files skipped as unreadable are gone).
     let values = inner
@@ -334,13 +418,83 @@ pub(crate) fn open_tree(
         keys: partitions.keys,
         values,
     };
-    let source: Arc<dyn Source> = match named {
+    let source = match named {
         Some(names) if names.iter().any(|n| partitions.index(n).is_some()) => {
-            Arc::new(PartitionedSource::new(inner, &names, partitions)?)
+            PartitionedSource::new(inner, &names, partitions)?
         }
-        _ => Arc::new(PartitionedSource::described(inner, partitions)),
+        _ => PartitionedSource::described(inner, partitions),
     };
+    let source: Arc<dyn Source> = Arc::new(source.with_categorical_keys(categorical_keys));
     Ok((source, skipped))
+}
+
+/// Takes the partition keys out of `spec`'s categorical columns (and their vocabularies out
+/// of its one-hot encoding): the files do not hold them. Returns each key with its
+/// vocabulary (`None` before fitting). A key of fractional numbers, or hashed keys, are
+/// refused.
+fn split_categorical_keys(
+    spec: &mut ColumnSpec,
+    partitions: &Partitions,
+) -> Result<Vec<(usize, Option<Vocabulary>)>> {
+    let CategoricalColumns::Named(names) = &spec.categorical.columns else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<(String, usize)> = names
+        .iter()
+        .filter_map(|n| partitions.index(n).map(|k| (n.clone(), k)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::with_capacity(keys.len());
+    for (name, k) in &keys {
+        if partitions.keys[*k].1 == PartitionType::Float {
+            return Err(Error::config(
+                "categorical",
+                format!("partition key `{name}` holds fractional numbers, not categories"),
+            ));
+        }
+        let vocabulary = match &mut spec.categorical.encoding {
+            Encoding::Unfitted => None,
+            Encoding::Hash { .. } => {
+                return Err(Error::config(
+                    "hash_buckets",
+                    format!(
+                        "partition key `{name}` cannot be hashed (name it in «categorical» \
+                         without «hash_buckets» for one-hot features)"
+                    ),
+                ));
+            }
+            Encoding::OneHot(vocabularies) => {
+                let at = vocabularies
+                    .iter()
+                    .position(|v| v.column == *name)
+                    .ok_or_else(|| {
+                        Error::config(
+                            "categorical",
+                            format!("column `{name}` has no fitted vocabulary"),
+                        )
+                    })?;
+                Some(vocabularies.remove(at))
+            }
+        };
+        found.push((*k, vocabulary));
+    }
+    let columns: Vec<String> = names
+        .iter()
+        .filter(|n| partitions.index(n).is_none())
+        .cloned()
+        .collect();
+    spec.categorical.columns = CategoricalColumns::Named(columns);
+    Ok(found)
+}
+
+/// A partition value as a category: its text (integers in decimal); `None` for a null.
+fn key_text(value: &PartitionValue) -> Option<String> {
+    match value {
+        PartitionValue::Null => None,
+        other => Some(other.to_string()),
+    }
 }
 
 /// The files (and their partition values) that pass `filter`; none is an error.

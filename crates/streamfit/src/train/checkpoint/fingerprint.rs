@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::Schema;
+use crate::data::categorical::{Categorical, Encoding};
 use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::{LrSchedule, OptimizerConfig};
@@ -54,6 +55,10 @@ pub struct RunFingerprint {
     /// Rows with a null label are left out (`drop_null_labels`); absent when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drop_null_labels: bool,
+    /// The categorical columns' fitted encoding (`categorical`, `max_categories`,
+    /// `hash_buckets`); absent when none (and in checkpoints written before it).
+    #[serde(default, skip_serializing_if = "Categorical::is_empty")]
+    pub categorical: Categorical,
     /// Steps between evaluations of the validation data (`eval_every`); absent when they
     /// follow every epoch (and in checkpoints written before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +196,26 @@ impl RunFingerprint {
             self.missing.indicators.join(","),
             now.missing.indicators.join(","),
         );
+        let encoding = |c: &Categorical| match &c.encoding {
+            _ if c.is_empty() => "off".to_string(),
+            Encoding::Unfitted => "unfitted".to_string(),
+            Encoding::Hash { buckets } => format!("hashed into {buckets} buckets"),
+            Encoding::OneHot(vocabularies) => {
+                let sizes: Vec<String> = vocabularies
+                    .iter()
+                    .map(|v| format!("{} ({} values)", v.column, v.values.len()))
+                    .collect();
+                format!("one-hot {}", sizes.join(", "))
+            }
+        };
+        check(
+            "«categorical»",
+            encoding(&self.categorical),
+            encoding(&now.categorical),
+        );
+        if diffs.is_empty() && self.categorical != now.categorical {
+            diffs.push("the categorical vocabularies differ (the data changed?)".to_string());
+        }
         if diffs.is_empty() && self.standardize != now.standardize {
             diffs.push("the standardisation statistics differ (the data changed?)".to_string());
         }
@@ -232,6 +257,7 @@ impl RunFingerprint {
             missing: config.missing.clone(),
             positive_label: config.positive_label.clone(),
             drop_null_labels: config.drop_null_labels,
+            categorical: config.categorical.clone(),
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
         }

@@ -13,6 +13,10 @@ use parquet::basic::{Compression, LogicalType};
 
 use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
 use crate::data::source::parquet::absent::AbsentColumns;
+use crate::data::source::parquet::categories::{
+    categorical_layouts, categorical_note, categorical_roots, is_text,
+};
+use crate::data::source::parquet::encode::CategoricalLayout;
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -23,9 +27,10 @@ use crate::error::{Error, Result};
 ///
 /// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
 /// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
-/// whose missing-value indicators follow the columns' features, in order. A feature position
-/// past the projected batch's columns is a column this file lacks (see `absent.rs`): it reads
-/// as null, so its fill value is written.
+/// whose missing-value indicators follow the columns' features, in order; `categorical` the
+/// categorical columns, whose features follow the indicators. A feature position past the
+/// projected batch's columns is a column this file lacks (see `absent.rs`): it reads as null,
+/// so its fill value is written.
 #[derive(Debug, Clone)]
 pub(super) enum Layout {
     Scalars {
@@ -33,6 +38,7 @@ pub(super) enum Layout {
         label: Option<usize>,
         fill: Vec<Option<f32>>,
         indicators: Vec<usize>,
+        categorical: Vec<CategoricalLayout>,
     },
     List {
         column: usize,
@@ -293,6 +299,7 @@ pub(super) fn resolve_columns(
     };
     match &spec.features {
         FeatureSelection::AllNumeric | FeatureSelection::Columns(_) => {
+            let categorical_roots = categorical_roots(path, schema, spec, found_label)?;
             // `None`: a column this file lacks.
             let feature_roots: Vec<Option<usize>> = match &spec.features {
                 FeatureSelection::Columns(names) => {
@@ -304,6 +311,9 @@ pub(super) fn resolve_columns(
                             continue;
                         }
                         let index = find(name)?;
+                        if categorical_roots.contains(&index) {
+                            continue;
+                        }
                         if !is_scalar_number(schema.field(index).data_type()) {
                             return Err(unsupported(index, false));
                         }
@@ -329,6 +339,7 @@ pub(super) fn resolve_columns(
                         .filter(|&i| {
                             let name = schema.field(i).name();
                             Some(i) != found_label
+                                && !categorical_roots.contains(&i)
                                 && is_scalar_number(schema.field(i).data_type())
                                 && !spec.exclude.contains(name)
                                 && !index_columns.contains(name)
@@ -340,6 +351,7 @@ pub(super) fn resolve_columns(
             // No feature column is a valid source (inspect, a label-only file); training
             // rejects it (`data::source::open`).
             let mut roots: Vec<usize> = feature_roots.iter().flatten().copied().collect();
+            roots.extend(&categorical_roots);
             roots.extend(label);
             let position = projected_positions(&roots);
             // Absent columns sit past the projected ones, in order.
@@ -353,7 +365,16 @@ pub(super) fn resolve_columns(
                 .map(|root| root.map_or_else(&mut absent_position, &position))
                 .collect();
             let mut names: Vec<String> = match &spec.features {
-                FeatureSelection::Columns(named) => named.clone(),
+                // As the roots: a named categorical column gives no numeric feature.
+                FeatureSelection::Columns(named) => named
+                    .iter()
+                    .filter(|name| {
+                        schema
+                            .index_of(name)
+                            .map_or(true, |i| !categorical_roots.contains(&i))
+                    })
+                    .cloned()
+                    .collect(),
                 _ => feature_roots
                     .iter()
                     .flatten()
@@ -372,11 +393,14 @@ pub(super) fn resolve_columns(
                 .map(|&j| indicator_name(&names[j]))
                 .collect();
             names.extend(indicator_names);
+            let categorical =
+                categorical_layouts(spec, schema, &categorical_roots, &position, &mut names)?;
             let layout = Layout::Scalars {
                 features: positions,
                 label: label.map(&position),
                 fill,
                 indicators,
+                categorical,
             };
             Ok((
                 Resolved {
@@ -389,6 +413,12 @@ pub(super) fn resolve_columns(
         }
         FeatureSelection::ListColumn(name) => {
             reject_label(name)?;
+            if !spec.categorical.is_empty() {
+                return Err(Error::config(
+                    "categorical",
+                    "categorical columns are scalar columns, not «features_column»",
+                ));
+            }
             if !spec.missing.is_empty() {
                 return Err(Error::config(
                     "fill_nulls",
@@ -515,6 +545,10 @@ pub(super) fn column_infos(
             .map(|first| first.strip_suffix("[0]").unwrap_or(first).to_string()),
         Layout::Scalars { .. } => None,
     };
+    let categorical = match layout {
+        Layout::Scalars { categorical, .. } => categorical.as_slice(),
+        Layout::List { .. } => &[],
+    };
     arrow
         .fields()
         .iter()
@@ -522,9 +556,11 @@ pub(super) fn column_infos(
         .map(|(i, field)| {
             let name = field.name();
             let data_type = field.data_type();
+            let encoded = categorical.iter().find(|c| c.name == *name);
             let role = if *name == schema.label {
                 ColumnRole::Label
-            } else if list_column.as_ref() == Some(name)
+            } else if encoded.is_some()
+                || list_column.as_ref() == Some(name)
                 || (list_column.is_none() && schema.feature_names.contains(name))
             {
                 ColumnRole::Feature
@@ -532,6 +568,7 @@ pub(super) fn column_infos(
                 ColumnRole::Unused
             };
             let note = match role {
+                _ if encoded.is_some() => encoded.map(categorical_note).unwrap_or_default(),
                 _ if role != ColumnRole::Unused => match data_type {
                     DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_) => {
                         format!("{} features", schema.num_features())
@@ -540,6 +577,9 @@ pub(super) fn column_infos(
                 },
                 _ if index_columns.contains(name) => "pandas index".to_string(),
                 _ if is_scalar_number(data_type) => "not selected".to_string(),
+                _ if is_text(data_type) => {
+                    format!("pass «categorical» {name} or «hash_buckets» to use it")
+                }
                 _ => "not a numeric column".to_string(),
             };
             let stored_type = parquet_fields

@@ -1,6 +1,7 @@
 //! Decoding arrow record batches into row-major rows: the typed views of a column
 //! ([`Values`]: numbers, and the stored integers of decimals, timestamps, dates and durations,
-//! divided in f64 as [`cast_of`] says before the f32 cast), the eight-column float32 transpose, list columns, and the checks that turn a
+//! divided in f64 as [`cast_of`] says before the f32 cast), the eight-column float32 transpose, list columns, the categorical
+//! columns' features (`encode.rs`), and the checks that turn a
 //! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
 //! the file, row group, row and column ([`DecodeContext`]).
 //!
@@ -23,6 +24,7 @@ use arrow_schema::{DataType, TimeUnit};
 use crate::data::schema::Schema;
 use crate::data::source::parquet::absent::with_absent_columns;
 use crate::data::source::parquet::columns::{Layout, cast_of};
+use crate::data::source::parquet::encode::encode_categorical;
 use crate::data::transpose::transpose8;
 use crate::error::{Error, Result};
 
@@ -390,6 +392,7 @@ impl DecodeContext<'_> {
                 features: cols,
                 fill,
                 indicators,
+                categorical,
                 ..
             } => {
                 // A column this file lacks reads as null (its fill value).
@@ -422,6 +425,7 @@ impl DecodeContext<'_> {
                     }
                 }
                 fill_missing(batch, cols, fill, indicators, features, d);
+                encode_categorical(categorical, batch, features, d);
             }
             Layout::List { column, len, .. } => {
                 any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;

@@ -23,21 +23,25 @@
 //! - `files`: listing files ([`expand_paths`]), mapping one and parsing its footer (with
 //!   `footer_repair` for footers a writer got wrong), probing a variable list's length.
 //! - `columns`: which columns are the features and the label, and where they sit in a batch;
-//!   `absent`: a named feature column some files lack (an error, or null there with a fill).
+//!   `absent`: a named feature column some files lack (an error, or null there with a fill);
+//!   `categories` which are categorical, how they are read and counted.
 //! - `read`: reading one unit, by `pages` (flat float32 columns) or by the arrow reader,
 //!   once `page_bounds` has checked the unit's page headers (no page may declare more bytes
 //!   than its values can need).
 //! - `thrift`: the bounds-checked Thrift compact reader of `footer_repair` and `page_bounds`.
-//! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks.
+//! - `decode`: arrow record batches into row-major rows, with the null/NaN/type checks;
+//!   `encode` writes categorical columns as one-hot or hashed features (and counts them).
 //! - `prefetch`: read-ahead of remote units in the order a pass reads them, within
 //!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
 
 mod absent;
+mod categories;
 mod columns;
 mod data;
 mod decode;
+mod encode;
 mod files;
 mod footer_repair;
 mod page_bounds;

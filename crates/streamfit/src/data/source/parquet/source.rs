@@ -13,6 +13,7 @@ use parquet::arrow::ProjectionMask;
 
 use crate::data::schema::{ColumnSpec, Schema};
 use crate::data::source::parquet::absent::AbsentColumns;
+use crate::data::source::parquet::categories::dictionary_metadata;
 use crate::data::source::parquet::columns::{
     FeatureNames, Layout, UsedColumns, codec_name, column_infos, resolve_columns,
 };
@@ -96,10 +97,14 @@ impl ParquetSource {
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
                 // Filled columns are read by the arrow reader (which sees nulls per row).
-                Layout::Scalars { ref fill, .. }
-                    if fill.iter().all(Option::is_none)
-                        && spec.positive_label.is_none()
-                        && !spec.drop_null_labels =>
+                Layout::Scalars {
+                    ref fill,
+                    ref categorical,
+                    ..
+                } if fill.iter().all(Option::is_none)
+                    && categorical.is_empty()
+                    && spec.positive_label.is_none()
+                    && !spec.drop_null_labels =>
                 {
                     pages::flat_leaves(metadata.parquet_schema(), &roots)
                 }
@@ -113,6 +118,10 @@ impl ParquetSource {
                 layout: resolved.layout,
                 flat,
             };
+            // Categorical string columns are read as dictionaries (`encode.rs`).
+            if let Some(hinted) = dictionary_metadata(&file.metadata, &file.layout) {
+                file.metadata = hinted;
+            }
             if let Layout::List { len: 0, .. } = file.layout {
                 let probed = crate::guard::catch(|| probe_list_length(path, &file)).unwrap_or_else(
                     |reason| {
@@ -374,6 +383,25 @@ impl Source for ParquetSource {
             crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
                 .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
         })
+    }
+
+    fn categorical_columns(&self) -> Vec<String> {
+        match &self.files[0].layout {
+            Layout::Scalars { categorical, .. } => {
+                categorical.iter().map(|c| c.name.clone()).collect()
+            }
+            Layout::List { .. } => Vec::new(),
+        }
+    }
+
+    fn count_categories(
+        &self,
+        unit_index: usize,
+        counts: &mut crate::data::sketch::CategoryCounts,
+    ) -> Result<()> {
+        let unit = &self.units[unit_index];
+        crate::guard::catch(|| self.count_unit(unit_index, counts))
+            .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
     }
 }
 
