@@ -22,6 +22,9 @@ pub mod batch;
 pub mod batch_source;
 pub mod config;
 pub mod dropped;
+mod lane_resume;
+mod lane_stage;
+pub mod lanes;
 pub mod passes;
 pub mod plan;
 pub mod reader;
@@ -34,7 +37,11 @@ pub use self::batch::{Batch, BatchStream, QueueStats, Waited};
 pub use self::batch_source::{
     BatchSource, EpochBatches, PositionTracker, ResumedEpoch, StreamPosition,
 };
-pub use self::config::{GROUP_ROWS, LastBatch, MAX_READERS, PipelineConfig, check_readers};
+pub use self::config::{
+    GROUP_ROWS, LANE_ROUNDS, LastBatch, MAX_READERS, PipelineConfig, check_readers,
+};
+pub use self::lane_resume::LaneCursor;
+pub use self::lanes::{LANE_CHUNK_ROWS, MAX_LANES};
 pub use self::dropped::{DroppedFiles, FileDrop};
 pub use self::passes::Pipeline;
 pub use self::plan::{RngStream, Shuffle, epoch_plan, rng_for};
