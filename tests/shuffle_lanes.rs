@@ -53,12 +53,23 @@ fn lanes_give_every_row_once_whatever_the_readers_and_lane_threads() {
         let reference = common::steps_of_epoch(&pipeline(&config, 1), 0);
         // ceil(N/b) steps, the last one short.
         assert_eq!(reference.len() as u64, n.div_ceil(64), "K = {lanes}");
-        assert!(reference[..reference.len() - 1].iter().all(|s| s.len() == 64));
+        assert!(
+            reference[..reference.len() - 1]
+                .iter()
+                .all(|s| s.len() == 64)
+        );
         assert_eq!(reference.last().unwrap().len() as u64, n % 64);
         let mut ids = reference.concat();
         ids.sort_unstable();
-        assert_eq!(ids, (0..n).collect::<Vec<_>>(), "K = {lanes}: each row once");
-        assert_ne!(reference, one_lane, "K = {lanes} is another order than K = 1");
+        assert_eq!(
+            ids,
+            (0..n).collect::<Vec<_>>(),
+            "K = {lanes}: each row once"
+        );
+        assert_ne!(
+            reference, one_lane,
+            "K = {lanes} is another order than K = 1"
+        );
         for (readers, threads) in [(2, 2), (3, lanes), (5, 0)] {
             config.num_readers = readers;
             assert_eq!(
@@ -77,7 +88,11 @@ fn more_lanes_than_units_and_a_dropped_last_batch() {
     let dir = common::tempdir();
     // 3 units of 100 rows; 8 lanes (5 of them get no rows), a buffer larger than the data.
     common::dataset(dir.path(), Task::Logistic, 300, 2, 1, 100, 3);
-    for (buffer, last) in [(64, LastBatch::Keep), (1_000, LastBatch::Keep), (64, LastBatch::Drop)] {
+    for (buffer, last) in [
+        (64, LastBatch::Keep),
+        (1_000, LastBatch::Keep),
+        (64, LastBatch::Drop),
+    ] {
         let mut config = lanes_config(vec![dir.path().to_path_buf()], 7, 8);
         config.shuffle_buffer_rows = buffer;
         config.last_batch = last;
@@ -105,7 +120,10 @@ fn more_lanes_than_buffer_rows_is_refused() {
     let mut config = lanes_config(vec![dir.path().to_path_buf()], 7, 8);
     config.shuffle_buffer_rows = 4;
     let source = config.open_source().expect("open");
-    let err = config.pipeline_config(source.num_rows()).check().unwrap_err();
+    let err = config
+        .pipeline_config(source.num_rows())
+        .check()
+        .unwrap_err();
     assert!(err.to_string().contains("shuffle_lanes"), "{err}");
     config.shuffle_lanes = 0;
     config.shuffle_buffer_rows = 100;
@@ -276,7 +294,10 @@ fn sigkills_and_resumes_with_lanes_end_bit_identical() {
             break;
         }
     }
-    assert!(mid_epoch >= 4, "{mid_epoch} of the kills came after a mid-epoch checkpoint");
+    assert!(
+        mid_epoch >= 4,
+        "{mid_epoch} of the kills came after a mid-epoch checkpoint"
+    );
     assert!(finished, "training never finished");
     assert_eq!(kills, 8);
     assert!(
@@ -341,7 +362,9 @@ fn a_resumed_lane_stream_continues_with_the_same_batches() {
             let mut rest = vec![Vec::new()];
             for batch in stream {
                 let batch = batch.expect("batch");
-                rest.last_mut().unwrap().extend_from_slice(batch.rows.row_ids());
+                rest.last_mut()
+                    .unwrap()
+                    .extend_from_slice(batch.rows.row_ids());
                 if batch.ends_step {
                     rest.push(Vec::new());
                 }

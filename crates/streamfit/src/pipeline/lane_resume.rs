@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lane_stage::LaneStart;
 use super::lanes::{
-    LaneCount, LaneInput, LanePlanner, Piece, lane_capacity, lane_rows, new_lanes, run_piece,
-    stream_index, LANE_CHUNK_ROWS,
+    LANE_CHUNK_ROWS, LaneCount, LaneInput, LanePlanner, Piece, lane_capacity, lane_rows, new_lanes,
+    run_piece, stream_index,
 };
 use super::resume::refill;
 use super::{Pipeline, Shuffle, ShuffleBuffer, StreamCursor};
@@ -171,7 +171,10 @@ impl StreamMap {
 
     /// The id of plan-stream row `index` and how many rows from it on have consecutive ids.
     fn ids_at(&self, index: u64) -> (u64, u64) {
-        let p = self.positions.partition_point(|&(start, _, _)| start <= index) - 1;
+        let p = self
+            .positions
+            .partition_point(|&(start, _, _)| start <= index)
+            - 1;
         let (start, first_id, rows) = self.positions[p];
         (first_id + (index - start), start + rows - index)
     }
@@ -208,12 +211,8 @@ pub(super) fn restart(
     cursor: &StreamCursor,
 ) -> Result<(LaneStart, usize, u64)> {
     let cfg = pipeline.config();
-    let bad = |what: &str| {
-        Error::config(
-            "resume",
-            format!("the checkpoint's stream cursor {what}"),
-        )
-    };
+    let bad =
+        |what: &str| Error::config("resume", format!("the checkpoint's stream cursor {what}"));
     let lanes = cfg.lanes();
     let (Shuffle::Seeded(_), Some(selector)) = (cfg.shuffle, &cursor.lane_selector) else {
         return Err(bad("does not match the shuffle setting"));

@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::batch::Batch;
 use super::lanes::{LaneInput, LanePlanner, Piece, lane_of, run_piece};
+use super::stage::StreamStart;
 use super::{LANE_ROUNDS, Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
@@ -74,20 +75,18 @@ pub(super) struct LaneStage {
 }
 
 impl LaneStage {
-    /// The stage for blocks from `blocks`, starting in state `start` with `step` steps of
-    /// `rows_emitted` rows done out of `epoch_rows`, sending groups of batches on `out` until
-    /// `cancel` is dropped.
-    #[allow(clippy::too_many_arguments)]
+    /// The stage for blocks from `blocks`, starting in state `from` (whose `lanes` must be
+    /// set), sending groups of batches on `out` until `cancel` is dropped.
     pub(super) fn new(
         blocks: PlanOrderReceiver,
-        start: LaneStart,
-        step: u64,
-        rows_left: u64,
+        from: StreamStart,
         cfg: &PipelineConfig,
         num_features: usize,
         out: Sender<Result<Vec<Batch>>>,
         cancel: Receiver<()>,
     ) -> Self {
+        let start = from.lanes.expect("a lane pass starts with its lanes");
+        let (step, rows_left) = (from.step, from.epoch_rows - from.rows_emitted);
         let (pool_tx, pool_rx) = bounded(cfg.num_batch_buffers());
         let num_lanes = start.buffers.len();
         let num_threads = match cfg.lane_threads {
@@ -348,7 +347,8 @@ impl Router {
         while i < n {
             let row = self.next_row;
             let lane = lane_of(row, self.num_lanes);
-            let chunk_end = (row / super::lanes::LANE_CHUNK_ROWS + 1) * super::lanes::LANE_CHUNK_ROWS;
+            let chunk_end =
+                (row / super::lanes::LANE_CHUNK_ROWS + 1) * super::lanes::LANE_CHUNK_ROWS;
             let len = ((n - i) as u64).min(chunk_end - row) as usize;
             let skip = (self.next_rows[lane].saturating_sub(row) as usize).min(len);
             if skip < len {
@@ -367,9 +367,7 @@ impl Router {
         let mut slices = Vec::new();
         let mut left = rows;
         while left > 0 {
-            let (block, range) = self.queues[lane]
-                .front_mut()
-                .expect("dealt before taken");
+            let (block, range) = self.queues[lane].front_mut().expect("dealt before taken");
             let n = (range.len() as u64).min(left) as usize;
             slices.push((block.clone(), range.start..range.start + n));
             range.start += n;
@@ -384,12 +382,8 @@ impl Router {
 
     /// Hands the blocks no lane needs any more back to the readers.
     fn recycle(&mut self, blocks: &PlanOrderReceiver) {
-        while self
-            .held
-            .front()
-            .is_some_and(|b| Arc::strong_count(b) == 1)
-        {
-            if let Some(block) = self.held.pop_front().and_then(|b| Arc::into_inner(b)) {
+        while self.held.front().is_some_and(|b| Arc::strong_count(b) == 1) {
+            if let Some(block) = self.held.pop_front().and_then(Arc::into_inner) {
                 blocks.recycle(block);
             }
         }
@@ -415,7 +409,10 @@ impl Segment {
     fn of(rows: &mut RowBlock, piece: &Piece) -> Segment {
         let d = rows.num_features();
         let first = piece.offset;
-        assert!(first + piece.rows <= rows.num_rows(), "a piece beyond its batch");
+        assert!(
+            first + piece.rows <= rows.num_rows(),
+            "a piece beyond its batch"
+        );
         Segment {
             // SAFETY: the offsets lie inside the batch's rows (the pieces of a batch cover its
             // rows exactly once).

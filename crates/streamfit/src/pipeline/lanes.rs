@@ -55,8 +55,7 @@ pub fn lane_rows(plan_rows: u64, lane: usize, num_lanes: usize) -> u64 {
 
 /// The plan-stream index of the `j`-th row (from 0) lane `lane` receives.
 pub fn stream_index(j: u64, lane: usize, num_lanes: usize) -> u64 {
-    ((j / LANE_CHUNK_ROWS) * num_lanes as u64 + lane as u64) * LANE_CHUNK_ROWS
-        + j % LANE_CHUNK_ROWS
+    ((j / LANE_CHUNK_ROWS) * num_lanes as u64 + lane as u64) * LANE_CHUNK_ROWS + j % LANE_CHUNK_ROWS
 }
 
 /// Rows of the shuffle buffer's `capacity_rows` that lane `lane` holds (at least 1).

@@ -40,9 +40,9 @@ pub use self::batch_source::{
 pub use self::config::{
     GROUP_ROWS, LANE_ROUNDS, LastBatch, MAX_READERS, PipelineConfig, check_readers,
 };
+pub use self::dropped::{DroppedFiles, FileDrop};
 pub use self::lane_resume::LaneCursor;
 pub use self::lanes::{LANE_CHUNK_ROWS, MAX_LANES};
-pub use self::dropped::{DroppedFiles, FileDrop};
 pub use self::passes::Pipeline;
 pub use self::plan::{RngStream, Shuffle, epoch_plan, rng_for};
 pub use self::reader::{ErrorSlot, Next, PlanOrderReceiver, ReaderSettings, spawn_readers};

@@ -320,7 +320,7 @@ impl Pipeline {
     fn start(
         &self,
         plan: Vec<usize>,
-        mut from: StreamStart,
+        from: StreamStart,
         epoch: u64,
         offset: usize,
     ) -> Result<BatchStream> {
@@ -351,23 +351,13 @@ impl Pipeline {
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
         let num_features = self.source.num_features();
         let shuffle = std::thread::Builder::new().name("shuffle".to_string());
-        let shuffle_thread = match from.lanes.take() {
-            Some(lanes) => {
-                let stage = LaneStage::new(
-                    blocks,
-                    lanes,
-                    from.step,
-                    from.epoch_rows - from.rows_emitted,
-                    cfg,
-                    num_features,
-                    batch_tx,
-                    cancel_rx,
-                );
+        let shuffle_thread = match from.lanes.is_some() {
+            true => {
+                let stage = LaneStage::new(blocks, from, cfg, num_features, batch_tx, cancel_rx);
                 shuffle.spawn(move || stage.run())
             }
-            None => {
-                let stage =
-                    ShuffleStage::new(blocks, from, cfg, num_features, batch_tx, cancel_rx);
+            false => {
+                let stage = ShuffleStage::new(blocks, from, cfg, num_features, batch_tx, cancel_rx);
                 shuffle.spawn(move || stage.run())
             }
         };
