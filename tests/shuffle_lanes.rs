@@ -383,3 +383,23 @@ fn a_resumed_lane_stream_continues_with_the_same_batches() {
         }
     }
 }
+
+#[test]
+fn the_ranks_of_a_data_parallel_run_share_every_row_once_with_lanes() {
+    let dir = common::tempdir();
+    let data = mixed_units(dir.path());
+    let config = lanes_config(data, 32, 3);
+    let single = common::pipeline(&config);
+    let mut ids = Vec::new();
+    for rank in 0..2 {
+        let settings = streamfit::pipeline::PipelineConfig {
+            rank,
+            world: 2,
+            ..single.config().clone()
+        };
+        let share = Pipeline::new(single.source().clone(), settings);
+        ids.extend(common::steps_of_epoch(&share, 0).concat());
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..10_001).collect::<Vec<_>>());
+}
