@@ -6,8 +6,9 @@
 //!                        channels    batcher)
 //!                                        ◄──── batch buffers recycled on drop ◄────
 //! ```
-//! Layer 2: spawns the reader threads and the `shuffle` thread, knows nothing of models or
-//! training. [`Pipeline::epoch`] starts one pass and returns a [`BatchStream`]; the batch
+//! Layer 2: spawns the reader threads and the `shuffle` thread (and, with
+//! [`PipelineConfig::shuffle_lanes`] above 1, the `shuffle-lane-N` threads of
+//! [`lanes`]), knows nothing of models or training. [`Pipeline::epoch`] starts one pass and returns a [`BatchStream`]; the batch
 //! sequence is a pure function of (data, seed, epoch, config), whatever the reader count or
 //! timing, because readers take units round-robin and the shuffle stage consumes them in plan
 //! order. Every channel is bounded and batch buffers come from a fixed pool, so resident
