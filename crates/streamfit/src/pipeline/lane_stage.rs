@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::batch::Batch;
+use super::lane_segment::{Segment, SegmentWriter};
 use super::lanes::{LaneInput, LanePlanner, Piece, lane_of, run_piece};
 use super::stage::StreamStart;
 use super::{LANE_ROUNDS, Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
@@ -387,85 +388,6 @@ impl Router {
                 blocks.recycle(block);
             }
         }
-    }
-}
-
-/// Rows of a batch buffer that one lane writes: raw parts, so that the lanes of a round can
-/// write disjoint rows of the same buffers from their threads.
-struct Segment {
-    features: *mut f32,
-    targets: *mut f32,
-    ids: *mut u64,
-    rows: usize,
-    num_features: usize,
-}
-
-// SAFETY: a segment is written by exactly one lane thread; the coordinator neither reads nor
-// moves the buffer's storage until that thread reports the round done.
-unsafe impl Send for Segment {}
-
-impl Segment {
-    /// The rows of `piece` in `rows` (sized to the whole batch already).
-    fn of(rows: &mut RowBlock, piece: &Piece) -> Segment {
-        let d = rows.num_features();
-        let first = piece.offset;
-        assert!(
-            first + piece.rows <= rows.num_rows(),
-            "a piece beyond its batch"
-        );
-        Segment {
-            // SAFETY: the offsets lie inside the batch's rows (the pieces of a batch cover its
-            // rows exactly once).
-            features: unsafe { rows.features_mut().as_mut_ptr().add(first * d) },
-            targets: unsafe { rows.targets_mut().as_mut_ptr().add(first) },
-            ids: unsafe { rows.row_ids_mut().as_mut_ptr().add(first) },
-            rows: piece.rows,
-            num_features: d,
-        }
-    }
-}
-
-/// Writes rows into a [`Segment`], in order.
-struct SegmentWriter<'a> {
-    features: &'a mut [f32],
-    targets: &'a mut [f32],
-    ids: &'a mut [u64],
-    next: usize,
-    num_features: usize,
-}
-
-impl SegmentWriter<'_> {
-    /// # Safety
-    /// The segment's buffer is alive and no other writer or reader touches its rows while the
-    /// writer lives.
-    unsafe fn new(segment: &Segment) -> SegmentWriter<'_> {
-        let d = segment.num_features;
-        // SAFETY: as the caller promises; the pointers cover `rows` rows.
-        unsafe {
-            SegmentWriter {
-                features: std::slice::from_raw_parts_mut(segment.features, segment.rows * d),
-                targets: std::slice::from_raw_parts_mut(segment.targets, segment.rows),
-                ids: std::slice::from_raw_parts_mut(segment.ids, segment.rows),
-                next: 0,
-                num_features: d,
-            }
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, x: &[f32], y: f32, id: u64) {
-        let d = self.num_features;
-        let i = self.next;
-        let dst = &mut self.features[i * d..(i + 1) * d];
-        let (dst_chunks, dst_tail) = dst.as_chunks_mut::<8>();
-        let (src_chunks, src_tail) = x.as_chunks::<8>();
-        for (a, b) in dst_chunks.iter_mut().zip(src_chunks) {
-            *a = *b;
-        }
-        dst_tail.copy_from_slice(src_tail);
-        self.targets[i] = y;
-        self.ids[i] = id;
-        self.next += 1;
     }
 }
 

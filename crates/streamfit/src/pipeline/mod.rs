@@ -24,6 +24,7 @@ pub mod batch_source;
 pub mod config;
 pub mod dropped;
 mod lane_resume;
+mod lane_segment;
 mod lane_stage;
 pub mod lanes;
 pub mod passes;
