@@ -118,12 +118,13 @@ fn within<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T + Send + '
 
 #[test]
 fn reader_error_surfaces_instead_of_hanging() {
-    for readers in [1, 2, 4] {
+    for (readers, lanes) in [(1, 1), (2, 1), (4, 1), (2, 3)] {
         let message = within(Duration::from_secs(10), move || {
             let pipeline = Pipeline::new(
                 Arc::new(FakeSource::new(60, Some(37))),
                 PipelineConfig {
                     num_readers: readers,
+                    shuffle_lanes: lanes,
                     ..config()
                 },
             );
@@ -148,13 +149,21 @@ fn reader_error_surfaces_instead_of_hanging() {
 #[test]
 fn dropping_the_stream_early_joins_every_thread() {
     within(Duration::from_secs(10), || {
-        let pipeline = Pipeline::new(Arc::new(FakeSource::new(200, None)), config());
-        for _ in 0..20 {
-            let mut stream = pipeline.epoch(0).unwrap();
-            let first = stream.next().unwrap().unwrap();
-            assert_eq!(first.rows.num_rows(), 100);
-            drop(stream); // while the batch is still held, and the readers are mid-epoch
-            drop(first);
+        for lanes in [1, 3] {
+            let pipeline = Pipeline::new(
+                Arc::new(FakeSource::new(200, None)),
+                PipelineConfig {
+                    shuffle_lanes: lanes,
+                    ..config()
+                },
+            );
+            for _ in 0..20 {
+                let mut stream = pipeline.epoch(0).unwrap();
+                let first = stream.next().unwrap().unwrap();
+                assert_eq!(first.rows.num_rows(), 100);
+                drop(stream); // while the batch is still held, and the readers are mid-epoch
+                drop(first);
+            }
         }
     });
 }
@@ -162,19 +171,27 @@ fn dropping_the_stream_early_joins_every_thread() {
 #[test]
 fn a_consumer_that_holds_every_batch_does_not_deadlock_the_drop() {
     within(Duration::from_secs(10), || {
-        let pipeline = Pipeline::new(Arc::new(FakeSource::new(50, None)), config());
-        let mut stream = pipeline.epoch(0).unwrap();
-        // Hold more batches than the pool recycles (prefetch + 2): the stage must not wait
-        // for a buffer that never comes back, and the drop must still join it.
-        let held: Vec<_> = (0..10).map(|_| stream.next().unwrap().unwrap()).collect();
-        let mut ids: Vec<u64> = held
-            .iter()
-            .flat_map(|b| b.rows.row_ids().to_vec())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), 1_000, "ten distinct batches of 100 rows");
-        drop(stream);
-        drop(held);
+        for lanes in [1, 3] {
+            let pipeline = Pipeline::new(
+                Arc::new(FakeSource::new(50, None)),
+                PipelineConfig {
+                    shuffle_lanes: lanes,
+                    ..config()
+                },
+            );
+            let mut stream = pipeline.epoch(0).unwrap();
+            // Hold more batches than the pool recycles (prefetch + 2): the stage must not wait
+            // for a buffer that never comes back, and the drop must still join it.
+            let held: Vec<_> = (0..10).map(|_| stream.next().unwrap().unwrap()).collect();
+            let mut ids: Vec<u64> = held
+                .iter()
+                .flat_map(|b| b.rows.row_ids().to_vec())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 1_000, "ten distinct batches of 100 rows");
+            drop(stream);
+            drop(held);
+        }
     });
 }

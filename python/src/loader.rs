@@ -107,6 +107,9 @@ pub(crate) fn pipeline_options(
     if let Some(rows) = options.size("shuffle_buffer")? {
         config.shuffle_buffer_rows = rows;
     }
+    if let Some(k) = options.size("shuffle_lanes")? {
+        config.shuffle_lanes = k;
+    }
     if let Some(p) = options.size("prefetch")? {
         config.prefetch = p;
     }

@@ -51,6 +51,8 @@ class Loader:
             the label).
         label: the label column.
         shuffle_buffer: rows held by the shuffle buffer (memory: rows × (4·features + 12) B).
+        shuffle_lanes: independent reservoirs the shuffle buffer is split into, run on up to
+            that many threads; part of the batch order (1 keeps the one-buffer order).
         prefetch: batches prepared ahead of the consumer.
         readers: reader (decoder) threads; the batches do not depend on it.
         seed: seed of the unit order and the shuffle buffer.
@@ -77,6 +79,7 @@ class Loader:
         features: Optional[Sequence[str]] = None,
         label: str = "label",
         shuffle_buffer: int = 65536,
+        shuffle_lanes: int = 1,
         prefetch: int = 4,
         readers: int = 2,
         seed: int = 0,

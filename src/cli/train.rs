@@ -89,6 +89,10 @@ pub(crate) struct TrainArgs {
     /// Rows held by the shuffle buffer (memory: rows × (4·features + 12) bytes)
     #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
     shuffle_buffer: usize,
+    /// Split the shuffle buffer into K independent reservoirs, run on up to K threads (the
+    /// batch order depends on K, never on the thread count; 1 keeps the one-buffer order)
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    shuffle_lanes: usize,
     /// Read units and rows in file order (no shuffling)
     #[arg(long)]
     no_shuffle: bool,
@@ -242,6 +246,7 @@ impl TrainArgs {
                 Shuffle::Seeded(self.seed)
             },
             shuffle_buffer_rows: self.shuffle_buffer,
+            shuffle_lanes: self.shuffle_lanes,
             prefetch: self.prefetch,
             num_readers: self.read.readers,
             verify_checksums: self.read.verify_checksums,

@@ -90,6 +90,10 @@ pub struct TrainConfig {
     pub shuffle: Shuffle,
     /// Rows in the shuffle buffer (option `shuffle_buffer`). By default 65,536.
     pub shuffle_buffer_rows: usize,
+    /// Independent reservoirs the shuffle buffer is split into, each run on a thread of its
+    /// own up to the machine's cores (see [`crate::pipeline::lanes`]); part of the batch
+    /// order. By default 1.
+    pub shuffle_lanes: usize,
     /// Batches prefetched ahead of the trainer. By default 4.
     pub prefetch: usize,
     /// Reader threads (option `readers`). By default 2.
@@ -193,6 +197,7 @@ impl Default for TrainConfig {
             last_batch: LastBatch::Keep,
             shuffle: Shuffle::Seeded(0),
             shuffle_buffer_rows: 65_536,
+            shuffle_lanes: 1,
             prefetch: 4,
             num_readers: 2,
             verify_checksums: true,
@@ -447,6 +452,7 @@ impl TrainConfig {
             last_batch: self.last_batch,
             shuffle: self.shuffle,
             shuffle_buffer_rows: self.shuffle_buffer_rows,
+            shuffle_lanes: self.shuffle_lanes,
             prefetch: self.prefetch,
             num_readers: self.num_readers,
             block_rows: self.block_rows,

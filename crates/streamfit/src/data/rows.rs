@@ -109,6 +109,11 @@ impl RowBlock {
         &self.targets
     }
 
+    /// One target per row, mutable.
+    pub fn targets_mut(&mut self) -> &mut [f32] {
+        &mut self.targets
+    }
+
     /// One global row id per row.
     pub fn row_ids(&self) -> &[u64] {
         &self.row_ids

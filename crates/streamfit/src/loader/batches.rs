@@ -121,6 +121,7 @@ impl Loader {
                 Shuffle::Seeded(seed) => Some(seed),
             },
             shuffle_buffer_rows: pipeline_config.shuffle_buffer_rows,
+            shuffle_lanes: pipeline_config.lanes(),
             rank: pipeline_config.rank,
             world: pipeline_config.world,
         };

@@ -29,6 +29,9 @@ pub struct LoaderSettings {
     pub shuffle_seed: Option<u64>,
     /// Shuffle-buffer rows.
     pub shuffle_buffer_rows: usize,
+    /// Shuffle lanes; absent when 1 (and in states taken before lanes existed).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shuffle_lanes: usize,
     /// This rank.
     pub rank: usize,
     /// Ranks sharing the data.
@@ -71,6 +74,11 @@ impl LoaderSettings {
                 self.shuffle_buffer_rows.to_string(),
                 now.shuffle_buffer_rows.to_string(),
             ),
+            (
+                "«shuffle_lanes»",
+                self.shuffle_lanes.to_string(),
+                now.shuffle_lanes.to_string(),
+            ),
             ("«rank»", self.rank.to_string(), now.rank.to_string()),
             (
                 "«world_size»",
@@ -82,6 +90,14 @@ impl LoaderSettings {
         .find(|(_, was, is)| was != is)
         .map(|(name, was, is)| format!("{name} was {was}, now {is}"))
     }
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Where a loader stands: the epoch (from 0) and the steps of it already handed out, under
@@ -137,6 +153,7 @@ mod tests {
             drop_last: false,
             shuffle_seed: Some(0),
             shuffle_buffer_rows: 256,
+            shuffle_lanes: 1,
             rank: 0,
             world: 1,
         }

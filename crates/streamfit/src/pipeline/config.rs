@@ -5,6 +5,7 @@
 //! count, the resident-memory budget, the evaluation pass's settings). It starts nothing and
 //! reads nothing.
 
+use super::lanes::{LANE_CHUNK_ROWS, MAX_LANES};
 use super::{ReaderSettings, Shuffle};
 use crate::data::RowBlock;
 use crate::data::source::OnBadFile;
@@ -33,6 +34,13 @@ pub struct PipelineConfig {
     pub shuffle: Shuffle,
     /// Rows held by the shuffle buffer. By default 65,536.
     pub shuffle_buffer_rows: usize,
+    /// Independent reservoirs the shuffle buffer is split into, run on up to that many
+    /// threads ([`lanes`](super::lanes)); part of the batch order. By default 1 (one buffer
+    /// on the `shuffle` thread).
+    pub shuffle_lanes: usize,
+    /// Threads that run the lanes: 0 for one per lane up to the machine's cores. It changes
+    /// no batch. By default 0.
+    pub lane_threads: usize,
     /// Batches queued ahead of the consumer. By default 4.
     pub prefetch: usize,
     /// Reader threads. By default 2.
@@ -59,6 +67,8 @@ impl Default for PipelineConfig {
             last_batch: LastBatch::Keep,
             shuffle: Shuffle::Seeded(0),
             shuffle_buffer_rows: 65_536,
+            shuffle_lanes: 1,
+            lane_threads: 0,
             prefetch: 4,
             num_readers: 2,
             block_rows: 8_192,
@@ -98,7 +108,43 @@ impl PipelineConfig {
                 "must be at least 1 row (use «no_shuffle» to read in file order)",
             ));
         }
+        if self.shuffle_lanes == 0 || self.shuffle_lanes > MAX_LANES {
+            return Err(Error::config(
+                "shuffle_lanes",
+                format!("must be between 1 and {MAX_LANES}"),
+            ));
+        }
+        if self.lanes() > 1 {
+            if self.shuffle_lanes > self.shuffle_buffer_rows {
+                return Err(Error::config(
+                    "shuffle_lanes",
+                    format!(
+                        "must be at most «shuffle_buffer» ({} rows): each lane holds at least one row",
+                        self.shuffle_buffer_rows
+                    ),
+                ));
+            }
+            if self.on_bad_file == OnBadFile::Skip {
+                return Err(Error::config(
+                    "shuffle_lanes",
+                    "above 1 is not supported with «on_bad_file» skip",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Shuffle lanes in use: `shuffle_lanes` when shuffling, else 1.
+    pub fn lanes(&self) -> usize {
+        match self.shuffle {
+            Shuffle::Off => 1,
+            Shuffle::Seeded(_) => self.shuffle_lanes.max(1),
+        }
+    }
+
+    /// Groups of batches being filled at once: one, or with lanes [`LANE_ROUNDS`].
+    pub fn groups_in_flight(&self) -> usize {
+        if self.lanes() > 1 { LANE_ROUNDS } else { 1 }
     }
 
     /// The settings of an evaluation pass over `num_rows` rows: file order, every row, batches
@@ -110,6 +156,7 @@ impl PipelineConfig {
             step_rows: num_rows.max(1),
             last_batch: LastBatch::Keep,
             shuffle: Shuffle::Off,
+            shuffle_lanes: 1,
             on_bad_file: OnBadFile::Error,
             ..self.clone()
         }
@@ -154,10 +201,10 @@ impl PipelineConfig {
         }
     }
 
-    /// Batch buffers in circulation: the groups in the prefetch queue, the group being filled
-    /// and the group at the consumer.
+    /// Batch buffers in circulation: the groups in the prefetch queue, the groups being
+    /// filled and the group at the consumer.
     pub fn num_batch_buffers(&self) -> usize {
-        (self.queue_groups() + 2) * self.batches_per_group()
+        (self.queue_groups() + 1 + self.groups_in_flight()) * self.batches_per_group()
     }
 
     /// The resident-memory budget this configuration implies for rows of `num_features`:
@@ -173,7 +220,13 @@ impl PipelineConfig {
         // plus the block the consumer holds.
         let block_rows = (self.num_readers * (self.reader_channel_blocks + 2) + 1) as u64
             * (self.block_rows as u64).min(num_rows);
-        (shuffle_rows + batch_rows + block_rows) * row
+        // With lanes: rows dealt to a lane and not yet taken (lanes stay within a few chunks
+        // of each other in the plan stream, and a round takes at most a group's rows more).
+        let lane_rows = match self.lanes() {
+            1 => 0,
+            lanes => (lanes as u64 * LANE_CHUNK_ROWS + GROUP_ROWS as u64).min(num_rows),
+        };
+        (shuffle_rows + batch_rows + block_rows + lane_rows) * row
     }
 }
 
@@ -190,6 +243,9 @@ pub fn check_readers(field: &'static str, num_readers: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Groups of batches the lanes fill at once (one being filled while the one before finishes).
+pub const LANE_ROUNDS: usize = 2;
 
 /// Rows per message from the shuffle thread to the trainer (see
 /// [`PipelineConfig::batches_per_group`]).

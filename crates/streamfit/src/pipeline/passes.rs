@@ -14,6 +14,8 @@ use crossbeam_channel::bounded;
 
 use super::batch::BatchStream;
 use super::dropped::{DroppedFiles, FileDrop, PassDrops, position_rows};
+use super::lane_resume;
+use super::lane_stage::LaneStage;
 use super::stage::{ShuffleStage, StreamStart};
 use super::{
     ErrorSlot, LastBatch, Next, PipelineConfig, ReaderSettings, RngStream, Shuffle, ShuffleBuffer,
@@ -265,8 +267,15 @@ impl Pipeline {
     pub fn epoch(&self, epoch: u64) -> Result<BatchStream> {
         let cfg = &self.config;
         let plan = self.plan(epoch);
+        let lanes = match cfg.shuffle {
+            Shuffle::Seeded(seed) if cfg.lanes() > 1 => {
+                Some(lane_resume::fresh_start(self, epoch, seed))
+            }
+            _ => None,
+        };
         let buffer = match cfg.shuffle {
             Shuffle::Off => None,
+            Shuffle::Seeded(_) if lanes.is_some() => None,
             Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
                 self.buffer_capacity(),
                 self.source.num_features(),
@@ -278,6 +287,7 @@ impl Pipeline {
             StreamStart {
                 skip_rows: 0,
                 buffer,
+                lanes,
                 step: 0,
                 rows_emitted: 0,
                 epoch_rows: self.epoch_rows(epoch),
@@ -339,17 +349,18 @@ impl Pipeline {
         }
         let (batch_tx, batch_rx) = bounded(cfg.queue_groups());
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
-        let stage = ShuffleStage::new(
-            blocks,
-            from,
-            cfg,
-            self.source.num_features(),
-            batch_tx,
-            cancel_rx,
-        );
-        let shuffle_thread = std::thread::Builder::new()
-            .name("shuffle".to_string())
-            .spawn(move || stage.run());
+        let num_features = self.source.num_features();
+        let shuffle = std::thread::Builder::new().name("shuffle".to_string());
+        let shuffle_thread = match from.lanes.is_some() {
+            true => {
+                let stage = LaneStage::new(blocks, from, cfg, num_features, batch_tx, cancel_rx);
+                shuffle.spawn(move || stage.run())
+            }
+            false => {
+                let stage = ShuffleStage::new(blocks, from, cfg, num_features, batch_tx, cancel_rx);
+                shuffle.spawn(move || stage.run())
+            }
+        };
         match shuffle_thread {
             Ok(handle) => threads.push(handle),
             Err(e) => {

@@ -20,6 +20,8 @@ pub enum RngStream {
     Generate = 4,
     /// The units held out as validation data (`valid_fraction`).
     Holdout = 5,
+    /// How batches are split among the shuffle lanes in an epoch (`shuffle_lanes`).
+    Lanes = 6,
 }
 
 /// A seeded generator for one stream of one epoch.

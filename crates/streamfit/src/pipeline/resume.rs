@@ -17,6 +17,7 @@ use std::ops::ControlFlow;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
+use super::lane_resume::{self, LaneCursor, LaneTracker};
 use super::stage::StreamStart;
 use super::{Pipeline, RngStream, Shuffle, ShuffleBuffer, rng_for};
 use crate::data::RowBlock;
@@ -38,6 +39,13 @@ pub struct StreamCursor {
     pub rng: Option<Xoshiro256PlusPlus>,
     /// Ids of the rows in the shuffle buffer, in slot order.
     pub buffer_ids: Vec<u64>,
+    /// With «shuffle_lanes» above 1: every lane's state, by lane (`rng` is then absent and
+    /// `buffer_ids` empty). Absent with one lane, and in checkpoints written before lanes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lanes: Vec<LaneCursor>,
+    /// With lanes: the generator that lays out the lanes' pieces of each batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane_selector: Option<Xoshiro256PlusPlus>,
 }
 
 /// Follows one epoch's shuffle decisions on row ids, forward only.
@@ -51,6 +59,8 @@ pub struct CursorTracker<'p> {
     step_rows: u64,
     rows_per_epoch: u64,
     buffer: Option<ShuffleBuffer>,
+    /// With more than one lane: the lanes (and no `buffer`).
+    lanes: Option<LaneTracker>,
     /// Plan position and rows taken from the unit there.
     position: usize,
     offset: u64,
@@ -72,8 +82,15 @@ impl<'p> CursorTracker<'p> {
             units,
             step_rows: cfg.step_rows,
             rows_per_epoch: pipeline.epoch_rows(epoch),
+            lanes: match cfg.shuffle {
+                Shuffle::Seeded(seed) if cfg.lanes() > 1 => {
+                    Some(LaneTracker::new(pipeline, epoch, seed))
+                }
+                _ => None,
+            },
             buffer: match cfg.shuffle {
                 Shuffle::Off => None,
+                Shuffle::Seeded(_) if cfg.lanes() > 1 => None,
                 Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
                     pipeline.buffer_capacity(),
                     0,
@@ -98,6 +115,20 @@ impl<'p> CursorTracker<'p> {
         self.position_rows = self.pipeline.position_rows(self.epoch);
         self.rows_per_epoch = self.pipeline.epoch_rows(self.epoch);
         let target = (steps * self.step_rows).min(self.rows_per_epoch);
+        if let Some(lanes) = &mut self.lanes {
+            let (rows_consumed, lanes, selector) = lanes.advance_to(target);
+            self.steps = steps;
+            return StreamCursor {
+                epoch: self.epoch,
+                steps,
+                rows_emitted: target,
+                rows_consumed,
+                rng: None,
+                buffer_ids: Vec::new(),
+                lanes,
+                lane_selector: Some(selector),
+            };
+        }
         match &mut self.buffer {
             None => {
                 self.rows_emitted = target;
@@ -165,6 +196,8 @@ impl<'p> CursorTracker<'p> {
                 .as_ref()
                 .map(|b| b.row_ids().to_vec())
                 .unwrap_or_default(),
+            lanes: Vec::new(),
+            lane_selector: None,
         }
     }
 }
@@ -206,6 +239,34 @@ pub(super) fn restart(
     let bad =
         |what: String| Error::config("resume", format!("the checkpoint's stream cursor {what}"));
     let epoch_rows = pipeline.epoch_rows(cursor.epoch);
+    if cfg.lanes() > 1 || !cursor.lanes.is_empty() {
+        if cfg.lanes() == 1 {
+            return Err(bad("does not match «shuffle_lanes»".into()));
+        }
+        let step_end = cursor
+            .steps
+            .checked_mul(cfg.step_rows)
+            .map(|rows| rows.min(epoch_rows));
+        if step_end != Some(cursor.rows_emitted) {
+            return Err(bad("does not fit this dataset and batch size".into()));
+        }
+        let (lanes, position, reread) = lane_resume::restart(pipeline, cursor)?;
+        let plan = pipeline.plan(cursor.epoch);
+        return Ok((
+            StreamStart {
+                skip_rows: 0,
+                buffer: None,
+                lanes: Some(lanes),
+                step: cursor.steps,
+                rows_emitted: cursor.rows_emitted,
+                epoch_rows,
+                plan_rows: pipeline.available_rows(cursor.epoch),
+            },
+            plan[position.min(plan.len())..].to_vec(),
+            position,
+            reread,
+        ));
+    }
     let step_end = cursor
         .steps
         .checked_mul(cfg.step_rows)
@@ -258,6 +319,7 @@ pub(super) fn restart(
         StreamStart {
             skip_rows,
             buffer,
+            lanes: None,
             step: cursor.steps,
             rows_emitted: cursor.rows_emitted,
             epoch_rows,
@@ -271,7 +333,7 @@ pub(super) fn restart(
 
 /// Reads the units holding `ids` and returns the rows in that (slot) order, with the number of
 /// rows read.
-fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
+pub(super) fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
     let source = pipeline.source();
     let units = source.units();
     let d = source.num_features();

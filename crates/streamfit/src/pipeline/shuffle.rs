@@ -75,15 +75,26 @@ impl ShuffleBuffer {
 
     /// Offers every row of `block`; each row that the buffer evicts is passed to `emit`.
     pub fn push_block(&mut self, block: &RowBlock, emit: &mut Emit<'_>) -> ControlFlow<()> {
-        let n = block.num_rows();
+        self.push_rows(block, 0..block.num_rows(), emit)
+    }
+
+    /// Offers rows `rows` of `block`, in order; each row that the buffer evicts is passed to
+    /// `emit`.
+    pub fn push_rows(
+        &mut self,
+        block: &RowBlock,
+        rows: std::ops::Range<usize>,
+        emit: &mut Emit<'_>,
+    ) -> ControlFlow<()> {
+        let n = rows.end;
         let (features, targets, ids) = (block.features(), block.targets(), block.row_ids());
         let d = block.num_features();
-        let mut i = 0;
+        let mut i = rows.start;
         // Filling: store rows without emitting, in one bulk copy per block.
         let room = self.capacity_rows - self.arena.num_rows();
         if room > 0 {
-            i = room.min(n);
-            self.arena.extend_from(block, 0..i);
+            i += room.min(rows.len());
+            self.arena.extend_from(block, rows.start..i);
         }
         // Full: each incoming row evicts a random resident. The slots are drawn for the whole
         // block first (the same draws in the same order as one at a time), so the rows a few

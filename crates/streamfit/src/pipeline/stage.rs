@@ -11,6 +11,7 @@ use std::ops::ControlFlow;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::batch::Batch;
+use super::lane_stage::LaneStart;
 use super::{LastBatch, Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
@@ -28,8 +29,10 @@ pub(super) struct ShuffleStage {
 pub(super) struct StreamStart {
     /// Leading rows of the plan already consumed (skipped).
     pub skip_rows: u64,
-    /// The shuffle buffer, empty or refilled (none without shuffling).
+    /// The shuffle buffer, empty or refilled (none without shuffling, or with lanes).
     pub buffer: Option<ShuffleBuffer>,
+    /// With more than one shuffle lane: the lanes' start (`lane_stage.rs` runs the pass).
+    pub lanes: Option<LaneStart>,
     /// Steps of the epoch already emitted.
     pub step: u64,
     /// Rows already emitted into those steps.

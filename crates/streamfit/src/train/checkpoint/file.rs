@@ -1,7 +1,8 @@
 //! The checkpoint file: what a [`Checkpoint`] holds, and how it is saved, found and loaded.
 //!
 //! The file is one header line, `streamfit-checkpoint 2 <length> <crc32c>`, then a JSON body of
-//! that length with that checksum. It is written through [`AtomicFile`] (a temporary name,
+//! that length with that checksum (version 3 for a run with more than one shuffle lane, whose
+//! stream cursor holds every lane). It is written through [`AtomicFile`] (a temporary name,
 //! synced, renamed, the directory synced), so a crash (even `kill -9`) leaves the previous
 //! checkpoint or the new one, never a torn file; a file whose length or checksum is wrong is
 //! never loaded. Which checkpoints a run writes, and when, is `writer.rs`'s business.
@@ -26,6 +27,9 @@ use crate::train::{BestModel, EpochSummary, ValidationRecord};
 
 const MAGIC: &str = "streamfit-checkpoint";
 const VERSION: u32 = 2;
+/// The version of a checkpoint of a run with more than one shuffle lane: a binary that knows
+/// no lanes refuses it instead of resuming it with one.
+const LANES_VERSION: u32 = 3;
 const EXTENSION: &str = "sfck";
 /// One data file as a checkpoint remembers it: the source's [`FileIdentity`] (path, size and
 /// the CRC32C of its last 64 KiB).
@@ -162,8 +166,13 @@ impl Checkpoint {
         }
         let path = dir.join(format!("ckpt-{:012}.{EXTENSION}", self.iteration));
         let body = serde_json::to_vec(self).map_err(|e| Error::output(&path, e))?;
+        let version = if self.fingerprint.shuffle_lanes > 1 {
+            LANES_VERSION
+        } else {
+            VERSION
+        };
         let header = format!(
-            "{MAGIC} {VERSION} {} {:08x}\n",
+            "{MAGIC} {version} {} {:08x}\n",
             body.len(),
             crc32c::crc32c(&body)
         );
@@ -205,9 +214,11 @@ impl Checkpoint {
         let [magic, version, len, crc] = fields[..] else {
             return Err(bad(format!("bad header {header:?}")));
         };
-        if magic != MAGIC || version != VERSION.to_string() {
+        if magic != MAGIC
+            || (version != VERSION.to_string() && version != LANES_VERSION.to_string())
+        {
             return Err(bad(format!(
-                "not a version-{VERSION} checkpoint ({header:?})"
+                "not a version-{VERSION} or -{LANES_VERSION} checkpoint ({header:?})"
             )));
         }
         let body = &bytes[newline + 1..];

@@ -39,6 +39,10 @@ pub struct RunFingerprint {
     pub shuffle_seed: Option<u64>,
     /// Shuffle-buffer rows.
     pub shuffle_buffer_rows: usize,
+    /// Shuffle lanes (`shuffle_lanes`); absent when 1 (and in checkpoints written before
+    /// lanes, which had one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shuffle_lanes: usize,
     /// Feature names, in order.
     pub features: Vec<String>,
     /// Label column.
@@ -159,6 +163,11 @@ impl RunFingerprint {
             now.shuffle_buffer_rows.to_string(),
         );
         check(
+            "«shuffle_lanes»",
+            self.shuffle_lanes.to_string(),
+            now.shuffle_lanes.to_string(),
+        );
+        check(
             "the feature columns",
             self.features.join(","),
             now.features.join(","),
@@ -227,6 +236,10 @@ fn one() -> usize {
     1
 }
 
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 impl RunFingerprint {
     /// The fingerprint of training with `config` on batches shaped by `pipeline` over data of
     /// `schema`, whose first epochs make `total_steps(epochs)` steps.
@@ -251,6 +264,7 @@ impl RunFingerprint {
                 Shuffle::Seeded(seed) => Some(seed),
             },
             shuffle_buffer_rows: pipeline.shuffle_buffer_rows,
+            shuffle_lanes: pipeline.lanes(),
             features: schema.feature_names.clone(),
             label: schema.label.clone(),
             standardize: config.standardize.clone(),
