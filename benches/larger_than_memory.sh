@@ -6,7 +6,8 @@
 # a container), for each read mode. Prints one table row per case: the median rows/s of RUNS
 # runs, the ratio to the warm median, what the kernel read from storage (pgpgin) and the
 # workingset refaults (pages read again after being evicted) per run, peak RSS against the
-# printed budget, and the read mode the run used.
+# printed budget, and the read mode the run used; and per dataset the storage's own ceiling
+# (`cat` of the files 3 times, evicted, under the smallest cap) as the rows/s it could feed.
 #
 # Usage: benches/larger_than_memory.sh [RUNS] [CAPS] [MODES]
 #   RUNS  runs per case (default 3), CAPS caps in MiB (default "1000 400 200"),
@@ -90,6 +91,17 @@ for source in "$data" "$shards"; do
         name, case, $6, $1 / 1e6, 100 * $1 / warm, $2, $3, $4, $5 }' <<<"$2"
   }
   show "warm" "$warm"
+  # The storage's own ceiling: the files read 3 times with `cat`, evicted, under the smallest
+  # cap, as the rows/s that rate of bytes would feed.
+  evict "$source"
+  rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"])' "$report")
+  bytes=$(du -sb "$source" | cut -f1)
+  start=$(date +%s.%N)
+  $memlimit "${caps##* }" bash -c 'for i in 1 2 3; do cat "$1"/* >/dev/null; done' _ "$source" 2>/dev/null
+  end=$(date +%s.%N)
+  awk -v name="$name" -v rows="$rows" -v bytes="$bytes" -v s="$start" -v e="$end" -v warm="$warm_rate" -v cap="${caps##* }" 'BEGIN {
+    t = e - s; printf "| %s | storage: cat × 3, evicted, cap %s MiB | - | %.2f M | %.0f%% | %.2f GB/s | - | - |\n",
+      name, cap, 3 * rows / t / 1e6, 100 * 3 * rows / t / warm, 3 * bytes / t / 1e9 }'
   for cap in $caps; do
     for mode in $modes; do
       show "evicted, cap $cap MiB" "$(case_row "$cap" "$source" --read-mode "$mode")"
