@@ -165,7 +165,8 @@ def train(paths: _Paths, **options: Any) -> Dict[str, Any]:
 
     Options are the command line's long flags with `_`: `batch_size=512`, `epochs=3`,
     `model="mlp"`, `hidden=[64, 32]`, `optimizer="adam"`, `lr=0.001`, `valid=...`,
-    `save_model="m.json"`, `checkpoint_dir=...`, `resume="auto"`, `standardize=True`,
+    `save_model="m.json"`, `checkpoint_dir=...`, `resume="auto"`, `standardize=True`
+    (`False`: never; unset: when the features' scales are mixed, as the command line),
     `profile=True` (adds the stage table to the report), and so on; switches are booleans
     (`no_shuffle=True`, `drop_last=True`). Each epoch reports its running training loss
     (`train_loss`); `full_loss=True` adds the exact full-data pass (`full_loss`).

@@ -15,6 +15,19 @@ use serde::{Deserialize, Serialize};
 use crate::data::RowBlock;
 use crate::data::stats::DatasetStats;
 
+/// When a run standardises its features («standardize»).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Standardize {
+    /// When the scale check finds the raw features on mixed scales (see
+    /// [`crate::run::ScaleCheck`]). The default.
+    #[default]
+    Auto,
+    /// Always (`--standardize`).
+    Always,
+    /// Never: train on the raw values even when their scales are mixed (`--no-standardize`).
+    Never,
+}
+
 /// Per-feature mean and standard deviation used to z-score the features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardization {

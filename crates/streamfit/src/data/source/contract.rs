@@ -132,6 +132,13 @@ pub trait Source: Send + Sync {
         self.files().iter().map(|p| FileIdentity::of(p)).collect()
     }
 
+    /// The smallest and largest value of each feature over the whole dataset, from metadata
+    /// alone (no data is read): `Some` only when every file stores them for every feature.
+    /// Used to judge whether the features need standardising. By default `None`.
+    fn feature_ranges(&self) -> Option<Vec<(f64, f64)>> {
+        None
+    }
+
     /// The categorical columns the source reads, in the order of their features (with
     /// «categorical» `auto` resolved to names). By default none.
     fn categorical_columns(&self) -> Vec<String> {

@@ -135,6 +135,28 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// Value `i` in f64, before any rounding to f32 (the scale check's footer ranges).
+    pub(super) fn value(&self, i: usize) -> f64 {
+        match self {
+            Values::F16(s) => f64::from(s[i].to_f32()),
+            Values::F32(s) => f64::from(s[i]),
+            Values::F64(s) => s[i],
+            Values::I8(s) => f64::from(s[i]),
+            Values::I16(s) => f64::from(s[i]),
+            Values::I32(s) => f64::from(s[i]),
+            Values::I64(s) => s[i] as f64,
+            Values::U8(s) => f64::from(s[i]),
+            Values::U16(s) => f64::from(s[i]),
+            Values::U32(s) => f64::from(s[i]),
+            Values::U64(s) => s[i] as f64,
+            Values::Bool(b) => f64::from(u8::from(b.value(i))),
+            Values::Scaled32(s, divisor) => f64::from(s[i]) / divisor,
+            Values::Scaled64(s, divisor) => s[i] as f64 / divisor,
+            Values::Scaled128(s, divisor) => s[i] as f64 / divisor,
+            Values::Scaled256(s, divisor) => i256_to_f64(s[i]) / divisor,
+        }
+    }
+
     /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`; returns true when
     /// any converted value is NaN or infinite (a float64 beyond the f32 range becomes one).
     fn scatter(

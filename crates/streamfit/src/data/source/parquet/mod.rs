@@ -35,6 +35,8 @@
 //!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
+//! - `footer_stats`: the features' ranges from the footers' column statistics (the scale
+//!   check of `train`'s default standardisation).
 
 mod absent;
 mod categories;
@@ -44,6 +46,7 @@ mod decode;
 mod encode;
 mod files;
 mod footer_repair;
+mod footer_stats;
 mod page_bounds;
 mod pages;
 mod passthrough;

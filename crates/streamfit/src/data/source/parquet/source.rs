@@ -286,6 +286,10 @@ impl Source for ParquetSource {
         self.file_bytes
     }
 
+    fn feature_ranges(&self) -> Option<Vec<(f64, f64)>> {
+        self.footer_ranges()
+    }
+
     fn describe(&self) -> SourceInfo {
         let file = &self.files[0];
         let mut columns = column_infos(&file.metadata, &file.layout, &self.schema);
