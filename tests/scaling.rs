@@ -2,14 +2,18 @@
 //! or a column centred more than 100 of its ranges from zero) are standardised by default,
 //! with one line naming the columns; `--no-standardize` trains on the raw values; the
 //! decision reads the footers' statistics or the first unit, whatever the reader count; 0/1
-//! encoded features are left out of the check; a divergence suggests `--standardize`.
+//! encoded features are left out of the check; a divergence suggests `--standardize`; a
+//! timestamp far from zero is centred in f64 before the f32 cast, so its seconds are learned
+//! and `predict` on the raw file applies the same centre.
 
 mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampSecondArray,
+};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -197,4 +201,86 @@ fn a_diverged_run_suggests_standardize() {
     assert!(stderr.contains("--standardize"), "{stderr}");
     // By default the same run standardises and trains.
     common::run_ok(&args);
+}
+
+/// 1.7e9 s is a multiple of 128, the spacing of f32 values there: every second of
+/// [T0 + 2, T0 + 62) rounds to T0 in f32.
+const T0: i64 = 1_700_000_000;
+
+#[test]
+fn a_timestamp_is_centred_in_f64_so_its_seconds_are_learned_and_predict_matches() {
+    // The label is 1 when the event came in the second half minute of the window (±3 s of
+    // noise): a difference of seconds, which a cast of the raw timestamp to f32 erases.
+    let dir = common::tempdir();
+    let data = dir.path().join("events.parquet");
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(17);
+    let n = 3_000;
+    let (mut ts, mut label) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let second: i64 = rng.random_range(2..62);
+        let noise: i64 = rng.random_range(-3..=3);
+        ts.push(T0 + second);
+        label.push(i64::from(second + noise >= 32));
+    }
+    let batch = RecordBatch::try_from_iter([
+        (
+            "ts",
+            Arc::new(TimestampSecondArray::from(ts.clone()).with_timezone("UTC")) as ArrayRef,
+        ),
+        (
+            "label",
+            Arc::new(Int64Array::from(label.clone())) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    write(&data, &batch, true);
+    assert_eq!(
+        T0 as f32,
+        (T0 + 61) as f32,
+        "the f32 cast erases the seconds"
+    );
+
+    let (stdout, model) = train(dir.path(), &data, &[]);
+    let line = mixed_line(&stdout).unwrap_or_else(|| panic!("no scale line:\n{stdout}"));
+    assert!(line.contains("ts centred at 1.700e9"), "{line}");
+    assert_eq!(model["version"], 5, "{model}");
+    let centre = &model["standardization"]["centre"][0];
+    assert_eq!(centre["column"], "ts");
+    let centre = centre["value"].as_f64().unwrap();
+    assert_eq!(
+        centre,
+        (T0 + 2) as f64 / 2.0 + (T0 + 61) as f64 / 2.0,
+        "the footer range's centre"
+    );
+    let metrics = eval(dir.path(), &data);
+    let accuracy = metrics["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.85,
+        "accuracy {accuracy} (the classes are about even)"
+    );
+
+    // `predict` on the raw file: σ(w·(ts − centre) + b) with the saved weight, in f64.
+    let preds = dir.path().join("preds.parquet");
+    let m = dir.path().join("model.json");
+    common::run_ok(&[
+        "predict",
+        "-q",
+        "--model",
+        m.to_str().unwrap(),
+        data.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+    ]);
+    let predicted = common::f32_column(&common::read_parquet(&preds), "probability");
+    let w = model["weights"][0].as_f64().unwrap();
+    let b = model["bias"].as_f64().unwrap();
+    assert_eq!(predicted.len(), n);
+    for (t, p) in ts.iter().zip(&predicted) {
+        let z = w * (*t as f64 - centre) + b;
+        let expected = 1.0 / (1.0 + (-z).exp());
+        assert!(
+            (f64::from(*p) - expected).abs() < 1e-5,
+            "ts {t}: {p} vs {expected}"
+        );
+    }
 }

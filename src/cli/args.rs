@@ -65,6 +65,7 @@ impl ColumnArgs {
             positive_label: None,
             drop_null_labels: false,
             categorical: Default::default(),
+            centre: Vec::new(),
         }
     }
 }

@@ -23,9 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
-use crate::train::{
-    BatchSize, CHUNK_ROWS, Eval, MAX_EPOCHS, Standardize, TrainerConfig, step_rows,
-};
+use crate::train::{BatchSize, CHUNK_ROWS, Eval, MAX_EPOCHS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
@@ -144,10 +142,9 @@ pub struct TrainConfig {
     /// [`Origin::FromData`]: the schedule's `every` counts epochs (0 or 1: one epoch), made
     /// iterations when the run is prepared. By default given.
     pub lr_step_size: Origin,
-    /// Train on z-scored features (one extra streamed pass computes each feature's mean and
-    /// std); the saved model is folded back to take raw features. By default
-    /// [`Standardize::Auto`]: when the scale check finds mixed scales.
-    pub standardize: Standardize,
+    /// Train on z-scored features (one streamed pass computes each feature's mean and std);
+    /// the saved model is folded back to take raw features. By default when scales are mixed.
+    pub standardize: crate::train::Standardize,
     /// Fill nulls and NaN in scalar feature columns (zero, each column's mean from a
     /// statistics pass, or a number); resolved into `columns.missing` when the run is
     /// prepared. By default none: a null is an error.
@@ -210,7 +207,7 @@ impl Default for TrainConfig {
             world: 1,
             classes: Origin::Given,
             lr_step_size: Origin::Given,
-            standardize: Standardize::Auto,
+            standardize: crate::train::Standardize::Auto,
             fill_nulls: None,
             null_indicators: false,
             categorical: CategoricalColumns::None,

@@ -58,7 +58,7 @@ pub use self::event::PrepareEvent;
 pub use self::missing::MissingCounts;
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};
 pub use self::scale_check::{
-    ColumnRange, SCALE_FACTOR, ScaleCheck, ScaleEvidence, decide_standardize, encoded_features,
-    resolve_standardization,
+    ColumnRange, SCALE_FACTOR, ScaleCheck, ScaleEvidence, StandardizeDecision, decide_standardize,
+    encoded_features, resolve_standardization,
 };
 pub use self::subset::SubsetSource;

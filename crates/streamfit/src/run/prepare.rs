@@ -88,8 +88,13 @@ impl<'c> PreparedRun<'c> {
         config.trainer.positive_label = config.columns.positive_label.clone();
         config.trainer.categorical = config.columns.categorical.clone();
         config.trainer.drop_null_labels = config.columns.drop_null_labels;
-        let (source, skipped) = config.open_source_skipping()?;
-        let (standardize, mixed) = decide_standardize(&config, &source);
+        let (mut source, mut skipped) = config.open_source_skipping()?;
+        let decision = decide_standardize(&config, &source);
+        if !decision.centre.is_empty() {
+            // Large-magnitude columns are centred as they are decoded, before the f32 cast.
+            config.columns.centre = decision.centre.clone();
+            (source, skipped) = config.open_source_skipping()?;
+        }
         if let Some(dropped) = count_dropped_labels(&config, &source)? {
             events.push(dropped);
         }
@@ -122,13 +127,14 @@ impl<'c> PreparedRun<'c> {
         let reads_explicitly =
             memory::apply_read_mode(config.read_mode, &sources, budget_bytes, available.as_ref());
         config.trainer.standardize = None;
-        if let Some(mixed) = mixed {
+        if let Some(mixed) = decision.mixed {
             events.push(mixed);
         }
-        if standardize {
+        if decision.standardize {
             let encoded = encoded_features(&config);
-            let (standardization, event) =
+            let (mut standardization, event) =
                 resolve_standardization(&source, config.num_readers, &encoded)?;
+            standardization.centre = decision.centre;
             config.trainer.standardize = Some(standardization);
             events.push(event);
         }

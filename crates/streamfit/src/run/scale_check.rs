@@ -9,8 +9,10 @@
 //! column's centre lies more than [`SCALE_FACTOR`] of its ranges from zero (a timestamp near
 //! 1.7e9 s whose values span days). One-hot, hashed and missing-value indicator features are
 //! 0/1 by construction: they are left out of the check (and never standardised).
-//! [`resolve_standardization`] turns «standardize» and the check into the trainer's
-//! [`Standardization`] (one statistics pass when standardising).
+//! [`decide_standardize`] turns «standardize» and the check into a decision, with the
+//! large-magnitude columns (those far off centre) to centre in f64 as they are decoded;
+//! [`resolve_standardization`] computes the trainer's [`Standardization`] (one statistics
+//! pass).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Instant;
 
 use crate::config::TrainConfig;
 use crate::data::RowBlock;
-use crate::data::schema::indicator_name;
+use crate::data::schema::{ColumnCentre, indicator_name};
 use crate::data::source::{ChunkSink, Source};
 use crate::error::Result;
 use crate::inspect::dataset_stats;
@@ -120,21 +122,53 @@ pub fn encoded_features(config: &TrainConfig) -> Vec<String> {
     names
 }
 
+/// Whether a run standardises, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandardizeDecision {
+    /// The run standardises its features.
+    pub standardize: bool,
+    /// «standardize» auto found mixed scales: the event that says so.
+    pub mixed: Option<PrepareEvent>,
+    /// The columns far off centre that the source decodes ([`Source::centrable_columns`]),
+    /// to centre in f64 as they are decoded (standardising only).
+    pub centre: Vec<ColumnCentre>,
+}
+
 /// Whether a run of `config` standardises: always or never as «standardize» says, or, when
 /// `auto`, when the scale check of `source` (the whole training data, before any is held
-/// out) finds mixed scales. Returns the decision and, for `auto` with mixed scales, the
-/// check (the event to show).
-pub fn decide_standardize(
-    config: &TrainConfig,
-    source: &Arc<dyn Source>,
-) -> (bool, Option<PrepareEvent>) {
-    match config.standardize {
-        Standardize::Always => (true, None),
-        Standardize::Never => (false, None),
-        Standardize::Auto => match check_scales(source, &encoded_features(config)) {
-            Some(check) if check.is_mixed() => (true, Some(PrepareEvent::ScalesMixed(check))),
-            _ => (false, None),
-        },
+/// out) finds mixed scales; and, when it standardises Parquet columns, the columns the check
+/// found far off centre, with the centres of their ranges.
+pub fn decide_standardize(config: &TrainConfig, source: &Arc<dyn Source>) -> StandardizeDecision {
+    let check = match config.standardize {
+        Standardize::Never => None,
+        _ => check_scales(source, &encoded_features(config)),
+    };
+    let (standardize, mixed) = match (config.standardize, check.as_ref()) {
+        (Standardize::Always, _) => (true, None),
+        (Standardize::Auto, Some(check)) if check.is_mixed() => {
+            (true, Some(PrepareEvent::ScalesMixed(check.clone())))
+        }
+        _ => (false, None),
+    };
+    // The Parquet decoder centres scalar columns; shards hold rows already decoded, and
+    // partition keys are no stored values.
+    let centrable = source.centrable_columns();
+    let centre = match check {
+        Some(check) if standardize => check
+            .off_centre
+            .iter()
+            .filter(|c| centrable.contains(&c.name))
+            .map(|c| ColumnCentre {
+                column: c.name.clone(),
+                value: c.centre(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    StandardizeDecision {
+        standardize,
+        mixed,
+        centre,
     }
 }
 

@@ -249,11 +249,13 @@ fn resolve(
     }
     base.check()?;
     base.trainer.standardize = None;
-    let (standardize, mixed) = decide_standardize(&base, source);
-    if let Some(mixed) = &mixed {
+    // The source is opened already: large-magnitude columns are not centred before the cast
+    // here (the timings do not depend on it).
+    let decision = decide_standardize(&base, source);
+    if let Some(mixed) = &decision.mixed {
         on_event(TuneEvent::Prepared(mixed));
     }
-    if standardize {
+    if decision.standardize {
         let encoded = encoded_features(&base);
         let (standardization, event) = resolve_standardization(source, base.num_readers, &encoded)?;
         base.trainer.standardize = Some(standardization);

@@ -139,6 +139,13 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// The scalar feature columns this source decodes from stored values, each of which it
+    /// can centre in f64 before the f32 cast ([`ColumnSpec::centre`](crate::data::ColumnSpec)).
+    /// By default none.
+    fn centrable_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The categorical columns the source reads, in the order of their features (with
     /// «categorical» `auto` resolved to names). By default none.
     fn categorical_columns(&self) -> Vec<String> {

@@ -35,6 +35,7 @@
 //!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
+//! - `preprocess`: each feature column's fill value, indicator and f64 centre, resolved.
 //! - `footer_stats`: the features' ranges from the footers' column statistics (the scale
 //!   check of `train`'s default standardisation).
 
@@ -52,6 +53,7 @@ mod pages;
 mod passthrough;
 #[cfg(feature = "remote")]
 mod prefetch;
+mod preprocess;
 mod ranges;
 mod read;
 mod source;
