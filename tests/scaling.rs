@@ -155,6 +155,23 @@ fn without_footer_statistics_the_first_unit_decides_for_any_reader_count() {
 }
 
 #[test]
+fn a_shard_dataset_is_judged_from_its_first_unit() {
+    let dir = common::tempdir();
+    let data = dir.path().join("mixed.parquet");
+    write(&data, &mixed_batch(), true);
+    let shards = dir.path().join("shards");
+    common::to_shards(&data, &shards, None, 1);
+    let (stdout, model) = train(dir.path(), &shards, &[]);
+    let line = mixed_line(&stdout).unwrap_or_else(|| panic!("no scale line:\n{stdout}"));
+    assert!(
+        line.contains("first unit") && line.contains("(big)"),
+        "{line}"
+    );
+    assert!(model["standardization"]["mean"].is_array(), "{model}");
+    assert!(eval(dir.path(), &shards)["accuracy"].as_f64().unwrap() > 0.85);
+}
+
+#[test]
 fn encoded_and_indicator_features_are_left_out_of_the_check() {
     // `x` spans 0.005; the one-hot and indicator features span 1 (200 times more), yet they
     // are 0/1 by construction and never trigger standardisation.

@@ -150,7 +150,8 @@ class Model:
         """Predictions for the rows of a pyarrow Table or pandas DataFrame of raw columns: the
         model's feature columns are taken by name (features `NAME[i]` from the list column
         `NAME`), and whatever preprocessing training applied is applied (a standardised
-        model's statistics are folded into its parameters). A missing column is a `KeyError`,
+        model's statistics are folded into its parameters; a column it centred, such as a
+        timestamp-like number far from zero, is centred in float64 first). A missing column is a `KeyError`,
         a null or non-finite value a `DataError`. Returns the value (regression), the
         probability of class 1 (binary), or `(rows, K)` class probabilities; `streamfit
         predict` writes the same numbers."""
