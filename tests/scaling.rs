@@ -301,3 +301,33 @@ fn a_timestamp_is_centred_in_f64_so_its_seconds_are_learned_and_predict_matches(
         );
     }
 }
+
+#[test]
+fn resuming_an_automatically_standardised_run_without_standardising_is_refused() {
+    let dir = common::tempdir();
+    let data = dir.path().join("mixed.parquet");
+    write(&data, &mixed_batch(), true);
+    let ck = dir.path().join("ck");
+    let (d, c) = (data.to_str().unwrap(), ck.to_str().unwrap());
+    let args = [
+        "train",
+        d,
+        "-q",
+        "--model",
+        "logistic",
+        "--checkpoint-dir",
+        c,
+    ];
+    common::run_ok(&[&args[..], &["--epochs", "1"]].concat());
+    let stderr = common::run_err(
+        &[
+            &args[..],
+            &["--epochs", "2", "--resume", "auto", "--no-standardize"],
+        ]
+        .concat(),
+        2,
+    );
+    assert!(stderr.contains("--standardize"), "{stderr}");
+    // The same automatic decision resumes.
+    common::run_ok(&[&args[..], &["--epochs", "2", "--resume", "auto"]].concat());
+}
