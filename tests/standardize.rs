@@ -68,14 +68,17 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
             "--report",
             report.to_str().unwrap(),
         ];
-        if standardize {
-            a.push("--standardize");
-        }
+        a.push(if standardize {
+            "--standardize"
+        } else {
+            "--no-standardize"
+        });
         a
     };
 
     let stderr = common::run_err(&args(false), 2);
     assert!(stderr.contains("diverged"), "{stderr}");
+    assert!(stderr.contains("--standardize"), "{stderr}");
     assert!(!model.exists(), "a diverged run wrote a model");
 
     common::run_ok(&args(true));

@@ -89,6 +89,7 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         positive_label: None,
         drop_null_labels: false,
         categorical: Default::default(),
+        centre: Vec::new(),
     })
 }
 

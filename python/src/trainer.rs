@@ -29,7 +29,7 @@ use streamfit::model::{Activation, HeadKind, ModelKind};
 use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use streamfit::pipeline::Shuffle;
 use streamfit::run::PreparedRun;
-use streamfit::train::{EpochSummary, Eval, ModelFile, StepRecord, TrainObserver};
+use streamfit::train::{EpochSummary, Eval, ModelFile, Standardize, StepRecord, TrainObserver};
 
 use crate::errors::IntoPy;
 use crate::loader::{columns, pipeline_options};
@@ -224,7 +224,13 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
         &[("error", OnBadFile::Error), ("skip", OnBadFile::Skip)],
         OnBadFile::Error,
     )?;
-    config.standardize = options.bool("standardize")?.unwrap_or(false);
+    // `standardize=True` always, `False` never (`--no-standardize`), unset: when the scales
+    // are mixed.
+    config.standardize = match options.bool("standardize")? {
+        Some(true) => Standardize::Always,
+        Some(false) => Standardize::Never,
+        None => Standardize::Auto,
+    };
     // `fill_nulls="mean"`, `"zero"` or a number as text (`"0.5"`), as on the command line.
     config.fill_nulls = options
         .string("fill_nulls")?

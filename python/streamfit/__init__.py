@@ -24,6 +24,9 @@ class Model:
 
     def __init__(self, inner: _RustModel) -> None:
         self._inner = inner
+        # Version 5: large-magnitude columns training centred in f64 before the f32 cast.
+        standardization = inner.to_dict().get("standardization") or {}
+        self._centre = {c["column"]: c["value"] for c in standardization.get("centre", [])}
 
     @property
     def kind(self) -> str:
@@ -55,7 +58,7 @@ class Model:
         return self._inner.predict_features(x)
 
     def predict(self, table: Any) -> np.ndarray:
-        return self.predict_features(_feature_matrix(table, self.feature_names))
+        return self.predict_features(_feature_matrix(table, self.feature_names, self._centre))
 
     def __repr__(self) -> str:
         return repr(self._inner)
@@ -84,12 +87,16 @@ def _has(table: Any, name: str) -> bool:
     return name in names
 
 
-def _feature_matrix(table: Any, names: List[str]) -> np.ndarray:
+def _feature_matrix(
+    table: Any, names: List[str], centre: Union[Dict[str, float], None] = None
+) -> np.ndarray:
     """The model's feature columns of `table`, by name, as a float32 (rows, features) array.
 
     Scalar features are taken column by column; features named `NAME[i]` come from the list
-    column `NAME` when the table has no column `NAME[i]`.
+    column `NAME` when the table has no column `NAME[i]`. A column in `centre` has its centre
+    subtracted in float64, before the float32 cast (as training decoded it).
     """
+    centre = centre or {}
     parts: List[np.ndarray] = []
     i = 0
     while i < len(names):
@@ -111,7 +118,12 @@ def _feature_matrix(table: Any, names: List[str]) -> np.ndarray:
             continue
         if not _has(table, name):
             raise KeyError(f"the table has no column `{name}` (the model's features: {', '.join(names)})")
-        values = np.asarray(_column(table, name), dtype=np.float32)
+        if name in centre:
+            values = (np.asarray(_column(table, name), dtype=np.float64) - centre[name]).astype(
+                np.float32
+            )
+        else:
+            values = np.asarray(_column(table, name), dtype=np.float32)
         parts.append(values.reshape(-1, 1))
         i += 1
     x = np.ascontiguousarray(np.hstack(parts), dtype=np.float32)

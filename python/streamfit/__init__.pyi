@@ -153,7 +153,8 @@ class Model:
         """Predictions for the rows of a pyarrow Table or pandas DataFrame of raw columns: the
         model's feature columns are taken by name (features `NAME[i]` from the list column
         `NAME`), and whatever preprocessing training applied is applied (a standardised
-        model's statistics are folded into its parameters). A missing column is a `KeyError`,
+        model's statistics are folded into its parameters; a column it centred, such as a
+        timestamp-like number far from zero, is centred in float64 first). A missing column is a `KeyError`,
         a null or non-finite value a `DataError`. Returns the value (regression), the
         probability of class 1 (binary), or `(rows, K)` class probabilities; `streamfit
         predict` writes the same numbers."""
@@ -168,7 +169,8 @@ def train(paths: _Paths, **options: Any) -> Dict[str, Any]:
 
     Options are the command line's long flags with `_`: `batch_size=512`, `epochs=3`,
     `model="mlp"`, `hidden=[64, 32]`, `optimizer="adam"`, `lr=0.001`, `valid=...`,
-    `save_model="m.json"`, `checkpoint_dir=...`, `resume="auto"`, `standardize=True`,
+    `save_model="m.json"`, `checkpoint_dir=...`, `resume="auto"`, `standardize=True`
+    (`False`: never; unset: when the features' scales are mixed, as the command line),
     `profile=True` (adds the stage table to the report), and so on; switches are booleans
     (`no_shuffle=True`, `drop_last=True`). Each epoch reports its running training loss
     (`train_loss`); `full_loss=True` adds the exact full-data pass (`full_loss`).

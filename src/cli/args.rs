@@ -14,7 +14,7 @@ use streamfit::data::{ColumnSpec, FeatureSelection, ReadMode};
 use streamfit::error::render_options;
 use streamfit::model::{Activation, HeadKind, ModelKind};
 use streamfit::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
-use streamfit::train::BatchSize;
+use streamfit::train::{BatchSize, Standardize};
 
 /// Which columns are features and which the label (train, scan, convert, tune, inspect).
 #[derive(Args, Debug, Clone)]
@@ -65,6 +65,7 @@ impl ColumnArgs {
             positive_label: None,
             drop_null_labels: false,
             categorical: Default::default(),
+            centre: Vec::new(),
         }
     }
 }
@@ -357,6 +358,16 @@ impl OptimizerArgs {
             warmup_steps: self.warmup_steps,
             clip_grad_norm: self.clip_grad_norm,
         };
+    }
+}
+
+/// `--standardize` and `--no-standardize` (clap refuses both): always, never, or by default
+/// when the features' scales are mixed.
+pub(crate) fn standardize_choice(standardize: bool, no_standardize: bool) -> Standardize {
+    match (standardize, no_standardize) {
+        (true, _) => Standardize::Always,
+        (_, true) => Standardize::Never,
+        _ => Standardize::Auto,
     }
 }
 

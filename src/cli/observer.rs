@@ -9,10 +9,52 @@ use std::path::PathBuf;
 
 use indicatif::ProgressBar;
 use streamfit::error::Error;
-use streamfit::run::PrepareEvent;
+use streamfit::run::{PrepareEvent, ScaleCheck, ScaleEvidence};
 use streamfit::train::{EpochSummary, StepRecord, TrainObserver, ValidationRecord};
 
 use super::output::{count, megabytes, say, thousands};
+
+/// The line that says why a run standardises by default: the narrowest and widest ranges and
+/// each column far off centre, and where they were read.
+fn scales_line(check: &ScaleCheck) -> String {
+    let mut reasons = Vec::new();
+    if let (Some(narrow), Some(wide)) = (&check.narrowest, &check.widest)
+        && wide.range() > streamfit::run::SCALE_FACTOR * narrow.range()
+    {
+        reasons.push(format!(
+            "ranges from {} ({}) to {} ({})",
+            short(narrow.range()),
+            narrow.name,
+            short(wide.range()),
+            wide.name
+        ));
+    }
+    for column in &check.off_centre {
+        reasons.push(format!(
+            "{} centred at {} with range {}",
+            column.name,
+            short(column.centre()),
+            short(column.range())
+        ));
+    }
+    let evidence = match check.evidence {
+        ScaleEvidence::FileStatistics => "the files' column statistics",
+        ScaleEvidence::FirstUnit => "the first unit of the data",
+    };
+    format!(
+        "standardize: the features' scales are mixed in {evidence} ({}), so they are standardised (--no-standardize trains on raw values)",
+        reasons.join("; ")
+    )
+}
+
+/// A number in at most 4 significant digits, in exponent form when large or small.
+fn short(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e5).contains(&v.abs()) {
+        format!("{}", (v * 1e3).round() / 1e3)
+    } else {
+        format!("{v:.3e}")
+    }
+}
 
 /// Prints what preparing a run found: warnings on stderr always, the rest on stdout unless
 /// `quiet`.
@@ -38,6 +80,7 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
             "classes: {classes} (largest label {largest_label} over {} rows, {seconds:.2} s)",
             thousands(*rows),
         ),
+        PrepareEvent::ScalesMixed(check) => say!("{}", scales_line(check)),
         PrepareEvent::Standardized {
             num_features,
             rows,

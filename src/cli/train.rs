@@ -25,7 +25,9 @@ use streamfit::run::PreparedRun;
 use streamfit::telemetry::Profile;
 use streamfit::train::{BatchSize, Eval, TrainResult, TrainerConfig};
 
-use super::args::{ColumnArgs, ModelArgs, OptimizerArgs, ReadArgs, parse_batch_size};
+use super::args::{
+    ColumnArgs, ModelArgs, OptimizerArgs, ReadArgs, parse_batch_size, standardize_choice,
+};
 use super::generate::demo_dataset;
 use super::logging;
 use super::observer::{CliObserver, RowIdLog, print_event};
@@ -140,9 +142,15 @@ pub(crate) struct TrainArgs {
     #[arg(long, requires = "plot", alias = "plot-log")]
     log_y: bool,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
-    /// std); the saved model is folded back to take raw features
+    /// std); the saved model is folded back to take raw features [default: when the
+    /// features' scales are mixed: ranges more than 100 times apart, or a column centred
+    /// more than 100 of its ranges from zero, judged from the Parquet footer statistics or
+    /// the first row group]
     #[arg(long)]
     standardize: bool,
+    /// Train on the raw values even when their scales are mixed
+    #[arg(long, conflicts_with = "standardize")]
+    no_standardize: bool,
     /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
     /// pass) or this number; saved with the model, so predict and eval fill the same
     /// [default: a null is an error]
@@ -259,7 +267,7 @@ impl TrainArgs {
             valid_rows: self.valid_rows,
             memory_limit_mb: self.memory_limit,
             valid_fraction: self.valid_fraction,
-            standardize: self.standardize,
+            standardize: standardize_choice(self.standardize, self.no_standardize),
             fill_nulls: self.fill_nulls,
             null_indicators: self.null_indicators,
             categorical: match self.categorical.as_deref() {

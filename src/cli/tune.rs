@@ -14,7 +14,7 @@ use clap::Args;
 use streamfit::config::TrainConfig;
 use streamfit::tune::{SweepVerdict, TuneConfig, TuneEvent, TuneResult, tune_with_events};
 
-use super::args::{ColumnArgs, ModelArgs};
+use super::args::{ColumnArgs, ModelArgs, standardize_choice};
 use super::observer::print_event;
 use super::output::{count, megabytes, say, thousands};
 
@@ -53,9 +53,13 @@ pub(crate) struct TuneArgs {
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
     /// Standardise the features (z-score, from one statistics pass) as `train --standardize`
-    /// does, so that the gradient noise is measured on the features training sees
+    /// does, so that the gradient noise is measured on the features training sees [default:
+    /// when the features' scales are mixed, as train does]
     #[arg(long)]
     standardize: bool,
+    /// Time the raw features even when their scales are mixed
+    #[arg(long, conflicts_with = "standardize")]
+    no_standardize: bool,
     /// Print one JSON object instead of tables
     #[arg(long)]
     json: bool,
@@ -82,7 +86,7 @@ pub(crate) fn run(args: TuneArgs) -> Result<()> {
         data: args.data.clone(),
         columns: args.columns.spec(),
         shuffle_buffer_rows: args.shuffle_buffer,
-        standardize: args.standardize,
+        standardize: standardize_choice(args.standardize, args.no_standardize),
         ..TrainConfig::default()
     };
     base.trainer.optimizer.learning_rate = args.lr;

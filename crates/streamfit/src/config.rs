@@ -146,9 +146,9 @@ pub struct TrainConfig {
     /// [`Origin::FromData`]: the schedule's `every` counts epochs (0 or 1: one epoch), made
     /// iterations when the run is prepared. By default given.
     pub lr_step_size: Origin,
-    /// Train on z-scored features (one extra streamed pass computes each feature's mean and
-    /// std); the saved model is folded back to take raw features. By default off.
-    pub standardize: bool,
+    /// Train on z-scored features (one streamed pass computes each feature's mean and std);
+    /// the saved model is folded back to take raw features. By default when scales are mixed.
+    pub standardize: crate::train::Standardize,
     /// Fill nulls and NaN in scalar feature columns (zero, each column's mean from a
     /// statistics pass, or a number); resolved into `columns.missing` when the run is
     /// prepared. By default none: a null is an error.
@@ -214,7 +214,7 @@ impl Default for TrainConfig {
             world: 1,
             classes: Origin::Given,
             lr_step_size: Origin::Given,
-            standardize: false,
+            standardize: crate::train::Standardize::Auto,
             fill_nulls: None,
             null_indicators: false,
             categorical: CategoricalColumns::None,

@@ -270,8 +270,9 @@ pub enum Error {
 
     /// Training produced a non-finite loss or gradient.
     #[error(
-        "training diverged at epoch {epoch}, iteration {iteration}: {what} is not finite (try a smaller {})",
-        option_name("lr")
+        "training diverged at epoch {epoch}, iteration {iteration}: {what} is not finite (try a smaller {}, or {} when the features' scales differ)",
+        option_name("lr"),
+        option_name("standardize")
     )]
     Diverged {
         epoch: usize,

@@ -90,6 +90,12 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         // `eval` scores every labelled row: a null label stays an error.
         drop_null_labels: false,
         categorical: model.categorical.clone(),
+        // Version 5: the columns training centred as it decoded them, centred the same.
+        centre: model
+            .standardization
+            .as_ref()
+            .map(|s| s.centre.clone())
+            .unwrap_or_default(),
     }
 }
 

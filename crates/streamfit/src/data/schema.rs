@@ -89,6 +89,19 @@ pub struct ColumnFill {
     pub value: f64,
 }
 
+/// A large-magnitude feature column centred as it is decoded: `value` is subtracted from each
+/// value in f64, before the value is rounded to f32, so that no information is lost to the
+/// cast (a timestamp near 1.7e9 s has a resolution of 128 s in f32; its offset from a centre
+/// keeps the seconds). Set by standardisation for the columns the scale check finds far off
+/// centre; a model file carries it to `predict`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnCentre {
+    /// The feature column.
+    pub column: String,
+    /// What is subtracted from its values.
+    pub value: f64,
+}
+
 /// The name of the indicator feature of column `column`: `COL_is_null`.
 pub fn indicator_name(column: &str) -> String {
     format!("{column}_is_null")
@@ -131,6 +144,10 @@ pub struct ColumnSpec {
     /// see [`crate::data::categorical`]). By default none.
     #[serde(default, skip_serializing_if = "Categorical::is_empty")]
     pub categorical: Categorical,
+    /// Scalar feature columns centred in f64 as they are decoded (their fill values are
+    /// centred too). By default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub centre: Vec<ColumnCentre>,
 }
 
 impl Default for ColumnSpec {
@@ -145,6 +162,7 @@ impl Default for ColumnSpec {
             positive_label: None,
             drop_null_labels: false,
             categorical: Categorical::default(),
+            centre: Vec::new(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum PrepareEvent {
     /// A warning: a file of the training data could not be opened and was left out
     /// ([`crate::config::OnBadFile::Skip`]).
     FileSkipped { path: PathBuf, error: String },
+    /// «standardize» auto: the scale check found the raw features on mixed scales, so the run
+    /// standardises them.
+    ScalesMixed(super::scale_check::ScaleCheck),
     /// The standardisation statistics were computed.
     Standardized {
         num_features: usize,

@@ -106,7 +106,6 @@ impl PreparedRun<'_> {
         let trainer = &self.config.trainer;
         let schema = self.source.schema();
         ModelFile {
-            standardization: trainer.standardize.clone(),
             optimizer: Some(SavedOptimizer {
                 config: trainer.optimizer.clone(),
                 state: result.optimizer_state.clone(),
@@ -122,6 +121,7 @@ impl PreparedRun<'_> {
                 self.config.columns.positive_label.clone(),
             )
             .with_categorical(self.config.columns.categorical.clone())
+            .with_standardization(trainer.standardize.clone())
         }
     }
 

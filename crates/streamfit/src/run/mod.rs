@@ -9,7 +9,8 @@
 //! from the data, fits the encoding of «categorical» columns ([`categories`](self::categories):
 //! a counting pass for one-hot vocabularies, none for «hash_buckets»), resolves «fill_nulls» and «null_indicators» into fill values and indicator
 //! columns ([`missing`](self::missing): a statistics pass when means or indicators are
-//! needed), computes the standardisation statistics, loads the checkpoint to resume
+//! needed), decides whether to standardise (by default when the scale check finds the raw
+//! features on mixed scales: [`ScaleCheck`]) and computes the standardisation statistics, loads the checkpoint to resume
 //! from (moving corrupt newer ones aside), builds the pipelines and the memory budget (fitted
 //! to «memory_limit», or refused when larger than the memory available: [`memory`]), and
 //! opens the metrics file, all before any thread of the trainer starts. [`PreparedRun::train`] trains (writing
@@ -25,12 +26,13 @@
 //! use streamfit::config::{Origin, TrainConfig};
 //! use streamfit::model::ModelSpec;
 //! use streamfit::run::PreparedRun;
+//! use streamfit::train::Standardize;
 //!
 //! # fn main() -> streamfit::error::Result<()> {
 //! let mut config = TrainConfig { data: vec![PathBuf::from("data/")], ..TrainConfig::default() };
 //! config.trainer.model = ModelSpec::softmax(0);
 //! config.classes = Origin::FromData; // K = the largest label + 1
-//! config.standardize = true;
+//! config.standardize = Standardize::Always;
 //! let mut run = PreparedRun::with_events(config, &SingleProcess, &mut |event| {
 //!     eprintln!("{event:?}");
 //! })?;
@@ -48,10 +50,15 @@ mod finish;
 pub mod memory;
 mod missing;
 mod prepare;
+mod scale_check;
 mod subset;
 
 pub use self::categories::ColumnVocabulary;
 pub use self::event::PrepareEvent;
 pub use self::missing::MissingCounts;
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};
+pub use self::scale_check::{
+    ColumnRange, SCALE_FACTOR, ScaleCheck, ScaleEvidence, StandardizeDecision, decide_standardize,
+    encoded_features, resolve_standardization,
+};
 pub use self::subset::SubsetSource;

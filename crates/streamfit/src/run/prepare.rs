@@ -14,14 +14,13 @@ use crate::inspect::dataset_stats;
 use crate::output_path::{InputSet, WriteMode, check_writable};
 use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
-use crate::train::{
-    Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, Standardization, eval_config,
-};
+use crate::train::{Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, eval_config};
 
 use super::categories::resolve_categories;
 use super::event::{Events, PrepareEvent};
 use super::memory;
 use super::missing::{check_positive_label_seen, count_dropped_labels, resolve_missing};
+use super::scale_check::{decide_standardize, encoded_features, resolve_standardization};
 use super::subset::SubsetSource;
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
@@ -89,7 +88,13 @@ impl<'c> PreparedRun<'c> {
         config.trainer.positive_label = config.columns.positive_label.clone();
         config.trainer.categorical = config.columns.categorical.clone();
         config.trainer.drop_null_labels = config.columns.drop_null_labels;
-        let (source, skipped) = config.open_source_skipping()?;
+        let (mut source, mut skipped) = config.open_source_skipping()?;
+        let decision = decide_standardize(&config, &source);
+        if !decision.centre.is_empty() {
+            // Large-magnitude columns are centred as they are decoded, before the f32 cast.
+            config.columns.centre = decision.centre.clone();
+            (source, skipped) = config.open_source_skipping()?;
+        }
         if let Some(dropped) = count_dropped_labels(&config, &source)? {
             events.push(dropped);
         }
@@ -122,24 +127,16 @@ impl<'c> PreparedRun<'c> {
         let reads_explicitly =
             memory::apply_read_mode(config.read_mode, &sources, budget_bytes, available.as_ref());
         config.trainer.standardize = None;
-        if config.standardize {
-            let started = Instant::now();
-            let stats = dataset_stats(source.clone(), config.num_readers)?;
-            let mut standardization = Standardization::from_stats(&stats);
-            // One-hot and hashed features stay 0/1 counts (never z-scored).
-            let encoded = config.columns.categorical.feature_names();
-            for (j, name) in source.schema().feature_names.iter().enumerate() {
-                if encoded.contains(name) {
-                    standardization.mean[j] = 0.0;
-                    standardization.std[j] = 1.0;
-                }
-            }
+        if let Some(mixed) = decision.mixed {
+            events.push(mixed);
+        }
+        if decision.standardize {
+            let encoded = encoded_features(&config);
+            let (mut standardization, event) =
+                resolve_standardization(&source, config.num_readers, &encoded)?;
+            standardization.centre = decision.centre;
             config.trainer.standardize = Some(standardization);
-            events.push(PrepareEvent::Standardized {
-                num_features: source.num_features(),
-                rows: stats.rows,
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            events.push(event);
         }
         config.trainer.checkpoint = config.checkpoint_dir.clone().map(|dir| CheckpointConfig {
             dir,
@@ -478,7 +475,7 @@ mod tests {
     fn classes_are_counted_and_standardisation_computed_as_events() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dataset(dir.path()));
-        config.standardize = true;
+        config.standardize = crate::train::Standardize::Always;
         let mut heard = Vec::new();
         let run = PreparedRun::with_events(config, &SingleProcess, &mut |e| heard.push(e.clone()))
             .unwrap();

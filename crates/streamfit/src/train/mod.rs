@@ -50,7 +50,7 @@ pub use self::labels::check_labels;
 pub use self::observer::{EpochSummary, StepRecord, TrainObserver, ValidationRecord};
 pub use self::output::{MetricsWriter, ModelFile, Report, SavedOptimizer, SkippedFile};
 pub use self::result::{BestModel, ResumeInfo, TrainResult};
-pub use self::standardize::Standardization;
+pub use self::standardize::{Standardization, Standardize};
 
 #[cfg(test)]
 mod dropped_tests;

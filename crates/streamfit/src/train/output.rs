@@ -15,10 +15,11 @@ use crate::data::schema::MissingValues;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::train::{EpochSummary, StepRecord, ValidationRecord};
+use crate::train::{EpochSummary, Standardization, StepRecord, ValidationRecord};
 
-/// The saved model (`--save-model`), format `streamfit-model` version 4 when it carries
-/// categorical columns, 3 when it carries other fitted preprocessing (`missing`,
+/// The saved model (`--save-model`), format `streamfit-model` version 5 when its
+/// standardisation centres columns as they are decoded (`standardization.centre`), 4 when it
+/// carries categorical columns, 3 when it carries other fitted preprocessing (`missing`,
 /// `positive_label`), else version 2 (which every reader since version 2 reads); all load.
 ///
 /// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
@@ -29,7 +30,8 @@ use crate::train::{EpochSummary, StepRecord, ValidationRecord};
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version: 4 with `categorical`, 3 with `missing` or `positive_label`, else 2.
+    /// Format version: 5 with `standardization.centre`, 4 with `categorical`, 3 with
+    /// `missing` or `positive_label`, else 2.
     pub version: u32,
     /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
@@ -55,9 +57,11 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<f32>,
     /// With `--standardize`: the feature statistics training z-scored with. The parameters
-    /// above already apply to raw features; this is a record, not a step to repeat.
+    /// above already apply to raw features (a record, not a step to repeat), except for its
+    /// `centre` columns (version 5): their values less the centre, as `predict` and `eval`
+    /// decode them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub standardization: Option<crate::train::Standardization>,
+    pub standardization: Option<Standardization>,
     /// Version 3: the fill values and indicator features training applied to missing values;
     /// `predict` and `eval` apply the same to their data.
     #[serde(default, skip_serializing_if = "MissingValues::is_empty")]
@@ -145,6 +149,19 @@ impl ModelFile {
         self
     }
 
+    /// Sets the standardisation training used; one that centres columns as they are decoded
+    /// makes the file version 5 (which older readers refuse rather than misread).
+    pub fn with_standardization(mut self, standardization: Option<Standardization>) -> Self {
+        if standardization
+            .as_ref()
+            .is_some_and(|s| !s.centre.is_empty())
+        {
+            self.version = 5;
+        }
+        self.standardization = standardization;
+        self
+    }
+
     /// The model's shape.
     pub fn spec(&self) -> ModelSpec {
         ModelSpec {
@@ -187,10 +204,10 @@ impl ModelFile {
         };
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        let known = [2, 3, 4].iter().any(|&v| value["version"] == v);
+        let known = [2, 3, 4, 5].iter().any(|&v| value["version"] == v);
         if value["format"] != "streamfit-model" || !known {
             return Err(bad(format!(
-                "not a streamfit model file of version 2, 3 or 4 (format {}, version {})",
+                "not a streamfit model file of version 2 to 5 (format {}, version {})",
                 value["format"], value["version"]
             )));
         }

@@ -13,7 +13,21 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::RowBlock;
+use crate::data::schema::ColumnCentre;
 use crate::data::stats::DatasetStats;
+
+/// When a run standardises its features («standardize»).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Standardize {
+    /// When the scale check finds the raw features on mixed scales (see
+    /// [`crate::run::ScaleCheck`]). The default.
+    #[default]
+    Auto,
+    /// Always (`--standardize`).
+    Always,
+    /// Never: train on the raw values even when their scales are mixed (`--no-standardize`).
+    Never,
+}
 
 /// Per-feature mean and standard deviation used to z-score the features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +36,12 @@ pub struct Standardization {
     pub mean: Vec<f32>,
     /// Standard deviation of each feature (a constant column keeps 1, so it maps to 0).
     pub std: Vec<f32>,
+    /// The large-magnitude columns the decoder centres in f64 before the f32 cast (the
+    /// scale check found them far off centre): `mean` and `std` are those of the centred
+    /// values, and the folded parameters apply to them, so `predict` decodes them the same.
+    /// Empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub centre: Vec<ColumnCentre>,
 }
 
 impl Standardization {
@@ -44,7 +64,11 @@ impl Standardization {
                 (mean, std)
             })
             .unzip();
-        Standardization { mean, std }
+        Standardization {
+            mean,
+            std,
+            centre: Vec::new(),
+        }
     }
 
     /// Rewrites every row of `block` as (x − mean) / std.
@@ -89,6 +113,7 @@ mod tests {
         let s = Standardization {
             mean: vec![1000.0, -2.0],
             std: vec![250.0, 0.5],
+            centre: Vec::new(),
         };
         let params = [0.7f32, -1.3, 0.2];
         let raw = [1400.0f32, -1.0];

@@ -2,15 +2,15 @@
 //! recommendation (see the module docs of [`crate::tune`]).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::{MAX_PREFETCH, TrainConfig};
 use crate::data::source::Source;
 use crate::error::{Error, Result, render_options};
-use crate::inspect::dataset_stats;
 use crate::pipeline::{Pipeline, check_readers};
-use crate::run::{PrepareEvent, count_classes};
-use crate::train::{BatchSize, Standardization};
+use crate::run::{
+    PrepareEvent, count_classes, decide_standardize, encoded_features, resolve_standardization,
+};
+use crate::train::BatchSize;
 
 use super::noise::measure_noise;
 use super::result::{BatchTiming, Noise, SweepVerdict, TuneResult};
@@ -249,15 +249,17 @@ fn resolve(
     }
     base.check()?;
     base.trainer.standardize = None;
-    if base.standardize {
-        let started = Instant::now();
-        let stats = dataset_stats(source.clone(), base.num_readers)?;
-        base.trainer.standardize = Some(Standardization::from_stats(&stats));
-        on_event(TuneEvent::Prepared(&PrepareEvent::Standardized {
-            num_features: source.num_features(),
-            rows: stats.rows,
-            seconds: started.elapsed().as_secs_f64(),
-        }));
+    // The source is opened already: large-magnitude columns are not centred before the cast
+    // here (the timings do not depend on it).
+    let decision = decide_standardize(&base, source);
+    if let Some(mixed) = &decision.mixed {
+        on_event(TuneEvent::Prepared(mixed));
+    }
+    if decision.standardize {
+        let encoded = encoded_features(&base);
+        let (standardization, event) = resolve_standardization(source, base.num_readers, &encoded)?;
+        base.trainer.standardize = Some(standardization);
+        on_event(TuneEvent::Prepared(&event));
     }
     let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
     base.set_epoch_steps(pipeline.steps_in_epoch(0));

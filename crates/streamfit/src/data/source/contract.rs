@@ -132,6 +132,20 @@ pub trait Source: Send + Sync {
         self.files().iter().map(|p| FileIdentity::of(p)).collect()
     }
 
+    /// The smallest and largest value of each feature over the whole dataset, from metadata
+    /// alone (no data is read): `Some` only when every file stores them for every feature.
+    /// Used to judge whether the features need standardising. By default `None`.
+    fn feature_ranges(&self) -> Option<Vec<(f64, f64)>> {
+        None
+    }
+
+    /// The scalar feature columns this source decodes from stored values, each of which it
+    /// can centre in f64 before the f32 cast ([`ColumnSpec::centre`](crate::data::ColumnSpec)).
+    /// By default none.
+    fn centrable_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The categorical columns the source reads, in the order of their features (with
     /// «categorical» `auto` resolved to names). By default none.
     fn categorical_columns(&self) -> Vec<String> {

@@ -304,6 +304,11 @@ impl Source for PartitionedSource {
         self.inner.plan_hint(units_in_read_order);
     }
 
+    fn centrable_columns(&self) -> Vec<String> {
+        // Partition keys are no stored values.
+        self.inner.centrable_columns()
+    }
+
     fn categorical_columns(&self) -> Vec<String> {
         let mut columns = self.inner.categorical_columns();
         columns.extend(

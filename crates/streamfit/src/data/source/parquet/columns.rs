@@ -11,12 +11,13 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::{Compression, LogicalType};
 
-use crate::data::schema::{ColumnSpec, FeatureSelection, MissingValues, Schema, indicator_name};
+use crate::data::schema::{ColumnSpec, FeatureSelection, Schema, indicator_name};
 use crate::data::source::parquet::absent::AbsentColumns;
 use crate::data::source::parquet::categories::{
     categorical_layouts, categorical_note, categorical_roots, is_text,
 };
 use crate::data::source::parquet::encode::CategoricalLayout;
+use crate::data::source::parquet::preprocess::{resolve_centre, resolve_missing};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -28,7 +29,9 @@ use crate::error::{Error, Result};
 /// A scalar layout's `fill` holds, per feature column, the value its nulls and NaN become
 /// (`None`: a null is an error); `indicators` the feature columns (indices into `features`)
 /// whose missing-value indicators follow the columns' features, in order; `categorical` the
-/// categorical columns, whose features follow the indicators. A feature position past the
+/// categorical columns, whose features follow the indicators; `centre`, per feature column,
+/// what is subtracted from its values in f64 before the f32 cast (0: nothing; its fill value
+/// is centred already). A feature position past the
 /// projected batch's columns is a column this file lacks (see `absent.rs`): it reads as null,
 /// so its fill value is written.
 #[derive(Debug, Clone)]
@@ -39,6 +42,7 @@ pub(super) enum Layout {
         fill: Vec<Option<f32>>,
         indicators: Vec<usize>,
         categorical: Vec<CategoricalLayout>,
+        centre: Vec<f64>,
     },
     List {
         column: usize,
@@ -387,7 +391,8 @@ pub(super) fn resolve_columns(
                 .filter(|(_, root)| root.is_none())
                 .map(|(name, _)| name.clone())
                 .collect();
-            let (fill, indicators) = resolve_missing(&spec.missing, &names)?;
+            let (mut fill, indicators) = resolve_missing(&spec.missing, &names)?;
+            let centre = resolve_centre(spec, &names, &mut fill)?;
             let indicator_names: Vec<String> = indicators
                 .iter()
                 .map(|&j| indicator_name(&names[j]))
@@ -401,6 +406,7 @@ pub(super) fn resolve_columns(
                 fill,
                 indicators,
                 categorical,
+                centre,
             };
             Ok((
                 Resolved {
@@ -417,6 +423,12 @@ pub(super) fn resolve_columns(
                 return Err(Error::config(
                     "categorical",
                     "categorical columns are scalar columns, not «features_column»",
+                ));
+            }
+            if !spec.centre.is_empty() {
+                return Err(Error::config(
+                    "standardize",
+                    "columns are centred in f64 as scalar feature columns, not in «features_column»",
                 ));
             }
             if !spec.missing.is_empty() {
@@ -453,41 +465,6 @@ pub(super) fn resolve_columns(
             ))
         }
     }
-}
-
-/// Each feature column's fill value and the indicator columns (indices into `names`) of
-/// `missing`; a column it names that is not a feature is an error.
-fn resolve_missing(
-    missing: &MissingValues,
-    names: &[String],
-) -> Result<(Vec<Option<f32>>, Vec<usize>)> {
-    let position = |option: &'static str, column: &str| {
-        names.iter().position(|n| n == column).ok_or_else(|| {
-            Error::config(
-                option,
-                format!(
-                    "column `{column}` is not a feature column (features: {})",
-                    names.join(", ")
-                ),
-            )
-        })
-    };
-    let mut fill = vec![None; names.len()];
-    for f in &missing.fill {
-        fill[position("fill_nulls", &f.column)?] = Some(f.value as f32);
-    }
-    let mut indicators = Vec::with_capacity(missing.indicators.len());
-    for column in &missing.indicators {
-        let j = position("null_indicators", column)?;
-        if fill[j].is_none() {
-            return Err(Error::config(
-                "null_indicators",
-                format!("column `{column}` has an indicator but no fill value (add «fill_nulls»)"),
-            ));
-        }
-        indicators.push(j);
-    }
-    Ok((fill, indicators))
 }
 
 /// The columns pandas wrote for a DataFrame's index (`__index_level_0__` after

@@ -47,6 +47,19 @@ impl FileData {
         }
     }
 
+    /// Bytes that hold (at least) the file's footer: the whole map of a local file, the
+    /// tail fetched when a remote one was opened.
+    pub(super) fn footer_bytes(&self) -> ByteRanges {
+        match self {
+            FileData::Mapped { whole, .. } => whole.clone(),
+            #[cfg(feature = "remote")]
+            FileData::Remote { object, tail } => {
+                let len = object.size();
+                ByteRanges::pieces(len, vec![(len - tail.len() as u64, tail.clone())])
+            }
+        }
+    }
+
     /// [`Error::Changed`](crate::error::Error::Changed) when a local file changed size since
     /// it was opened (a remote one is checked on each fetch instead).
     pub(super) fn check(&self) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Decoding arrow record batches into row-major rows: the typed views of a column
 //! ([`Values`]: numbers, and the stored integers of decimals, timestamps, dates and durations,
-//! divided in f64 as [`cast_of`] says before the f32 cast), the eight-column float32 transpose, list columns, the categorical
+//! divided in f64 as [`cast_of`] says before the f32 cast, and centred in f64 where the spec
+//! says), the eight-column float32 transpose, list columns, the categorical
 //! columns' features (`encode.rs`), and the checks that turn a
 //! null, a NaN or infinity, a wrong list length or an unsupported type into an error naming
 //! the file, row group, row and column ([`DecodeContext`]).
@@ -135,6 +136,47 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// Value `i` in f64, before any rounding to f32 (the scale check's footer ranges).
+    pub(super) fn value(&self, i: usize) -> f64 {
+        match self {
+            Values::F16(s) => f64::from(s[i].to_f32()),
+            Values::F32(s) => f64::from(s[i]),
+            Values::F64(s) => s[i],
+            Values::I8(s) => f64::from(s[i]),
+            Values::I16(s) => f64::from(s[i]),
+            Values::I32(s) => f64::from(s[i]),
+            Values::I64(s) => s[i] as f64,
+            Values::U8(s) => f64::from(s[i]),
+            Values::U16(s) => f64::from(s[i]),
+            Values::U32(s) => f64::from(s[i]),
+            Values::U64(s) => s[i] as f64,
+            Values::Bool(b) => f64::from(u8::from(b.value(i))),
+            Values::Scaled32(s, divisor) => f64::from(s[i]) / divisor,
+            Values::Scaled64(s, divisor) => s[i] as f64 / divisor,
+            Values::Scaled128(s, divisor) => s[i] as f64 / divisor,
+            Values::Scaled256(s, divisor) => i256_to_f64(s[i]) / divisor,
+        }
+    }
+
+    /// Writes values `rows` less `centre`, subtracted in f64 before the f32 cast, like
+    /// [`Values::scatter`] (a large-magnitude column keeps its resolution).
+    fn scatter_centred(
+        &self,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+        centre: f64,
+    ) -> bool {
+        let mut bad = false;
+        for (dst, i) in out.chunks_exact_mut(stride).zip(rows) {
+            let value = (self.value(i) - centre) as f32;
+            bad |= !value.is_finite();
+            dst[offset] = value;
+        }
+        bad
+    }
+
     /// Writes values `rows` into `out[(i - rows.start) * stride + offset]`; returns true when
     /// any converted value is NaN or infinite (a float64 beyond the f32 range becomes one).
     fn scatter(
@@ -183,9 +225,9 @@ impl<'a> Values<'a> {
 /// Rows per tile of the column-to-row transpose: a tile of 64 features (64 KiB) stays in L2.
 const TILE_ROWS: usize = 256;
 
-/// The next eight columns, when all eight are float32.
-fn f32_block<'a>(columns: &[Values<'a>]) -> Option<[&'a [f32]; 8]> {
-    if columns.len() < 8 {
+/// The next eight columns, when all eight are float32 and none is centred.
+fn f32_block<'a>(columns: &[Values<'a>], centre: &[f64]) -> Option<[&'a [f32]; 8]> {
+    if columns.len() < 8 || centre.iter().take(8).any(|&c| c != 0.0) {
         return None;
     }
     let mut block: [&[f32]; 8] = [&[]; 8];
@@ -393,6 +435,7 @@ impl DecodeContext<'_> {
                 fill,
                 indicators,
                 categorical,
+                centre,
                 ..
             } => {
                 // A column this file lacks reads as null (its fill value).
@@ -415,9 +458,13 @@ impl DecodeContext<'_> {
                     let mut j = 0;
                     while j < columns.len() {
                         // Eight float32 columns at a time: one contiguous 32-byte write per row.
-                        if let Some(block) = f32_block(&columns[j..]) {
+                        if let Some(block) = f32_block(&columns[j..], &centre[j..]) {
                             any_bad |= transpose8(block, start..end, tile, d, j);
                             j += 8;
+                        } else if centre[j] != 0.0 {
+                            any_bad |=
+                                columns[j].scatter_centred(start..end, tile, d, j, centre[j]);
+                            j += 1;
                         } else {
                             any_bad |= columns[j].scatter(start..end, tile, d, j);
                             j += 1;

@@ -35,6 +35,9 @@
 //!   «fetch_ahead_bytes».
 //! - `passthrough`: `predict --keep`'s columns copied beside the predictions.
 //! - `stats`: `inspect --stats`'s lenient statistics of a unit.
+//! - `preprocess`: each feature column's fill value, indicator and f64 centre, resolved.
+//! - `footer_stats`: the features' ranges from the footers' column statistics (the scale
+//!   check of `train`'s default standardisation).
 
 mod absent;
 mod categories;
@@ -44,11 +47,13 @@ mod decode;
 mod encode;
 mod files;
 mod footer_repair;
+mod footer_stats;
 mod page_bounds;
 mod pages;
 mod passthrough;
 #[cfg(feature = "remote")]
 mod prefetch;
+mod preprocess;
 mod ranges;
 mod read;
 mod source;

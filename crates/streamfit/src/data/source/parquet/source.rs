@@ -96,13 +96,16 @@ impl ParquetSource {
             let (resolved, roots) = resolve_columns(path, &arrow_schema, spec, &absent)?;
             let mask = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
             let flat = match resolved.layout {
-                // Filled columns are read by the arrow reader (which sees nulls per row).
+                // Filled columns are read by the arrow reader (which sees nulls per row), centred
+                // ones by the decoder (which centres in f64).
                 Layout::Scalars {
                     ref fill,
                     ref categorical,
+                    ref centre,
                     ..
                 } if fill.iter().all(Option::is_none)
                     && categorical.is_empty()
+                    && centre.iter().all(|&c| c == 0.0)
                     && spec.positive_label.is_none()
                     && !spec.drop_null_labels =>
                 {
@@ -286,6 +289,10 @@ impl Source for ParquetSource {
         self.file_bytes
     }
 
+    fn feature_ranges(&self) -> Option<Vec<(f64, f64)>> {
+        self.footer_ranges()
+    }
+
     fn describe(&self) -> SourceInfo {
         let file = &self.files[0];
         let mut columns = column_infos(&file.metadata, &file.layout, &self.schema);
@@ -383,6 +390,15 @@ impl Source for ParquetSource {
             crate::guard::catch(|| self.read(unit_index, max_block_rows, sink))
                 .unwrap_or_else(|reason| Err(self.corrupt(unit, reason)))
         })
+    }
+
+    fn centrable_columns(&self) -> Vec<String> {
+        match &self.files[0].layout {
+            Layout::Scalars { features, .. } => {
+                self.schema.feature_names[..features.len()].to_vec()
+            }
+            Layout::List { .. } => Vec::new(),
+        }
     }
 
     fn categorical_columns(&self) -> Vec<String> {
