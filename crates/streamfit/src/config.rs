@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::{Head, ModelSpec};
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{LastBatch, PipelineConfig, Shuffle};
-use crate::train::{BatchSize, CHUNK_ROWS, Eval, MAX_EPOCHS, TrainerConfig, step_rows};
+use crate::train::{BatchSize, CHUNK_ROWS, MAX_EPOCHS, TrainerConfig, step_rows};
 
 /// Rows of the largest batch the pipeline materialises: a multiple of the gradient chunk.
 pub const PIECE_ROWS: usize = 16 * CHUNK_ROWS;
@@ -183,12 +183,6 @@ pub struct TrainConfig {
     /// set from the fields above when the run is prepared ([`crate::run::PreparedRun`]).
     pub trainer: TrainerConfig,
 }
-
-/// What the process holds besides its data, in the memory budget: code and libraries paged
-/// in, thread stacks, the allocator's own memory. A run on 2,000 rows peaks at about 13 MB;
-/// 3 epochs over 8M × 64 shards read explicitly peaked up to 20 MB above the data's budget
-/// (docs/benchmarks.md).
-pub const PROCESS_BYTES: u64 = 24_000_000;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -463,50 +457,6 @@ impl TrainConfig {
         }
     }
 
-    /// Resident-memory budget of training on `source` with these settings and no validation
-    /// data: [`TrainConfig::memory_budget_with_valid`] without it.
-    pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
-        self.memory_budget_with_valid(source, None)
-    }
-
-    /// Resident-memory budget of training on `source`, validating on `valid` when given: the
-    /// training pipeline (with what its readers hold to decode a unit:
-    /// [`Source::unit_io_bytes`] each) plus the validation pass (resident together: with «eval_every» the
-    /// validation pass runs while the training pipeline holds its buffers), or the full-data
-    /// pass over the training data when that is larger (it runs after the training pipeline
-    /// of the epoch is gone; only with [`Eval::EveryEpoch`](crate::train::Eval)), plus the
-    /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]),
-    /// plus the bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]),
-    /// plus [`PROCESS_BYTES`] for the process itself.
-    pub fn memory_budget_with_valid(
-        &self,
-        source: &Arc<dyn Source>,
-        valid: Option<&Arc<dyn Source>>,
-    ) -> u64 {
-        let (rows, d) = (source.num_rows(), source.num_features());
-        let train = self.pipeline_config(rows);
-        let model = self.trainer.model.build(d);
-        let model_bytes = crate::train::model_memory_bytes(
-            model.as_ref(),
-            train.piece_rows,
-            self.trainer.num_threads,
-        );
-        // A pass's buffers plus what each of its readers holds to decode a unit.
-        let pass = |config: &PipelineConfig, source: &Arc<dyn Source>| {
-            config.memory_budget_bytes(d, source.num_rows())
-                + config.num_readers as u64 * source.unit_io_bytes()
-        };
-        let valid_bytes = valid.map_or(0, |v| pass(&crate::train::eval_config(&train, v), v));
-        let full_pass = match self.trainer.eval {
-            Eval::EveryEpoch => pass(&crate::train::eval_config(&train, source), source),
-            Eval::Off => 0,
-        };
-        PROCESS_BYTES
-            + (pass(&train, source) + valid_bytes).max(full_pass)
-            + model_bytes
-            + source.fetch_budget_bytes()
-    }
-
     /// True when the data is one shard dataset directory.
     pub fn is_shard_dataset(&self) -> bool {
         self.data.len() == 1 && is_shard_dataset(&self.data[0])
@@ -518,19 +468,6 @@ impl TrainConfig {
         let source = self.open_paths(&self.data, OnBadFile::Error)?.0;
         self.apply_read_mode(&source);
         Ok(source)
-    }
-
-    /// Tells `source` how to read its local files: `read_mode` resolved against this
-    /// configuration's memory budget ([`crate::run::memory::apply_read_mode`]; a prepared
-    /// training run resolves it again once its settings are fitted). True when it reads them
-    /// explicitly.
-    pub fn apply_read_mode(&self, source: &Arc<dyn Source>) -> bool {
-        crate::run::memory::apply_read_mode(
-            self.read_mode,
-            &[source],
-            self.memory_budget_bytes(source),
-            crate::run::memory::available().as_ref(),
-        )
     }
 
     /// Opens the data like [`TrainConfig::open_source`], but with [`OnBadFile::Skip`] leaves

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use crate::config::TrainConfig;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
+use crate::pipeline::PipelineConfig;
+use crate::train::Eval;
 
 /// Overrides the memory available to the process, in MB (for tests and for a user who knows
 /// better than the cgroup files).
@@ -125,6 +127,73 @@ pub fn apply_read_mode(
         source.read_explicitly(explicit);
     }
     explicit
+}
+
+/// What the process holds besides its data, in the memory budget: code and libraries paged
+/// in, thread stacks, the allocator's own memory. A run on 2,000 rows peaks at about 13 MB;
+/// 3 epochs over 8M × 64 shards read explicitly peaked up to 20 MB above the data's budget
+/// (docs/benchmarks.md).
+pub const PROCESS_BYTES: u64 = 24_000_000;
+
+/// The memory budget of a configuration, and how it reads its data (kept here, beside the
+/// fitting that uses them, rather than in `config.rs`).
+impl TrainConfig {
+    /// Resident-memory budget of training on `source` with these settings and no validation
+    /// data: [`TrainConfig::memory_budget_with_valid`] without it.
+    pub fn memory_budget_bytes(&self, source: &Arc<dyn Source>) -> u64 {
+        self.memory_budget_with_valid(source, None)
+    }
+
+    /// Resident-memory budget of training on `source`, validating on `valid` when given: the
+    /// training pipeline (with what its readers hold to decode a unit:
+    /// [`Source::unit_io_bytes`] each) plus the validation pass (resident together: with «eval_every» the
+    /// validation pass runs while the training pipeline holds its buffers), or the full-data
+    /// pass over the training data when that is larger (it runs after the training pipeline
+    /// of the epoch is gone; only with [`Eval::EveryEpoch`](crate::train::Eval)), plus the
+    /// model and its optimizer and gradient buffers ([`crate::train::model_memory_bytes`]),
+    /// plus the bytes remote data may have fetched ahead ([`Source::fetch_budget_bytes`]),
+    /// plus [`PROCESS_BYTES`] for the process itself.
+    pub fn memory_budget_with_valid(
+        &self,
+        source: &Arc<dyn Source>,
+        valid: Option<&Arc<dyn Source>>,
+    ) -> u64 {
+        let (rows, d) = (source.num_rows(), source.num_features());
+        let train = self.pipeline_config(rows);
+        let model = self.trainer.model.build(d);
+        let model_bytes = crate::train::model_memory_bytes(
+            model.as_ref(),
+            train.piece_rows,
+            self.trainer.num_threads,
+        );
+        // A pass's buffers plus what each of its readers holds to decode a unit.
+        let pass = |config: &PipelineConfig, source: &Arc<dyn Source>| {
+            config.memory_budget_bytes(d, source.num_rows())
+                + config.num_readers as u64 * source.unit_io_bytes()
+        };
+        let valid_bytes = valid.map_or(0, |v| pass(&crate::train::eval_config(&train, v), v));
+        let full_pass = match self.trainer.eval {
+            Eval::EveryEpoch => pass(&crate::train::eval_config(&train, source), source),
+            Eval::Off => 0,
+        };
+        PROCESS_BYTES
+            + (pass(&train, source) + valid_bytes).max(full_pass)
+            + model_bytes
+            + source.fetch_budget_bytes()
+    }
+
+    /// Tells `source` how to read its local files: `read_mode` resolved against this
+    /// configuration's memory budget ([`apply_read_mode`]; a prepared
+    /// training run resolves it again once its settings are fitted). True when it reads them
+    /// explicitly.
+    pub fn apply_read_mode(&self, source: &Arc<dyn Source>) -> bool {
+        apply_read_mode(
+            self.read_mode,
+            &[source],
+            self.memory_budget_bytes(source),
+            available().as_ref(),
+        )
+    }
 }
 
 /// A megabyte as the command line prints budgets: 10^6 bytes.
