@@ -134,14 +134,7 @@ fn twenty_kill_9s_at_random_moments_and_resumes_end_bit_identical() {
             std::thread::sleep(Duration::from_millis(2));
         };
         if let Some(status) = status {
-            let mut stderr = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let stderr = common::child_stderr(&mut child);
             assert!(status.success(), "a resume failed: {stderr}");
             assert!(!stderr.contains("warning"), "{stderr}");
             finished = true;

@@ -75,14 +75,7 @@ fn sigkill_and_resume_auto_on_s3_data_end_bit_identical() {
         let started = Instant::now();
         let finished = loop {
             if let Some(status) = child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                use std::io::Read;
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
+                let stderr = common::child_stderr(&mut child);
                 assert!(status.success(), "a resume failed: {stderr}");
                 assert!(!stderr.contains(SECRET_KEY), "{stderr}");
                 break true;

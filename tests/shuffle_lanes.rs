@@ -281,14 +281,7 @@ fn sigkills_and_resumes_with_lanes_end_bit_identical() {
             std::thread::sleep(Duration::from_millis(1));
         };
         if let Some(status) = status {
-            let mut stderr = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let stderr = common::child_stderr(&mut child);
             assert!(status.success(), "a resume failed: {stderr}");
             finished = true;
             break;

@@ -114,3 +114,13 @@ pub fn run_command(mut command: Command, timeout: Duration) -> Outcome {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What an exited child started with `stderr(Stdio::piped())` wrote to its stderr.
+pub fn child_stderr(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    stderr
+}

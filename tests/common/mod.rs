@@ -8,7 +8,7 @@ mod binary;
 mod files;
 mod training;
 
-pub use binary::{Outcome, TIMEOUT, binary, run, run_command, run_err, run_ok};
+pub use binary::{Outcome, TIMEOUT, binary, child_stderr, run, run_command, run_err, run_ok};
 pub use files::{
     dataset, f32_column, parquet_files, read_json, read_parquet, tempdir, to_shards, write_columns,
     write_hive_part, write_parquet,
