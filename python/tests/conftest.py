@@ -46,6 +46,17 @@ def big_dataset(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def slow_dataset(tmp_path_factory):
+    """100,000 rows in row groups of 10 rows, listed twice (the second file a symlink to the
+    first): 20,000 row groups that cost the pipeline about 50 µs each, so a shuffle buffer of
+    all 200,000 rows keeps the first `next()` of an epoch waiting for about a second."""
+    root = tmp_path_factory.mktemp("slow")
+    write_rows(root / "part-0.parquet", 0, 100_000, row_group_rows=10)
+    os.symlink("part-0.parquet", root / "part-1.parquet")
+    return root
+
+
 def cli_binary():
     """The `streamfit` binary built by `cargo build --release` (or $STREAMFIT_BIN)."""
     candidates = [os.environ.get("STREAMFIT_BIN")]
