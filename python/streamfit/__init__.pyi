@@ -38,7 +38,9 @@ class Loader:
 
     Memory is bounded by the settings (shuffle buffer, prefetch, readers), not by the data.
     The readers and the shuffle run on Rust threads and the GIL is released while `__next__`
-    waits, so a Python training step overlaps with loading. Ctrl-C interrupts a wait.
+    waits, so a Python training step overlaps with loading. Ctrl-C raises KeyboardInterrupt
+    out of a waiting `__next__` (it checks every 50 ms) without losing the batch: the next
+    call yields it.
     Breaking out of a loop leaves the epoch's threads waiting until the next `iter()`,
     `close()` or the loader's deletion, which stop and join them.
 

@@ -6,13 +6,16 @@ MODE is one of:
 
 - `next`: one `next()` that waits for a shuffle buffer of every row to fill; a helper thread
   sends SIGINT to this process as soon as the main thread has released the GIL in that call;
+  then, before the loader is closed, one more `next()`, compared with a fresh loader's first
+  batch;
 - `loop`: epoch after epoch, forever; prints `iterating` after the first batch and waits for
   the test to send SIGINT;
 - `train`: `streamfit.train` for a million epochs with checkpoints in CHECKPOINT_DIR; prints
   `training` once the main thread has released the GIL in `train`, for the test to send SIGINT.
 
 On KeyboardInterrupt it prints one JSON line (what the loader had yielded, the pipeline's
-threads then and after `close()`) and raises it again, so the process ends as Python ends on
+threads then and after `close()`, in `next` mode whether the loader went on with the batch
+it would have yielded) and raises it again, so the process ends as Python ends on
 an unhandled Ctrl-C: the traceback on stderr and death by SIGINT.
 """
 
@@ -56,7 +59,8 @@ def main():
     loader = None
     try:
         if mode == "next":
-            loader = streamfit.Loader(data, batch_size=256, shuffle_buffer=200_000, readers=1)
+            loader = streamfit.Loader(data, batch_size=256, shuffle_buffer=200_000, readers=1,
+                                      return_ids=True)
             it = iter(loader)
             helper = once_the_gil_is_released(lambda: os.kill(os.getpid(), signal.SIGINT))
             next(it)
@@ -79,6 +83,13 @@ def main():
         if loader is not None:
             report["batches"] = loader.state_dict()["batches"]
             report["threads_running"] = num_threads() - before
+            if mode == "next":
+                ids = next(it)[2]
+                fresh = streamfit.Loader(data, batch_size=256, shuffle_buffer=200_000,
+                                         readers=1, return_ids=True)
+                first = next(iter(fresh))[2]
+                report["went_on_with_the_first_batch"] = ids.tolist() == first.tolist()
+                fresh.close()
             loader.close()
             report["threads_after_close"] = num_threads() - before
         print(json.dumps(report), flush=True)

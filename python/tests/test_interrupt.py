@@ -123,6 +123,8 @@ def test_ctrl_c_interrupts_a_next_that_waits(slow_dataset):
     # The reader and the shuffle thread were still working; close() stopped and joined them.
     assert report["threads_running"] == 2
     assert report["threads_after_close"] == 0
+    # Nothing was lost: the next call yielded the epoch's first batch.
+    assert report["went_on_with_the_first_batch"] is True
 
 
 def test_ctrl_c_ends_an_endless_loop_over_a_loader(dataset):
@@ -133,11 +135,23 @@ def test_ctrl_c_ends_an_endless_loop_over_a_loader(dataset):
     assert report["threads_after_close"] == 0
 
 
-def test_ctrl_c_stops_train_at_a_step_and_writes_a_checkpoint(dataset, tmp_path):
+def test_ctrl_c_stops_train_with_a_checkpoint_that_resumes_exactly(dataset, tmp_path):
     child = start_child("train", dataset, tmp_path / "ckpt")
     # Printed once the child's main thread has released the GIL in `train` (a million epochs).
     wait_for_line(child, "training")
     child.send_signal(signal.SIGINT)
     ended_by_ctrl_c(child)
-    # At least the one written when it stopped (the end of each epoch writes one too).
-    assert list((tmp_path / "ckpt").glob("ckpt-*.sfck"))
+    # The newest checkpoint is the one written when it stopped (each epoch's end writes one too).
+    stopped_at = max(int(p.name[5:17]) for p in (tmp_path / "ckpt").glob("ckpt-*.sfck"))
+    # Resumed with the epochs that finish the interrupted one (the epoch count is not one of
+    # the settings a checkpoint checks under a constant learning rate), the run ends with the
+    # parameters of an uninterrupted run of as many epochs.
+    options = dict(batch_size=64, shuffle_buffer=600, no_eval=True, threads=1)
+    epochs = stopped_at // 79 + 1  # 79 = ceil(5000 / 64) steps an epoch
+    resumed = streamfit.train(dataset, epochs=epochs, checkpoint_dir=tmp_path / "ckpt",
+                              resume="auto", save_model=tmp_path / "resumed.json", **options)
+    assert resumed["resumed"]["from_iteration"] == stopped_at > 0
+    assert resumed["iterations"] == epochs * 79
+    streamfit.train(dataset, epochs=epochs, save_model=tmp_path / "whole.json", **options)
+    whole, again = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "resumed"))
+    assert again["weights"] == whole["weights"] and again["bias"] == whole["bias"]
