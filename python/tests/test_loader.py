@@ -191,18 +191,3 @@ def test_profile_reports_the_stages_and_the_stall(dataset):
     assert {"read", "decode", "shuffle", "wait"} <= set(stages)
     assert stages["shuffle"]["rows"] == 5000
     assert 0.0 <= profile["stall_fraction"] <= 1.0
-
-
-def test_torch_from_numpy_shares_the_batch_and_trains(dataset):
-    torch = pytest.importorskip("torch")
-    loader = streamfit.Loader(dataset, batch_size=128, shuffle_buffer=600, features=["f1", "f2"])
-    model = torch.nn.Linear(2, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    for x, y in loader:
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        assert xt.data_ptr() == x.__array_interface__["data"][0]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xt).squeeze(1), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5
