@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use crate::data::sketch::CategoryCounts;
+use crate::data::source::shard::Preprocessing;
 use crate::data::source::{FileIdentity, SourceInfo};
 use crate::data::{RowBlock, Schema};
 use crate::error::{Error, Result};
@@ -144,6 +145,13 @@ pub trait Source: Send + Sync {
     /// By default none.
     fn centrable_columns(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The preprocessing already applied to the rows this source stores (a shard dataset that
+    /// `convert` wrote with preprocessing options): a run on it applies none of it again,
+    /// and saves it with its model. By default none.
+    fn stored_preprocessing(&self) -> Option<&Preprocessing> {
+        None
     }
 
     /// The categorical columns the source reads, in the order of their features (with

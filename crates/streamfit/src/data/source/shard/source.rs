@@ -19,8 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{Advice, UncheckedAdvice};
 
 use crate::data::source::mapped_file::{MappedFile, open_regular};
-use crate::data::source::shard::header::{Header, VERSION, read_header};
-use crate::data::source::shard::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, is_shard_dataset};
+use crate::data::source::shard::header::{Header, read_header};
+use crate::data::source::shard::manifest::{
+    MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, Preprocessing, is_shard_dataset,
+};
 use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
     Unit,
@@ -54,7 +56,8 @@ pub struct ShardSource {
 
 impl ShardSource {
     /// Opens the shard dataset in `dir`. `spec` must be the default (every feature, the
-    /// converted label) or name exactly the shards' columns: shards have fixed columns.
+    /// converted label) or name exactly the shards' columns: shards have fixed columns (see
+    /// `check_spec` for a spec with preprocessing).
     pub fn open(dir: &Path, spec: &ColumnSpec, verify_checksums: bool) -> Result<Self> {
         let manifest_path = dir.join(MANIFEST);
         let bad_manifest = |reason: String| Error::CorruptShard {
@@ -67,9 +70,10 @@ impl ShardSource {
             .map_err(|e| Error::io(&manifest_path, e))?;
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| bad_manifest(format!("{e}")))?;
-        if manifest.format != MANIFEST_FORMAT || manifest.version != VERSION {
+        if manifest.format != MANIFEST_FORMAT || !(1..=MANIFEST_VERSION).contains(&manifest.version)
+        {
             return Err(bad_manifest(format!(
-                "format {} version {}, this build reads {MANIFEST_FORMAT} version {VERSION}",
+                "format {} version {}, this build reads {MANIFEST_FORMAT} versions 1 to {MANIFEST_VERSION}",
                 manifest.format, manifest.version
             )));
         }
@@ -310,27 +314,95 @@ fn row_bytes(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<usize> 
         ..(h.rows_offset() + rows.end * h.row_stride()) as usize
 }
 
-/// Shards have fixed columns: the spec must be the default or agree with them.
+/// Checks `spec` against the shards' fixed columns. Its features must be the default (every
+/// feature), the shards' feature names, or the source's feature columns of encoded shards (as
+/// `predict` and `eval` name them from a model file), and its label the default or the
+/// converted one. Its preprocessing must be none (`train`: the stored rows are used as they
+/// are) or the one the rows were encoded with (a model trained on them, or on the source
+/// with the same options); any other is refused, so rows are never encoded twice, or read as
+/// if encoded otherwise. Fill values alone are let through on rows stored without any (the
+/// stored values are all finite: a fill changes none of them).
 fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> {
     let default = ColumnSpec::default();
+    let stored = &manifest.preprocessing;
+    let encoded = stored.encoded_features();
+    let source_columns: Vec<&String> = manifest
+        .feature_names
+        .iter()
+        .filter(|name| !encoded.contains(name))
+        .collect();
     let label_ok = spec.label == manifest.label || spec.label == default.label;
     let features_ok = match &spec.features {
         FeatureSelection::AllNumeric => true,
-        FeatureSelection::Columns(names) => *names == manifest.feature_names,
+        FeatureSelection::Columns(names) => {
+            *names == manifest.feature_names || names.iter().eq(source_columns.iter().copied())
+        }
         FeatureSelection::ListColumn(_) => false,
     };
-    if label_ok && features_ok {
+    if !(label_ok && features_ok) {
+        return Err(Error::config(
+            "features/label",
+            format!(
+                "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
+                dir.display(),
+                manifest.label,
+                manifest.feature_names.len()
+            ),
+        ));
+    }
+    let asked = Preprocessing {
+        missing: spec.missing.clone(),
+        positive_label: spec.positive_label.clone(),
+        drop_null_labels: stored.drop_null_labels,
+        categorical: spec.categorical.clone(),
+        centre: spec.centre.clone(),
+        scales_mixed: stored.scales_mixed,
+    };
+    let fills_only = asked.missing.indicators.is_empty()
+        && stored.missing.is_empty()
+        && Preprocessing {
+            missing: Default::default(),
+            ..asked.clone()
+        } == *stored;
+    if asked.is_empty() || asked == *stored || fills_only {
         return Ok(());
     }
     Err(Error::config(
-        "features/label",
+        "data",
         format!(
-            "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
+            "{} holds rows `convert` encoded {}, but they are asked to be read {}; stored rows are never encoded again (use a model trained on these shards or on their source with the same options, or convert again)",
             dir.display(),
-            manifest.label,
-            manifest.feature_names.len()
+            preprocessing_words(stored),
+            preprocessing_words(&asked)
         ),
     ))
+}
+
+/// The preprocessing `p` in a few words: `with fill values, categorical columns city, centred
+/// columns ts` or `without preprocessing`.
+fn preprocessing_words(p: &Preprocessing) -> String {
+    let mut parts = Vec::new();
+    if !p.missing.fill.is_empty() {
+        parts.push("fill values".to_string());
+    }
+    if !p.missing.indicators.is_empty() {
+        parts.push(format!("indicators of {}", p.missing.indicators.join(", ")));
+    }
+    if let Some(positive) = &p.positive_label {
+        parts.push(format!("positive label `{positive}`"));
+    }
+    if !p.categorical.is_empty() {
+        parts.push("categorical columns".to_string());
+    }
+    if !p.centre.is_empty() {
+        let names: Vec<&str> = p.centre.iter().map(|c| c.column.as_str()).collect();
+        parts.push(format!("centred columns {}", names.join(", ")));
+    }
+    if parts.is_empty() {
+        "without preprocessing".to_string()
+    } else {
+        format!("with {}", parts.join(", "))
+    }
 }
 
 impl Source for ShardSource {
@@ -375,6 +447,11 @@ impl Source for ShardSource {
 
     fn read_explicitly(&self, explicit: bool) {
         self.access.set(explicit);
+    }
+
+    fn stored_preprocessing(&self) -> Option<&Preprocessing> {
+        let stored = &self.manifest.preprocessing;
+        (!stored.is_empty()).then_some(stored)
     }
 
     fn unit_io_bytes(&self) -> u64 {
