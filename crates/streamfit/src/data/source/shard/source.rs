@@ -358,13 +358,19 @@ fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> 
         centre: spec.centre.clone(),
         scales_mixed: stored.scales_mixed,
     };
-    let fills_only = asked.missing.indicators.is_empty()
-        && stored.missing.is_empty()
+    // What the stored rows' own settings are, with nothing asked.
+    let nothing = Preprocessing {
+        drop_null_labels: stored.drop_null_labels,
+        scales_mixed: stored.scales_mixed,
+        ..Preprocessing::default()
+    };
+    let fills_only = stored.missing.is_empty()
         && Preprocessing {
             missing: Default::default(),
             ..asked.clone()
-        } == *stored;
-    if asked.is_empty() || asked == *stored || fills_only {
+        } == nothing
+        && asked.missing.indicators.is_empty();
+    if asked == nothing || asked == *stored || fills_only {
         return Ok(());
     }
     Err(Error::config(
