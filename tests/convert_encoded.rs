@@ -124,14 +124,7 @@ fn train(data: &Path, model: &Path, extra: &[&str]) -> common::Outcome {
 
 fn probabilities(dir: &Path, model: &Path, data: &Path, name: &str) -> Vec<f32> {
     let out = dir.join(name);
-    common::run_ok(&[
-        "predict",
-        s(data),
-        "--model",
-        s(model),
-        "--out",
-        s(&out),
-    ]);
+    common::run_ok(&["predict", s(data), "--model", s(model), "--out", s(&out)]);
     common::f32_column(&common::read_parquet(&out), "probability")
 }
 
@@ -141,7 +134,13 @@ fn training_on_encoded_shards_equals_training_on_the_source() {
     let data = dir.path().join("customers.parquet");
     write_table(&data, 1_000, 11, true);
     let shards = dir.path().join("shards");
-    let mut args = vec!["convert", s(&data), "--out", s(&shards), "--drop-null-labels"];
+    let mut args = vec![
+        "convert",
+        s(&data),
+        "--out",
+        s(&shards),
+        "--drop-null-labels",
+    ];
     args.extend_from_slice(&OPTIONS);
     let converted = common::run_ok(&args).stdout;
     assert!(converted.contains("stored encoded ("), "{converted}");
@@ -190,14 +189,8 @@ fn training_on_encoded_shards_equals_training_on_the_source() {
     assert_eq!(p_source.len(), 300);
     assert_eq!(p_source, p_shards);
     // And evaluates the shards it was trained on (the stored encoding is not applied again).
-    let evaluated = common::run_ok(&[
-        "eval",
-        "--json",
-        "--model",
-        s(&from_shards),
-        s(&shards),
-    ])
-    .stdout;
+    let evaluated =
+        common::run_ok(&["eval", "--json", "--model", s(&from_shards), s(&shards)]).stdout;
     let evaluated: serde_json::Value = serde_json::from_str(&evaluated).unwrap();
     assert_eq!(evaluated["rows"], 973, "{evaluated}");
 }
@@ -260,7 +253,10 @@ fn preprocessing_options_on_encoded_shards_are_refused() {
     // `inspect` shows what the rows hold.
     let shown = common::run_ok(&["inspect", s(&shards)]).stdout;
     assert!(shown.contains("stored encoded by convert"), "{shown}");
-    assert!(shown.contains("one-hot city (4 values), plan (3 values)"), "{shown}");
+    assert!(
+        shown.contains("one-hot city (4 values), plan (3 values)"),
+        "{shown}"
+    );
     assert!(shown.contains("label 1 where `true`"), "{shown}");
 }
 
@@ -268,7 +264,15 @@ fn preprocessing_options_on_encoded_shards_are_refused() {
 fn a_version_1_manifest_loads_and_an_unknown_version_is_refused() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    common::dataset(&data, streamfit::generate::Task::Logistic, 600, 3, 2, 100, 7);
+    common::dataset(
+        &data,
+        streamfit::generate::Task::Logistic,
+        600,
+        3,
+        2,
+        100,
+        7,
+    );
     let shards = dir.path().join("shards");
     common::run_ok(&["convert", s(&data), "--out", s(&shards)]);
     let path = shards.join("manifest.json");
@@ -283,4 +287,53 @@ fn a_version_1_manifest_loads_and_an_unknown_version_is_refused() {
     let stderr = common::run_err(&["train", s(&shards), "-q"], 2);
     assert!(stderr.contains("version 3"), "{stderr}");
     assert!(stderr.contains("versions 1 to 2"), "{stderr}");
+}
+
+#[test]
+fn a_resume_on_shards_encoded_otherwise_is_refused() {
+    let dir = common::tempdir();
+    let data = dir.path().join("customers.parquet");
+    write_table(&data, 400, 9, false);
+    let convert = |out: &Path, fill: &str| {
+        common::run_ok(&[
+            "convert",
+            s(&data),
+            "--out",
+            s(out),
+            "--categorical",
+            "auto",
+            "--fill-nulls",
+            fill,
+            "--positive-label",
+            "true",
+        ]);
+    };
+    let (mean, zero) = (dir.path().join("mean"), dir.path().join("zero"));
+    convert(&mean, "mean");
+    convert(&zero, "zero");
+    let checkpoints = dir.path().join("ck");
+    let model = dir.path().join("m.json");
+    train(&mean, &model, &["-q", "--checkpoint-dir", s(&checkpoints)]);
+    // The same features, other fill values: the stored preprocessing is part of the run.
+    let stderr = common::run_err(
+        &[
+            "train",
+            s(&zero),
+            "-q",
+            "--model",
+            "logistic",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "50",
+            "--seed",
+            "3",
+            "--checkpoint-dir",
+            s(&checkpoints),
+            "--resume",
+            "auto",
+        ],
+        2,
+    );
+    assert!(stderr.contains("--fill-nulls"), "{stderr}");
 }

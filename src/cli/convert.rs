@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use streamfit::convert::{ConvertConfig, ConvertPreprocess, convert_with_events};
+use streamfit::data::ColumnSpec;
 use streamfit::data::categorical::{CategoricalColumns, Encoding};
 use streamfit::data::schema::FillNulls;
 use streamfit::data::source::shard::Preprocessing;
-use streamfit::data::ColumnSpec;
 
 use super::args::ColumnArgs;
 use super::observer::print_event;

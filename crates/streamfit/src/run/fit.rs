@@ -33,7 +33,8 @@ pub(super) fn training_part(
     match config.valid_fraction {
         None => Ok(source),
         Some(fraction) => {
-            let (train, _, _) = SubsetSource::hold_out(&source, fraction, config.trainer.init_seed)?;
+            let (train, _, _) =
+                SubsetSource::hold_out(&source, fraction, config.trainer.init_seed)?;
             Ok(Arc::new(train))
         }
     }

@@ -259,8 +259,8 @@ impl ParquetSource {
         for batch in reader {
             let mut batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             if label.is_some() {
-                batch = labelled_rows(batch, &self.schema.label)
-                    .map_err(|e| self.corrupt(&unit, e))?;
+                batch =
+                    labelled_rows(batch, &self.schema.label).map_err(|e| self.corrupt(&unit, e))?;
             }
             count_categorical(categorical, &batch, counts);
         }
