@@ -168,7 +168,7 @@ pub trait Source: Send + Sync {
         Err(Error::config(
             "categorical",
             "applies to Parquet data as it is decoded; a shard dataset holds rows already \
-             decoded (train on the Parquet files)",
+             decoded, encoded as `convert` was asked (drop the option, or convert again with it)",
         ))
     }
 }

@@ -3,8 +3,9 @@
 //! from, and (version 2) the preprocessing `convert` fitted and applied to the rows it wrote
 //! ([`Preprocessing`]).
 //!
-//! It only describes; checking the listed files against their headers is `source.rs`'s job,
-//! writing a manifest `convert`'s.
+//! It describes, and checks a column spec against what it describes (`check_spec`); checking
+//! the listed files against their headers is `source.rs`'s job, writing a manifest
+//! `convert`'s.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::categorical::Categorical;
 use crate::data::schema::{ColumnCentre, MissingValues, indicator_name};
+use crate::data::{ColumnSpec, FeatureSelection};
+use crate::error::{Error, Result};
 
 /// Name of the manifest that marks a directory as a shard dataset.
 pub const MANIFEST: &str = "manifest.json";
@@ -115,4 +118,101 @@ pub struct ManifestShard {
 /// True when `dir` is a directory holding a shard manifest.
 pub fn is_shard_dataset(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file()
+}
+
+/// Checks `spec` against the shards' fixed columns. Its features must be the default (every
+/// feature), the shards' feature names, or the source's feature columns of encoded shards (as
+/// `predict` and `eval` name them from a model file), and its label the default or the
+/// converted one. Its preprocessing must be none (`train`: the stored rows are used as they
+/// are) or the one the rows were encoded with (a model trained on them, or on the source
+/// with the same options); any other is refused, so rows are never encoded twice, or read as
+/// if encoded otherwise. Fill values alone are let through on rows stored without any (the
+/// stored values are all finite: a fill changes none of them).
+pub(super) fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> {
+    let default = ColumnSpec::default();
+    let stored = &manifest.preprocessing;
+    let encoded = stored.encoded_features();
+    let source_columns: Vec<&String> = manifest
+        .feature_names
+        .iter()
+        .filter(|name| !encoded.contains(name))
+        .collect();
+    let label_ok = spec.label == manifest.label || spec.label == default.label;
+    let features_ok = match &spec.features {
+        FeatureSelection::AllNumeric => true,
+        FeatureSelection::Columns(names) => {
+            *names == manifest.feature_names || names.iter().eq(source_columns.iter().copied())
+        }
+        FeatureSelection::ListColumn(_) => false,
+    };
+    if !(label_ok && features_ok) {
+        return Err(Error::config(
+            "features/label",
+            format!(
+                "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
+                dir.display(),
+                manifest.label,
+                manifest.feature_names.len()
+            ),
+        ));
+    }
+    let asked = Preprocessing {
+        missing: spec.missing.clone(),
+        positive_label: spec.positive_label.clone(),
+        drop_null_labels: stored.drop_null_labels,
+        categorical: spec.categorical.clone(),
+        centre: spec.centre.clone(),
+        scales_mixed: stored.scales_mixed,
+    };
+    // What the stored rows' own settings are, with nothing asked.
+    let nothing = Preprocessing {
+        drop_null_labels: stored.drop_null_labels,
+        scales_mixed: stored.scales_mixed,
+        ..Preprocessing::default()
+    };
+    let fills_only = stored.missing.is_empty()
+        && Preprocessing {
+            missing: Default::default(),
+            ..asked.clone()
+        } == nothing
+        && asked.missing.indicators.is_empty();
+    if asked == nothing || asked == *stored || fills_only {
+        return Ok(());
+    }
+    Err(Error::config(
+        "data",
+        format!(
+            "{} holds rows `convert` encoded {}, but they are asked to be read {}; stored rows are never encoded again (use a model trained on these shards or on their source with the same options, or convert again)",
+            dir.display(),
+            preprocessing_words(stored),
+            preprocessing_words(&asked)
+        ),
+    ))
+}
+
+/// The preprocessing `p` in a few words: `with fill values, categorical columns city, centred
+/// columns ts` or `without preprocessing`.
+fn preprocessing_words(p: &Preprocessing) -> String {
+    let mut parts = Vec::new();
+    if !p.missing.fill.is_empty() {
+        parts.push("fill values".to_string());
+    }
+    if !p.missing.indicators.is_empty() {
+        parts.push(format!("indicators of {}", p.missing.indicators.join(", ")));
+    }
+    if let Some(positive) = &p.positive_label {
+        parts.push(format!("positive label `{positive}`"));
+    }
+    if !p.categorical.is_empty() {
+        parts.push("categorical columns".to_string());
+    }
+    if !p.centre.is_empty() {
+        let names: Vec<&str> = p.centre.iter().map(|c| c.column.as_str()).collect();
+        parts.push(format!("centred columns {}", names.join(", ")));
+    }
+    if parts.is_empty() {
+        "without preprocessing".to_string()
+    } else {
+        format!("with {}", parts.join(", "))
+    }
 }

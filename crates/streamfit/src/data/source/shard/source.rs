@@ -21,13 +21,14 @@ use memmap2::{Advice, UncheckedAdvice};
 use crate::data::source::mapped_file::{MappedFile, open_regular};
 use crate::data::source::shard::header::{Header, read_header};
 use crate::data::source::shard::manifest::{
-    MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, Preprocessing, is_shard_dataset,
+    MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, Preprocessing, check_spec,
+    is_shard_dataset,
 };
 use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
     Unit,
 };
-use crate::data::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::{ColumnSpec, Schema};
 use crate::error::{Error, Result};
 
 /// One opened shard file.
@@ -312,103 +313,6 @@ fn block_span(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<u64> {
 fn row_bytes(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<usize> {
     (h.rows_offset() + rows.start * h.row_stride()) as usize
         ..(h.rows_offset() + rows.end * h.row_stride()) as usize
-}
-
-/// Checks `spec` against the shards' fixed columns. Its features must be the default (every
-/// feature), the shards' feature names, or the source's feature columns of encoded shards (as
-/// `predict` and `eval` name them from a model file), and its label the default or the
-/// converted one. Its preprocessing must be none (`train`: the stored rows are used as they
-/// are) or the one the rows were encoded with (a model trained on them, or on the source
-/// with the same options); any other is refused, so rows are never encoded twice, or read as
-/// if encoded otherwise. Fill values alone are let through on rows stored without any (the
-/// stored values are all finite: a fill changes none of them).
-fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> {
-    let default = ColumnSpec::default();
-    let stored = &manifest.preprocessing;
-    let encoded = stored.encoded_features();
-    let source_columns: Vec<&String> = manifest
-        .feature_names
-        .iter()
-        .filter(|name| !encoded.contains(name))
-        .collect();
-    let label_ok = spec.label == manifest.label || spec.label == default.label;
-    let features_ok = match &spec.features {
-        FeatureSelection::AllNumeric => true,
-        FeatureSelection::Columns(names) => {
-            *names == manifest.feature_names || names.iter().eq(source_columns.iter().copied())
-        }
-        FeatureSelection::ListColumn(_) => false,
-    };
-    if !(label_ok && features_ok) {
-        return Err(Error::config(
-            "features/label",
-            format!(
-                "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
-                dir.display(),
-                manifest.label,
-                manifest.feature_names.len()
-            ),
-        ));
-    }
-    let asked = Preprocessing {
-        missing: spec.missing.clone(),
-        positive_label: spec.positive_label.clone(),
-        drop_null_labels: stored.drop_null_labels,
-        categorical: spec.categorical.clone(),
-        centre: spec.centre.clone(),
-        scales_mixed: stored.scales_mixed,
-    };
-    // What the stored rows' own settings are, with nothing asked.
-    let nothing = Preprocessing {
-        drop_null_labels: stored.drop_null_labels,
-        scales_mixed: stored.scales_mixed,
-        ..Preprocessing::default()
-    };
-    let fills_only = stored.missing.is_empty()
-        && Preprocessing {
-            missing: Default::default(),
-            ..asked.clone()
-        } == nothing
-        && asked.missing.indicators.is_empty();
-    if asked == nothing || asked == *stored || fills_only {
-        return Ok(());
-    }
-    Err(Error::config(
-        "data",
-        format!(
-            "{} holds rows `convert` encoded {}, but they are asked to be read {}; stored rows are never encoded again (use a model trained on these shards or on their source with the same options, or convert again)",
-            dir.display(),
-            preprocessing_words(stored),
-            preprocessing_words(&asked)
-        ),
-    ))
-}
-
-/// The preprocessing `p` in a few words: `with fill values, categorical columns city, centred
-/// columns ts` or `without preprocessing`.
-fn preprocessing_words(p: &Preprocessing) -> String {
-    let mut parts = Vec::new();
-    if !p.missing.fill.is_empty() {
-        parts.push("fill values".to_string());
-    }
-    if !p.missing.indicators.is_empty() {
-        parts.push(format!("indicators of {}", p.missing.indicators.join(", ")));
-    }
-    if let Some(positive) = &p.positive_label {
-        parts.push(format!("positive label `{positive}`"));
-    }
-    if !p.categorical.is_empty() {
-        parts.push("categorical columns".to_string());
-    }
-    if !p.centre.is_empty() {
-        let names: Vec<&str> = p.centre.iter().map(|c| c.column.as_str()).collect();
-        parts.push(format!("centred columns {}", names.join(", ")));
-    }
-    if parts.is_empty() {
-        "without preprocessing".to_string()
-    } else {
-        format!("with {}", parts.join(", "))
-    }
 }
 
 impl Source for ShardSource {
