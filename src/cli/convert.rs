@@ -1,15 +1,20 @@
 //! `streamfit convert`: Parquet into streamfit shards.
 //!
 //! The conversion is the library's ([`streamfit::convert`]); this module maps flags, shows
-//! progress and prints the summary.
+//! progress, prints what fitting the preprocessing found, and the summary.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use streamfit::convert::{ConvertConfig, convert};
+use streamfit::convert::{ConvertConfig, ConvertPreprocess, convert_with_events};
+use streamfit::data::ColumnSpec;
+use streamfit::data::categorical::{CategoricalColumns, Encoding};
+use streamfit::data::schema::FillNulls;
+use streamfit::data::source::shard::Preprocessing;
 
 use super::args::ColumnArgs;
+use super::observer::print_event;
 use super::output::{rows_progress, say, thousands};
 
 #[derive(Args, Debug)]
@@ -28,21 +33,136 @@ pub(crate) struct ConvertArgs {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
     readers: usize,
+    /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
+    /// pass) or this number, as train does; the shards store the filled values and the
+    /// manifest the fill values [default: a null is an error]
+    #[arg(long, value_name = "zero|mean|VALUE", value_parser = parse_fill_nulls)]
+    fill_nulls: Option<FillNulls>,
+    /// Add a 0/1 feature COL_is_null for each feature column that held a missing value
+    #[arg(long, requires = "fill_nulls")]
+    null_indicators: bool,
+    /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
+    /// string and dictionary column) with a vocabulary fitted as train fits it; the shards
+    /// store the one-hot features and the manifest the vocabularies
+    #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
+    categorical: Option<Vec<String>>,
+    /// Values of each --categorical column that get their own feature (the most frequent)
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    max_categories: usize,
+    /// Hash the --categorical columns into N shared features hash_0..hash_{N-1} instead
+    #[arg(long, value_name = "N", requires = "categorical")]
+    hash_buckets: Option<u32>,
+    /// Store the label as 1 where it equals VALUE and 0 elsewhere (any label column type)
+    #[arg(long, value_name = "VALUE")]
+    positive_label: Option<String>,
+    /// Leave out the rows whose label is null [default: a null label is an error]
+    #[arg(long)]
+    drop_null_labels: bool,
+    /// Store far-off-centre columns (e.g. timestamps) as rounded raw values instead of
+    /// centring them in f64 before the f32 cast [default: centred where train's scale check
+    /// finds them more than 100 of their ranges from zero, as a standardised run centres them]
+    #[arg(long)]
+    no_centre: bool,
+}
+
+/// `--fill-nulls zero|mean|VALUE`.
+fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
+    text.parse::<FillNulls>()
+        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
+}
+
+/// The stored preprocessing in one line: what the rows hold besides the source's values.
+pub(crate) fn preprocessing_line(p: &Preprocessing) -> String {
+    let mut parts = Vec::new();
+    match &p.categorical.encoding {
+        _ if p.categorical.is_empty() => {}
+        Encoding::OneHot(vocabularies) => {
+            let columns: Vec<String> = vocabularies
+                .iter()
+                .map(|v| format!("{} ({} values)", v.column, v.values.len()))
+                .collect();
+            parts.push(format!("one-hot {}", columns.join(", ")));
+        }
+        Encoding::Hash { buckets } => {
+            let columns = match &p.categorical.columns {
+                CategoricalColumns::Named(names) => names.join(", "),
+                _ => "categorical columns".to_string(),
+            };
+            parts.push(format!("{columns} hashed into {buckets} buckets"));
+        }
+        Encoding::Unfitted => {}
+    }
+    if !p.missing.fill.is_empty() {
+        parts.push(format!("fill values of {} columns", p.missing.fill.len()));
+    }
+    if !p.missing.indicators.is_empty() {
+        parts.push(format!("indicators of {}", p.missing.indicators.join(", ")));
+    }
+    if let Some(positive) = &p.positive_label {
+        parts.push(format!("label 1 where `{positive}`"));
+    }
+    if p.drop_null_labels {
+        parts.push("null labels dropped".to_string());
+    }
+    if !p.centre.is_empty() {
+        let columns: Vec<String> = p
+            .centre
+            .iter()
+            .map(|c| format!("{} at {}", c.column, c.value))
+            .collect();
+        parts.push(format!("centred {}", columns.join(", ")));
+    }
+    if p.scales_mixed {
+        parts.push("scales mixed (train standardises by default)".to_string());
+    }
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// Runs `streamfit convert`.
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let config = ConvertConfig {
         data: args.data,
-        columns: args.columns.spec(),
+        columns: ColumnSpec {
+            positive_label: args.positive_label,
+            drop_null_labels: args.drop_null_labels,
+            ..args.columns.spec()
+        },
+        preprocess: ConvertPreprocess {
+            fill_nulls: args.fill_nulls,
+            null_indicators: args.null_indicators,
+            categorical: match args.categorical.as_deref() {
+                None => CategoricalColumns::None,
+                Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
+                Some(names) => {
+                    CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
+                }
+            },
+            max_categories: args.max_categories,
+            hash_buckets: args.hash_buckets,
+            centre: !args.no_centre,
+        },
         out: args.out,
         shard_rows: args.shard_rows,
         num_readers: args.readers,
     };
     let progress = rows_progress(None, "converted", false);
-    let summary = convert(&config, &mut |rows| progress.set_position(rows));
+    let summary = convert_with_events(
+        &config,
+        &mut |event| progress.suspend(|| print_event(&event, false)),
+        &mut |rows| progress.set_position(rows),
+    );
     progress.finish_and_clear();
     let summary = summary?;
+    if !summary.preprocessing.is_empty() {
+        say!(
+            "convert: stored encoded ({}), fitted preprocessing in the manifest",
+            preprocessing_line(&summary.preprocessing)
+        );
+    }
     say!(
         "convert: {} rows × {} features, {} units → {} shard(s) in {} ({:.1} MB, from {:.1} MB of Parquet) in {:.2} s ({:.0} MB/s written)",
         thousands(summary.rows),

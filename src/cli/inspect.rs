@@ -99,6 +99,12 @@ fn print_inspection(found: &Inspection, config: &TrainConfig) {
         found.num_features,
         found.label_column
     );
+    if let Some(stored) = &found.preprocessing {
+        say!(
+            "stored encoded by convert (applied as stored, saved with the model): {}",
+            super::convert::preprocessing_line(stored)
+        );
+    }
     say!(
         "memory budget of train (batch {}, shuffle buffer {} rows, prefetch {}, {} readers): {}",
         match config.batch_size {

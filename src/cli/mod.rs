@@ -53,7 +53,9 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Convert Parquet into streamfit shards: a memory-mapped, zero-decode format for
     /// repeated training. Each row group becomes one unit, so training on the shards gives the
-    /// same batches and parameters as training on the Parquet source with the same seed.
+    /// same batches and parameters as training on the Parquet source with the same seed. With
+    /// train's preprocessing flags the shards store the encoded rows and the manifest the
+    /// fitted preprocessing, which a model trained on the shards carries to predict and eval.
     Convert(convert::ConvertArgs),
     /// Show what is in a dataset and what training would use: columns with their stored and
     /// cast types and roles, rows, units, codecs, bytes per row and the memory budget for the

@@ -40,10 +40,15 @@ fn scales_line(check: &ScaleCheck) -> String {
     let evidence = match check.evidence {
         ScaleEvidence::FileStatistics => "the files' column statistics",
         ScaleEvidence::FirstUnit => "the first unit of the data",
+        ScaleEvidence::Conversion => "the source, as `convert` judged it",
+    };
+    let reasons = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join("; "))
     };
     format!(
-        "standardize: the features' scales are mixed in {evidence} ({}), so they are standardised (--no-standardize trains on raw values)",
-        reasons.join("; ")
+        "standardize: the features' scales are mixed in {evidence}{reasons}, so they are standardised (--no-standardize trains on raw values)"
     )
 }
 

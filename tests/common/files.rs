@@ -63,6 +63,7 @@ pub fn to_shards(
             out: out.to_path_buf(),
             shard_rows,
             num_readers,
+            ..ConvertConfig::default()
         },
         &mut |_| {},
     )

@@ -273,8 +273,9 @@ impl TrainConfig {
             if let Some((option, _)) = asked.iter().find(|(_, on)| *on) {
                 return Err(Error::config(
                     option,
-                    "applies to Parquet data as it is decoded; a shard dataset holds rows \
-                     already decoded (train on the Parquet files)",
+                    "applies to Parquet data as it is decoded; a shard dataset holds rows already \
+                     decoded, encoded as `convert` was asked (its manifest's preprocessing is \
+                     applied as stored, never again): drop the option, or convert again with it",
                 ));
             }
         }

@@ -18,6 +18,7 @@ use crate::config::TrainConfig;
 use crate::data::categorical::{Categorical, CategoricalColumns, Encoding};
 use crate::data::schema::ColumnFill;
 use crate::data::sketch::{CategoryCounts, sketch_capacity};
+use crate::data::source::shard::Preprocessing;
 use crate::data::source::{
     ColumnInfo, OnBadFile, OpenOptions, PARTITION_STORED_TYPE, ParquetFormat, ParquetSource,
     Source, SourceFormat,
@@ -83,6 +84,10 @@ pub struct Inspection {
     /// «categorical» `auto`), counted as the vocabulary pass counts them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<CategoryStats>>,
+    /// A shard dataset `convert` encoded: the preprocessing fitted on its source and applied
+    /// to its rows (as its manifest stores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Preprocessing>,
 }
 
 /// A string or dictionary column's values, as `inspect --stats` shows them.
@@ -176,6 +181,7 @@ pub fn inspect(config: &TrainConfig, stats: bool) -> Result<(Inspection, Option<
         columns: None,
         label: None,
         categories: None,
+        preprocessing: source.stored_preprocessing().cloned(),
     };
     if !stats {
         return Ok((inspection, absent_problem));

@@ -4,7 +4,8 @@
 //!
 //! The columns are resolved once (`auto` becomes the names it found, so a later file with
 //! more string columns changes nothing). Hashing needs no pass. One-hot needs the vocabulary
-//! pass: every unit of the training data is read, in unit order, and each categorical
+//! pass: every unit of the training data is read, in unit order (never a unit held out by
+//! «valid_fraction», nor a row «drop_null_labels» leaves out), and each categorical
 //! column's values are counted into a bounded sketch ([`crate::data::sketch`],
 //! [`sketch_capacity`] counters a column, whatever its number of distinct values); each
 //! column's vocabulary is its «max_categories» most frequent values, ties broken by value.
@@ -20,6 +21,7 @@ use crate::data::sketch::{CategoryCounts, sketch_capacity};
 use crate::error::Result;
 
 use super::PrepareEvent;
+use super::fit::training_part;
 
 /// What the vocabulary pass found of one column.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,7 @@ pub(super) fn resolve_categories(config: &mut TrainConfig) -> Result<Option<Prep
         encoding: Encoding::Unfitted,
     };
     probe.columns.missing = MissingValues::default();
-    let source = probe.open_source()?;
+    let source = training_part(config, probe.open_source()?)?;
     let columns = source.categorical_columns();
     if let Some(buckets) = config.hash_buckets {
         config.columns.categorical = Categorical {

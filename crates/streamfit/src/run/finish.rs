@@ -116,11 +116,9 @@ impl PreparedRun<'_> {
                 schema.label.clone(),
                 &result.params,
             )
-            .with_preprocessing(
-                self.config.columns.missing.clone(),
-                self.config.columns.positive_label.clone(),
-            )
-            .with_categorical(self.config.columns.categorical.clone())
+            // The trainer's: the fitted preprocessing, or the one shards were stored with.
+            .with_preprocessing(trainer.missing.clone(), trainer.positive_label.clone())
+            .with_categorical(trainer.categorical.clone())
             .with_standardization(trainer.standardize.clone())
         }
     }

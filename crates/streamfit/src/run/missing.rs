@@ -6,7 +6,8 @@
 //! A fill of zero or of a number needs no pass over the data, unless indicators are asked
 //! for. The means and the indicators come from one statistics pass
 //! ([`dataset_stats`], streamed through the pipeline's readers, so memory stays bounded) over
-//! the data opened to fill every feature column with 0 and to add every indicator: an
+//! the training rows (never the units «valid_fraction» holds out, nor the rows
+//! «drop_null_labels» leaves out), opened to fill every feature column with 0 and to add every indicator: an
 //! indicator's mean times the rows is its column's missing count, and a column's filled sum
 //! over its present rows is the mean of its present values. Every feature column gets a
 //! fill value (a null may first appear in the data `predict` sees); only the columns that
@@ -77,7 +78,7 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
         return Ok(None);
     }
     probe.columns.missing = with(&|_| 0.0, names.clone());
-    let source = probe.open_source()?;
+    let source = super::fit::training_part(config, probe.open_source()?)?;
     let d = names.len();
     // Found by name: a source may place its own features (hive partition keys, which have
     // no indicator) after the indicators.
@@ -125,7 +126,7 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
 
 /// With «positive_label», one pass over the labels (mapped to 0/1) checks that the value
 /// occurs at all: a misspelt value would otherwise train on labels that are all 0.
-pub(super) fn check_positive_label_seen(
+pub(crate) fn check_positive_label_seen(
     config: &TrainConfig,
     source: &Arc<dyn Source>,
 ) -> Result<()> {
@@ -149,7 +150,7 @@ pub(super) fn check_positive_label_seen(
 /// With «drop_null_labels», the rows it left out: the training data's rows without the
 /// option, less those with it (one more open of the footers; the null counts come from the
 /// footers' statistics, or from reading the label column where a writer stored none).
-pub(super) fn count_dropped_labels(
+pub(crate) fn count_dropped_labels(
     config: &TrainConfig,
     source: &Arc<dyn Source>,
 ) -> Result<Option<super::PrepareEvent>> {

@@ -9,7 +9,8 @@
 //! from the data, fits the encoding of «categorical» columns ([`categories`](self::categories):
 //! a counting pass for one-hot vocabularies, none for «hash_buckets»), resolves «fill_nulls» and «null_indicators» into fill values and indicator
 //! columns ([`missing`](self::missing): a statistics pass when means or indicators are
-//! needed), decides whether to standardise (by default when the scale check finds the raw
+//! needed), both from the training rows only ([`fit`](self::fit), which `convert` uses too;
+//! shards `convert` encoded bring their fitted preprocessing instead), decides whether to standardise (by default when the scale check finds the raw
 //! features on mixed scales: [`ScaleCheck`]) and computes the standardisation statistics, loads the checkpoint to resume
 //! from (moving corrupt newer ones aside), builds the pipelines and the memory budget (fitted
 //! to «memory_limit», or refused when larger than the memory available: [`memory`]), and
@@ -47,6 +48,7 @@
 mod categories;
 mod event;
 mod finish;
+mod fit;
 pub mod memory;
 mod missing;
 mod prepare;
@@ -55,7 +57,9 @@ mod subset;
 
 pub use self::categories::ColumnVocabulary;
 pub use self::event::PrepareEvent;
+pub use self::fit::fit_preprocessing;
 pub use self::missing::MissingCounts;
+pub(crate) use self::missing::{check_positive_label_seen, count_dropped_labels};
 pub use self::prepare::{PreparedRun, check_output_dir, count_classes};
 pub use self::scale_check::{
     ColumnRange, SCALE_FACTOR, ScaleCheck, ScaleEvidence, StandardizeDecision, decide_standardize,

@@ -16,10 +16,10 @@ use crate::pipeline::{Pipeline, Shuffle};
 use crate::plot::LossCurves;
 use crate::train::{Checkpoint, CheckpointConfig, CheckpointLock, MetricsWriter, eval_config};
 
-use super::categories::resolve_categories;
 use super::event::{Events, PrepareEvent};
+use super::fit::{adopt_stored, fit_preprocessing};
 use super::memory;
-use super::missing::{check_positive_label_seen, count_dropped_labels, resolve_missing};
+use super::missing::{check_positive_label_seen, count_dropped_labels};
 use super::scale_check::{decide_standardize, encoded_features, resolve_standardization};
 use super::subset::SubsetSource;
 
@@ -73,25 +73,13 @@ impl<'c> PreparedRun<'c> {
             config.outputs = Outputs::default();
         }
         config.check()?;
-        if let Some(event) = resolve_categories(&mut config)? {
-            events.push(event);
-        }
-        let started = Instant::now();
-        if let Some(counts) = resolve_missing(&mut config)? {
-            events.push(PrepareEvent::MissingCounted {
-                counts,
-                indicators: config.columns.missing.indicators.clone(),
-                seconds: started.elapsed().as_secs_f64(),
-            });
-        }
-        config.trainer.missing = config.columns.missing.clone();
-        config.trainer.positive_label = config.columns.positive_label.clone();
-        config.trainer.categorical = config.columns.categorical.clone();
-        config.trainer.drop_null_labels = config.columns.drop_null_labels;
+        fit_preprocessing(&mut config, &mut |event| events.push(event))?;
         let (mut source, mut skipped) = config.open_source_skipping()?;
+        adopt_stored(&mut config, &source)?;
         let decision = decide_standardize(&config, &source);
-        if !decision.centre.is_empty() {
-            // Large-magnitude columns are centred as they are decoded, before the f32 cast.
+        if !decision.centre.is_empty() && source.stored_preprocessing().is_none() {
+            // Large-magnitude columns are centred as they are decoded, before the f32 cast
+            // (stored rows were centred by `convert`).
             config.columns.centre = decision.centre.clone();
             (source, skipped) = config.open_source_skipping()?;
         }

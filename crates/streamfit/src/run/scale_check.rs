@@ -21,6 +21,7 @@ use std::time::Instant;
 use crate::config::TrainConfig;
 use crate::data::RowBlock;
 use crate::data::schema::{ColumnCentre, indicator_name};
+use crate::data::source::shard::Preprocessing;
 use crate::data::source::{ChunkSink, Source};
 use crate::error::Result;
 use crate::inspect::dataset_stats;
@@ -42,6 +43,9 @@ pub enum ScaleEvidence {
     FileStatistics,
     /// The values of the dataset's first unit.
     FirstUnit,
+    /// `convert`'s verdict on the source of a shard dataset it encoded; the ranges shown are
+    /// the stored rows' (their first unit's).
+    Conversion,
 }
 
 /// The smallest and largest value of one feature.
@@ -114,11 +118,24 @@ impl ScaleCheck {
 }
 
 /// The features of `config` that are 0/1 by construction (one-hot or hashed categorical
-/// features, missing-value indicators): never checked, never standardised.
+/// features, missing-value indicators): never checked, never standardised. Those of its
+/// column settings, and of the trainer's (which hold a shard dataset's stored encoding).
 pub fn encoded_features(config: &TrainConfig) -> Vec<String> {
-    let columns = &config.columns;
-    let mut names = columns.categorical.feature_names();
-    names.extend(columns.missing.indicators.iter().map(|c| indicator_name(c)));
+    let mut names = Vec::new();
+    for (categorical, missing) in [
+        (&config.columns.categorical, &config.columns.missing),
+        (&config.trainer.categorical, &config.trainer.missing),
+    ] {
+        let encoded = categorical
+            .feature_names()
+            .into_iter()
+            .chain(missing.indicators.iter().map(|c| indicator_name(c)));
+        for name in encoded {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
     names
 }
 
@@ -137,12 +154,17 @@ pub struct StandardizeDecision {
 /// Whether a run of `config` standardises: always or never as «standardize» says, or, when
 /// `auto`, when the scale check of `source` (the whole training data, before any is held
 /// out) finds mixed scales; and, when it standardises Parquet columns, the columns the check
-/// found far off centre, with the centres of their ranges.
+/// found far off centre, with the centres of their ranges. Rows stored encoded by `convert`
+/// bring the source's verdict and centres ([`Source::stored_preprocessing`]): the run
+/// decides as one on the source would.
 pub fn decide_standardize(config: &TrainConfig, source: &Arc<dyn Source>) -> StandardizeDecision {
     let check = match config.standardize {
         Standardize::Never => None,
         _ => check_scales(source, &encoded_features(config)),
     };
+    if let Some(stored) = source.stored_preprocessing() {
+        return decide_stored(config.standardize, check, stored);
+    }
     let (standardize, mixed) = match (config.standardize, check.as_ref()) {
         (Standardize::Always, _) => (true, None),
         (Standardize::Auto, Some(check)) if check.is_mixed() => {
@@ -169,6 +191,44 @@ pub fn decide_standardize(config: &TrainConfig, source: &Arc<dyn Source>) -> Sta
         standardize,
         mixed,
         centre,
+    }
+}
+
+/// The decision on rows `convert` stored encoded with `stored`: `auto` follows the source's
+/// verdict, and the event shows the stored rows' check (evidence
+/// [`ScaleEvidence::Conversion`]; a centred column found off centre still is shown at its
+/// source's centre).
+fn decide_stored(
+    standardize: Standardize,
+    check: Option<ScaleCheck>,
+    stored: &Preprocessing,
+) -> StandardizeDecision {
+    let standardize_now = match standardize {
+        Standardize::Always => true,
+        Standardize::Never => false,
+        Standardize::Auto => stored.scales_mixed,
+    };
+    let mixed = match (standardize, check) {
+        (Standardize::Auto, Some(mut check)) if stored.scales_mixed => {
+            check.evidence = ScaleEvidence::Conversion;
+            for range in &mut check.off_centre {
+                if let Some(c) = stored.centre.iter().find(|c| c.column == range.name) {
+                    range.min += c.value;
+                    range.max += c.value;
+                }
+            }
+            Some(PrepareEvent::ScalesMixed(check))
+        }
+        _ => None,
+    };
+    StandardizeDecision {
+        standardize: standardize_now,
+        mixed,
+        centre: if standardize_now {
+            stored.centre.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
+use crate::data::sketch::CategoryCounts;
+use crate::data::source::shard::Preprocessing;
 use crate::data::source::{ChunkSink, FileIdentity, Source, SourceInfo, Unit};
 use crate::data::{RowBlock, Schema};
 use crate::error::{Error, Result};
@@ -180,6 +182,20 @@ impl Source for SubsetSource {
 
     fn unit_io_bytes(&self) -> u64 {
         self.whole.unit_io_bytes()
+    }
+
+    fn stored_preprocessing(&self) -> Option<&Preprocessing> {
+        self.whole.stored_preprocessing()
+    }
+
+    fn categorical_columns(&self) -> Vec<String> {
+        self.whole.categorical_columns()
+    }
+
+    /// Counts the whole unit's values (a unit cut by [`SubsetSource::first_rows`] too: the
+    /// vocabulary pass counts the units of [`SubsetSource::hold_out`] only, which are whole).
+    fn count_categories(&self, unit: usize, counts: &mut CategoryCounts) -> Result<()> {
+        self.whole.count_categories(self.picked[unit], counts)
     }
 
     fn plan_hint(&self, units_in_read_order: &[usize]) {

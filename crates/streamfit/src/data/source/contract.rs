@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use crate::data::sketch::CategoryCounts;
+use crate::data::source::shard::Preprocessing;
 use crate::data::source::{FileIdentity, SourceInfo};
 use crate::data::{RowBlock, Schema};
 use crate::error::{Error, Result};
@@ -146,6 +147,13 @@ pub trait Source: Send + Sync {
         Vec::new()
     }
 
+    /// The preprocessing already applied to the rows this source stores (a shard dataset that
+    /// `convert` wrote with preprocessing options): a run on it applies none of it again,
+    /// and saves it with its model. By default none.
+    fn stored_preprocessing(&self) -> Option<&Preprocessing> {
+        None
+    }
+
     /// The categorical columns the source reads, in the order of their features (with
     /// «categorical» `auto` resolved to names). By default none.
     fn categorical_columns(&self) -> Vec<String> {
@@ -160,7 +168,7 @@ pub trait Source: Send + Sync {
         Err(Error::config(
             "categorical",
             "applies to Parquet data as it is decoded; a shard dataset holds rows already \
-             decoded (train on the Parquet files)",
+             decoded, encoded as `convert` was asked (drop the option, or convert again with it)",
         ))
     }
 }

@@ -1,13 +1,15 @@
 //! Categorical columns of a Parquet file: which columns they are (`auto` or named; the
 //! types that can be categorical), their encoders in a [`Layout`], how they are read (string
 //! columns as Arrow dictionaries, [`dictionary_metadata`]) and counted by the vocabulary pass
-//! (`ParquetSource::count_unit`, only their own pages decoded), and how `inspect` describes
-//! them. Writing and counting a batch's values is `encode.rs`'s job; the feature names and
+//! (`ParquetSource::count_unit`, only their own pages decoded, and the label's when
+//! «drop_null_labels» leaves rows out: those rows are not counted), and how `inspect`
+//! describes them. Writing and counting a batch's values is `encode.rs`'s job; the feature names and
 //! the saved encoding are [`crate::data::categorical`]'s.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, FieldRef, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -235,11 +237,17 @@ impl ParquetSource {
         }
         let bytes = self.unit_bytes(&unit)?;
         self.check_pages(&unit, &bytes)?;
-        // Only the categorical columns are decoded (their pages alone are touched).
+        // Only the categorical columns are decoded (their pages alone are touched), and the
+        // label when the rows with a null label are left out.
         let arrow = file.metadata.schema();
+        let label = self
+            .drop_null_labels
+            .then(|| arrow.index_of(&self.schema.label).ok())
+            .flatten();
         let roots = categorical
             .iter()
-            .filter_map(|c| arrow.index_of(&c.name).ok());
+            .filter_map(|c| arrow.index_of(&c.name).ok())
+            .chain(label);
         let mask = ProjectionMask::roots(file.metadata.parquet_schema(), roots);
         let reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
@@ -249,7 +257,11 @@ impl ParquetSource {
                 .build()
                 .map_err(|e| self.corrupt(&unit, e))?;
         for batch in reader {
-            let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            let mut batch = batch.map_err(|e| self.corrupt(&unit, e))?;
+            if label.is_some() {
+                batch =
+                    labelled_rows(batch, &self.schema.label).map_err(|e| self.corrupt(&unit, e))?;
+            }
             count_categorical(categorical, &batch, counts);
         }
         self.release(&unit);
@@ -257,9 +269,21 @@ impl ParquetSource {
     }
 }
 
+/// The rows of `batch` whose `label` is not null (all of them when it has no nulls).
+fn labelled_rows(
+    batch: RecordBatch,
+    label: &str,
+) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
+    let Some(nulls) = batch.column_by_name(label).and_then(|c| c.logical_nulls()) else {
+        return Ok(batch);
+    };
+    let keep = BooleanArray::new(nulls.inner().clone(), None);
+    arrow_select::filter::filter_record_batch(&batch, &keep)
+}
+
 #[cfg(test)]
 mod tests {
-    use arrow_array::{Float32Array, RecordBatch, StringArray};
+    use arrow_array::{Float32Array, StringArray};
     use parquet::arrow::ArrowWriter;
 
     use super::*;

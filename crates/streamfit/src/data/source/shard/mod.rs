@@ -6,7 +6,8 @@
 //! The layout is specified in `docs/shard-format.md`.
 //!
 //! - `header`: the file layout ([`Header`], [`ShardMeta`]), validated against the file's length.
-//! - `manifest`: the dataset's [`Manifest`] and [`is_shard_dataset`].
+//! - `manifest`: the dataset's [`Manifest`] (with the [`Preprocessing`] `convert` applied) and
+//!   [`is_shard_dataset`].
 //! - `writer`: [`ShardWriter`], one shard file as `convert` writes it.
 //! - `source`: [`ShardSource`], the dataset read through maps, and [`ShardFormat`], its
 //!   registration in [`FORMATS`](super::FORMATS).
@@ -18,7 +19,8 @@ mod writer;
 
 pub use self::header::{BLOCK_BYTES, HEADER_BYTES, Header, MAGIC, ShardMeta, VERSION};
 pub use self::manifest::{
-    MANIFEST, MANIFEST_FORMAT, Manifest, ManifestShard, ManifestSource, is_shard_dataset,
+    MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, ManifestShard, ManifestSource,
+    Preprocessing, is_shard_dataset,
 };
 pub use self::source::{ShardFormat, ShardSource};
 pub use self::writer::ShardWriter;

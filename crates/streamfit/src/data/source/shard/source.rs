@@ -19,13 +19,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{Advice, UncheckedAdvice};
 
 use crate::data::source::mapped_file::{MappedFile, open_regular};
-use crate::data::source::shard::header::{Header, VERSION, read_header};
-use crate::data::source::shard::manifest::{MANIFEST, MANIFEST_FORMAT, Manifest, is_shard_dataset};
+use crate::data::source::shard::header::{Header, read_header};
+use crate::data::source::shard::manifest::{
+    MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, Preprocessing, check_spec,
+    is_shard_dataset,
+};
 use crate::data::source::{
     ChunkSink, ColumnInfo, ColumnRole, OpenOptions, SkippedFiles, Source, SourceFormat, SourceInfo,
     Unit,
 };
-use crate::data::{ColumnSpec, FeatureSelection, Schema};
+use crate::data::{ColumnSpec, Schema};
 use crate::error::{Error, Result};
 
 /// One opened shard file.
@@ -54,7 +57,8 @@ pub struct ShardSource {
 
 impl ShardSource {
     /// Opens the shard dataset in `dir`. `spec` must be the default (every feature, the
-    /// converted label) or name exactly the shards' columns: shards have fixed columns.
+    /// converted label) or name exactly the shards' columns: shards have fixed columns (see
+    /// `check_spec` for a spec with preprocessing).
     pub fn open(dir: &Path, spec: &ColumnSpec, verify_checksums: bool) -> Result<Self> {
         let manifest_path = dir.join(MANIFEST);
         let bad_manifest = |reason: String| Error::CorruptShard {
@@ -67,9 +71,10 @@ impl ShardSource {
             .map_err(|e| Error::io(&manifest_path, e))?;
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| bad_manifest(format!("{e}")))?;
-        if manifest.format != MANIFEST_FORMAT || manifest.version != VERSION {
+        if manifest.format != MANIFEST_FORMAT || !(1..=MANIFEST_VERSION).contains(&manifest.version)
+        {
             return Err(bad_manifest(format!(
-                "format {} version {}, this build reads {MANIFEST_FORMAT} version {VERSION}",
+                "format {} version {}, this build reads {MANIFEST_FORMAT} versions 1 to {MANIFEST_VERSION}",
                 manifest.format, manifest.version
             )));
         }
@@ -310,29 +315,6 @@ fn row_bytes(h: &Header, rows: &std::ops::Range<u64>) -> std::ops::Range<usize> 
         ..(h.rows_offset() + rows.end * h.row_stride()) as usize
 }
 
-/// Shards have fixed columns: the spec must be the default or agree with them.
-fn check_spec(spec: &ColumnSpec, manifest: &Manifest, dir: &Path) -> Result<()> {
-    let default = ColumnSpec::default();
-    let label_ok = spec.label == manifest.label || spec.label == default.label;
-    let features_ok = match &spec.features {
-        FeatureSelection::AllNumeric => true,
-        FeatureSelection::Columns(names) => *names == manifest.feature_names,
-        FeatureSelection::ListColumn(_) => false,
-    };
-    if label_ok && features_ok {
-        return Ok(());
-    }
-    Err(Error::config(
-        "features/label",
-        format!(
-            "{} is a shard dataset with fixed columns (label `{}`, {} features); drop the column flags or convert again with the columns you want",
-            dir.display(),
-            manifest.label,
-            manifest.feature_names.len()
-        ),
-    ))
-}
-
 impl Source for ShardSource {
     fn units(&self) -> &[Unit] {
         &self.units
@@ -375,6 +357,11 @@ impl Source for ShardSource {
 
     fn read_explicitly(&self, explicit: bool) {
         self.access.set(explicit);
+    }
+
+    fn stored_preprocessing(&self) -> Option<&Preprocessing> {
+        let stored = &self.manifest.preprocessing;
+        (!stored.is_empty()).then_some(stored)
     }
 
     fn unit_io_bytes(&self) -> u64 {
