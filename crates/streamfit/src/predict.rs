@@ -96,6 +96,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
             .as_ref()
             .map(|s| s.centre.clone())
             .unwrap_or_default(),
+        weight: None,
     }
 }
 
