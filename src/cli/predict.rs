@@ -130,7 +130,10 @@ pub(crate) fn run_eval(args: EvalArgs) -> Result<()> {
     }
     let mut line = format!("eval: {} rows", thousands(rows));
     if let Some(dropped) = dropped {
-        line.push_str(&format!(" ({} with a null label left out)", thousands(dropped)));
+        line.push_str(&format!(
+            " ({} with a null label left out)",
+            thousands(dropped)
+        ));
     }
     line.push_str(&format!(", loss {:.6}", metrics.loss));
     if let Some(a) = metrics.accuracy {

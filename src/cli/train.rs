@@ -470,7 +470,6 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
     );
 }
 
-
 /// The plan's validation line: where the validation data comes from, how much of it is
 /// evaluated, when, and early stopping.
 fn print_validation(run: &PreparedRun<'_>, valid: &dyn streamfit::data::source::Source) {

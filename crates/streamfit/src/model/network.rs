@@ -138,9 +138,11 @@ impl Network {
             let (delta, spare) = deltas.split_at_mut(half);
             let loss = match weights {
                 None => self.head_loss(logits, y, &mut delta[..n * self.head.outputs()], |_, l| l),
-                Some(w) => self.head_loss(logits, y, &mut delta[..n * self.head.outputs()], |i, l| {
-                    l * w[i]
-                }),
+                Some(w) => {
+                    self.head_loss(logits, y, &mut delta[..n * self.head.outputs()], |i, l| {
+                        l * w[i]
+                    })
+                }
             };
             if let Some(w) = weights {
                 // ∂(w·loss)/∂logits = w · ∂loss/∂logits.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::TrainConfig;
-use crate::data::source::Source;
 use crate::data::FeatureSelection;
+use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::model::Head;
 use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
@@ -46,7 +46,9 @@ pub(super) fn hold_out_weight(config: &mut TrainConfig) -> Result<Option<String>
     if named || categorical {
         return Err(Error::config(
             if named { "features" } else { "categorical" },
-            format!("`{weight}` is the «weight_column»; a row's weight is never one of its features"),
+            format!(
+                "`{weight}` is the «weight_column»; a row's weight is never one of its features"
+            ),
         ));
     }
     if config.columns.features == FeatureSelection::AllNumeric

@@ -43,9 +43,13 @@ pub fn evaluate_ranks(
     let source = pipeline.source();
     let head = engine.head();
     let weighted = source.row_width() > source.num_features();
-    let sums = sum_batches(pipeline.epoch(0)?, engine, params, (standardize, weighted), |rows| {
-        check_labels(source.as_ref(), head, rows)
-    })?;
+    let sums = sum_batches(
+        pipeline.epoch(0)?,
+        engine,
+        params,
+        (standardize, weighted),
+        |rows| check_labels(source.as_ref(), head, rows),
+    )?;
     metrics(sums, source.num_rows(), head, comm)
 }
 

@@ -340,7 +340,9 @@ impl<'a> Trainer<'a> {
             self.observer.on_batch(epoch, batch.rows.row_ids())?;
             let weighted = self.config.weights.any();
             if weighted {
-                self.config.weights.take(&mut batch.rows, &mut self.row_weights);
+                self.config
+                    .weights
+                    .take(&mut batch.rows, &mut self.row_weights);
             }
             if let Some(s) = &self.config.standardize {
                 s.apply(&mut batch.rows);

@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn class_weight_parses_its_two_names() {
-        assert_eq!(" balanced".parse::<ClassWeight>().unwrap(), ClassWeight::Balanced);
+        assert_eq!(
+            " balanced".parse::<ClassWeight>().unwrap(),
+            ClassWeight::Balanced
+        );
         assert_eq!("none".parse::<ClassWeight>().unwrap(), ClassWeight::None);
         let err = "auto".parse::<ClassWeight>().unwrap_err().to_string();
         assert!(err.contains("class_weight"), "{err}");

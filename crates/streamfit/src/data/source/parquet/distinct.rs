@@ -47,12 +47,13 @@ impl ParquetSource {
         let bytes = file
             .data
             .chunks([row_group], &mask, self.access.explicit())?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
-            .with_projection(mask)
-            .with_row_groups(vec![unit.index_in_file])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| self.corrupt(&unit, e))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, file.metadata.clone())
+                .with_projection(mask)
+                .with_row_groups(vec![unit.index_in_file])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| self.corrupt(&unit, e))?;
         let mut sketches = vec![DistinctEstimate::default(); countable.len()];
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
