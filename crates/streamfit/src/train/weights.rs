@@ -113,7 +113,9 @@ mod tests {
         // 90/10: 100 / (2 · 90) and 100 / (2 · 10).
         let w = balanced_weights(&[90, 10]);
         assert_eq!(w, [(100.0 / 180.0) as f32, 5.0]);
-        assert_eq!(balanced_weights(&[3, 0, 3]), [1.0, 0.0, 1.0]);
+        // An empty class weighs 0 and still counts in C: 6 / (3 · 3).
+        let two_thirds = (6.0f64 / 9.0) as f32;
+        assert_eq!(balanced_weights(&[3, 0, 3]), [two_thirds, 0.0, two_thirds]);
     }
 
     #[test]
