@@ -17,7 +17,9 @@ use crate::data::source::parquet::categories::{
     categorical_layouts, categorical_note, categorical_roots, is_text,
 };
 use crate::data::source::parquet::encode::CategoricalLayout;
-use crate::data::source::parquet::preprocess::{resolve_centre, resolve_missing};
+use crate::data::source::parquet::preprocess::{
+    resolve_centre, resolve_missing, resolve_weight, weight_is_a_feature,
+};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -485,42 +487,6 @@ pub(super) fn resolve_columns(
             ))
         }
     }
-}
-
-/// The root of «weight_column» in `schema`, when set: a numeric scalar column (cast like a
-/// feature) that is not the label.
-fn resolve_weight(
-    spec: &ColumnSpec,
-    schema: &SchemaRef,
-    find: &dyn Fn(&str) -> Result<usize>,
-    label: Option<usize>,
-) -> Result<Option<usize>> {
-    let Some(name) = &spec.weight else {
-        return Ok(None);
-    };
-    let index = find(name)?;
-    if Some(index) == label {
-        return Err(Error::config(
-            "weight_column",
-            format!("`{name}` is the label column; a row's weight is another column"),
-        ));
-    }
-    let data_type = schema.field(index).data_type();
-    if !is_scalar_number(data_type) {
-        return Err(Error::config(
-            "weight_column",
-            format!("column `{name}` is {data_type}, not a numeric column"),
-        ));
-    }
-    Ok(Some(index))
-}
-
-/// The error for the weight column named as a feature (in «features» or «categorical»).
-fn weight_is_a_feature(name: &str, option: &'static str) -> Error {
-    Error::config(
-        option,
-        format!("`{name}` is the «weight_column»; a row's weight is never one of its features"),
-    )
 }
 
 /// The columns pandas wrote for a DataFrame's index (`__index_level_0__` after
