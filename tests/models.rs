@@ -234,6 +234,7 @@ fn softmax_reaches_95_percent_of_the_true_models_accuracy_on_10_classes() {
         verify_checksums: true,
         num_threads: 2,
         read_mode: Default::default(),
+        drop_null_labels: false,
     })
     .unwrap();
     assert_eq!(rows, 20_000);

@@ -90,6 +90,7 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
         drop_null_labels: false,
         categorical: Default::default(),
         centre: Vec::new(),
+        weight: None,
     })
 }
 

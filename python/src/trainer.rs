@@ -240,6 +240,11 @@ fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyResult<Train
     config.null_indicators = options.bool("null_indicators")?.unwrap_or(false);
     config.columns.positive_label = options.string("positive_label")?;
     config.columns.drop_null_labels = options.bool("drop_null_labels")?.unwrap_or(false);
+    config.columns.weight = options.string("weight_column")?;
+    // `class_weight="balanced"` (or `"none"`), as on the command line.
+    if let Some(text) = options.string("class_weight")? {
+        config.class_weight = text.parse().map_err(crate::errors::to_py)?;
+    }
     // `categorical="auto"`, `"a,b"` or `["a", "b"]`, as on the command line.
     config.categorical = match options.strings("categorical")? {
         None => CategoricalColumns::None,

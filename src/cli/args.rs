@@ -66,6 +66,7 @@ impl ColumnArgs {
             drop_null_labels: false,
             categorical: Default::default(),
             centre: Vec::new(),
+            weight: None,
         }
     }
 }

@@ -22,6 +22,7 @@ mod predict;
 mod scan;
 mod train;
 mod tune;
+mod unused;
 
 use std::process::ExitCode;
 

@@ -160,6 +160,22 @@ pub(crate) fn print_event(event: &PrepareEvent, quiet: bool) {
             },
             count(u64::from(*buckets), "bucket"),
         ),
+        PrepareEvent::ClassWeighted {
+            counts,
+            weights,
+            seconds,
+        } => {
+            let classes: Vec<String> = counts
+                .iter()
+                .zip(weights)
+                .enumerate()
+                .map(|(c, (n, w))| format!("{c}: {w:.4} ({} rows)", thousands(*n)))
+                .collect();
+            say!(
+                "class weights (balanced, N / (C · n_c), labels counted in {seconds:.2} s): {}",
+                classes.join(", ")
+            )
+        }
         PrepareEvent::NullLabelsDropped { dropped, rows } => say!(
             "labels: {} with a null label left out, {} kept",
             count(*dropped, "row"),

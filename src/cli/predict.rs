@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use streamfit::eval_metrics::EvalReport;
-use streamfit::predict::{ApplyConfig, ExtraFigures, evaluate_model_with, predict};
+use streamfit::predict::{
+    ApplyConfig, ExtraFigures, count_null_labels, evaluate_model_with, predict,
+};
 
 use super::args::ReadArgs;
 use super::output::{rows_progress, say, thousands};
@@ -57,6 +59,10 @@ pub(crate) struct EvalArgs {
     /// share a bin (auc_max_error), never more than that share
     #[arg(long)]
     json: bool,
+    /// Leave out the rows whose label is null (counted, and printed: `null_labels` with
+    /// --json) [default: a null label is an error]
+    #[arg(long)]
+    drop_null_labels: bool,
 }
 
 fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
@@ -67,6 +73,7 @@ fn apply_config(model: &Path, data: &[PathBuf], read: ReadArgs) -> ApplyConfig {
         verify_checksums: read.verify_checksums,
         num_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         read_mode: read.read_mode,
+        drop_null_labels: false,
     }
 }
 
@@ -95,8 +102,16 @@ pub(crate) fn run_predict(args: PredictArgs) -> Result<()> {
 
 /// Runs `streamfit eval`.
 pub(crate) fn run_eval(args: EvalArgs) -> Result<()> {
-    let config = apply_config(&args.model, &args.data, args.read);
+    let config = ApplyConfig {
+        drop_null_labels: args.drop_null_labels,
+        ..apply_config(&args.model, &args.data, args.read)
+    };
     let (metrics, rows, report) = evaluate_model_with(&config, ExtraFigures::On)?;
+    let dropped = if args.drop_null_labels {
+        Some(count_null_labels(&config)?)
+    } else {
+        None
+    };
     if args.json {
         let mut value = serde_json::to_value(metrics).context("serialising the metrics")?;
         let extra = serde_json::to_value(&report).context("serialising the metrics")?;
@@ -104,13 +119,23 @@ pub(crate) fn run_eval(args: EvalArgs) -> Result<()> {
             value.extend(extra.clone());
         }
         value["rows"] = rows.into();
+        if let Some(dropped) = dropped {
+            value["null_labels"] = dropped.into();
+        }
         say!(
             "{}",
             serde_json::to_string_pretty(&value).context("serialising the metrics")?
         );
         return Ok(());
     }
-    let mut line = format!("eval: {} rows, loss {:.6}", thousands(rows), metrics.loss);
+    let mut line = format!("eval: {} rows", thousands(rows));
+    if let Some(dropped) = dropped {
+        line.push_str(&format!(
+            " ({} with a null label left out)",
+            thousands(dropped)
+        ));
+    }
+    line.push_str(&format!(", loss {:.6}", metrics.loss));
     if let Some(a) = metrics.accuracy {
         // A percentage, as `train` prints it (`--json` keeps the fraction in [0, 1]).
         line.push_str(&format!(", accuracy {:.2}%", a * 100.0));

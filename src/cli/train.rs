@@ -18,12 +18,11 @@ use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
 use streamfit::data::ColumnSpec;
 use streamfit::data::categorical::CategoricalColumns;
 use streamfit::data::schema::FillNulls;
-use streamfit::data::source::ColumnRole;
-use streamfit::error::{Error, render_options};
+use streamfit::error::Error;
 use streamfit::pipeline::{LastBatch, Shuffle};
 use streamfit::run::PreparedRun;
 use streamfit::telemetry::Profile;
-use streamfit::train::{BatchSize, Eval, TrainResult, TrainerConfig};
+use streamfit::train::{BatchSize, ClassWeight, Eval, TrainResult, TrainerConfig};
 
 use super::args::{
     ColumnArgs, ModelArgs, OptimizerArgs, ReadArgs, parse_batch_size, standardize_choice,
@@ -32,6 +31,7 @@ use super::generate::demo_dataset;
 use super::logging;
 use super::observer::{CliObserver, RowIdLog, print_event};
 use super::output::{count, iterations_progress, megabytes, say, thousands};
+use super::unused::not_used;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum OnBadFileArg {
@@ -182,6 +182,15 @@ pub(crate) struct TrainArgs {
     /// exactly ceil(kept rows / batch) iterations) [default: a null label is an error]
     #[arg(long)]
     drop_null_labels: bool,
+    /// Multiply each row's loss by its value in COLUMN (numeric, cast like a feature; never a
+    /// feature itself); a step averages by its weights' sum. A null, NaN, infinite or negative
+    /// weight is an error. Validation and eval figures stay unweighted [default: every row 1]
+    #[arg(long, value_name = "COLUMN")]
+    weight_column: Option<String>,
+    /// `balanced`: weight class c by N / (C · n_c) from exact label counts (one more pass;
+    /// logistic, softmax, MLP classifiers); multiplies --weight-column
+    #[arg(long, value_name = "none|balanced", default_value = "none", value_parser = parse_class_weight)]
+    class_weight: ClassWeight,
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
@@ -240,6 +249,7 @@ impl TrainArgs {
             columns: ColumnSpec {
                 positive_label: self.positive_label.clone(),
                 drop_null_labels: self.drop_null_labels,
+                weight: self.weight_column.as_ref().map(|w| w.trim().to_string()),
                 ..self.columns.spec()
             },
             batch_size: self.batch_size,
@@ -279,6 +289,7 @@ impl TrainArgs {
             },
             max_categories: self.max_categories,
             hash_buckets: self.hash_buckets,
+            class_weight: self.class_weight,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
@@ -414,8 +425,11 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
         megabytes(source.file_bytes()),
         source.schema().label,
     );
-    if let Some(line) = not_used(source.as_ref()) {
+    if let Some(line) = not_used(source.as_ref(), config.columns.weight.as_deref()) {
         say!("{line}");
+    }
+    if let Some(weight) = &config.trainer.weights.column {
+        say!("weights: each row's loss × its `{weight}` (a step averages by the weights' sum)");
     }
     let batch = match config.batch_size {
         BatchSize::Full => format!("full ({} rows)", thousands(num_rows)),
@@ -454,28 +468,6 @@ fn print_plan(run: &PreparedRun<'_>, comm: &dyn Collective) {
             ""
         },
     );
-}
-
-/// The `not used:` line: every column of the data that is neither a feature nor the label, with
-/// its type and why (nothing is left out silently). `None` when every column is used.
-fn not_used(source: &dyn streamfit::data::source::Source) -> Option<String> {
-    /// Columns named in full; more are counted.
-    const SHOWN: usize = 20;
-    let unused: Vec<String> = source
-        .describe()
-        .columns
-        .into_iter()
-        .filter(|c| c.role == ColumnRole::Unused)
-        .map(|c| format!("{} ({}, {})", c.name, c.arrow_type, render_options(&c.note)))
-        .collect();
-    if unused.is_empty() {
-        return None;
-    }
-    let mut line = format!("not used: {}", unused[..unused.len().min(SHOWN)].join(", "));
-    if unused.len() > SHOWN {
-        line.push_str(&format!(" and {} more", unused.len() - SHOWN));
-    }
-    Some(line)
 }
 
 /// The plan's validation line: where the validation data comes from, how much of it is
@@ -604,6 +596,11 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
 }
 
 /// `--fill-nulls zero|mean|VALUE`.
+fn parse_class_weight(text: &str) -> Result<ClassWeight, String> {
+    text.parse::<ClassWeight>()
+        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
+}
+
 fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
     text.parse::<FillNulls>()
         .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())

@@ -166,6 +166,10 @@ pub struct TrainConfig {
     /// Hash the categorical columns into this many shared features instead of one-hot (no
     /// counting pass). By default off.
     pub hash_buckets: Option<u32>,
+    /// Weight each class's rows (`balanced`: N / (C · n_c) from the label counts of one
+    /// streamed pass), times any `columns.weight`; binary and multiclass heads. Resolved into
+    /// `trainer.weights` when the run is prepared. By default none.
+    pub class_weight: crate::train::ClassWeight,
     /// Write crash-safe checkpoints into this directory (created when missing): at every epoch
     /// end, every `checkpoint_every` iterations and when interrupted. It must hold no
     /// checkpoint unless the run resumes. By default none.
@@ -214,6 +218,7 @@ impl Default for TrainConfig {
             categorical: CategoricalColumns::None,
             max_categories: 100,
             hash_buckets: None,
+            class_weight: crate::train::ClassWeight::None,
             checkpoint_dir: None,
             checkpoint_every: None,
             keep_checkpoints: 2,
@@ -269,6 +274,7 @@ impl TrainConfig {
                         || !self.columns.categorical.is_empty(),
                 ),
                 ("drop_null_labels", self.columns.drop_null_labels),
+                ("weight_column", self.columns.weight.is_some()),
             ];
             if let Some((option, _)) = asked.iter().find(|(_, on)| *on) {
                 return Err(Error::config(
@@ -280,6 +286,14 @@ impl TrainConfig {
             }
         }
         self.check_categorical()?;
+        if self.class_weight != crate::train::ClassWeight::None
+            && self.trainer.model.head == crate::model::Head::Regression
+        {
+            return Err(Error::config(
+                "class_weight",
+                "weights the classes of a classifier (logistic, softmax, an MLP's classes), not a regression",
+            ));
+        }
         if let Some(FillNulls::Value(v)) = self.fill_nulls
             && !v.is_finite()
         {

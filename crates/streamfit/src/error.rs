@@ -205,6 +205,17 @@ pub enum Error {
         value: f64,
     },
 
+    /// A row weight («weight_column») that is null, NaN, infinite or negative.
+    #[error("{}: row group {row_group}, row {row}: weight {value} in column `{column}` is not a finite number ≥ 0{}", file.display(), render_options(" (the column named by «weight_column»)"))]
+    BadWeight {
+        file: PathBuf,
+        row_group: usize,
+        row: u64,
+        column: String,
+        /// The value as read (`null` for a null).
+        value: String,
+    },
+
     /// A list feature column whose rows do not all have the same length.
     #[error("{}: row group {row_group}, row {row}: column `{column}` has {found} values, expected {expected}", file.display())]
     ListLength {

@@ -37,6 +37,9 @@ pub struct ApplyConfig {
     pub num_threads: usize,
     /// How local files are read ([`ReadMode`](crate::data::ReadMode)); `auto` by `Default`.
     pub read_mode: crate::data::ReadMode,
+    /// `eval`: leave out the rows whose label is null ([`count_null_labels`] counts them).
+    /// By default off: a null label is an error.
+    pub drop_null_labels: bool,
 }
 
 /// What `predict` wrote.
@@ -52,7 +55,7 @@ pub struct PredictSummary {
 /// `name[0]`, `name[1]`, ...), the named scalar columns otherwise, with the fill values and
 /// indicator features training used (the indicators are features, not columns), and the
 /// categorical columns with their fitted encoding (whose features are not columns either).
-fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
+fn column_spec(model: &ModelFile, ignore_label: bool, drop_null_labels: bool) -> ColumnSpec {
     let indicators: Vec<String> = model
         .missing
         .indicators
@@ -87,8 +90,8 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
         exclude: Vec::new(),
         missing: model.missing.clone(),
         positive_label: model.positive_label.clone(),
-        // `eval` scores every labelled row: a null label stays an error.
-        drop_null_labels: false,
+        // `eval` scores every labelled row: a null label is an error unless dropped.
+        drop_null_labels: drop_null_labels && !ignore_label,
         categorical: model.categorical.clone(),
         // Version 5: the columns training centred as it decoded them, centred the same.
         centre: model
@@ -96,6 +99,7 @@ fn column_spec(model: &ModelFile, ignore_label: bool) -> ColumnSpec {
             .as_ref()
             .map(|s| s.centre.clone())
             .unwrap_or_default(),
+        weight: None,
     }
 }
 
@@ -107,7 +111,7 @@ fn open(
     let model = ModelFile::load(&config.model)?;
     let train = TrainConfig {
         data: config.data.clone(),
-        columns: column_spec(&model, ignore_label),
+        columns: column_spec(&model, ignore_label, config.drop_null_labels),
         num_readers: config.num_readers,
         verify_checksums: config.verify_checksums,
         read_mode: config.read_mode,
@@ -236,6 +240,22 @@ pub fn predict(
     let mut columns: Vec<String> = kind.column_names().iter().map(|c| c.to_string()).collect();
     columns.extend(keep.iter().cloned());
     Ok(PredictSummary { rows, columns })
+}
+
+/// The rows of the data whose label is null: what «drop_null_labels» leaves out of `eval`
+/// (the rows without the option less those with it; footers only where they count nulls).
+pub fn count_null_labels(config: &ApplyConfig) -> Result<u64> {
+    let with = |drop_null_labels| {
+        open(
+            &ApplyConfig {
+                drop_null_labels,
+                ..config.clone()
+            },
+            false,
+        )
+        .map(|(_, _, source)| source.num_rows())
+    };
+    Ok(with(false)?.saturating_sub(with(true)?))
 }
 
 /// Mean loss and accuracy (classification) or RMSE (regression) of the saved model on the

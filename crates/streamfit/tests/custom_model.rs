@@ -358,6 +358,7 @@ fn a_registered_model_saves_loads_and_evaluates_by_its_name() {
         verify_checksums: true,
         num_threads: 2,
         read_mode: Default::default(),
+        drop_null_labels: false,
     })
     .expect("evaluate");
     assert_eq!(rows, 24_000);

@@ -217,6 +217,22 @@ impl RowBlock {
         fill(&mut self.features[features], &mut self.targets[start..])
     }
 
+    /// Moves each row's last value out, appended to `out` in row order, and closes the rows
+    /// up: a block of `d` values per row becomes one of `d − 1` (in place, one pass). How the
+    /// trainer takes a row weight carried as a trailing value off its features. Panics on a
+    /// block with no value per row (a caller bug).
+    pub fn split_off_last_column(&mut self, out: &mut Vec<f32>) {
+        let d = self.num_features;
+        assert!(d > 0, "a block with no column has none to split off");
+        let n = self.targets.len();
+        out.reserve(n);
+        for i in 0..n {
+            out.push(self.features[i * d + d - 1]);
+            self.features.copy_within(i * d..i * d + d - 1, i * (d - 1));
+        }
+        self.num_features = d - 1;
+    }
+
     /// Approximate heap bytes one row occupies in a block with `num_features` features.
     pub fn bytes_per_row(num_features: usize) -> usize {
         num_features * 4 + 4 + 8
@@ -241,6 +257,12 @@ mod tests {
         assert_eq!(block.num_rows(), 3);
         assert_eq!(block.row(2), &[5.0, 6.0]);
         assert_eq!(block.targets(), &[0.5, 1.0, 0.0]);
+        assert_eq!(block.row_ids(), &[7, 10, 11]);
+        let mut last = Vec::new();
+        block.split_off_last_column(&mut last);
+        assert_eq!(last, [2.0, 4.0, 6.0]);
+        assert_eq!(block.features(), &[1.0, 3.0, 5.0]);
+        assert_eq!((block.num_features(), block.num_rows()), (1, 3));
         assert_eq!(block.row_ids(), &[7, 10, 11]);
         block.reset(3);
         assert!(block.is_empty());

@@ -148,6 +148,12 @@ pub struct ColumnSpec {
     /// centred too). By default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub centre: Vec<ColumnCentre>,
+    /// A numeric column holding each row's weight (its loss is multiplied by it): never a
+    /// feature, read like one (the same casts), and delivered as one more value after each
+    /// row's features ([`Source::row_width`](crate::data::source::Source::row_width)). A null,
+    /// NaN, infinite or negative weight is an error. By default none (every row weighs 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
 }
 
 impl Default for ColumnSpec {
@@ -163,6 +169,7 @@ impl Default for ColumnSpec {
             drop_null_labels: false,
             categorical: Categorical::default(),
             centre: Vec::new(),
+            weight: None,
         }
     }
 }

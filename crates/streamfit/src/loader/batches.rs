@@ -248,7 +248,7 @@ impl Loader {
         let outcome = loop {
             let Some(stream) = epoch.stream.as_mut() else {
                 // This rank's share is used up: an empty step keeps the ranks in step.
-                break Ok(epoch.empty_step(self.pipeline.source().num_features()));
+                break Ok(epoch.empty_step(self.pipeline.source().row_width()));
             };
             let waited = match timeout {
                 Some(limit) => stream.next_within(limit),

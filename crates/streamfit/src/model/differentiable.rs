@@ -26,6 +26,32 @@ pub trait Model: Send + Sync {
         targets: &[f32],
         grad: &mut [f32],
     ) -> f64;
+    /// Like [`Model::loss_grad_sum`], with row `i`'s loss (and so its gradient) multiplied by
+    /// `weights[i]` (`weights.len()` rows, each weight finite and ≥ 0). With every weight 1
+    /// the result must equal `loss_grad_sum`'s bit for bit. By default each row is summed on
+    /// its own and scaled (correct for any model, and slow: the built-in models fuse it).
+    fn loss_grad_sum_weighted(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        weights: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        let d = features.len() / targets.len().max(1);
+        let mut row_grad = vec![0.0f32; grad.len()];
+        let mut loss = 0.0;
+        for (i, &w) in weights.iter().enumerate() {
+            row_grad.fill(0.0);
+            let row = &features[i * d..(i + 1) * d];
+            let row_loss = self.loss_grad_sum(params, row, &targets[i..=i], &mut row_grad);
+            loss += row_loss * f64::from(w);
+            for (g, r) in grad.iter_mut().zip(&row_grad) {
+                *g += r * w;
+            }
+        }
+        loss
+    }
     /// Summed loss over the rows.
     fn loss_sum(&self, params: &[f32], features: &[f32], targets: &[f32]) -> f64;
     /// The output head.

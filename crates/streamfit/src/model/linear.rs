@@ -67,6 +67,27 @@ impl Model for LinearModel {
             params,
             features,
             targets,
+            None,
+            Some(grad),
+        )
+    }
+
+    fn loss_grad_sum_weighted(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        weights: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        assert_eq!(weights.len(), targets.len(), "weights and targets disagree");
+        kernel::run(
+            self.loss,
+            self.num_features,
+            params,
+            features,
+            targets,
+            Some(weights),
             Some(grad),
         )
     }
@@ -78,6 +99,7 @@ impl Model for LinearModel {
             params,
             features,
             targets,
+            None,
             None,
         )
     }
@@ -168,13 +190,16 @@ mod kernel {
 
     const LANES: usize = 8;
 
-    /// Dispatches to the AVX2 build of the kernel where the CPU has it.
+    /// Dispatches to the AVX2 build of the kernel where the CPU has it. With `weights`, row
+    /// i's loss and residual are multiplied by `weights[i]` (a separate instantiation: the
+    /// unweighted kernel is the same code as without weights).
     pub fn run(
         loss: ScalarLoss,
         d: usize,
         params: &[f32],
         x: &[f32],
         y: &[f32],
+        weights: Option<&[f32]>,
         grad: Option<&mut [f32]>,
     ) -> f64 {
         assert_eq!(params.len(), d + 1, "parameter vector length");
@@ -183,10 +208,45 @@ mod kernel {
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2, checked just above.
-                return unsafe { run_avx2(loss, d, params, x, y, grad) };
+                return unsafe {
+                    match weights {
+                        None => run_avx2(loss, d, params, x, y, Unweighted, grad),
+                        Some(w) => run_avx2(loss, d, params, x, y, Weighted(w), grad),
+                    }
+                };
             }
         }
-        run_generic(loss, d, params, x, y, grad)
+        match weights {
+            None => run_generic(loss, d, params, x, y, Unweighted, grad),
+            Some(w) => run_generic(loss, d, params, x, y, Weighted(w), grad),
+        }
+    }
+
+    /// How a row's loss and residual are scaled: monomorphised, so the unweighted kernel
+    /// carries no weight at all.
+    trait RowWeights: Copy {
+        fn scale(self, i: usize, loss: f32, residual: f32) -> (f32, f32);
+    }
+
+    #[derive(Clone, Copy)]
+    struct Unweighted;
+
+    impl RowWeights for Unweighted {
+        #[inline(always)]
+        fn scale(self, _i: usize, loss: f32, residual: f32) -> (f32, f32) {
+            (loss, residual)
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Weighted<'w>(&'w [f32]);
+
+    impl RowWeights for Weighted<'_> {
+        #[inline(always)]
+        fn scale(self, i: usize, loss: f32, residual: f32) -> (f32, f32) {
+            let w = self.0[i];
+            (loss * w, residual * w)
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -197,9 +257,10 @@ mod kernel {
         params: &[f32],
         x: &[f32],
         y: &[f32],
+        weights: impl RowWeights,
         grad: Option<&mut [f32]>,
     ) -> f64 {
-        run_generic(loss, d, params, x, y, grad)
+        run_generic(loss, d, params, x, y, weights, grad)
     }
 
     #[inline(always)]
@@ -209,6 +270,7 @@ mod kernel {
         params: &[f32],
         x: &[f32],
         y: &[f32],
+        weights: impl RowWeights,
         mut grad: Option<&mut [f32]>,
     ) -> f64 {
         let (w, bias) = (&params[..d], params[d]);
@@ -226,6 +288,7 @@ mod kernel {
             let mut r = [0.0f32; 4];
             for k in 0..4 {
                 let (row_loss, residual) = loss.loss_and_residual(z[k] + bias, y[i + k]);
+                let (row_loss, residual) = weights.scale(i + k, row_loss, residual);
                 loss_sum += f64::from(row_loss);
                 r[k] = residual;
             }
@@ -244,6 +307,7 @@ mod kernel {
         while i < n {
             let row = &x[i * d..(i + 1) * d];
             let (row_loss, residual) = loss.loss_and_residual(dot(w, row) + bias, y[i]);
+            let (row_loss, residual) = weights.scale(i, row_loss, residual);
             loss_sum += f64::from(row_loss);
             if let Some(g) = grad.as_deref_mut() {
                 let (gw, gb) = g.split_at_mut(d);

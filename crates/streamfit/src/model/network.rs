@@ -104,6 +104,7 @@ impl Network {
         params: &[f32],
         x: &[f32],
         y: &[f32],
+        weights: Option<&[f32]>,
         grad: Option<&mut [f32]>,
         predictions: Option<&mut [f32]>,
     ) -> f64 {
@@ -135,7 +136,21 @@ impl Network {
             }
             let half = deltas.len() / 2;
             let (delta, spare) = deltas.split_at_mut(half);
-            let loss = self.head_loss(logits, y, &mut delta[..n * self.head.outputs()]);
+            let loss = match weights {
+                None => self.head_loss(logits, y, &mut delta[..n * self.head.outputs()], |_, l| l),
+                Some(w) => {
+                    self.head_loss(logits, y, &mut delta[..n * self.head.outputs()], |i, l| {
+                        l * w[i]
+                    })
+                }
+            };
+            if let Some(w) = weights {
+                // ∂(w·loss)/∂logits = w · ∂loss/∂logits.
+                let k = self.head.outputs();
+                for (row, w) in delta[..n * k].chunks_exact_mut(k).zip(w) {
+                    row.iter_mut().for_each(|g| *g *= w);
+                }
+            }
             if let Some(grad) = grad {
                 self.backward(params, x, n, acts, delta, spare, grad);
             }
@@ -179,22 +194,31 @@ impl Network {
         }
     }
 
-    /// Summed loss of the logits and ∂loss/∂logits into `delta`.
-    fn head_loss(&self, logits: &[f32], y: &[f32], delta: &mut [f32]) -> f64 {
+    /// Summed loss of the logits (row i's loss passed through `row_loss(i, loss)`: a weight,
+    /// or nothing) and ∂loss/∂logits into `delta`.
+    #[inline(always)]
+    fn head_loss(
+        &self,
+        logits: &[f32],
+        y: &[f32],
+        delta: &mut [f32],
+        row_loss: impl Fn(usize, f32) -> f32,
+    ) -> f64 {
         let mut loss = 0.0f64;
         let scalar = match self.head {
             Head::Regression => ScalarLoss::SquaredError,
             Head::Binary => ScalarLoss::CrossEntropy,
             Head::Multiclass(k) => {
-                for ((z, t), d) in logits.chunks_exact(k).zip(y).zip(delta.chunks_exact_mut(k)) {
-                    loss += f64::from(softmax_cross_entropy(z, *t as usize, d));
+                let rows = logits.chunks_exact(k).zip(y).zip(delta.chunks_exact_mut(k));
+                for (i, ((z, t), d)) in rows.enumerate() {
+                    loss += f64::from(row_loss(i, softmax_cross_entropy(z, *t as usize, d)));
                 }
                 return loss;
             }
         };
-        for ((z, t), d) in logits.iter().zip(y).zip(delta.iter_mut()) {
+        for (i, ((z, t), d)) in logits.iter().zip(y).zip(delta.iter_mut()).enumerate() {
             let (l, r) = scalar.loss_and_residual(*z, *t);
-            loss += f64::from(l);
+            loss += f64::from(row_loss(i, l));
             *d = r;
         }
         loss
@@ -321,12 +345,25 @@ impl Model for Network {
         grad: &mut [f32],
     ) -> f64 {
         self.check_shapes(params, features, targets.len());
-        self.run(params, features, targets, Some(grad), None)
+        self.run(params, features, targets, None, Some(grad), None)
+    }
+
+    fn loss_grad_sum_weighted(
+        &self,
+        params: &[f32],
+        features: &[f32],
+        targets: &[f32],
+        weights: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        self.check_shapes(params, features, targets.len());
+        assert_eq!(weights.len(), targets.len(), "weights and targets disagree");
+        self.run(params, features, targets, Some(weights), Some(grad), None)
     }
 
     fn loss_sum(&self, params: &[f32], features: &[f32], targets: &[f32]) -> f64 {
         self.check_shapes(params, features, targets.len());
-        self.run(params, features, targets, None, None)
+        self.run(params, features, targets, None, None, None)
     }
 
     fn head(&self) -> Head {
@@ -336,7 +373,7 @@ impl Model for Network {
     fn predict(&self, params: &[f32], features: &[f32], out: &mut [f32]) {
         let n = out.len() / self.head.outputs();
         self.check_shapes(params, features, n);
-        self.run(params, features, &[], None, Some(out));
+        self.run(params, features, &[], None, None, Some(out));
     }
 
     fn loss_and_predict(
@@ -349,7 +386,7 @@ impl Model for Network {
         assert_eq!(out.len(), targets.len() * self.head.outputs(), "outputs");
         self.check_shapes(params, features, targets.len());
         // One forward pass for both.
-        self.run(params, features, targets, None, Some(out))
+        self.run(params, features, targets, None, None, Some(out))
     }
 
     fn decays(&self) -> Vec<bool> {

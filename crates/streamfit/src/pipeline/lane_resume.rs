@@ -42,7 +42,7 @@ pub(super) fn fresh_start(pipeline: &Pipeline, epoch: u64, seed: u64) -> LaneSta
     let buffers = new_lanes(
         lanes,
         pipeline.buffer_capacity(),
-        pipeline.source().num_features(),
+        pipeline.source().row_width(),
         seed,
         epoch,
     );

@@ -278,7 +278,7 @@ impl Pipeline {
             Shuffle::Seeded(_) if lanes.is_some() => None,
             Shuffle::Seeded(seed) => Some(ShuffleBuffer::new(
                 self.buffer_capacity(),
-                self.source.num_features(),
+                self.source.row_width(),
                 rng_for(seed, epoch, RngStream::ShuffleBuffer),
             )),
         };
@@ -349,7 +349,7 @@ impl Pipeline {
         }
         let (batch_tx, batch_rx) = bounded(cfg.queue_groups());
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
-        let num_features = self.source.num_features();
+        let num_features = self.source.row_width();
         let shuffle = std::thread::Builder::new().name("shuffle".to_string());
         let shuffle_thread = match from.lanes.is_some() {
             true => {

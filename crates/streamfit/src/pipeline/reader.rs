@@ -139,7 +139,7 @@ struct Reader {
 
 impl Reader {
     fn run(self) {
-        let d = self.source.num_features();
+        let d = self.source.row_width();
         for position in (self.index..self.plan.len()).step_by(self.num_readers) {
             if self.stop.load(Ordering::Relaxed) || self.errors.is_set() {
                 return;

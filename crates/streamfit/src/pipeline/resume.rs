@@ -336,7 +336,7 @@ pub(super) fn restart(
 pub(super) fn refill(pipeline: &Pipeline, ids: &[u64]) -> Result<(RowBlock, u64)> {
     let source = pipeline.source();
     let units = source.units();
-    let d = source.num_features();
+    let d = source.row_width();
     let mut arena = RowBlock::with_capacity(d, pipeline.buffer_capacity());
     arena
         .append_with::<()>(ids.len(), 0, |x, y| {

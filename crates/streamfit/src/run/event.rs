@@ -55,6 +55,14 @@ pub enum PrepareEvent {
         /// Rows kept.
         rows: u64,
     },
+    /// «class_weight» `balanced`: the classes' rows were counted and weighted N / (C · n_c).
+    ClassWeighted {
+        /// Rows of each class.
+        counts: Vec<u64>,
+        /// Each class's weight.
+        weights: Vec<f32>,
+        seconds: f64,
+    },
     /// A warning: a checkpoint newer than the one resumed from failed its checks (the text
     /// says which and why).
     CheckpointSkipped { warning: String },

@@ -65,6 +65,11 @@ impl PreparedRun<'_> {
             final_valid: result.final_valid(),
             valid_rows: self.valid_source.as_ref().map(|v| v.num_rows()),
             held_out: self.config.trainer.held_out.clone(),
+            weight_column: self.config.trainer.weights.column.clone(),
+            class_weights: {
+                let weights = &self.config.trainer.weights.class_weights;
+                (!weights.is_empty()).then(|| weights.clone())
+            },
             best_epoch: result.best_epoch,
             best_iteration: result.best_iteration,
             stopped_early: result.stopped_early,

@@ -168,7 +168,7 @@ impl TrainConfig {
         );
         // A pass's buffers plus what each of its readers holds to decode a unit.
         let pass = |config: &PipelineConfig, source: &Arc<dyn Source>| {
-            config.memory_budget_bytes(d, source.num_rows())
+            config.memory_budget_bytes(source.row_width(), source.num_rows())
                 + config.num_readers as u64 * source.unit_io_bytes()
         };
         let valid_bytes = valid.map_or(0, |v| pass(&crate::train::eval_config(&train, v), v));
@@ -256,7 +256,7 @@ pub fn fit(
         return Ok(Some(done(config)));
     }
     // Then the shuffle buffer (budget is linear in its rows), then the prefetch depth.
-    let row_bytes = crate::data::RowBlock::bytes_per_row(source.num_features()) as u64;
+    let row_bytes = crate::data::RowBlock::bytes_per_row(source.row_width()) as u64;
     let floor = MIN_FITTED_SHUFFLE_ROWS.min(before.shuffle_buffer_rows);
     for prefetch in [before.prefetch, before.prefetch.min(1)] {
         config.prefetch = prefetch;

@@ -54,6 +54,7 @@ mod missing;
 mod prepare;
 mod scale_check;
 mod subset;
+mod weighting;
 
 pub use self::categories::ColumnVocabulary;
 pub use self::event::PrepareEvent;

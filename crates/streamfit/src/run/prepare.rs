@@ -22,6 +22,7 @@ use super::memory;
 use super::missing::{check_positive_label_seen, count_dropped_labels};
 use super::scale_check::{decide_standardize, encoded_features, resolve_standardization};
 use super::subset::SubsetSource;
+use super::weighting::{hold_out_weight, resolve_weights};
 
 /// A run whose options are checked, data opened and settings resolved, ready to train.
 pub struct PreparedRun<'c> {
@@ -73,6 +74,7 @@ impl<'c> PreparedRun<'c> {
             config.outputs = Outputs::default();
         }
         config.check()?;
+        let weight = hold_out_weight(&mut config)?;
         fit_preprocessing(&mut config, &mut |event| events.push(event))?;
         let (mut source, mut skipped) = config.open_source_skipping()?;
         adopt_stored(&mut config, &source)?;
@@ -92,6 +94,13 @@ impl<'c> PreparedRun<'c> {
         // Classes are counted over every row, held-out ones too: their labels must be ids.
         if let Some(counted) = count_classes(&mut config, &source)? {
             events.push(counted);
+        }
+        if let Some(weighted) = resolve_weights(&mut config, &source, weight)? {
+            events.push(weighted);
+        }
+        if config.columns.weight.is_some() {
+            // The training data alone carries each row's weight.
+            (source, skipped) = config.open_source_skipping()?;
         }
         config.check()?;
         for (path, error) in &skipped {

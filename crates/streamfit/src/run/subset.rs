@@ -129,6 +129,14 @@ impl Source for SubsetSource {
         self.whole.schema()
     }
 
+    fn first_unit_distinct(&self, columns: &[String]) -> Result<Vec<Option<u64>>> {
+        self.whole.first_unit_distinct(columns)
+    }
+
+    fn row_width(&self) -> usize {
+        self.whole.row_width()
+    }
+
     fn files(&self) -> &[PathBuf] {
         self.whole.files()
     }

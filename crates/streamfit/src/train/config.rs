@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Checkpoint, CheckpointConfig, Standardization};
+use super::{Checkpoint, CheckpointConfig, RowWeights, Standardization};
 use crate::data::categorical::Categorical;
 use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
@@ -99,6 +99,9 @@ pub struct TrainerConfig {
     /// The categorical columns' fitted encoding (`ColumnSpec::categorical`): set when a run
     /// is prepared, recorded in checkpoints (a resume must encode the same). By default none.
     pub categorical: Categorical,
+    /// What multiplies each row's loss (a weight column the batches carry, class weights):
+    /// set when a run is prepared, recorded in checkpoints. By default none.
+    pub weights: RowWeights,
     /// Write checkpoints. By default off.
     pub checkpoint: Option<CheckpointConfig>,
     /// Continue from this checkpoint (checked against the run and the data first).
@@ -125,6 +128,7 @@ impl Default for TrainerConfig {
             positive_label: None,
             drop_null_labels: false,
             categorical: Categorical::default(),
+            weights: RowWeights::default(),
             checkpoint: None,
             resume: None,
             interrupt: None,

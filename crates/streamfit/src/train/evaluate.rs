@@ -42,9 +42,14 @@ pub fn evaluate_ranks(
 ) -> Result<Metrics> {
     let source = pipeline.source();
     let head = engine.head();
-    let sums = sum_batches(pipeline.epoch(0)?, engine, params, standardize, |rows| {
-        check_labels(source.as_ref(), head, rows)
-    })?;
+    let weighted = source.row_width() > source.num_features();
+    let sums = sum_batches(
+        pipeline.epoch(0)?,
+        engine,
+        params,
+        (standardize, weighted),
+        |rows| check_labels(source.as_ref(), head, rows),
+    )?;
     metrics(sums, source.num_rows(), head, comm)
 }
 
@@ -57,28 +62,38 @@ pub(crate) fn evaluate_stream(
     standardize: Option<&Standardization>,
 ) -> Result<Metrics> {
     let head = engine.head();
+    let weighted = stream
+        .source()
+        .is_some_and(|s| s.row_width() > s.num_features());
     let sums = sum_batches(
         stream.evaluation_pass()?,
         engine,
         params,
-        standardize,
+        (standardize, weighted),
         |rows| check_stream_labels(stream, head, rows),
     )?;
     metrics(sums, stream.evaluation_rows(), head, stream.collective())
 }
 
-/// This process's loss, correct-prediction and squared-error sums over `batches`.
+/// This process's loss, correct-prediction and squared-error sums over `batches`. With
+/// `weighted`, each row carries a weight after its features, which is set aside: evaluation
+/// figures are unweighted.
 fn sum_batches(
     batches: impl Iterator<Item = Result<Batch>>,
     engine: &mut GradientEngine<'_>,
     params: &[f32],
-    standardize: Option<&Standardization>,
+    (standardize, weighted): (Option<&Standardization>, bool),
     check: impl Fn(&crate::data::RowBlock) -> Result<()>,
 ) -> Result<EvalSums> {
     let mut sums = EvalSums::default();
+    let mut weights = Vec::new();
     for batch in batches {
         let mut batch = batch?;
         check(&batch.rows)?;
+        if weighted {
+            weights.clear();
+            batch.rows.split_off_last_column(&mut weights);
+        }
         if let Some(s) = standardize {
             s.apply(&mut batch.rows);
         }

@@ -5,7 +5,9 @@
 //! worker into its own scratch slot, then the slots are added in chunk order into an f64
 //! accumulator. A step that arrives in several batches (a large b, or the whole epoch for
 //! batch gradient descent) accumulates across them; [`GradientEngine::finish_step`] divides by
-//! the step's row count. Batches of a single chunk skip rayon entirely.
+//! the step's row count, or, when rows are weighted ([`GradientEngine::accumulate_weighted`]),
+//! by the step's weight sum (a step whose weights sum to 0 changes nothing). Batches of a
+//! single chunk skip rayon entirely.
 
 use rayon::prelude::*;
 
@@ -43,6 +45,8 @@ pub struct StepTotals {
     pub loss_sum: f64,
     /// Rows in the step (0: no rank had rows left).
     pub rows: u64,
+    /// What the step averages by: the sum of its rows' weights (`rows` when unweighted).
+    pub weight_sum: f64,
     /// Some rank was asked to stop (SIGINT/SIGTERM).
     pub signalled: bool,
 }
@@ -50,7 +54,7 @@ pub struct StepTotals {
 impl StepTotals {
     /// The step's mean loss: what [`GradientEngine::finish_step`] returns.
     pub fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.rows.max(1) as f64
+        self.loss_sum / divisor(self.weight_sum)
     }
 }
 
@@ -62,6 +66,13 @@ pub struct GradientEngine<'m> {
     grad_sum: Vec<f64>,
     loss_sum: f64,
     rows: u64,
+    /// The step's weight sum (its row count when unweighted).
+    weight_sum: f64,
+}
+
+/// What a sum of weights is divided by: itself, or 1 when it is 0 (the sums are 0 then too).
+fn divisor(weight_sum: f64) -> f64 {
+    if weight_sum > 0.0 { weight_sum } else { 1.0 }
 }
 
 impl<'m> GradientEngine<'m> {
@@ -79,6 +90,7 @@ impl<'m> GradientEngine<'m> {
             grad_sum: vec![0.0; model.num_params()],
             loss_sum: 0.0,
             rows: 0,
+            weight_sum: 0.0,
         })
     }
 
@@ -91,18 +103,47 @@ impl<'m> GradientEngine<'m> {
         let model = self.model;
         let num_chunks = {
             let _span = tracing::trace_span!("gradient", rows = n).entered();
-            self.run_chunks(rows, |x, y, slot| {
+            self.run_chunks(rows, |_, x, y, slot| {
                 slot.grad.fill(0.0);
                 slot.loss = model.loss_grad_sum(params, x, y, &mut slot.grad);
             })
         };
+        self.add_chunks(num_chunks);
+        self.rows += n as u64;
+        self.weight_sum += n as f64;
+    }
+
+    /// Adds the summed loss and gradient of `rows`, row i's multiplied by `weights[i]` (each
+    /// finite and ≥ 0), to the current step; the step then averages by its weight sum.
+    /// `weights` has one entry per row (a caller bug otherwise: panics).
+    pub fn accumulate_weighted(&mut self, params: &[f32], rows: &RowBlock, weights: &[f32]) {
+        let n = rows.num_rows();
+        assert_eq!(weights.len(), n, "one weight per row");
+        if n == 0 {
+            return;
+        }
+        let model = self.model;
+        let num_chunks = {
+            let _span = tracing::trace_span!("gradient", rows = n).entered();
+            self.run_chunks(rows, |start, x, y, slot| {
+                slot.grad.fill(0.0);
+                let w = &weights[start..start + y.len()];
+                slot.loss = model.loss_grad_sum_weighted(params, x, y, w, &mut slot.grad);
+            })
+        };
+        self.add_chunks(num_chunks);
+        self.rows += n as u64;
+        self.weight_sum += weights.iter().map(|&w| f64::from(w)).sum::<f64>();
+    }
+
+    /// Adds the first `num_chunks` scratch slots' sums, in chunk order.
+    fn add_chunks(&mut self, num_chunks: usize) {
         for slot in &self.scratch[..num_chunks] {
             for (acc, g) in self.grad_sum.iter_mut().zip(&slot.grad) {
                 *acc += f64::from(*g);
             }
             self.loss_sum += slot.loss;
         }
-        self.rows += n as u64;
     }
 
     /// Ends a step of a data-parallel run: adds every rank's gradient sums, loss, row count and
@@ -119,18 +160,25 @@ impl<'m> GradientEngine<'m> {
         let mut signalled = signal;
         if comm.size() > 1 {
             let mut flat = std::mem::take(&mut self.grad_sum);
-            flat.extend([self.loss_sum, self.rows as f64, f64::from(u8::from(signal))]);
+            flat.extend([
+                self.loss_sum,
+                self.weight_sum,
+                self.rows as f64,
+                f64::from(u8::from(signal)),
+            ]);
             comm.sum_in_place(&mut flat);
             signalled = flat.pop().unwrap_or(0.0) > 0.0;
             self.rows = flat.pop().unwrap_or(0.0) as u64;
+            self.weight_sum = flat.pop().unwrap_or(0.0);
             self.loss_sum = flat.pop().unwrap_or(0.0);
             self.grad_sum = flat;
         }
-        let loss_sum = self.loss_sum;
+        let (loss_sum, weight_sum) = (self.loss_sum, self.weight_sum);
         if self.rows == 0 {
             return StepTotals {
                 loss_sum: 0.0,
                 rows: 0,
+                weight_sum: 0.0,
                 signalled,
             };
         }
@@ -138,21 +186,24 @@ impl<'m> GradientEngine<'m> {
         StepTotals {
             loss_sum,
             rows,
+            weight_sum,
             signalled,
         }
     }
 
     /// Ends the step: writes the averaged gradient into `grad` and returns the step's mean
-    /// loss and row count, then resets for the next step.
+    /// loss and row count, then resets for the next step. The average is over the step's
+    /// weight sum: its row count when no row was weighted.
     pub fn finish_step(&mut self, grad: &mut [f32]) -> (f64, u64) {
-        let rows = self.rows.max(1) as f64;
+        let by = divisor(self.weight_sum);
         for (g, acc) in grad.iter_mut().zip(self.grad_sum.iter_mut()) {
-            *g = (*acc / rows) as f32;
+            *g = (*acc / by) as f32;
             *acc = 0.0;
         }
-        let out = (self.loss_sum / rows, self.rows);
+        let out = (self.loss_sum / by, self.rows);
         self.loss_sum = 0.0;
         self.rows = 0;
+        self.weight_sum = 0.0;
         out
     }
 
@@ -166,7 +217,7 @@ impl<'m> GradientEngine<'m> {
     pub fn eval_sums(&mut self, params: &[f32], rows: &RowBlock) -> EvalSums {
         let model = self.model;
         let _span = tracing::trace_span!("eval", rows = rows.num_rows()).entered();
-        let num_chunks = self.run_chunks(rows, |x, y, slot| {
+        let num_chunks = self.run_chunks(rows, |_, x, y, slot| {
             slot.sums = eval_sums(model, params, x, y, &mut slot.predictions);
         });
         let mut total = EvalSums::default();
@@ -176,13 +227,14 @@ impl<'m> GradientEngine<'m> {
         total
     }
 
-    /// Runs `work` on each fixed chunk of `rows` (features, targets, the chunk's scratch slot):
+    /// Runs `work` on each fixed chunk of `rows` (its first row, features, targets, the chunk's
+    /// scratch slot):
     /// on this thread for a single chunk, on the pool otherwise. Returns the number of chunks,
     /// whose results are in `scratch[..num_chunks]` in chunk order.
     fn run_chunks(
         &mut self,
         rows: &RowBlock,
-        work: impl Fn(&[f32], &[f32], &mut ChunkScratch) + Sync,
+        work: impl Fn(usize, &[f32], &[f32], &mut ChunkScratch) + Sync,
     ) -> usize {
         let n = rows.num_rows();
         let d = rows.num_features();
@@ -201,7 +253,7 @@ impl<'m> GradientEngine<'m> {
         let chunk = |c: usize, slot: &mut ChunkScratch| {
             let start = c * CHUNK_ROWS;
             let end = (start + CHUNK_ROWS).min(n);
-            work(&x[start * d..end * d], &y[start..end], slot);
+            work(start, &x[start * d..end * d], &y[start..end], slot);
         };
         if num_chunks == 1 {
             chunk(0, &mut slots[0]);

@@ -20,7 +20,7 @@
 //! - [`gradient`]: the averaged gradient of a step on rayon workers; [`evaluate`](mod@evaluate): the
 //!   full-data loss; [`labels`]: refusing a label the head cannot take;
 //! - `mixing`: shuffle-quality figures; `ranks`: what the ranks of a data-parallel run
-//!   agree on; [`standardize`]: z-scored features;
+//!   agree on; [`standardize`]: z-scored features; [`weights`]: row and class weights;
 //! - [`checkpoint`]: crash-safe checkpoints and exact resume; [`output`]: model files,
 //!   reports and metrics.
 
@@ -38,6 +38,7 @@ pub mod result;
 pub mod standardize;
 mod trainer;
 mod validation;
+pub mod weights;
 
 pub use self::checkpoint::{
     Checkpoint, CheckpointConfig, CheckpointLock, RunFingerprint, RunningLoss, fingerprint,
@@ -51,6 +52,7 @@ pub use self::observer::{EpochSummary, StepRecord, TrainObserver, ValidationReco
 pub use self::output::{MetricsWriter, ModelFile, Report, SavedOptimizer, SkippedFile};
 pub use self::result::{BestModel, ResumeInfo, TrainResult};
 pub use self::standardize::{Standardization, Standardize};
+pub use self::weights::{ClassWeight, RowWeights, balanced_weights};
 
 #[cfg(test)]
 mod dropped_tests;

@@ -279,6 +279,12 @@ pub struct Report {
     /// With `--valid-fraction`: the training units held out as validation data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<crate::train::HeldOut>,
+    /// With `--weight-column`: the column holding each row's weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_column: Option<String>,
+    /// With `--class-weight balanced`: each class's weight, N / (C · n_c).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<Vec<f32>>,
     /// With `--early-stop`: the epoch whose parameters were saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,

@@ -57,6 +57,8 @@ pub(super) struct Trainer<'a> {
     model: &'a dyn Model,
     head: Head,
     engine: GradientEngine<'a>,
+    /// The current batch's row weights (when the run weights rows).
+    row_weights: Vec<f32>,
     optimizer: Optimizer,
     params: Vec<f32>,
     grad: Vec<f32>,
@@ -180,6 +182,7 @@ impl<'a> Trainer<'a> {
             model,
             head: model.head(),
             engine: GradientEngine::new(model, config.num_threads)?,
+            row_weights: Vec::new(),
             optimizer: Optimizer::new(
                 config.optimizer.clone(),
                 model.decays(),
@@ -335,10 +338,21 @@ impl<'a> Trainer<'a> {
             let mut batch = batch?;
             check_stream_labels(self.stream, self.head, &batch.rows)?;
             self.observer.on_batch(epoch, batch.rows.row_ids())?;
+            let weighted = self.config.weights.any();
+            if weighted {
+                self.config
+                    .weights
+                    .take(&mut batch.rows, &mut self.row_weights);
+            }
             if let Some(s) = &self.config.standardize {
                 s.apply(&mut batch.rows);
             }
-            self.engine.accumulate(&self.params, &batch.rows);
+            if weighted {
+                self.engine
+                    .accumulate_weighted(&self.params, &batch.rows, &self.row_weights);
+            } else {
+                self.engine.accumulate(&self.params, &batch.rows);
+            }
             pass.mixing.add(batch.rows.row_ids(), pass.steps);
             pass.rows += batch.rows.num_rows() as u64;
             if batch.ends_step {
@@ -356,7 +370,7 @@ impl<'a> Trainer<'a> {
             return Ok(false);
         }
         let (batch_loss, step_rows) = (totals.mean_loss(), totals.rows);
-        pass.running.add(totals.loss_sum, totals.rows);
+        pass.running.add_step(&totals);
         pass.steps += 1;
         self.iteration += 1;
         let iteration = self.iteration;

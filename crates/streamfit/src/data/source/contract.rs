@@ -77,6 +77,14 @@ pub trait Source: Send + Sync {
     fn num_features(&self) -> usize {
         self.schema().num_features()
     }
+    /// Values per row in the blocks [`Source::read_unit`] delivers: the features, then, for a
+    /// source read with a weight column ([`ColumnSpec::weight`](crate::data::ColumnSpec)),
+    /// the row's weight as one trailing value. What the pipeline sizes its blocks by; only
+    /// the trainer splits the weight off. A source that wraps another must return the inner
+    /// one's. By default the features.
+    fn row_width(&self) -> usize {
+        self.num_features()
+    }
     /// Bytes of the files on disk.
     fn file_bytes(&self) -> u64;
     /// Columns, roles and codecs, for `inspect`.
@@ -152,6 +160,14 @@ pub trait Source: Send + Sync {
     /// and saves it with its model. By default none.
     fn stored_preprocessing(&self) -> Option<&Preprocessing> {
         None
+    }
+
+    /// Estimated distinct values of each of `columns` (columns the source does not read, such
+    /// as strings) in its first unit only: a lower bound of the dataset's, for telling a user
+    /// whether one-hot encoding suits a column. `None` where it cannot count. By default
+    /// `None` for every column.
+    fn first_unit_distinct(&self, columns: &[String]) -> Result<Vec<Option<u64>>> {
+        Ok(vec![None; columns.len()])
     }
 
     /// The categorical columns the source reads, in the order of their features (with

@@ -142,16 +142,19 @@ impl ChunkSink for Widen<'_> {
 
     fn send(&mut self, block: RowBlock) -> ControlFlow<()> {
         let mut out = self.sink.empty_block();
-        out.reset(self.slots.len());
+        out.reset(self.row.len());
         for i in 0..block.num_rows() {
             let narrow = block.row(i);
-            for (value, slot) in self.row.iter_mut().zip(self.slots) {
+            // A row's weight (when the wrapped source reads one) stays its last value.
+            let (features, trailing) = self.row.split_at_mut(self.slots.len());
+            for (value, slot) in features.iter_mut().zip(self.slots) {
                 *value = match *slot {
                     Slot::Column(c) => narrow[c],
                     Slot::Key(k) => self.values[k],
                     Slot::Encoded(j) => self.encoded[j],
                 };
             }
+            trailing.copy_from_slice(&narrow[narrow.len() - trailing.len()..]);
             out.push_row(&self.row, block.targets()[i], block.row_ids()[i]);
         }
         self.spare = Some(block);
@@ -222,7 +225,7 @@ impl PartitionedSource {
             values: &self.values[file],
             encoded: &self.encoded[file],
             spare: None,
-            row: vec![0.0; self.slots.len()],
+            row: vec![0.0; self.row_width()],
         }
     }
 }
@@ -234,6 +237,14 @@ impl Source for PartitionedSource {
 
     fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    fn first_unit_distinct(&self, columns: &[String]) -> Result<Vec<Option<u64>>> {
+        self.inner.first_unit_distinct(columns)
+    }
+
+    fn row_width(&self) -> usize {
+        self.slots.len() + (self.inner.row_width() - self.inner.num_features())
     }
 
     fn files(&self) -> &[PathBuf] {

@@ -93,6 +93,10 @@ pub struct RunningLoss {
     pub loss_sum: f64,
     /// Their rows.
     pub rows: u64,
+    /// Their weight sum (their rows when unweighted): the mean is per unit of weight. 0 in
+    /// checkpoints from before weights, which counted rows only.
+    #[serde(default)]
+    pub weight_sum: f64,
 }
 
 impl RunningLoss {
@@ -102,9 +106,24 @@ impl RunningLoss {
         self.rows += rows;
     }
 
-    /// The mean loss per row; `None` before any row.
+    /// Adds a finished step: its loss, rows and, when weighted, its weight sum.
+    pub fn add_step(&mut self, totals: &crate::train::StepTotals) {
+        if self.weight_sum == 0.0 {
+            // Sums from a checkpoint that counted rows only.
+            self.weight_sum = self.rows as f64;
+        }
+        self.add(totals.loss_sum, totals.rows);
+        self.weight_sum += totals.weight_sum;
+    }
+
+    /// The mean loss per row (per unit of weight when weighted); `None` before any row.
     pub fn mean(&self) -> Option<f64> {
-        (self.rows > 0).then(|| self.loss_sum / self.rows as f64)
+        let by = if self.weight_sum > 0.0 {
+            self.weight_sum
+        } else {
+            self.rows as f64
+        };
+        (self.rows > 0).then(|| self.loss_sum / by)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::data::schema::MissingValues;
 use crate::model::ModelSpec;
 use crate::optim::{LrSchedule, OptimizerConfig};
 use crate::pipeline::{BatchSource, LastBatch, Pipeline, PipelineConfig, Shuffle};
-use crate::train::{HeldOut, Standardization, TrainerConfig};
+use crate::train::{HeldOut, RowWeights, Standardization, TrainerConfig};
 
 /// What must not change between a run and its resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +70,10 @@ pub struct RunFingerprint {
     /// The training units held out as validation data (`valid_fraction`), when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HeldOut>,
+    /// Row weights (`weight_column`, `class_weight`); absent when none (and in checkpoints
+    /// written before them, which weighted no row).
+    #[serde(default, skip_serializing_if = "is_unweighted")]
+    pub weights: RowWeights,
 }
 
 impl RunFingerprint {
@@ -222,6 +226,23 @@ impl RunFingerprint {
             encoding(&self.categorical),
             encoding(&now.categorical),
         );
+        check(
+            "«weight_column»",
+            format!("{:?}", self.weights.column),
+            format!("{:?}", now.weights.column),
+        );
+        let class_weight = |w: &RowWeights| match w.class_weights.is_empty() {
+            true => "none".to_string(),
+            false => "balanced".to_string(),
+        };
+        check(
+            "«class_weight»",
+            class_weight(&self.weights),
+            class_weight(&now.weights),
+        );
+        if diffs.is_empty() && self.weights != now.weights {
+            diffs.push("the class weights differ (the data changed?)".to_string());
+        }
         if diffs.is_empty() && self.categorical != now.categorical {
             diffs.push("the categorical vocabularies differ (the data changed?)".to_string());
         }
@@ -238,6 +259,10 @@ fn one() -> usize {
 
 fn is_one(n: &usize) -> bool {
     *n == 1
+}
+
+fn is_unweighted(weights: &RowWeights) -> bool {
+    !weights.any()
 }
 
 impl RunFingerprint {
@@ -274,6 +299,7 @@ impl RunFingerprint {
             categorical: config.categorical.clone(),
             eval_every: config.eval_every,
             held_out: config.held_out.clone(),
+            weights: config.weights.clone(),
         }
     }
 

@@ -17,7 +17,9 @@ use crate::data::source::parquet::categories::{
     categorical_layouts, categorical_note, categorical_roots, is_text,
 };
 use crate::data::source::parquet::encode::CategoricalLayout;
-use crate::data::source::parquet::preprocess::{resolve_centre, resolve_missing};
+use crate::data::source::parquet::preprocess::{
+    resolve_centre, resolve_missing, resolve_weight, weight_is_a_feature,
+};
 use crate::data::source::{ColumnInfo, ColumnRole};
 use crate::error::{Error, Result};
 
@@ -43,6 +45,7 @@ pub(super) enum Layout {
         indicators: Vec<usize>,
         categorical: Vec<CategoricalLayout>,
         centre: Vec<f64>,
+        weight: Option<usize>,
     },
     List {
         column: usize,
@@ -301,15 +304,24 @@ pub(super) fn resolve_columns(
             Ok(())
         }
     };
+    let weight = resolve_weight(spec, schema, &find, found_label)?;
     match &spec.features {
         FeatureSelection::AllNumeric | FeatureSelection::Columns(_) => {
             let categorical_roots = categorical_roots(path, schema, spec, found_label)?;
+            if let Some(w) = weight
+                && categorical_roots.contains(&w)
+            {
+                return Err(weight_is_a_feature(schema.field(w).name(), "categorical"));
+            }
             // `None`: a column this file lacks.
             let feature_roots: Vec<Option<usize>> = match &spec.features {
                 FeatureSelection::Columns(names) => {
                     let mut roots = Vec::with_capacity(names.len());
                     for name in names {
                         reject_label(name)?;
+                        if spec.weight.as_ref() == Some(name) {
+                            return Err(weight_is_a_feature(name, "features"));
+                        }
                         if absent.allows(name) && schema.index_of(name).is_err() {
                             roots.push(None);
                             continue;
@@ -343,6 +355,7 @@ pub(super) fn resolve_columns(
                         .filter(|&i| {
                             let name = schema.field(i).name();
                             Some(i) != found_label
+                                && Some(i) != weight
                                 && !categorical_roots.contains(&i)
                                 && is_scalar_number(schema.field(i).data_type())
                                 && !spec.exclude.contains(name)
@@ -356,6 +369,8 @@ pub(super) fn resolve_columns(
             // rejects it (`data::source::open`).
             let mut roots: Vec<usize> = feature_roots.iter().flatten().copied().collect();
             roots.extend(&categorical_roots);
+            // The weight before the label: the label's root is the last one.
+            roots.extend(weight);
             roots.extend(label);
             let position = projected_positions(&roots);
             // Absent columns sit past the projected ones, in order.
@@ -407,6 +422,7 @@ pub(super) fn resolve_columns(
                 indicators,
                 categorical,
                 centre,
+                weight: weight.map(&position),
             };
             Ok((
                 Resolved {
@@ -419,6 +435,12 @@ pub(super) fn resolve_columns(
         }
         FeatureSelection::ListColumn(name) => {
             reject_label(name)?;
+            if weight.is_some() {
+                return Err(Error::config(
+                    "weight_column",
+                    "row weights go with scalar feature columns, not with «features_column»",
+                ));
+            }
             if !spec.categorical.is_empty() {
                 return Err(Error::config(
                     "categorical",

@@ -332,6 +332,9 @@ pub(super) struct DecodeContext<'a> {
     pub(super) positive_label: Option<&'a str>,
     /// Rows with a null label are left out ([`DecodeContext::decode_dropping`]).
     pub(super) drop_null_labels: bool,
+    /// «weight_column», whose value follows each row's features (a row is then one value
+    /// wider than the schema's features).
+    pub(super) weight_column: Option<&'a str>,
 }
 
 impl DecodeContext<'_> {
@@ -403,7 +406,7 @@ impl DecodeContext<'_> {
         if label.null_count() == 0 {
             return Ok(n);
         }
-        let d = self.schema.num_features();
+        let d = self.row_width();
         let mut kept = 0;
         for i in 0..n {
             if label.is_valid(i) {
@@ -426,7 +429,7 @@ impl DecodeContext<'_> {
         features: &mut [f32],
     ) -> Result<()> {
         let n = batch.num_rows();
-        let d = self.schema.num_features();
+        let d = self.row_width();
         // Every conversion reports NaN/inf as it writes; only then is the slow search run.
         let mut any_bad = false;
         match layout {
@@ -436,6 +439,7 @@ impl DecodeContext<'_> {
                 indicators,
                 categorical,
                 centre,
+                weight,
                 ..
             } => {
                 // A column this file lacks reads as null (its fill value).
@@ -473,15 +477,63 @@ impl DecodeContext<'_> {
                 }
                 fill_missing(batch, cols, fill, indicators, features, d);
                 encode_categorical(categorical, batch, features, d);
+                if let Some(w) = weight {
+                    self.decode_weight(batch.column(*w), first_row, features, d)?;
+                }
             }
             Layout::List { column, len, .. } => {
                 any_bad = self.decode_list(batch.column(*column), *len, first_row, features)?;
             }
         }
         if any_bad {
-            self.check_finite(features, d, first_row, |j| {
-                self.schema.feature_names[j].clone()
-            })?;
+            self.check_finite(features, d, first_row, |j| self.value_name(j))?;
+        }
+        Ok(())
+    }
+
+    /// Values per decoded row: the features, then the weight when one is read.
+    fn row_width(&self) -> usize {
+        self.schema.num_features() + usize::from(self.weight_column.is_some())
+    }
+
+    /// The column of value `j` of a decoded row: a feature, or (past them) the weight.
+    fn value_name(&self, j: usize) -> String {
+        match self.schema.feature_names.get(j) {
+            Some(name) => name.clone(),
+            None => self.weight_column.unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Writes each row's weight after its features (the last of `d` values per row), cast
+    /// like a feature; a null, NaN, infinite or negative weight is an error naming its row.
+    fn decode_weight(
+        &self,
+        array: &ArrayRef,
+        first_row: u64,
+        features: &mut [f32],
+        d: usize,
+    ) -> Result<()> {
+        let name = self.weight_column.unwrap_or_default();
+        let n = array.len();
+        let bad = |i: usize, value: String| Error::BadWeight {
+            file: self.path.to_path_buf(),
+            row_group: self.row_group,
+            row: first_row + i as u64,
+            column: name.to_string(),
+            value,
+        };
+        if array.null_count() > 0 {
+            let i = (0..n).find(|&i| array.is_null(i)).unwrap_or(0);
+            return Err(bad(i, "null".to_string()));
+        }
+        let values = Values::of(array.as_ref()).ok_or_else(|| self.unsupported(array, name))?;
+        values.scatter(0..n, features, d, d - 1);
+        let weights = features.chunks_exact(d).take(n).map(|row| row[d - 1]);
+        for (i, w) in weights.enumerate() {
+            // Also false for NaN.
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(bad(i, w.to_string()));
+            }
         }
         Ok(())
     }

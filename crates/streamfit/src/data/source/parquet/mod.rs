@@ -44,6 +44,7 @@ mod categories;
 mod columns;
 mod data;
 mod decode;
+mod distinct;
 mod encode;
 mod files;
 mod footer_repair;

@@ -1,10 +1,14 @@
 //! What the decoder does to each scalar feature column's values besides the cast, resolved
 //! against the feature names: the fill values of missing values and the indicator features
 //! («fill_nulls», «null_indicators»), and the centres of large-magnitude columns, subtracted
-//! in f64 before the f32 cast (standardisation's `centre`). Resolution only: `decode.rs`
+//! in f64 before the f32 cast (standardisation's `centre`); and the row weight column
+//! («weight_column»), which is never a feature. Resolution only: `decode.rs`
 //! applies them, `columns.rs` places them in the [`Layout`](super::columns::Layout).
 
+use arrow_schema::SchemaRef;
+
 use crate::data::schema::{ColumnSpec, MissingValues};
+use crate::data::source::parquet::columns::is_scalar_number;
 use crate::error::{Error, Result};
 
 /// Each feature column's fill value and the indicator columns (indices into `names`) of
@@ -64,6 +68,42 @@ pub(super) fn resolve_centre(
         }
     }
     Ok(centre)
+}
+
+/// The root of «weight_column» in `schema`, when set: a numeric scalar column (cast like a
+/// feature) that is not the label.
+pub(super) fn resolve_weight(
+    spec: &ColumnSpec,
+    schema: &SchemaRef,
+    find: &dyn Fn(&str) -> Result<usize>,
+    label: Option<usize>,
+) -> Result<Option<usize>> {
+    let Some(name) = &spec.weight else {
+        return Ok(None);
+    };
+    let index = find(name)?;
+    if Some(index) == label {
+        return Err(Error::config(
+            "weight_column",
+            format!("`{name}` is the label column; a row's weight is another column"),
+        ));
+    }
+    let data_type = schema.field(index).data_type();
+    if !is_scalar_number(data_type) {
+        return Err(Error::config(
+            "weight_column",
+            format!("column `{name}` is {data_type}, not a numeric column"),
+        ));
+    }
+    Ok(Some(index))
+}
+
+/// The error for the weight column named as a feature (in «features» or «categorical»).
+pub(super) fn weight_is_a_feature(name: &str, option: &'static str) -> Error {
+    Error::config(
+        option,
+        format!("`{name}` is the «weight_column»; a row's weight is never one of its features"),
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::data::source::parquet::decode::DecodeContext;
 use crate::data::source::parquet::ranges::ByteRanges;
 use crate::data::source::parquet::source::ParquetSource;
 use crate::data::source::parquet::{page_bounds, pages};
-use crate::data::source::{ChunkSink, Unit};
+use crate::data::source::{ChunkSink, Source, Unit};
 use crate::error::{Error, Result};
 
 impl ParquetSource {
@@ -46,6 +46,7 @@ impl ParquetSource {
             schema: &self.schema,
             positive_label: self.positive_label.as_deref(),
             drop_null_labels: self.drop_null_labels,
+            weight_column: self.weight.as_deref(),
         };
         let mut from_row = 0u64;
         if let Some(leaves) = &file.flat {
@@ -203,7 +204,7 @@ impl ParquetSource {
             (unit.num_rows, from_row)
         };
         let reader = self.unit_reader(&unit, bytes, rows_read, max_block_rows)?;
-        let d = self.schema.num_features();
+        let d = self.row_width();
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(&unit, e))?;
             let n = batch.num_rows();
@@ -357,6 +358,7 @@ mod tests {
             schema: &source.schema,
             positive_label: None,
             drop_null_labels: false,
+            weight_column: None,
         };
         let mut whole: Vec<RowBlock> = Vec::new();
         source.read_unit(1, 64, &mut whole).unwrap();

@@ -43,6 +43,8 @@ pub struct ParquetSource {
     pub(super) positive_label: Option<String>,
     /// Rows with a null label are left out (each unit's `num_rows` counts the rows kept).
     pub(super) drop_null_labels: bool,
+    /// «weight_column»: each row's weight follows its features in the blocks read.
+    pub(super) weight: Option<String>,
     /// Feature columns some files lack (read as null there), for `inspect`.
     pub(super) absent: AbsentColumns,
     /// Local units read through the map or explicitly ([`Source::read_explicitly`]).
@@ -107,7 +109,8 @@ impl ParquetSource {
                     && categorical.is_empty()
                     && centre.iter().all(|&c| c == 0.0)
                     && spec.positive_label.is_none()
-                    && !spec.drop_null_labels =>
+                    && !spec.drop_null_labels
+                    && spec.weight.is_none() =>
                 {
                     pages::flat_leaves(metadata.parquet_schema(), &roots)
                 }
@@ -226,6 +229,7 @@ impl ParquetSource {
             prefetch,
             positive_label: spec.positive_label.clone(),
             drop_null_labels: spec.drop_null_labels && !spec.ignore_label,
+            weight: spec.weight.clone(),
             absent,
             access: Default::default(),
         };
@@ -279,6 +283,14 @@ impl Source for ParquetSource {
 
     fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    fn row_width(&self) -> usize {
+        self.schema.num_features() + usize::from(self.weight.is_some())
+    }
+
+    fn first_unit_distinct(&self, columns: &[String]) -> Result<Vec<Option<u64>>> {
+        self.distinct_in_first_unit(columns)
     }
 
     fn files(&self) -> &[PathBuf] {

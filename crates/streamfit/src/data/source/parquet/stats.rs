@@ -68,6 +68,7 @@ impl ParquetSource {
             schema: &self.schema,
             positive_label: self.positive_label.as_deref(),
             drop_null_labels: false,
+            weight_column: self.weight.as_deref(),
         };
         let mut rows_read = 0u64;
         let mut values = Vec::with_capacity(max_block_rows);
