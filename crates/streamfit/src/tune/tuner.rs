@@ -107,8 +107,7 @@ pub fn tune_with_events(
         return Err(Error::config("budget_seconds", "must be positive"));
     }
     config.base.check()?;
-    let source = config.base.open_source()?;
-    let base = resolve(&config.base, &source, on_event)?;
+    let (base, source) = resolve(&config.base, config.base.open_source()?, on_event)?;
     let config = &TuneConfig {
         base,
         ..config.clone()
@@ -237,33 +236,40 @@ pub fn tune_with_events(
 
 /// `base` with the settings that come from the data resolved on `source`: the classes of a
 /// multiclass model, the standardisation (one statistics pass, as `train` does with
-/// `standardize`) and a step schedule's step size (one epoch at the base batch size).
+/// `standardize`) and a step schedule's step size (one epoch at the base batch size); and the
+/// source to time, reopened to centre large-magnitude columns as they are decoded when the
+/// run standardises them, as `train` does (so the noise is measured on the features training
+/// sees).
 fn resolve(
     base: &TrainConfig,
-    source: &Arc<dyn Source>,
+    mut source: Arc<dyn Source>,
     on_event: &mut dyn FnMut(TuneEvent<'_>),
-) -> Result<TrainConfig> {
+) -> Result<(TrainConfig, Arc<dyn Source>)> {
     let mut base = base.clone();
-    if let Some(event) = count_classes(&mut base, source)? {
+    if let Some(event) = count_classes(&mut base, &source)? {
         on_event(TuneEvent::Prepared(&event));
     }
     base.check()?;
     base.trainer.standardize = None;
-    // The source is opened already: large-magnitude columns are not centred before the cast
-    // here (the timings do not depend on it).
-    let decision = decide_standardize(&base, source);
+    let decision = decide_standardize(&base, &source);
+    if !decision.centre.is_empty() {
+        base.columns.centre = decision.centre.clone();
+        source = base.open_source()?;
+    }
     if let Some(mixed) = &decision.mixed {
         on_event(TuneEvent::Prepared(mixed));
     }
     if decision.standardize {
         let encoded = encoded_features(&base);
-        let (standardization, event) = resolve_standardization(source, base.num_readers, &encoded)?;
+        let (mut standardization, event) =
+            resolve_standardization(&source, base.num_readers, &encoded)?;
+        standardization.centre = decision.centre;
         base.trainer.standardize = Some(standardization);
         on_event(TuneEvent::Prepared(&event));
     }
     let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
     base.set_epoch_steps(pipeline.steps_in_epoch(0));
-    Ok(base)
+    Ok((base, source))
 }
 
 /// b_opt = sqrt(B_noise·τ_f / ((1 − B_noise/N)·τ_d)): the batch size that minimises the time
