@@ -306,8 +306,7 @@ fn eval_of_a_standardised_mlp_is_its_best_validation_evaluation_bit_for_bit() {
         .collect();
     let best = evaluations
         .iter()
-        .filter(|e| e["best"] == true)
-        .next_back()
+        .rfind(|e| e["best"] == true)
         .expect("a best evaluation");
     let report = common::read_json(&report);
     assert_eq!(report["best_iteration"], best["iteration"]);

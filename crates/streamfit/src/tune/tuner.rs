@@ -334,8 +334,7 @@ mod tests {
         ])
         .unwrap();
         let file = std::fs::File::create(path).unwrap();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
     }
@@ -364,7 +363,10 @@ mod tests {
         assert!(standardization.mean[0].abs() < 1.0, "{:?}", standardization);
         let std = f64::from(standardization.std[0]);
         let exact = 43.0 * ((2_000.0f64 * 2_000.0 - 1.0) / 12.0).sqrt();
-        assert!((std - exact).abs() < 1e-3 * exact, "std {std}, exact {exact}");
+        assert!(
+            (std - exact).abs() < 1e-3 * exact,
+            "std {std}, exact {exact}"
+        );
         assert_eq!(source.num_rows(), 2_000);
     }
 
