@@ -260,7 +260,7 @@ fn a_timestamp_is_centred_in_f64_so_its_seconds_are_learned_and_predict_matches(
     let (stdout, model) = train(dir.path(), &data, &[]);
     let line = mixed_line(&stdout).unwrap_or_else(|| panic!("no scale line:\n{stdout}"));
     assert!(line.contains("ts centred at 1.700e9"), "{line}");
-    assert_eq!(model["version"], 5, "{model}");
+    assert_eq!(model["version"], 6, "{model}");
     let centre = &model["standardization"]["centre"][0];
     assert_eq!(centre["column"], "ts");
     let centre = centre["value"].as_f64().unwrap();
@@ -276,7 +276,8 @@ fn a_timestamp_is_centred_in_f64_so_its_seconds_are_learned_and_predict_matches(
         "accuracy {accuracy} (the classes are about even)"
     );
 
-    // `predict` on the raw file: σ(w·(ts − centre) + b) with the saved weight, in f64.
+    // `predict` on the raw file: σ(w·((ts − centre) − mean)/std + b) with the saved weight, in
+    // f64 (the centred value rounded to f32, as the decoder does).
     let preds = dir.path().join("preds.parquet");
     let m = dir.path().join("model.json");
     common::run_ok(&[
@@ -293,7 +294,8 @@ fn a_timestamp_is_centred_in_f64_so_its_seconds_are_learned_and_predict_matches(
     let b = model["bias"].as_f64().unwrap();
     assert_eq!(predicted.len(), n);
     for (t, p) in ts.iter().zip(&predicted) {
-        let z = w * (*t as f64 - centre) + b;
+        let x = f64::from((*t as f64 - centre) as f32);
+        let z = w * common::standardised(&model, &[x])[0] + b;
         let expected = 1.0 / (1.0 + (-z).exp());
         assert!(
             (f64::from(*p) - expected).abs() < 1e-5,

@@ -1,6 +1,6 @@
 //! `train --standardize`: badly scaled columns make plain SGD diverge; standardised training
-//! converges, and the saved model (folded back) predicts from raw features with the loss that
-//! training reported.
+//! converges, and the saved model (its parameters as learned, with the statistics) predicts
+//! from raw features, standardised as the file says, with the loss that training reported.
 
 mod common;
 
@@ -86,8 +86,10 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
     let final_loss = report["full_loss"].as_f64().unwrap();
     assert!(final_loss < 0.01, "final loss {final_loss}");
 
-    // The saved weights apply to raw features: their loss on the raw rows is the reported one.
+    // The saved weights apply to the standardised features: standardising the raw rows as the
+    // file says gives the reported loss.
     let saved = common::read_json(&model);
+    assert_eq!(saved["version"], 6);
     let w: Vec<f64> = saved["weights"]
         .as_array()
         .unwrap()
@@ -95,14 +97,19 @@ fn standardised_training_converges_where_plain_sgd_diverges() {
         .map(|v| v.as_f64().unwrap())
         .collect();
     let b = saved["bias"].as_f64().unwrap();
-    assert!(saved["standardization"]["mean"].is_array());
-    assert!((w[0] - 0.002).abs() < 2e-4, "price weight {}", w[0]);
+    let std = common::f32s(&saved["standardization"]["std"]);
+    let raw_price_weight = w[0] / std[0];
+    assert!(
+        (raw_price_weight - 0.002).abs() < 2e-4,
+        "price weight {raw_price_weight} per unit of price"
+    );
     let (rows, labels) = columns();
     let mse = rows
         .iter()
         .zip(&labels)
         .map(|(x, &y)| {
-            let p = b + (0..3).map(|j| w[j] * f64::from(x[j])).sum::<f64>();
+            let z = common::standardised(&saved, &x.map(f64::from));
+            let p = b + (0..3).map(|j| w[j] * z[j]).sum::<f64>();
             (p - f64::from(y)).powi(2)
         })
         .sum::<f64>()

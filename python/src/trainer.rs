@@ -435,7 +435,8 @@ impl Model {
     }
 
     /// Linear and logistic models: one weight per feature. Others: every parameter, layer by
-    /// layer (each a row-major weight matrix followed by its biases).
+    /// layer (each a row-major weight matrix followed by its biases). As stored: for a model
+    /// trained standardised (version 6) they apply to the standardised features.
     #[getter]
     fn weights<'py>(&self, py: Python<'py>) -> Bound<'py, numpy::PyArray1<f32>> {
         if self.file.bias.is_some() {
@@ -456,8 +457,10 @@ impl Model {
         to_python(py, &self.file)
     }
 
-    /// Outputs for already-encoded rows `x` (float32, `(rows, features)`): the value
-    /// (regression), the probability of class 1 (binary), or `(rows, K)` class probabilities.
+    /// Outputs for already-encoded rows `x` (float32, `(rows, features)`, as training decoded
+    /// them): standardised first when the model was trained standardised (version 6), then the
+    /// value (regression), the probability of class 1 (binary), or `(rows, K)` class
+    /// probabilities.
     fn predict_features<'py>(
         &self,
         py: Python<'py>,
@@ -472,10 +475,13 @@ impl Model {
                 self.file.features.join(", ")
             )));
         }
-        let features: Vec<f32> = match x.as_slice() {
+        let mut features: Vec<f32> = match x.as_slice() {
             Some(slice) => slice.to_vec(),
             None => x.iter().copied().collect(),
         };
+        if let Some(s) = self.file.standardization_to_apply() {
+            s.apply_rows(&mut features);
+        }
         let k = self.model.head().outputs();
         let out = py.detach(|| {
             let mut out = vec![0.0f32; rows * k];

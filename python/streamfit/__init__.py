@@ -24,7 +24,8 @@ class Model:
 
     def __init__(self, inner: _RustModel) -> None:
         self._inner = inner
-        # Version 5: large-magnitude columns training centred in f64 before the f32 cast.
+        # Large-magnitude columns training centred in f64 before the f32 cast (versions 5 and
+        # 6); a version-6 model standardises the features itself, in predict_features.
         standardization = inner.to_dict().get("standardization") or {}
         self._centre = {c["column"]: c["value"] for c in standardization.get("centre", [])}
 

@@ -145,7 +145,9 @@ class Model:
     def weights(self) -> npt.NDArray[np.float32]:
         """Linear and logistic: one weight per feature. Softmax and MLP: every parameter,
         layer by layer (each a row-major weight matrix `[outputs × inputs]`, then its
-        biases)."""
+        biases). As stored: for a model trained standardised (format 6) they apply to the
+        standardised features (x − mean) / std (`to_dict()["standardization"]`), not to raw
+        ones."""
     @property
     def bias(self) -> Optional[float]:
         """The intercept of a linear or logistic model, else `None`."""
@@ -154,14 +156,16 @@ class Model:
     def predict(self, table: Any) -> npt.NDArray[np.float32]:
         """Predictions for the rows of a pyarrow Table or pandas DataFrame of raw columns: the
         model's feature columns are taken by name (features `NAME[i]` from the list column
-        `NAME`), and whatever preprocessing training applied is applied (a standardised
-        model's statistics are folded into its parameters; a column it centred, such as a
-        timestamp-like number far from zero, is centred in float64 first). A missing column is a `KeyError`,
+        `NAME`), and whatever preprocessing training applied is applied (a column it centred,
+        such as a timestamp-like number far from zero, is centred in float64 first; a
+        standardised model standardises every feature in float64). A missing column is a `KeyError`,
         a null or non-finite value a `DataError`. Returns the value (regression), the
         probability of class 1 (binary), or `(rows, K)` class probabilities; `streamfit
         predict` writes the same numbers."""
     def predict_features(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Predictions for already-encoded rows `x`, `(rows, features)`, as `predict`."""
+        """Predictions for already-encoded rows `x`, `(rows, features)`, as training decoded
+        them (filled, encoded, a centred column less its centre) but not standardised: a
+        standardised model standardises them itself, as `predict` does."""
 
 def load_model(path: _Path) -> Model:
     """Reads a model file."""

@@ -73,6 +73,13 @@ def test_predict_agrees_with_the_command_line(dataset, cli, tmp_path):
         np.testing.assert_allclose(model.predict(table.to_pandas()), expected, rtol=1e-6, atol=1e-7)
     x = np.stack([table[n].to_numpy() for n in model.feature_names], axis=1)
     np.testing.assert_array_equal(model.predict_features(x), model.predict(table))
+    # Format 6: the weights are stored as learned and apply to the standardised features.
+    saved = model.to_dict()
+    assert saved["version"] == 6
+    mean, std = (np.asarray(saved["standardization"][k], np.float32).astype(np.float64)
+                 for k in ("mean", "std"))
+    z = (x.astype(np.float64) - mean) / std @ model.weights.astype(np.float64) + model.bias
+    np.testing.assert_allclose(1 / (1 + np.exp(-z)), expected, rtol=0, atol=1e-6)
 
 
 def test_predict_refuses_a_table_without_the_features(dataset, tmp_path):

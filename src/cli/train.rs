@@ -142,7 +142,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, requires = "plot", alias = "plot-log")]
     log_y: bool,
     /// Train on z-scored features (one extra streamed pass computes each feature's mean and
-    /// std); the saved model is folded back to take raw features [default: when the
+    /// std); the saved model keeps them and applies them itself, so predict and eval take raw
+    /// features [default: when the
     /// features' scales are mixed: ranges more than 100 times apart, or a column centred
     /// more than 100 of its ranges from zero, judged from the Parquet footer statistics or
     /// the first row group]

@@ -147,7 +147,8 @@ pub struct TrainConfig {
     /// iterations when the run is prepared. By default given.
     pub lr_step_size: Origin,
     /// Train on z-scored features (one streamed pass computes each feature's mean and std);
-    /// the saved model is folded back to take raw features. By default when scales are mixed.
+    /// the saved model carries them and `predict` applies them, so it takes raw features. By
+    /// default when scales are mixed.
     pub standardize: crate::train::Standardize,
     /// Fill nulls and NaN in scalar feature columns (zero, each column's mean from a
     /// statistics pass, or a number); resolved into `columns.missing` when the run is

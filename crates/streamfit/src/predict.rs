@@ -4,7 +4,11 @@
 //!
 //! Layer 3. Both stream the data through the training readers in file order (the
 //! evaluation pipeline: no shuffling, every row once), so memory stays bounded however large
-//! the data is, and `eval` computes exactly what the trainer's validation pass computes.
+//! the data is, and `eval` computes exactly what the trainer's validation pass computes. Each
+//! row goes through the model's fitted preprocessing as training's did: decoded (with its
+//! large-magnitude columns centred in f64), filled, encoded, then, for a version-6 model
+//! trained standardised, z-scored in f64 ([`Standardization::apply`]) before the model's
+//! forward pass on the parameters as learned.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +24,9 @@ use crate::eval_metrics::{EvalReport, EvalTally};
 use crate::model::{EvalSums, Head, Metrics};
 use crate::output_path::{InputSet, WriteMode};
 use crate::pipeline::Pipeline;
-use crate::train::{GradientEngine, ModelFile, check_labels, eval_config, evaluate};
+use crate::train::{
+    GradientEngine, ModelFile, Standardization, check_labels, eval_config, evaluate,
+};
 
 /// What `predict` and `eval` read.
 #[derive(Debug, Clone)]
@@ -214,10 +220,14 @@ pub fn predict(
         eval_config(&train.pipeline_config(source.num_rows()), &source),
     );
     let outputs_per_row = model.head().outputs();
+    let standardize = model_file.standardization_to_apply();
     let mut outputs = Vec::new();
     let mut rows = 0u64;
     for batch in pipeline.epoch(0)? {
-        let batch = batch?;
+        let mut batch = batch?;
+        if let Some(s) = standardize {
+            s.apply(&mut batch.rows);
+        }
         let n = batch.rows.num_rows();
         outputs.clear();
         outputs.resize(n * outputs_per_row, 0.0);
@@ -293,8 +303,9 @@ pub fn evaluate_model_with(
         eval_config(&train.pipeline_config(source.num_rows()), &source),
     );
     let mut engine = GradientEngine::new(model.as_ref(), config.num_threads)?;
+    let standardize: Option<&Standardization> = model_file.standardization_to_apply();
     if extra == ExtraFigures::Off {
-        let metrics = evaluate(&pipeline, &mut engine, &params, None)?;
+        let metrics = evaluate(&pipeline, &mut engine, &params, standardize)?;
         return Ok((metrics, source.num_rows(), EvalReport::default()));
     }
     let head = model.head();
@@ -302,8 +313,11 @@ pub fn evaluate_model_with(
     let mut tally = EvalTally::new(head);
     let mut outputs = Vec::new();
     for batch in pipeline.epoch(0)? {
-        let batch = batch?;
+        let mut batch = batch?;
         check_labels(source.as_ref(), head, &batch.rows)?;
+        if let Some(s) = standardize {
+            s.apply(&mut batch.rows);
+        }
         sums.add(&engine.eval_sums(&params, &batch.rows));
         outputs.clear();
         outputs.resize(batch.rows.num_rows() * head.outputs(), 0.0);

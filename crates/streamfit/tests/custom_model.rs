@@ -85,10 +85,6 @@ impl Model for SquaredHinge {
             .map(|j| j < self.num_features)
             .collect()
     }
-
-    fn input_layer_width(&self) -> usize {
-        1
-    }
 }
 
 struct SquaredHingeFamily;

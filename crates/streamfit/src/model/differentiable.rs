@@ -73,9 +73,6 @@ pub trait Model: Send + Sync {
     }
     /// For each parameter, true when it is a weight (weight decay applies), false for a bias.
     fn decays(&self) -> Vec<bool>;
-    /// Rows h of the input layer's weight matrix `[h × d]` at the start of the parameters
-    /// (what lets standardisation be folded back into saved parameters).
-    fn input_layer_width(&self) -> usize;
     /// f32 values of per-thread scratch the model needs per row of a chunk (activations).
     fn scratch_per_row(&self) -> usize {
         0

@@ -129,10 +129,6 @@ impl Model for LinearModel {
         decays[self.num_features] = false;
         decays
     }
-
-    fn input_layer_width(&self) -> usize {
-        1
-    }
 }
 
 /// The `linear` and `logistic` families: one [`LinearModel`] each, with a fixed head.

@@ -13,8 +13,9 @@
 //!   `benches/gemm.rs`). Softmax regression is the network with no hidden layer.
 //!
 //! Every built-in layout starts with the input layer as a row-major weight matrix `[h × d]`
-//! followed by its `h` biases (h = 1 for the linear models), which is what lets
-//! standardisation be folded back into the saved parameters ([`Model::input_layer_width`]).
+//! followed by its `h` biases (h = 1 for the linear models). A model never sees raw features
+//! when training standardises: the rows are z-scored before it, and its parameters are saved
+//! as learned (see [`crate::train::Standardization`]).
 //!
 //! Adding a model: write `model/NAME.rs` with the [`Model`] and a [`ModelFamily`] (name,
 //! summary, head, settings check, description, build), then add its `mod` line and its entry

@@ -398,10 +398,6 @@ impl Model for Network {
         decays
     }
 
-    fn input_layer_width(&self) -> usize {
-        self.layers[0].outputs
-    }
-
     fn scratch_per_row(&self) -> usize {
         let widths: usize = self.layers.iter().map(|l| l.outputs).sum();
         let widest = self.layers.iter().map(|l| l.outputs.max(l.inputs)).max();

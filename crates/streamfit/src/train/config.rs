@@ -83,8 +83,8 @@ pub struct TrainerConfig {
     /// a run is prepared (`TrainConfig::valid_fraction`), recorded in checkpoints. By default
     /// none.
     pub held_out: Option<HeldOut>,
-    /// Train on z-scored features (the result's parameters are folded back to raw features).
-    /// By default off.
+    /// Train on z-scored features (the result's parameters apply to them, and the model file
+    /// carries the statistics for `predict` to apply). By default off.
     pub standardize: Option<Standardization>,
     /// The fill values and indicator features of missing values the batches were decoded
     /// with: set when a run is prepared (from `ColumnSpec::missing`), recorded in checkpoints

@@ -17,10 +17,13 @@ use crate::model::{Activation, Head, ModelKind, ModelSpec, ParamLayout};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::train::{EpochSummary, Standardization, StepRecord, ValidationRecord};
 
-/// The saved model (`--save-model`), format `streamfit-model` version 5 when its
-/// standardisation centres columns as they are decoded (`standardization.centre`), 4 when it
-/// carries categorical columns, 3 when it carries other fitted preprocessing (`missing`,
-/// `positive_label`), else version 2 (which every reader since version 2 reads); all load.
+/// The saved model (`--save-model`), format `streamfit-model` version 6 when training
+/// standardised (the parameters are stored as learned, in the standardised space, with the
+/// `standardization` that `predict` applies), 4 when it carries categorical columns, 3 when it
+/// carries other fitted preprocessing (`missing`, `positive_label`), else version 2 (which
+/// every reader since version 2 reads). All load, and version 5 too: earlier streamfit wrote
+/// standardised models as version 5 (with centred columns) or 2 to 4, their parameters folded
+/// back to raw features, and those are applied as they are.
 ///
 /// JSON, with the parameters as decimal floats that read back to the same f32 bits. The
 /// linear models keep their parameters as `weights` (one per feature) and `bias`; softmax and
@@ -30,8 +33,9 @@ use crate::train::{EpochSummary, Standardization, StepRecord, ValidationRecord};
 pub struct ModelFile {
     /// Always `streamfit-model`.
     pub format: String,
-    /// Format version: 5 with `standardization.centre`, 4 with `categorical`, 3 with
-    /// `missing` or `positive_label`, else 2.
+    /// Format version: 6 with `standardization`, 4 with `categorical`, 3 with `missing` or
+    /// `positive_label`, else 2 (5, or 2 to 4 with `standardization`: written before version
+    /// 6, with folded parameters).
     pub version: u32,
     /// `linear`, `logistic`, `softmax`, `mlp` or a registered kind's name.
     pub model: ModelKind,
@@ -56,10 +60,10 @@ pub struct ModelFile {
     /// All parameters in layer order (softmax and MLP).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<f32>,
-    /// With `--standardize`: the feature statistics training z-scored with. The parameters
-    /// above already apply to raw features (a record, not a step to repeat), except for its
-    /// `centre` columns (version 5): their values less the centre, as `predict` and `eval`
-    /// decode them.
+    /// When training standardised: the feature statistics it z-scored with, and the columns
+    /// it centred as they were decoded (`centre`). Version 6: the parameters above apply to
+    /// (x − mean) / std, which `predict` and `eval` compute ([`Self::standardization_to_apply`]).
+    /// Older versions: a record only, the parameters apply to the decoded (centred) values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardization: Option<Standardization>,
     /// Version 3: the fill values and indicator features training applied to missing values;
@@ -149,17 +153,22 @@ impl ModelFile {
         self
     }
 
-    /// Sets the standardisation training used; one that centres columns as they are decoded
-    /// makes the file version 5 (which older readers refuse rather than misread).
+    /// Sets the standardisation training used, with the parameters as learned under it:
+    /// the file is then version 6 (which older readers refuse rather than misread: they would
+    /// apply the parameters to raw features).
     pub fn with_standardization(mut self, standardization: Option<Standardization>) -> Self {
-        if standardization
-            .as_ref()
-            .is_some_and(|s| !s.centre.is_empty())
-        {
-            self.version = 5;
+        if standardization.is_some() {
+            self.version = 6;
         }
         self.standardization = standardization;
         self
+    }
+
+    /// The standardisation to apply to the decoded features before the parameters: a version-6
+    /// file's. `None` without one, and for a file of versions 2 to 5, whose parameters were
+    /// folded back to the decoded features (its `standardization` is a record only).
+    pub fn standardization_to_apply(&self) -> Option<&Standardization> {
+        self.standardization.as_ref().filter(|_| self.version >= 6)
     }
 
     /// The model's shape.
@@ -204,10 +213,10 @@ impl ModelFile {
         };
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        let known = [2, 3, 4, 5].iter().any(|&v| value["version"] == v);
+        let known = [2, 3, 4, 5, 6].iter().any(|&v| value["version"] == v);
         if value["format"] != "streamfit-model" || !known {
             return Err(bad(format!(
-                "not a streamfit model file of version 2 to 5 (format {}, version {})",
+                "not a streamfit model file of version 2 to 6 (format {}, version {})",
                 value["format"], value["version"]
             )));
         }
@@ -230,8 +239,32 @@ impl ModelFile {
         if file.parameters().iter().any(|p| !p.is_finite()) {
             return Err(bad("a parameter is not finite".to_string()));
         }
+        if let Some(s) = file.standardization_to_apply() {
+            check_standardization(s, file.features.len()).map_err(bad)?;
+        }
         Ok(file)
     }
+}
+
+/// Why a version-6 file's standardisation cannot be applied to rows of `num_features`, if it
+/// cannot: a mean or std per feature, finite, and every std positive.
+fn check_standardization(s: &Standardization, num_features: usize) -> Result<(), String> {
+    if s.mean.len() != num_features || s.std.len() != num_features {
+        return Err(format!(
+            "standardization has {} means and {} standard deviations for {num_features} features",
+            s.mean.len(),
+            s.std.len()
+        ));
+    }
+    if let Some(j) = (0..num_features)
+        .find(|&j| !s.mean[j].is_finite() || !s.std[j].is_finite() || s.std[j] <= 0.0)
+    {
+        return Err(format!(
+            "standardization of feature {j}: mean {}, std {} (a finite mean and a positive std)",
+            s.mean[j], s.std[j]
+        ));
+    }
+    Ok(())
 }
 
 /// A file `--on-bad-file skip` left out.
@@ -405,6 +438,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("model.json")]);
+    }
+
+    #[test]
+    fn a_standardised_model_is_version_6_and_only_version_6_is_standardised_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        let standardization = Standardization {
+            mean: vec![10.0, 0.0],
+            std: vec![2.0, 1.0],
+            centre: Vec::new(),
+        };
+        let model = ModelFile::new(
+            &ModelSpec::logistic(),
+            vec!["a".into(), "b".into()],
+            "y".into(),
+            &[0.5, -1.25, 3.0],
+        )
+        .with_standardization(Some(standardization.clone()));
+        assert_eq!(model.version, 6);
+        model.save(&path).unwrap();
+        let loaded = ModelFile::load(&path).unwrap();
+        assert_eq!(loaded.standardization_to_apply(), Some(&standardization));
+        // The same record in a version-5 file is folded into its parameters already.
+        let older = ModelFile {
+            version: 5,
+            ..loaded.clone()
+        };
+        assert_eq!(older.standardization_to_apply(), None);
+        // A version-6 standardisation that cannot be applied is refused on load.
+        let mut broken = loaded;
+        broken.standardization.as_mut().unwrap().std[1] = 0.0;
+        broken.save(&path).unwrap();
+        let err = ModelFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("standardization of feature 1"), "{err}");
+        broken.standardization.as_mut().unwrap().mean.pop();
+        broken.save(&path).unwrap();
+        let err = ModelFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("1 means and 2 standard deviations"), "{err}");
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub struct BestModel {
 #[derive(Debug, Clone)]
 pub struct TrainResult {
     /// Final parameters in the model's layout (`[w_0 .. w_{d-1}, bias]` for the linear
-    /// models), for raw features (standardisation, when on, is folded back into them). With
-    /// `early_stop`, the best epoch's.
+    /// models), as learned: with `standardize`, they apply to the standardised features
+    /// (x − mean) / std, as the model file (version 6) stores them. With `early_stop`, the
+    /// best epoch's.
     pub params: Vec<f32>,
     /// The optimizer's state that goes with `params`: after the last step, or with
     /// `early_stop` after the best epoch.

@@ -1,14 +1,16 @@
-//! Feature standardisation: train on z-scored features, save a model for raw ones.
+//! Feature standardisation: train on z-scored features, and save the model as it was learned.
 //!
 //! Unscaled real-world columns (a price in the thousands next to a ratio near 1) give plain SGD
 //! a gradient dominated by the large column, and it diverges at any learning rate that moves
 //! the small ones. With `standardize`, every batch is rewritten in place as
-//! z = (x − mean) / std before the gradient (one fused pass over the batch the trainer owns
-//! anyway), and the learned parameters are folded back at the end:
-//! w_j = w'_j / std_j and b = b' − Σ_j w'_j · mean_j / std_j for every unit of the input layer
-//! (the one output of a linear model, each class of softmax, each first-layer unit of an MLP),
-//! so the saved model scores raw features exactly as the trained one scores standardised ones
-//! (up to rounding).
+//! z = (x − mean) / std, computed in f64 and rounded once to f32, before the gradient (one
+//! fused pass over the batch the trainer owns anyway). The parameters stay in that space: the
+//! model file (version 6) carries them as learned together with the mean and std, and
+//! `predict`, `eval` and the Python package apply [`Standardization::apply`] to every decoded
+//! row before the forward pass, so a saved model scores exactly as the trained one did (no
+//! parameters folded back, which rounded once and needed a linear input layer). Files of
+//! versions 2 to 5 hold parameters folded back to raw features; their record is not applied
+//! again (see [`crate::train::ModelFile::standardization_to_apply`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +40,7 @@ pub struct Standardization {
     pub std: Vec<f32>,
     /// The large-magnitude columns the decoder centres in f64 before the f32 cast (the
     /// scale check found them far off centre): `mean` and `std` are those of the centred
-    /// values, and the folded parameters apply to them, so `predict` decodes them the same.
-    /// Empty when none.
+    /// values, so `predict` decodes them the same before standardising. Empty when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub centre: Vec<ColumnCentre>,
 }
@@ -71,36 +72,27 @@ impl Standardization {
         }
     }
 
-    /// Rewrites every row of `block` as (x − mean) / std.
+    /// Rewrites every row of `block` as (x − mean) / std, in f64 (see [`Self::apply_rows`]).
     pub fn apply(&self, block: &mut RowBlock) {
-        let d = self.mean.len();
-        let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
-        for row in block.features_mut().chunks_exact_mut(d) {
-            for ((x, m), s) in row.iter_mut().zip(&self.mean).zip(&inv) {
-                *x = (*x - m) * s;
-            }
-        }
+        self.apply_rows(block.features_mut());
     }
 
-    /// Parameters for raw features equivalent to `params` for standardised ones. The model's
-    /// input layer is the `[width × d]` weight matrix at the start of `params`, followed by its
-    /// `width` biases (width 1 for the linear models); the rest is unchanged.
-    pub fn fold(&self, params: &[f32], width: usize) -> Vec<f32> {
+    /// Rewrites `features`, rows of `mean.len()` values one after another, as
+    /// (x − mean) / std: each value is computed in f64 and rounded once to f32, so training,
+    /// `predict`, `eval` and the Python package give the same bits, and a numpy reference
+    /// computing in float64 agrees to the f32 rounding.
+    pub fn apply_rows(&self, features: &mut [f32]) {
         let d = self.mean.len();
-        let mut out = params.to_vec();
-        for r in 0..width {
-            let mut bias = f64::from(params[width * d + r]);
-            let row = &params[r * d..(r + 1) * d];
-            for (j, ((&trained, &mean), &std)) in
-                row.iter().zip(&self.mean).zip(&self.std).enumerate()
-            {
-                let w = f64::from(trained) / f64::from(std);
-                bias -= w * f64::from(mean);
-                out[r * d + j] = w as f32;
-            }
-            out[width * d + r] = bias as f32;
+        if d == 0 {
+            return;
         }
-        out
+        let mean: Vec<f64> = self.mean.iter().map(|&m| f64::from(m)).collect();
+        let inv: Vec<f64> = self.std.iter().map(|&s| 1.0 / f64::from(s)).collect();
+        for row in features.chunks_exact_mut(d) {
+            for ((x, m), s) in row.iter_mut().zip(&mean).zip(&inv) {
+                *x = ((f64::from(*x) - m) * s) as f32;
+            }
+        }
     }
 }
 
@@ -109,25 +101,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folded_parameters_score_raw_rows_like_the_trained_ones_score_standardised_rows() {
+    fn rows_are_standardised_in_f64_and_rounded_once() {
         let s = Standardization {
             mean: vec![1000.0, -2.0],
-            std: vec![250.0, 0.5],
+            std: vec![250.0, 0.3],
             centre: Vec::new(),
         };
-        let params = [0.7f32, -1.3, 0.2];
-        let raw = [1400.0f32, -1.0];
-        let mut block = RowBlock::with_capacity(2, 1);
-        block.push_row(&raw, 0.0, 0);
+        let raw = [1400.0f32, -1.0, 1000.1, 7.5];
+        let mut block = RowBlock::with_capacity(2, 2);
+        block.push_row(&raw[..2], 0.0, 0);
+        block.push_row(&raw[2..], 0.0, 1);
         s.apply(&mut block);
-        let z = block.row(0);
-        assert_eq!(z, &[1.6, 2.0]);
-        let trained = params[0] * z[0] + params[1] * z[1] + params[2];
-        let folded = s.fold(&params, 1);
-        let raw_score = folded[0] * raw[0] + folded[1] * raw[1] + folded[2];
-        assert!(
-            (trained - raw_score).abs() < 1e-4,
-            "{trained} vs {raw_score}"
-        );
+        // (x − mean) / std computed in f64 (the reference a numpy user writes), then rounded.
+        let expected: Vec<f32> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let j = i % 2;
+                ((f64::from(x) - f64::from(s.mean[j])) / f64::from(s.std[j])) as f32
+            })
+            .collect();
+        assert_eq!(block.features(), &expected[..]);
+        assert_eq!(block.row(0)[0], 1.6);
     }
 }

@@ -54,7 +54,6 @@ pub(super) struct Trainer<'a> {
     observer: &'a mut dyn TrainObserver,
     /// The ranks the stream is a share of (one process: every collective is a no-op).
     world: &'a dyn Collective,
-    model: &'a dyn Model,
     head: Head,
     engine: GradientEngine<'a>,
     /// The current batch's row weights (when the run weights rows).
@@ -179,7 +178,6 @@ impl<'a> Trainer<'a> {
             validation,
             observer,
             world,
-            model,
             head: model.head(),
             engine: GradientEngine::new(model, config.num_threads)?,
             row_weights: Vec::new(),
@@ -610,19 +608,16 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// The result: the last (or, with early stopping, the best) parameters, folded back to raw
-    /// features when standardising.
+    /// The result: the last (or, with early stopping, the best) parameters, as learned (in the
+    /// standardised space when standardising).
     fn finish(self) -> TrainResult {
         let (best, last_validation) = self.validation.into_parts();
         let best_epoch = best.as_ref().map(|b| b.epoch);
         let best_iteration = best.as_ref().map(|b| b.iteration);
-        let (mut params, optimizer_state) = match best {
+        let (params, optimizer_state) = match best {
             Some(b) => (b.params, b.optimizer),
             None => (self.params, self.optimizer.state().clone()),
         };
-        if let Some(s) = &self.config.standardize {
-            params = s.fold(&params, self.model.input_layer_width());
-        }
         TrainResult {
             params,
             optimizer_state,

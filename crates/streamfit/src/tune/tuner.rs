@@ -107,8 +107,7 @@ pub fn tune_with_events(
         return Err(Error::config("budget_seconds", "must be positive"));
     }
     config.base.check()?;
-    let source = config.base.open_source()?;
-    let base = resolve(&config.base, &source, on_event)?;
+    let (base, source) = resolve(&config.base, config.base.open_source()?, on_event)?;
     let config = &TuneConfig {
         base,
         ..config.clone()
@@ -237,33 +236,40 @@ pub fn tune_with_events(
 
 /// `base` with the settings that come from the data resolved on `source`: the classes of a
 /// multiclass model, the standardisation (one statistics pass, as `train` does with
-/// `standardize`) and a step schedule's step size (one epoch at the base batch size).
+/// `standardize`) and a step schedule's step size (one epoch at the base batch size); and the
+/// source to time, reopened to centre large-magnitude columns as they are decoded when the
+/// run standardises them, as `train` does (so the noise is measured on the features training
+/// sees).
 fn resolve(
     base: &TrainConfig,
-    source: &Arc<dyn Source>,
+    mut source: Arc<dyn Source>,
     on_event: &mut dyn FnMut(TuneEvent<'_>),
-) -> Result<TrainConfig> {
+) -> Result<(TrainConfig, Arc<dyn Source>)> {
     let mut base = base.clone();
-    if let Some(event) = count_classes(&mut base, source)? {
+    if let Some(event) = count_classes(&mut base, &source)? {
         on_event(TuneEvent::Prepared(&event));
     }
     base.check()?;
     base.trainer.standardize = None;
-    // The source is opened already: large-magnitude columns are not centred before the cast
-    // here (the timings do not depend on it).
-    let decision = decide_standardize(&base, source);
+    let decision = decide_standardize(&base, &source);
+    if !decision.centre.is_empty() {
+        base.columns.centre = decision.centre.clone();
+        source = base.open_source()?;
+    }
     if let Some(mixed) = &decision.mixed {
         on_event(TuneEvent::Prepared(mixed));
     }
     if decision.standardize {
         let encoded = encoded_features(&base);
-        let (standardization, event) = resolve_standardization(source, base.num_readers, &encoded)?;
+        let (mut standardization, event) =
+            resolve_standardization(&source, base.num_readers, &encoded)?;
+        standardization.centre = decision.centre;
         base.trainer.standardize = Some(standardization);
         on_event(TuneEvent::Prepared(&event));
     }
     let pipeline = Pipeline::new(source.clone(), base.pipeline_config(source.num_rows()));
     base.set_epoch_steps(pipeline.steps_in_epoch(0));
-    Ok(base)
+    Ok((base, source))
 }
 
 /// b_opt = sqrt(B_noise·τ_f / ((1 − B_noise/N)·τ_d)): the batch size that minimises the time
@@ -313,6 +319,56 @@ fn weighted_fit(timings: &[BatchTiming]) -> (f64, f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A day of timestamps near 1.7e9 s (an f32 resolution of 128 s) and a 0/1 label.
+    fn timestamps(path: &std::path::Path) {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampSecondArray};
+        let ts: Vec<i64> = (0..2_000).map(|i| 1_700_000_000 + 43 * i).collect();
+        let label: Vec<i64> = (0..2_000).map(|i| i64::from(i % 3 == 0)).collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "ts",
+                Arc::new(TimestampSecondArray::from(ts).with_timezone("UTC")) as ArrayRef,
+            ),
+            ("label", Arc::new(Int64Array::from(label)) as ArrayRef),
+        ])
+        .unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn a_column_far_off_centre_is_centred_as_it_is_decoded_as_train_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("ts.parquet");
+        timestamps(&data);
+        let mut base = TrainConfig {
+            data: vec![data],
+            ..TrainConfig::default()
+        };
+        base.columns.features = crate::data::FeatureSelection::Columns(vec!["ts".to_string()]);
+        base.columns.label = "label".to_string();
+        let source = base.open_source().unwrap();
+        let (resolved, source) = resolve(&base, source, &mut |_| {}).unwrap();
+        assert_eq!(resolved.columns.centre.len(), 1);
+        let centre = resolved.columns.centre[0].value;
+        // The footer range's centre, as `train` takes it.
+        assert_eq!(centre, 1_700_000_000.0 + 43.0 * 1_999.0 / 2.0);
+        let standardization = resolved.trainer.standardize.expect("standardised");
+        assert_eq!(standardization.centre, resolved.columns.centre);
+        // The statistics are those of the centred values, decoded exactly (the uncentred mean
+        // would be 1.7e9, and its spread rounded to 128 s).
+        assert!(standardization.mean[0].abs() < 1.0, "{:?}", standardization);
+        let std = f64::from(standardization.std[0]);
+        let exact = 43.0 * ((2_000.0f64 * 2_000.0 - 1.0) / 12.0).sqrt();
+        assert!(
+            (std - exact).abs() < 1e-3 * exact,
+            "std {std}, exact {exact}"
+        );
+        assert_eq!(source.num_rows(), 2_000);
+    }
 
     #[test]
     fn optimal_batch_size_applies_the_finite_population_correction() {
