@@ -658,3 +658,41 @@ fn inspect_stats_counts_the_string_columns_distinct_and_frequent_values() {
     assert_eq!(found["categories"][0]["column"], "city");
     assert_eq!(found["categories"][0]["distinct"], 4);
 }
+
+#[test]
+fn a_categorical_column_named_in_features_takes_no_numeric_fill() {
+    // `--fill-nulls` fills the numeric features: `city`, named in `--features` and one-hot
+    // encoded, is no numeric feature and must not be given a fill value. With named features,
+    // `auto` takes the string columns among them only (not `plan`).
+    let dir = common::tempdir();
+    let file = dir.path().join("t.parquet");
+    let model = dir.path().join("m.json");
+    small_table(&file);
+    common::run_ok(&[
+        "train",
+        s(&file),
+        "--features",
+        "x,city",
+        "--categorical",
+        "auto",
+        "--fill-nulls",
+        "mean",
+        "--epochs",
+        "1",
+        "--save-model",
+        s(&model),
+    ]);
+    let saved = common::read_json(&model);
+    assert_eq!(
+        saved["features"],
+        serde_json::json!([
+            "x",
+            "city=Paris",
+            "city=Lyon",
+            "city=Nice",
+            "city=Oslo",
+            "city=<other>",
+            "city=<null>"
+        ]),
+    );
+}

@@ -42,8 +42,9 @@ pub(crate) struct ConvertArgs {
     #[arg(long, requires = "fill_nulls")]
     null_indicators: bool,
     /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
-    /// string and dictionary column) with a vocabulary fitted as train fits it; the shards
-    /// store the one-hot features and the manifest the vocabularies
+    /// string and dictionary column, among the --features when named) with a vocabulary
+    /// fitted as train fits it; the shards store the one-hot features and the manifest the
+    /// vocabularies
     #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
     categorical: Option<Vec<String>>,
     /// Values of each --categorical column that get their own feature (the most frequent)

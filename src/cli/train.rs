@@ -162,9 +162,10 @@ pub(crate) struct TrainArgs {
     #[arg(long, requires = "fill_nulls")]
     null_indicators: bool,
     /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
-    /// string and dictionary column). The --max-categories most frequent values of each get a
-    /// feature COL=value (one counting pass, bounded memory); every other value, and any
-    /// value unseen in training, COL=<other>; nulls COL=<null>. Saved with the model
+    /// string and dictionary column, among the --features when named). The --max-categories
+    /// most frequent values of each get a feature COL=value (one counting pass, bounded
+    /// memory); every other value, and any value unseen in training, COL=<other>; nulls
+    /// COL=<null>. Saved with the model
     #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
     categorical: Option<Vec<String>>,
     /// Values of each --categorical column that get their own feature (the most frequent)

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::config::TrainConfig;
-use crate::data::categorical::Encoding;
+use crate::data::categorical::{CategoricalColumns, Encoding};
 use crate::data::schema::{ColumnFill, FeatureSelection, FillNulls, MissingValues, indicator_name};
 use crate::data::source::Source;
 use crate::error::{Error, Result};
@@ -41,11 +41,17 @@ pub(super) fn resolve_missing(config: &mut TrainConfig) -> Result<Option<Missing
     };
     let mut probe = config.clone();
     // Named feature columns are opened filled, so that one some files lack (read as null
-    // there) does not fail the probe.
+    // there) does not fail the probe. Named categorical columns (resolved by now) are no
+    // numeric features: they take no fill.
+    let categorical = match &config.columns.categorical.columns {
+        CategoricalColumns::Named(columns) => columns.as_slice(),
+        _ => &[],
+    };
     probe.columns.missing = match &config.columns.features {
         FeatureSelection::Columns(named) => MissingValues {
             fill: named
                 .iter()
+                .filter(|column| !categorical.contains(column))
                 .map(|column| ColumnFill {
                     column: column.clone(),
                     value: 0.0,

@@ -17,7 +17,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::data::categorical::{CategoricalColumns, Encoding, hash_name};
-use crate::data::schema::ColumnSpec;
+use crate::data::schema::{ColumnSpec, FeatureSelection};
 use crate::data::sketch::CategoryCounts;
 use crate::data::source::parquet::columns::{Layout, pandas_index_columns};
 use crate::data::source::parquet::encode::{CategoricalLayout, Encoder, OneHot, count_categorical};
@@ -55,7 +55,8 @@ pub(super) fn is_categorical(data_type: &DataType) -> bool {
 }
 
 /// The root indices of the categorical columns of `spec` (with `auto`: every string and
-/// dictionary column but the label, the excluded ones and pandas index columns); a named
+/// dictionary column but the label, the excluded ones and pandas index columns, and with
+/// named «features» only those among them); a named
 /// column that is missing, the label, or of a type that cannot be categorical is an error.
 pub(super) fn categorical_roots(
     path: &Path,
@@ -67,10 +68,15 @@ pub(super) fn categorical_roots(
         CategoricalColumns::None => Ok(Vec::new()),
         CategoricalColumns::Auto => {
             let index_columns = pandas_index_columns(schema);
+            let named = |name: &String| match &spec.features {
+                FeatureSelection::Columns(features) => features.contains(name),
+                _ => true,
+            };
             Ok((0..schema.fields().len())
                 .filter(|&i| {
                     let name = schema.field(i).name();
-                    Some(i) != label
+                    named(name)
+                        && Some(i) != label
                         && *name != spec.label
                         && is_text(schema.field(i).data_type())
                         && !spec.exclude.contains(name)
