@@ -128,7 +128,7 @@ fn a_string_column_left_out_is_named_and_exclude_removes_columns() {
     assert!(
         out.stdout
             .lines()
-            .any(|l| l == "not used: id (Utf8, pass --categorical id or --hash-buckets to use it)"),
+            .any(|l| l == "not used: id (Utf8, ~100 distinct: pass --categorical id or --hash-buckets to use it)"),
         "{}",
         out.stdout
     );
