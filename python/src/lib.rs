@@ -14,6 +14,7 @@ mod errors;
 mod loader;
 mod options;
 mod profile;
+mod train_options;
 mod trainer;
 
 /// The module `streamfit._streamfit`.
