@@ -4,7 +4,8 @@
 //! [`TrainConfig`](streamfit::config::TrainConfig) and calls the library's public API, as a Rust
 //! caller would: [`loader`] wraps [`streamfit::loader::Loader`] (the pipeline, one whole step per
 //! `__next__`, with the GIL released while it waits), [`trainer`] wraps
-//! [`streamfit::run::PreparedRun`], saved models and `generate`. [`errors`] turns library
+//! [`streamfit::run::PreparedRun`] (its options read by [`train_options`]), saved models and
+//! `generate`. [`errors`] turns library
 //! errors into Python exceptions, [`options`] reads keyword arguments, [`profile`] holds the
 //! process's span totals. The Python package (`python/streamfit/`) re-exports all of it.
 
@@ -14,6 +15,7 @@ mod errors;
 mod loader;
 mod options;
 mod profile;
+mod train_options;
 mod trainer;
 
 /// The module `streamfit._streamfit`.

@@ -16,13 +16,14 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use streamfit::config::TrainConfig;
-use streamfit::data::{ColumnSpec, FeatureSelection};
+use streamfit::data::source::remote::RemoteOptions;
+use streamfit::data::{ColumnSpec, FeatureSelection, ReadMode};
 use streamfit::loader::{LoaderState, NextStep, Step};
 use streamfit::pipeline::{LastBatch, Shuffle};
 use streamfit::telemetry::SpanTable;
 
 use crate::errors::IntoPy;
-use crate::options::{Options, paths};
+use crate::options::{Options, choice, paths};
 use crate::profile;
 
 /// How long `__next__` waits for a step before it checks for signals.
@@ -94,6 +95,33 @@ pub(crate) fn columns(options: &mut Options<'_>) -> PyResult<ColumnSpec> {
     })
 }
 
+/// Refuses, with the reason, the run options a loader cannot honour: `memory_limit` (the
+/// trainer fits its memory budget to it; a loader's memory is set by `shuffle_buffer`,
+/// `prefetch`, `readers` and `batch_size`) and `on_bad_file="skip"` (a loader fails the epoch
+/// on a bad file, so that every rank and every resume sees the same batches).
+fn refuse_trainer_only(options: &mut Options<'_>) -> PyResult<()> {
+    if options.count("memory_limit")?.is_some() {
+        return Err(PyValueError::new_err(
+            "invalid memory_limit: a Loader does not fit itself to a memory limit (the trainer \
+             does); bound its memory with shuffle_buffer, prefetch, readers and batch_size",
+        ));
+    }
+    let skip = choice(
+        "on_bad_file",
+        options.string("on_bad_file")?,
+        &[("error", false), ("skip", true)],
+        false,
+    )?;
+    if skip {
+        return Err(PyValueError::new_err(
+            "invalid on_bad_file: a Loader supports only \"error\" (a bad file fails the epoch, \
+             so that every rank and every resume sees the same batches); train() can skip bad \
+             files, or leave the file out of paths",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the options that shape the batch sequence, shared with `train`: batch size, last
 /// batch, shuffling, prefetch, readers, checksums. `seed` is left for the caller.
 pub(crate) fn pipeline_options(
@@ -121,6 +149,44 @@ pub(crate) fn pipeline_options(
     let no_verify = options.bool("no_verify_checksums")?.unwrap_or(false);
     let verify = options.bool("verify_checksums")?.unwrap_or(true);
     config.verify_checksums = verify && !no_verify;
+    Ok(())
+}
+
+/// Reads how the data is read (`read_mode`, and the remote-data settings `fetch_ahead_bytes`,
+/// `io_retries`, `io_timeout` in seconds), with the command line's defaults and its clamping
+/// (at least 1 byte ahead, at least 1 ms per request). The remote-data settings are the
+/// process's (the stores are shared): a call that gives any of them sets all three, the ones
+/// not given at their defaults; a call that gives none leaves them as they are.
+pub(crate) fn read_options(options: &mut Options<'_>, config: &mut TrainConfig) -> PyResult<()> {
+    config.read_mode = choice(
+        "read_mode",
+        options.string("read_mode")?,
+        &[
+            ("auto", ReadMode::Auto),
+            ("map", ReadMode::Map),
+            ("read", ReadMode::Read),
+        ],
+        ReadMode::Auto,
+    )?;
+    let fetch_ahead_bytes = options.count("fetch_ahead_bytes")?;
+    let io_retries = options.size("io_retries")?;
+    let io_timeout = options.float64("io_timeout")?;
+    if fetch_ahead_bytes.is_some() || io_retries.is_some() || io_timeout.is_some() {
+        let defaults = RemoteOptions::default();
+        let seconds = io_timeout.unwrap_or(defaults.io_timeout_ms as f64 / 1000.0);
+        if seconds.is_nan() {
+            return Err(PyValueError::new_err(
+                "invalid io_timeout: must be a number of seconds",
+            ));
+        }
+        streamfit::data::source::remote::configure(RemoteOptions {
+            fetch_ahead_bytes: fetch_ahead_bytes
+                .unwrap_or(defaults.fetch_ahead_bytes)
+                .max(1),
+            io_retries: io_retries.unwrap_or(defaults.io_retries),
+            io_timeout_ms: (seconds.max(0.001) * 1000.0).round() as u64,
+        });
+    }
     Ok(())
 }
 
@@ -164,6 +230,8 @@ impl Loader {
             ..TrainConfig::default()
         };
         pipeline_options(&mut options, &mut config)?;
+        read_options(&mut options, &mut config)?;
+        refuse_trainer_only(&mut options)?;
         let seed = options.count("seed")?.unwrap_or(0);
         config.shuffle = if options.bool("no_shuffle")?.unwrap_or(false) {
             Shuffle::Off

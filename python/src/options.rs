@@ -216,3 +216,26 @@ pub(crate) fn paths(value: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
     }
     value.extract::<Vec<PathBuf>>()
 }
+
+/// One of `choices` by name.
+pub(crate) fn choice<T: Copy>(
+    option: &str,
+    value: Option<String>,
+    choices: &[(&str, T)],
+    default: T,
+) -> PyResult<T> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&value))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            PyValueError::new_err(format!(
+                "invalid {option}: `{value}` is not one of {}",
+                names.join(", ")
+            ))
+        })
+}

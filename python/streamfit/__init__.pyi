@@ -68,8 +68,16 @@ class Loader:
             ones (0 rows). Default: from `torch.distributed` when it is imported and
             initialised, else one process.
         **options: other data options of `streamfit train`, by their long flag's name with
-            `_`: `features_column` (one list column holding every feature), `no_shuffle`
-            (file order), `no_verify_checksums` (shard datasets). Any other name is a
+            `_`, with its default: `features_column=None` (one list column holding every
+            feature), `exclude=None`, `filter=None`, `no_shuffle=False` (file order),
+            `no_verify_checksums=False` (shard datasets), `read_mode="auto"` (`"map"`,
+            `"read"`: the same rows either way), and for remote data (URLs)
+            `fetch_ahead_bytes=67108864`, `io_retries=10`, `io_timeout=30.0` (seconds). The
+            remote settings are the process's: a call giving any of them sets all three
+            (the others at their defaults). `on_bad_file="error"` is the only choice (a bad
+            file fails the epoch; `"skip"` is a `ValueError`); `memory_limit` is a
+            `ValueError` (the trainer fits its budget to it; bound a loader's memory with
+            `shuffle_buffer`, `prefetch`, `readers`, `batch_size`). Any other name is a
             `TypeError`.
     """
 
@@ -181,10 +189,18 @@ def train(paths: _Paths, **options: Any) -> Dict[str, Any]:
     (`no_shuffle=True`, `drop_last=True`). Each epoch reports its running training loss
     (`train_loss`); `full_loss=True` adds the exact full-data pass (`full_loss`).
     Validation: `valid=...` or `valid_fraction=0.1`, `valid_rows=N`, `eval_every=STEPS`,
-    `early_stop=K`. Data selection: `filter="year>=2023"`, `exclude=[...]`. `progress=True` prints progress on stderr. The GIL
+    `early_stop=K`. Data selection: `filter="year>=2023"`, `exclude=[...]`. Rows:
+    `weight_column=None`, `class_weight="none"` (`"balanced"`). Reading and memory:
+    `read_mode="auto"` (`"map"`, `"read"`), `memory_limit=None` (MB: shrink the reader
+    blocks, the shuffle buffer, then the prefetch until the budget fits, as the command line
+    does), `on_bad_file="error"` (`"skip"`), and for remote data `fetch_ahead_bytes=67108864`,
+    `io_retries=10`, `io_timeout=30.0` (seconds; process-wide, as in `Loader`).
+    `progress=False`: `True` prints progress on stderr; `quiet=True` is the command line's
+    `-q` (no progress, the default here; with `progress=True` a `ValueError`). The GIL
     is released while it trains; Ctrl-C stops at the next step boundary (after writing a
     checkpoint when `checkpoint_dir` is set) and raises `KeyboardInterrupt`. Not available:
-    `trace`, `quiet`, `debug_row_ids`.
+    `trace` (a `ValueError`: use the command line's `--trace`, or `profile=True`, or
+    `Loader.profile()`), `debug_row_ids`.
     """
 
 def generate(out: _Path, **options: Any) -> "pathlib.Path":
