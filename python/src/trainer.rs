@@ -21,8 +21,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde::Serialize;
 use streamfit::comm::SingleProcess;
+use streamfit::data::ReadMode;
 use streamfit::data::source::write::Compression;
 use streamfit::generate::{GenerateConfig, Task};
+use streamfit::predict::{ApplyConfig, predict_rows};
 use streamfit::run::PreparedRun;
 use streamfit::train::{EpochSummary, ModelFile, StepRecord, TrainObserver};
 
@@ -277,6 +279,45 @@ impl Model {
             }
             out
         });
+        if k == 1 {
+            Ok(out.into_pyarray(py).into_any())
+        } else {
+            let out = Array2::from_shape_vec((rows, k), out)
+                .map_err(|e| PyRuntimeError::new_err(format!("internal error: {e}")))?;
+            Ok(out.into_pyarray(py).into_any())
+        }
+    }
+
+    /// Outputs for the raw rows of Parquet `paths` (files or directories), decoded with the
+    /// preprocessing the model holds exactly as `streamfit predict` decodes them (casts,
+    /// fills, indicators, categorical encodings, centres, then the standardisation): what
+    /// `Model.predict(table)` calls on the table written to a temporary file. The label column
+    /// need not be there. Shaped as `predict_features`'s outputs.
+    fn predict_parquet<'py>(
+        &self,
+        py: Python<'py>,
+        paths: Vec<PathBuf>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let config = ApplyConfig {
+            model: PathBuf::new(),
+            data: paths,
+            num_readers: 2,
+            verify_checksums: true,
+            num_threads: 1,
+            read_mode: ReadMode::default(),
+            drop_null_labels: false,
+        };
+        let k = self.model.head().outputs();
+        let (out, rows) = py
+            .detach(|| {
+                let mut out = Vec::new();
+                predict_rows(&self.file, &config, &mut |outputs, _| {
+                    out.extend_from_slice(outputs);
+                    Ok(())
+                })
+                .map(|rows| (out, rows as usize))
+            })
+            .py_err()?;
         if k == 1 {
             Ok(out.into_pyarray(py).into_any())
         } else {

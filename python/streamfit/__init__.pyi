@@ -162,14 +162,14 @@ class Model:
     def to_dict(self) -> Dict[str, Any]:
         """The model file's JSON as a dict."""
     def predict(self, table: Any) -> npt.NDArray[np.float32]:
-        """Predictions for the rows of a pyarrow Table or pandas DataFrame of raw columns: the
-        model's feature columns are taken by name (features `NAME[i]` from the list column
-        `NAME`), and whatever preprocessing training applied is applied (a column it centred,
-        such as a timestamp-like number far from zero, is centred in float64 first; a
-        standardised model standardises every feature in float64). A missing column is a `KeyError`,
-        a null or non-finite value a `DataError`. Returns the value (regression), the
-        probability of class 1 (binary), or `(rows, K)` class probabilities; `streamfit
-        predict` writes the same numbers."""
+        """Predictions for the rows of a pyarrow Table, pandas DataFrame (or anything with
+        `to_arrow()`) of raw columns, exactly as `streamfit predict` computes them for the same
+        rows: the table is written to a temporary Parquet file and decoded with the model's
+        preprocessing (casts, fills and indicators, categorical encodings, f64 centring, the
+        standardisation of a version-6 model). The label column need not be there. A missing
+        column, or a null without a fill value, is a `DataError`. Returns the value
+        (regression), the probability of class 1 (binary), or `(rows, K)` class
+        probabilities. Needs pyarrow."""
     def predict_features(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Predictions for already-encoded rows `x`, `(rows, features)`, as training decoded
         them (filled, encoded, a centred column less its centre) but not standardised: a

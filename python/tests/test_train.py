@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -86,8 +87,38 @@ def test_predict_refuses_a_table_without_the_features(dataset, tmp_path):
     streamfit.train(dataset, epochs=1, no_eval=True, save_model=tmp_path / "m.json")
     model = streamfit.load_model(tmp_path / "m.json")
     table = pq.read_table(dataset / "part-0.parquet").drop_columns(["f1"])
-    with pytest.raises(KeyError, match="f1"):
+    with pytest.raises(streamfit.DataError, match="the table: column `f1` not found") as error:
         model.predict(table)
+    assert "streamfit-predict-" not in str(error.value)
+
+
+def test_predict_applies_fills_indicators_categories_and_centres_as_the_command_line(cli, tmp_path):
+    # A raw table: a float with NaN, a string column with nulls, a timestamp far from zero.
+    rng = np.random.default_rng(0)
+    n = 2000
+    city = rng.choice(np.array(["Paris", "Lyon", "Nice", None], dtype=object), n)
+    x = rng.normal(size=n)
+    label = (x + (city == "Paris") + rng.normal(size=n) * 0.5 > 0.5).astype(np.float32)
+    x[::17] = np.nan
+    seconds = (1.7e9 + rng.integers(0, 1000, n)).astype(np.int64)
+    table = pa.table({
+        "x": x,
+        "city": city,
+        "ts": pa.array(seconds * 1_000_000, pa.timestamp("us", tz="UTC")),
+        "label": label,
+    })
+    data = tmp_path / "t.parquet"
+    pq.write_table(table, data)
+    streamfit.train(data, epochs=2, categorical="auto", fill_nulls="mean", null_indicators=True,
+                    standardize=True, save_model=tmp_path / "m.json")
+    model = streamfit.load_model(tmp_path / "m.json")
+    assert "city=Paris" in model.feature_names and "x_is_null" in model.feature_names
+    cli("predict", "--model", tmp_path / "m.json", data, "--out", tmp_path / "p.parquet")
+    expected = pq.read_table(tmp_path / "p.parquet").column("probability").to_numpy()
+    np.testing.assert_array_equal(model.predict(table), expected)
+    np.testing.assert_array_equal(model.predict(table.to_pandas()), expected)
+    # The label is not needed.
+    np.testing.assert_array_equal(model.predict(table.drop_columns(["label"])), expected)
 
 
 def test_train_errors_name_options_as_keyword_arguments(dataset):

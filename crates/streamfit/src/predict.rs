@@ -115,9 +115,19 @@ fn open(
     ignore_label: bool,
 ) -> Result<(ModelFile, TrainConfig, Arc<dyn Source>)> {
     let model = ModelFile::load(&config.model)?;
+    let (train, source) = open_data(&model, config, ignore_label)?;
+    Ok((model, train, source))
+}
+
+/// Opens the data of `config` for `model`; the data must hold the model's feature columns.
+fn open_data(
+    model: &ModelFile,
+    config: &ApplyConfig,
+    ignore_label: bool,
+) -> Result<(TrainConfig, Arc<dyn Source>)> {
     let train = TrainConfig {
         data: config.data.clone(),
-        columns: column_spec(&model, ignore_label, config.drop_null_labels),
+        columns: column_spec(model, ignore_label, config.drop_null_labels),
         num_readers: config.num_readers,
         verify_checksums: config.verify_checksums,
         read_mode: config.read_mode,
@@ -138,7 +148,7 @@ fn open(
             ),
         ));
     }
-    Ok((model, train, source))
+    Ok((train, source))
 }
 
 /// Refuses an output name that does not end in `.parquet` or `.parq` (any case).
@@ -194,7 +204,6 @@ pub fn predict(
     check_parquet_extension(out)?;
     let spec = model_file.spec();
     let model = spec.build(model_file.features.len());
-    let params = model_file.parameters();
     let kind = match model.head() {
         Head::Regression => PredictionKind::Value,
         Head::Binary => PredictionKind::Binary,
@@ -215,9 +224,48 @@ pub fn predict(
         None => Passthrough::open(&[], &[])?.schema(),
     };
     let mut writer = PredictionWriter::create(out, kind, &kept_schema)?;
+    let mut rows = 0u64;
+    score(&model_file, &train, &source, &mut |outputs, n| {
+        let kept = passthrough.as_mut().map(|p| p.take(n)).transpose()?;
+        writer.write(outputs, kept)?;
+        rows += n as u64;
+        on_rows(rows);
+        Ok(())
+    })?;
+    writer.finish()?;
+    let mut columns: Vec<String> = kind.column_names().iter().map(|c| c.to_string()).collect();
+    columns.extend(keep.iter().cloned());
+    Ok(PredictSummary { rows, columns })
+}
+
+/// The outputs of `model` for every row of `config.data` (whose `model` path is not read), in
+/// input order, handed to `on_batch` a batch at a time with the batch's row count: one value a
+/// row (a regression's prediction, a binary model's probability of 1), or a multiclass model's
+/// class probabilities, row by row. The data are raw rows, decoded with the preprocessing the
+/// model file holds, as `predict` decodes them (what Python's `Model.predict` scores a table
+/// with). Returns the rows scored.
+pub fn predict_rows(
+    model: &ModelFile,
+    config: &ApplyConfig,
+    on_batch: &mut dyn FnMut(&[f32], usize) -> Result<()>,
+) -> Result<u64> {
+    let (train, source) = open_data(model, config, true)?;
+    score(model, &train, &source, on_batch)
+}
+
+/// Runs `model_file`'s model over one epoch of `source` (unshuffled, as `eval` reads) and hands
+/// each batch's outputs and row count to `on_batch`; checks every row was scored.
+fn score(
+    model_file: &ModelFile,
+    train: &TrainConfig,
+    source: &Arc<dyn Source>,
+    on_batch: &mut dyn FnMut(&[f32], usize) -> Result<()>,
+) -> Result<u64> {
+    let model = model_file.spec().build(model_file.features.len());
+    let params = model_file.parameters();
     let pipeline = Pipeline::new(
         source.clone(),
-        eval_config(&train.pipeline_config(source.num_rows()), &source),
+        eval_config(&train.pipeline_config(source.num_rows()), source),
     );
     let outputs_per_row = model.head().outputs();
     let standardize = model_file.standardization_to_apply();
@@ -235,10 +283,8 @@ pub fn predict(
             let _span = tracing::trace_span!("eval", rows = n).entered();
             model.predict(&params, batch.rows.features(), &mut outputs);
         }
-        let kept = passthrough.as_mut().map(|p| p.take(n)).transpose()?;
-        writer.write(&outputs, kept)?;
+        on_batch(&outputs, n)?;
         rows += n as u64;
-        on_rows(rows);
     }
     if rows != source.num_rows() {
         return Err(Error::internal(format!(
@@ -246,10 +292,7 @@ pub fn predict(
             source.num_rows()
         )));
     }
-    writer.finish()?;
-    let mut columns: Vec<String> = kind.column_names().iter().map(|c| c.to_string()).collect();
-    columns.extend(keep.iter().cloned());
-    Ok(PredictSummary { rows, columns })
+    Ok(rows)
 }
 
 /// The rows of the data whose label is null: what «drop_null_labels» leaves out of `eval`
