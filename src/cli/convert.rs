@@ -10,12 +10,12 @@ use clap::Args;
 use streamfit::convert::{ConvertConfig, ConvertPreprocess, convert_with_events};
 use streamfit::data::ColumnSpec;
 use streamfit::data::categorical::{CategoricalColumns, Encoding};
-use streamfit::data::schema::FillNulls;
 use streamfit::data::source::shard::Preprocessing;
 
 use super::args::ColumnArgs;
 use super::observer::print_event;
 use super::output::{rows_progress, say, thousands};
+use super::preprocess::PreprocessArgs;
 
 #[derive(Args, Debug)]
 pub(crate) struct ConvertArgs {
@@ -33,43 +33,13 @@ pub(crate) struct ConvertArgs {
     /// Reader (decoder) threads
     #[arg(long, default_value_t = 2, value_name = "R")]
     readers: usize,
-    /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
-    /// pass) or this number, as train does; the shards store the filled values and the
-    /// manifest the fill values [default: a null is an error]
-    #[arg(long, value_name = "zero|mean|VALUE", value_parser = parse_fill_nulls)]
-    fill_nulls: Option<FillNulls>,
-    /// Add a 0/1 feature COL_is_null for each feature column that held a missing value
-    #[arg(long, requires = "fill_nulls")]
-    null_indicators: bool,
-    /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
-    /// string and dictionary column, among the --features when named) with a vocabulary
-    /// fitted as train fits it; the shards store the one-hot features and the manifest the
-    /// vocabularies
-    #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
-    categorical: Option<Vec<String>>,
-    /// Values of each --categorical column that get their own feature (the most frequent)
-    #[arg(long, default_value_t = 100, value_name = "K")]
-    max_categories: usize,
-    /// Hash the --categorical columns into N shared features hash_0..hash_{N-1} instead
-    #[arg(long, value_name = "N", requires = "categorical")]
-    hash_buckets: Option<u32>,
-    /// Store the label as 1 where it equals VALUE and 0 elsewhere (any label column type)
-    #[arg(long, value_name = "VALUE")]
-    positive_label: Option<String>,
-    /// Leave out the rows whose label is null [default: a null label is an error]
-    #[arg(long)]
-    drop_null_labels: bool,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
     /// Store far-off-centre columns (e.g. timestamps) as rounded raw values instead of
     /// centring them in f64 before the f32 cast [default: centred where train's scale check
     /// finds them more than 100 of their ranges from zero, as a standardised run centres them]
     #[arg(long)]
     no_centre: bool,
-}
-
-/// `--fill-nulls zero|mean|VALUE`.
-fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
-    text.parse::<FillNulls>()
-        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
 }
 
 /// The stored preprocessing in one line: what the rows hold besides the source's values.
@@ -128,22 +98,16 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let config = ConvertConfig {
         data: args.data,
         columns: ColumnSpec {
-            positive_label: args.positive_label,
-            drop_null_labels: args.drop_null_labels,
+            positive_label: args.preprocess.positive_label.clone(),
+            drop_null_labels: args.preprocess.drop_null_labels,
             ..args.columns.spec()
         },
         preprocess: ConvertPreprocess {
-            fill_nulls: args.fill_nulls,
-            null_indicators: args.null_indicators,
-            categorical: match args.categorical.as_deref() {
-                None => CategoricalColumns::None,
-                Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
-                Some(names) => {
-                    CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
-                }
-            },
-            max_categories: args.max_categories,
-            hash_buckets: args.hash_buckets,
+            fill_nulls: args.preprocess.fill_nulls,
+            null_indicators: args.preprocess.null_indicators,
+            categorical: args.preprocess.categorical_columns(),
+            max_categories: args.preprocess.max_categories,
+            hash_buckets: args.preprocess.hash_buckets,
             centre: !args.no_centre,
         },
         out: args.out,

@@ -19,6 +19,7 @@ mod observer;
 mod output;
 mod plot;
 mod predict;
+mod preprocess;
 mod scan;
 mod train;
 mod tune;

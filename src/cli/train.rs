@@ -16,8 +16,6 @@ use clap::{Args, ValueEnum};
 use streamfit::comm::Collective;
 use streamfit::config::{OnBadFile, Outputs, Resume, TrainConfig};
 use streamfit::data::ColumnSpec;
-use streamfit::data::categorical::CategoricalColumns;
-use streamfit::data::schema::FillNulls;
 use streamfit::error::Error;
 use streamfit::pipeline::{LastBatch, Shuffle};
 use streamfit::run::PreparedRun;
@@ -31,6 +29,7 @@ use super::generate::demo_dataset;
 use super::logging;
 use super::observer::{CliObserver, RowIdLog, print_event};
 use super::output::{count, iterations_progress, megabytes, say, thousands};
+use super::preprocess::PreprocessArgs;
 use super::unused::not_used;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -152,38 +151,8 @@ pub(crate) struct TrainArgs {
     /// Train on the raw values even when their scales are mixed
     #[arg(long, conflicts_with = "standardize")]
     no_standardize: bool,
-    /// Fill nulls and NaN in the feature columns with 0, each column's mean (one statistics
-    /// pass) or this number; saved with the model, so predict and eval fill the same
-    /// [default: a null is an error]
-    #[arg(long, value_name = "zero|mean|VALUE", value_parser = parse_fill_nulls)]
-    fill_nulls: Option<FillNulls>,
-    /// Add a 0/1 feature COL_is_null for each feature column that held a missing value
-    /// (found by the statistics pass)
-    #[arg(long, requires = "fill_nulls")]
-    null_indicators: bool,
-    /// One-hot encode these string, dictionary, boolean or integer columns (`auto`: every
-    /// string and dictionary column, among the --features when named). The --max-categories
-    /// most frequent values of each get a feature COL=value (one counting pass, bounded
-    /// memory); every other value, and any value unseen in training, COL=<other>; nulls
-    /// COL=<null>. Saved with the model
-    #[arg(long, value_name = "A,B|auto", value_delimiter = ',')]
-    categorical: Option<Vec<String>>,
-    /// Values of each --categorical column that get their own feature (the most frequent)
-    #[arg(long, default_value_t = 100, value_name = "K")]
-    max_categories: usize,
-    /// Hash the --categorical columns into N shared features hash_0..hash_{N-1} instead
-    /// (bucket = CRC-32 of the bytes `column=value` mod N, as Python's zlib.crc32; no pass)
-    #[arg(long, value_name = "N", requires = "categorical")]
-    hash_buckets: Option<u32>,
-    /// Make the label 1 where it equals VALUE and 0 elsewhere; the label column may then be
-    /// a string, dictionary, boolean or number column (e.g. `yes`, or 1 of a -1/+1 label).
-    /// Saved with the model, so eval maps its labels the same
-    #[arg(long, value_name = "VALUE")]
-    positive_label: Option<String>,
-    /// Leave out the rows whose label is null (counted before training, so every epoch has
-    /// exactly ceil(kept rows / batch) iterations) [default: a null label is an error]
-    #[arg(long)]
-    drop_null_labels: bool,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
     /// Multiply each row's loss by its value in COLUMN (numeric, cast like a feature; never a
     /// feature itself); a step averages by its weights' sum. A null, NaN, infinite or negative
     /// weight is an error. Validation and eval figures stay unweighted [default: every row 1]
@@ -249,8 +218,8 @@ impl TrainArgs {
         let mut config = TrainConfig {
             data,
             columns: ColumnSpec {
-                positive_label: self.positive_label.clone(),
-                drop_null_labels: self.drop_null_labels,
+                positive_label: self.preprocess.positive_label.clone(),
+                drop_null_labels: self.preprocess.drop_null_labels,
                 weight: self.weight_column.as_ref().map(|w| w.trim().to_string()),
                 ..self.columns.spec()
             },
@@ -280,17 +249,11 @@ impl TrainArgs {
             memory_limit_mb: self.memory_limit,
             valid_fraction: self.valid_fraction,
             standardize: standardize_choice(self.standardize, self.no_standardize),
-            fill_nulls: self.fill_nulls,
-            null_indicators: self.null_indicators,
-            categorical: match self.categorical.as_deref() {
-                None => CategoricalColumns::None,
-                Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
-                Some(names) => {
-                    CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
-                }
-            },
-            max_categories: self.max_categories,
-            hash_buckets: self.hash_buckets,
+            fill_nulls: self.preprocess.fill_nulls,
+            null_indicators: self.preprocess.null_indicators,
+            categorical: self.preprocess.categorical_columns(),
+            max_categories: self.preprocess.max_categories,
+            hash_buckets: self.preprocess.hash_buckets,
             class_weight: self.class_weight,
             checkpoint_dir: self.checkpoint_dir.clone(),
             checkpoint_every: self.checkpoint_every,
@@ -597,13 +560,8 @@ fn print_profile(profile: &Profile, queue_batches: usize) {
     say!("  diagnosis: {}", profile.diagnosis);
 }
 
-/// `--fill-nulls zero|mean|VALUE`.
+/// `--class-weight none|balanced`.
 fn parse_class_weight(text: &str) -> Result<ClassWeight, String> {
     text.parse::<ClassWeight>()
-        .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
-}
-
-fn parse_fill_nulls(text: &str) -> Result<FillNulls, String> {
-    text.parse::<FillNulls>()
         .map_err(|e| streamfit::error::render_options(&e.to_string()).into_owned())
 }
