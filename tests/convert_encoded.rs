@@ -337,3 +337,60 @@ fn a_resume_on_shards_encoded_otherwise_is_refused() {
     );
     assert!(stderr.contains("--fill-nulls"), "{stderr}");
 }
+
+#[test]
+fn a_model_that_does_not_centre_is_refused_on_shards_convert_centred() {
+    // No nulls and no strings: shards that `convert` only centred (the timestamp) have the
+    // source's feature names, so a model trained on plain shards of the same columns would
+    // take the centred values for raw ones.
+    let dir = common::tempdir();
+    let data = dir.path().join("t.parquet");
+    let mut rng = Rng(7);
+    let rows = 400;
+    let x: Vec<f64> = (0..rows).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    let ts: Vec<i64> = (0..rows)
+        .map(|_| START_US + (rng.uniform() * 3e6) as i64 * 1_000_000)
+        .collect();
+    let label: Vec<f64> = x.iter().map(|v| f64::from(*v > 0.0)).collect();
+    common::write_columns(
+        &data,
+        vec![
+            ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
+            ),
+            ("label", Arc::new(Float64Array::from(label))),
+        ],
+    );
+    let centred = dir.path().join("centred");
+    let plain = dir.path().join("plain");
+    let converted = common::run_ok(&["convert", s(&data), "--out", s(&centred)]).stdout;
+    assert!(converted.contains("centred ts"), "{converted}");
+    common::run_ok(&["convert", s(&data), "--out", s(&plain), "--no-centre"]);
+    let from_plain = dir.path().join("plain.json");
+    train(&plain, &from_plain, &[]);
+    let stderr = common::run_err(
+        &[
+            "predict",
+            s(&centred),
+            "--model",
+            s(&from_plain),
+            "--out",
+            s(&dir.path().join("p.parquet")),
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("column(s) ts centred by `convert`, but the model centres no column"),
+        "{stderr}"
+    );
+    let stderr = common::run_err(&["eval", s(&centred), "--model", s(&from_plain)], 2);
+    assert!(stderr.contains("centred by `convert`"), "{stderr}");
+    // The model trained on the centred shards reads them, and the raw file, alike.
+    let from_centred = dir.path().join("centred.json");
+    train(&centred, &from_centred, &[]);
+    let on_shards = probabilities(dir.path(), &from_centred, &centred, "p1.parquet");
+    let on_source = probabilities(dir.path(), &from_centred, &data, "p2.parquet");
+    assert_eq!(on_shards, on_source);
+}

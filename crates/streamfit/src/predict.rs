@@ -148,6 +148,38 @@ fn open_data(
             ),
         ));
     }
+    // Rows `convert` centred hold x − centre: only a model that centres the same columns by the
+    // same values reads them right (one trained on other rows, with the same feature names,
+    // would take them for raw values).
+    if let Some(stored) = source.stored_preprocessing() {
+        let centre = model
+            .standardization
+            .as_ref()
+            .map_or(&[][..], |s| s.centre.as_slice());
+        if stored.centre.as_slice() != centre {
+            let names = |c: &[crate::data::schema::ColumnCentre]| {
+                if c.is_empty() {
+                    "no column".to_string()
+                } else {
+                    c.iter()
+                        .map(|c| c.column.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            return Err(Error::config(
+                "data",
+                format!(
+                    "{} holds column(s) {} centred by `convert`, but the model centres {}: \
+                     use a model trained on these shards or on their source with the same \
+                     options, or predict on the source",
+                    config.data[0].display(),
+                    names(&stored.centre),
+                    names(centre)
+                ),
+            ));
+        }
+    }
     Ok((train, source))
 }
 
