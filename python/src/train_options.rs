@@ -197,11 +197,7 @@ pub(crate) fn train_config(data: Vec<PathBuf>, options: &mut Options<'_>) -> PyR
         config.class_weight = text.parse().map_err(crate::errors::to_py)?;
     }
     // `categorical="auto"`, `"a,b"` or `["a", "b"]`, as on the command line.
-    config.categorical = match options.strings("categorical")? {
-        None => CategoricalColumns::None,
-        Some(names) if names == ["auto"] => CategoricalColumns::Auto,
-        Some(names) => CategoricalColumns::Named(names),
-    };
+    config.categorical = CategoricalColumns::from_names(options.strings("categorical")?.as_deref());
     if let Some(k) = options.size("max_categories")? {
         config.max_categories = k;
     }

@@ -50,13 +50,7 @@ pub(crate) struct PreprocessArgs {
 impl PreprocessArgs {
     /// `--categorical` as the library's column choice (names trimmed).
     pub(crate) fn categorical_columns(&self) -> CategoricalColumns {
-        match self.categorical.as_deref() {
-            None => CategoricalColumns::None,
-            Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
-            Some(names) => {
-                CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
-            }
-        }
+        CategoricalColumns::from_names(self.categorical.as_deref())
     }
 }
 

@@ -34,6 +34,20 @@ pub enum CategoricalColumns {
     Named(Vec<String>),
 }
 
+impl CategoricalColumns {
+    /// «categorical» as a user gives it (the command line's comma list, Python's string or
+    /// list): none, `auto` alone, or column names, each trimmed of spaces.
+    pub fn from_names(names: Option<&[String]>) -> Self {
+        match names {
+            None => CategoricalColumns::None,
+            Some([one]) if one.trim() == "auto" => CategoricalColumns::Auto,
+            Some(names) => {
+                CategoricalColumns::Named(names.iter().map(|n| n.trim().to_string()).collect())
+            }
+        }
+    }
+}
+
 /// How the categorical columns become features.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
