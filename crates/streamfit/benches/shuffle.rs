@@ -1,7 +1,7 @@
 //! The shuffle stage's own cost per row, alone on one core: 8,192-row blocks of 64 float32
 //! features pushed through a `ShuffleBuffer` (the reservoir, 65,536 rows by default) whose
-//! evicted rows are copied into 256-row batches, as the `shuffle` thread does, without readers
-//! or a trainer competing for the caches. Compare with the shuffle thread's time in a training
+//! evicted rows are written into 256-row batches in runs, as the `shuffle` thread does,
+//! without readers or a trainer competing for the caches. Compare with the shuffle thread's time in a training
 //! run (docs/benchmarks.md) to see what the two other stages cost it. Run with
 //! `cargo bench --bench shuffle`.
 
@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use streamfit::data::RowBlock;
 use streamfit::pipeline::ShuffleBuffer;
+use streamfit::pipeline::shuffle::BatchSink;
 
 const FEATURES: usize = 64;
 const BLOCK_ROWS: usize = 8_192;
@@ -29,6 +30,33 @@ fn block(first: u64) -> RowBlock {
         b.push_row(&row, 1.0, first + i);
     }
     b
+}
+
+/// Fills 256-row batches as the shuffle thread's batcher does (runs written in place), and
+/// starts the next batch once one is full.
+struct Batches {
+    batch: RowBlock,
+    emitted: u64,
+}
+
+impl BatchSink for Batches {
+    fn open(&mut self) -> Option<(&mut RowBlock, usize)> {
+        let room = BATCH_ROWS - self.batch.num_rows();
+        Some((&mut self.batch, room))
+    }
+
+    fn appended(&mut self, _: usize) -> ControlFlow<()> {
+        if self.batch.num_rows() == BATCH_ROWS {
+            self.emitted += black_box(self.batch.row_ids()[0]) & 1;
+            self.batch.reset(FEATURES);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn emit_one(&mut self, features: &[f32], target: f32, row_id: u64) -> ControlFlow<()> {
+        self.batch.push_row(features, target, row_id);
+        self.appended(1)
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -48,21 +76,16 @@ fn bench(c: &mut Criterion) {
                         FEATURES,
                         Xoshiro256PlusPlus::seed_from_u64(1),
                     );
-                    let mut batch = RowBlock::with_capacity(FEATURES, BATCH_ROWS);
-                    let mut emitted = 0u64;
-                    let mut emit = |x: &[f32], y: f32, id: u64| {
-                        batch.push_row(x, y, id);
-                        if batch.num_rows() == BATCH_ROWS {
-                            emitted += black_box(batch.row_ids()[0]) & 1;
-                            batch.reset(FEATURES);
-                        }
-                        ControlFlow::Continue(())
+                    let mut sink = Batches {
+                        batch: RowBlock::with_capacity(FEATURES, BATCH_ROWS),
+                        emitted: 0,
                     };
                     for block in blocks.iter().cycle().take(BLOCKS) {
-                        let _ = buffer.push_block(block, &mut emit);
+                        let _ = buffer.push_rows_into(block, 0..block.num_rows(), &mut sink);
                     }
+                    let mut emit = |x: &[f32], y: f32, id: u64| sink.emit_one(x, y, id);
                     let _ = buffer.drain(&mut emit);
-                    emitted
+                    sink.emitted
                 })
             },
         );

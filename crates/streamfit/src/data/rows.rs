@@ -30,7 +30,7 @@ impl PartialEq for RowBlock {
 
 /// Copies one row; fixed 8-value pieces compile to vector moves instead of a `memmove` call.
 #[inline(always)]
-fn copy_row(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
     let (dst_chunks, dst_tail) = dst.as_chunks_mut::<8>();
     let (src_chunks, src_tail) = src.as_chunks::<8>();
     for (d, s) in dst_chunks.iter_mut().zip(src_chunks) {
@@ -171,6 +171,22 @@ impl RowBlock {
         self.features[slots].copy_from_slice(&other.features[rows.start * d..rows.end * d]);
         self.targets.extend_from_slice(&other.targets[rows.clone()]);
         self.row_ids.extend_from_slice(&other.row_ids[rows]);
+    }
+
+    /// Appends `num_rows` rows to be written in place and returns their slots: features
+    /// (`num_rows × d`, row-major), targets and ids, holding whatever the block held there
+    /// before (zeros where it never held rows). For writers that fill rows in bulk.
+    #[inline]
+    pub fn append_rows(&mut self, num_rows: usize) -> (&mut [f32], &mut [f32], &mut [u64]) {
+        let slots = self.grow(num_rows);
+        let start = self.targets.len();
+        self.targets.resize(start + num_rows, 0.0);
+        self.row_ids.resize(start + num_rows, 0);
+        (
+            &mut self.features[slots],
+            &mut self.targets[start..],
+            &mut self.row_ids[start..],
+        )
     }
 
     /// Overwrites row `i` in place. Panics when `i` is out of range (a caller bug).

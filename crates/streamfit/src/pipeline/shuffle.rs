@@ -14,9 +14,41 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::data::RowBlock;
+use crate::data::rows::copy_row;
 
 /// Receives the rows a [`ShuffleBuffer`] emits; `Break` stops the buffer early.
 pub type Emit<'a> = dyn FnMut(&[f32], f32, u64) -> ControlFlow<()> + 'a;
+
+/// Takes the rows a [`ShuffleBuffer`] evicts in runs written straight into the batch being
+/// filled: the `shuffle` thread's path, with no call per row ([`Emit`] takes them one at a
+/// time). The rows, and their order, are the same either way.
+pub trait BatchSink {
+    /// The batch being filled and how many more rows it takes before a batch or step ends
+    /// (at least 1); `None` when the rows are not kept (they then go to
+    /// [`emit_one`](BatchSink::emit_one) one at a time).
+    fn open(&mut self) -> Option<(&mut RowBlock, usize)>;
+    /// `num_rows` rows were appended to the open batch.
+    fn appended(&mut self, num_rows: usize) -> ControlFlow<()>;
+    /// One row, when [`open`](BatchSink::open) returned `None`.
+    fn emit_one(&mut self, features: &[f32], target: f32, row_id: u64) -> ControlFlow<()>;
+}
+
+/// A sink that takes every row one at a time through an [`Emit`].
+struct OneAtATime<'a, 'b>(&'a mut Emit<'b>);
+
+impl BatchSink for OneAtATime<'_, '_> {
+    fn open(&mut self) -> Option<(&mut RowBlock, usize)> {
+        None
+    }
+
+    fn appended(&mut self, _: usize) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+
+    fn emit_one(&mut self, features: &[f32], target: f32, row_id: u64) -> ControlFlow<()> {
+        (self.0)(features, target, row_id)
+    }
+}
 
 /// A fixed-capacity reservoir of rows; see the module docs.
 pub struct ShuffleBuffer {
@@ -86,40 +118,78 @@ impl ShuffleBuffer {
         rows: std::ops::Range<usize>,
         emit: &mut Emit<'_>,
     ) -> ControlFlow<()> {
+        self.push_rows_into(block, rows, &mut OneAtATime(emit))
+    }
+
+    /// [`push_rows`](ShuffleBuffer::push_rows) with the evicted rows written into `sink`'s
+    /// batches in runs: the same draws, the same rows in the same order, the same buffer state
+    /// after (except after a `Break`: then the rows of the run already written are stored).
+    pub fn push_rows_into(
+        &mut self,
+        block: &RowBlock,
+        rows: std::ops::Range<usize>,
+        sink: &mut dyn BatchSink,
+    ) -> ControlFlow<()> {
         let n = rows.end;
         let (features, targets, ids) = (block.features(), block.targets(), block.row_ids());
         let d = block.num_features();
         let mut i = rows.start;
-        // Filling: store rows without emitting, in one bulk copy per block.
         let room = self.capacity_rows - self.arena.num_rows();
         if room > 0 {
             i += room.min(rows.len());
             self.arena.extend_from(block, rows.start..i);
         }
-        // Full: each incoming row evicts a random resident. The slots are drawn for the whole
-        // block first (the same draws in the same order as one at a time), so the rows a few
-        // steps ahead can be prefetched: the arena is larger than the caches and random
-        // slots defeat the hardware prefetcher.
         self.slots.clear();
         self.slots
             .extend((i..n).map(|_| self.rng.random_range(0..self.capacity_rows)));
-        for k in 0..self.slots.len() {
-            if let Some(&ahead) = self.slots.get(k + PREFETCH_AHEAD) {
-                prefetch(self.arena.row(ahead));
-                prefetch(&self.arena.targets()[ahead..=ahead]);
-                prefetch(&self.arena.row_ids()[ahead..=ahead]);
+        // Full: each incoming row evicts a random resident. The slots are drawn for the whole
+        // block first (the same draws in the same order as one at a time), so the rows a few
+        // steps ahead can be prefetched: the arena is larger than the caches and random
+        // slots defeat the hardware prefetcher. The incoming rows are prefetched too (a
+        // reader on the other core has just written them).
+        let mut k = 0;
+        while k < self.slots.len() {
+            let Some((batch, room)) = sink.open() else {
+                self.prefetch_ahead(k, i, block);
+                let slot = self.slots[k];
+                sink.emit_one(
+                    self.arena.row(slot),
+                    self.arena.targets()[slot],
+                    self.arena.row_ids()[slot],
+                )?;
+                self.arena
+                    .set_row(slot, &features[i * d..(i + 1) * d], targets[i], ids[i]);
+                (i, k) = (i + 1, k + 1);
+                continue;
+            };
+            let run = room.min(self.slots.len() - k);
+            let (out_x, out_y, out_ids) = batch.append_rows(run);
+            for j in 0..run {
+                self.prefetch_ahead(k + j, i + j, block);
+                let slot = self.slots[k + j];
+                copy_row(&mut out_x[j * d..(j + 1) * d], self.arena.row(slot));
+                out_y[j] = self.arena.targets()[slot];
+                out_ids[j] = self.arena.row_ids()[slot];
+                let at = i + j;
+                self.arena
+                    .set_row(slot, &features[at * d..(at + 1) * d], targets[at], ids[at]);
             }
-            let slot = self.slots[k];
-            emit(
-                self.arena.row(slot),
-                self.arena.targets()[slot],
-                self.arena.row_ids()[slot],
-            )?;
-            self.arena
-                .set_row(slot, &features[i * d..(i + 1) * d], targets[i], ids[i]);
-            i += 1;
+            (i, k) = (i + run, k + run);
+            sink.appended(run)?;
         }
         ControlFlow::Continue(())
+    }
+
+    /// Prefetches what the eviction [`PREFETCH_AHEAD`] after eviction `k` (whose incoming row
+    /// is row `i` of `block`) will touch.
+    #[inline(always)]
+    fn prefetch_ahead(&self, k: usize, i: usize, block: &RowBlock) {
+        if let Some(&ahead) = self.slots.get(k + PREFETCH_AHEAD) {
+            prefetch(self.arena.row(ahead));
+            prefetch(&self.arena.targets()[ahead..=ahead]);
+            prefetch(&self.arena.row_ids()[ahead..=ahead]);
+            prefetch(block.row(i + PREFETCH_AHEAD));
+        }
     }
 
     /// Emits every held row in uniformly random order and empties the buffer. When `emit`
@@ -202,6 +272,68 @@ mod tests {
             let mut out = run(capacity, 1);
             out.sort_unstable();
             assert_eq!(out, (0..100).collect::<Vec<_>>(), "capacity {capacity}");
+        }
+    }
+
+    /// A sink whose open batch takes 1, 2, 3, … 7 rows in turn, and which refuses a run now
+    /// and then (rows then come one at a time), recording every row it is given.
+    struct Runs {
+        batch: RowBlock,
+        turn: usize,
+        out: Vec<(Vec<f32>, f32, u64)>,
+    }
+
+    impl BatchSink for Runs {
+        fn open(&mut self) -> Option<(&mut RowBlock, usize)> {
+            self.turn += 1;
+            (!self.turn.is_multiple_of(5)).then(|| (&mut self.batch, self.turn % 7 + 1))
+        }
+
+        fn appended(&mut self, num_rows: usize) -> ControlFlow<()> {
+            let n = self.batch.num_rows();
+            for i in n - num_rows..n {
+                let b = &self.batch;
+                self.out
+                    .push((b.row(i).to_vec(), b.targets()[i], b.row_ids()[i]));
+            }
+            if n > 20 {
+                self.batch.reset(2);
+            }
+            ControlFlow::Continue(())
+        }
+
+        fn emit_one(&mut self, features: &[f32], target: f32, row_id: u64) -> ControlFlow<()> {
+            self.out.push((features.to_vec(), target, row_id));
+            ControlFlow::Continue(())
+        }
+    }
+
+    #[test]
+    fn rows_written_in_runs_are_those_emitted_one_at_a_time() {
+        for capacity in [1, 7, 64, 1000] {
+            let seed = Xoshiro256PlusPlus::seed_from_u64(5);
+            let (mut one, mut runs) = (
+                ShuffleBuffer::new(capacity, 2, seed.clone()),
+                ShuffleBuffer::new(capacity, 2, seed),
+            );
+            let mut expected = Vec::new();
+            let mut sink = Runs {
+                batch: RowBlock::with_capacity(2, 0),
+                turn: 0,
+                out: Vec::new(),
+            };
+            for start in (0..300).step_by(45) {
+                let b = block(start..(start + 45).min(300));
+                let _ = one.push_rows(&b, 3..b.num_rows(), &mut |x, y, id| {
+                    expected.push((x.to_vec(), y, id));
+                    ControlFlow::Continue(())
+                });
+                let _ = runs.push_rows_into(&b, 3..b.num_rows(), &mut sink);
+                assert_eq!(one.row_ids(), runs.row_ids(), "capacity {capacity}");
+                assert_eq!(one.rng(), runs.rng());
+            }
+            assert_eq!(sink.out, expected, "capacity {capacity}");
+            assert!(capacity >= 300 || !expected.is_empty());
         }
     }
 

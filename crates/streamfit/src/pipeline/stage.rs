@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::batch::Batch;
 use super::lane_stage::LaneStart;
+use super::shuffle::BatchSink;
 use super::{LastBatch, Next, PipelineConfig, PlanOrderReceiver, ShuffleBuffer, reader};
 use crate::data::RowBlock;
 use crate::error::{Error, Result};
@@ -116,11 +117,10 @@ impl ShuffleStage {
             let flow = {
                 let _span = tracing::trace_span!("shuffle", rows = block.num_rows()).entered();
                 let batcher = &mut self.batcher;
-                let mut emit = |x: &[f32], y: f32, id: u64| batcher.push(x, y, id);
                 match &mut self.buffer {
-                    Some(buffer) => buffer.push_block(&block, &mut emit),
+                    Some(buffer) => buffer.push_rows_into(&block, 0..block.num_rows(), batcher),
                     None => (0..block.num_rows()).try_for_each(|i| {
-                        emit(block.row(i), block.targets()[i], block.row_ids()[i])
+                        batcher.push(block.row(i), block.targets()[i], block.row_ids()[i])
                     }),
                 }
             };
@@ -150,6 +150,38 @@ impl ShuffleStage {
                 "the epoch ended {missing} rows short of the dataset's row count"
             ))),
         }
+    }
+}
+
+impl BatchSink for Batcher {
+    fn open(&mut self) -> Option<(&mut RowBlock, usize)> {
+        if self.rows_left == 0 {
+            return None; // a dropped last partial step: `push` discards its rows
+        }
+        let current = match &mut self.current {
+            Some(current) => current,
+            none => none.insert(reader::recycled_or_new(
+                &self.pool_rx,
+                self.num_features,
+                self.batch_rows,
+            )),
+        };
+        let room = (self.batch_rows - current.num_rows())
+            .min(
+                (self.step_rows - self.rows_in_step)
+                    .try_into()
+                    .unwrap_or(usize::MAX),
+            )
+            .min(self.rows_left.try_into().unwrap_or(usize::MAX));
+        Some((current, room))
+    }
+
+    fn appended(&mut self, num_rows: usize) -> ControlFlow<()> {
+        self.counted(num_rows)
+    }
+
+    fn emit_one(&mut self, features: &[f32], target: f32, row_id: u64) -> ControlFlow<()> {
+        self.push(features, target, row_id)
     }
 }
 
@@ -188,12 +220,24 @@ impl Batcher {
         }
         let current = self.current.as_mut().expect("just set");
         current.push_row(x, y, id);
-        self.rows_left -= 1;
-        self.rows_emitted += 1;
-        self.rows_in_step += 1;
+        self.counted(1)
+    }
+
+    /// Rows appended to the current batch: counts them, and sends the batch when it is full
+    /// or ends a step or the epoch.
+    #[inline]
+    fn counted(&mut self, num_rows: usize) -> ControlFlow<()> {
+        let n = num_rows as u64;
+        self.rows_left -= n;
+        self.rows_emitted += n;
+        self.rows_in_step += n;
+        let full = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.num_rows() == self.batch_rows);
         if self.rows_in_step == self.step_rows || self.rows_left == 0 {
             self.send(true)
-        } else if current.num_rows() == self.batch_rows {
+        } else if full {
             self.send(false)
         } else {
             ControlFlow::Continue(())
