@@ -6,8 +6,9 @@
 # a container), for each read mode. Prints one table row per case: the median rows/s of RUNS
 # runs, the ratio to the warm median, what the kernel read from storage (pgpgin) and the
 # workingset refaults (pages read again after being evicted) per run, peak RSS against the
-# printed budget, and the read mode the run used; and per dataset the storage's own ceiling
-# (`cat` of the files 3 times, evicted, under the smallest cap) as the rows/s it could feed.
+# printed budget, and the read mode the run used; and per dataset the storage's own ceilings as
+# the rows/s they could feed: `cat` of the files 3 times (front to back), evicted, under the
+# smallest cap, and the units read in the plan's shuffled order (benches/storage_order.py).
 #
 # Usage: benches/larger_than_memory.sh [RUNS] [CAPS] [MODES]
 #   RUNS  runs per case (default 3), CAPS caps in MiB (default "1000 400 200"),
@@ -102,6 +103,13 @@ for source in "$data" "$shards"; do
   awk -v name="$name" -v rows="$rows" -v bytes="$bytes" -v s="$start" -v e="$end" -v warm="$warm_rate" -v cap="${caps##* }" 'BEGIN {
     t = e - s; printf "| %s | storage: cat × 3, evicted, cap %s MiB | - | %.2f M | %.0f%% | %.2f GB/s | - | - |\n",
       name, cap, 3 * rows / t / 1e6, 100 * 3 * rows / t / warm, 3 * bytes / t / 1e9 }'
+  # What the storage delivers in the order an epoch reads (units of 16 MiB in the plan's
+  # shuffled order, O_DIRECT, evicted first): the ceiling for any reading path that keeps the
+  # plan (benches/storage_order.py compares the orders and methods).
+  rate=$(python3 "$(dirname "$0")/storage_order.py" "$source" --runs 1 --case plan,direct,1 --rate-only)
+  awk -v name="$name" -v rows="$rows" -v bytes="$bytes" -v rate="$rate" -v warm="$warm_rate" 'BEGIN {
+    r = rate * 1e9 / bytes * rows; printf "| %s | storage: units in plan order, direct, evicted | - | %.2f M | %.0f%% | %.2f GB/s | - | - |\n",
+      name, r / 1e6, 100 * r / warm, rate }'
   for cap in $caps; do
     for mode in $modes; do
       show "evicted, cap $cap MiB" "$(case_row "$cap" "$source" --read-mode "$mode")"
