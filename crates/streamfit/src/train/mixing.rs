@@ -43,10 +43,8 @@ impl<'a> Mixing<'a> {
 
     /// Adds a batch of step `step` (completed steps before it).
     pub(super) fn add(&mut self, ids: &[u64], step: u64) {
-        for &id in ids {
-            self.moments.add(self.position, id);
-            self.position += 1;
-        }
+        self.moments.add(self.position, ids);
+        self.position += ids.len() as u64;
         if step.is_multiple_of(8) {
             if self.sampling_step != Some(step) {
                 self.flush_step();
@@ -104,16 +102,39 @@ struct Moments {
 }
 
 impl Moments {
-    fn add(&mut self, x: u64, y: u64) {
-        let (x0, y0) = *self.origin.get_or_insert((x, y));
-        let x = x as f64 - x0 as f64;
-        let y = y as f64 - y0 as f64;
-        self.n += 1.0;
-        self.sum_x += x;
-        self.sum_y += y;
-        self.sum_xx += x * x;
-        self.sum_yy += y * y;
-        self.sum_xy += x * y;
+    /// Adds the pairs (`first_x + i`, `ys[i]`), in order.
+    fn add(&mut self, first_x: u64, ys: &[u64]) {
+        let Some(&y_first) = ys.first() else {
+            return;
+        };
+        let (x0, y0) = *self.origin.get_or_insert((first_x, y_first));
+        // The same sums, in the same order, as adding `x as f64 - x0 as f64` pair by pair:
+        // below 2^53 every value, and every difference, is exact either way.
+        let (mut n, mut sx, mut sy) = (self.n, self.sum_x, self.sum_y);
+        let (mut sxx, mut syy, mut sxy) = (self.sum_xx, self.sum_yy, self.sum_xy);
+        let exact = first_x + ys.len() as u64 <= 1 << 53
+            && x0 < 1 << 53
+            && y0 < 1 << 53
+            && ys.iter().all(|&y| y < 1 << 53);
+        for (i, &y) in ys.iter().enumerate() {
+            let x_at = first_x + i as u64;
+            let (x, y) = if exact {
+                (
+                    (x_at as i64 - x0 as i64) as f64,
+                    (y as i64 - y0 as i64) as f64,
+                )
+            } else {
+                (x_at as f64 - x0 as f64, y as f64 - y0 as f64)
+            };
+            n += 1.0;
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            syy += y * y;
+            sxy += x * y;
+        }
+        (self.n, self.sum_x, self.sum_y) = (n, sx, sy);
+        (self.sum_xx, self.sum_yy, self.sum_xy) = (sxx, syy, sxy);
     }
 
     /// Pearson's r, clamped to [−1, 1] against rounding; 1 with fewer than two pairs or when
