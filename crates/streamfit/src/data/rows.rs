@@ -174,8 +174,8 @@ impl RowBlock {
     }
 
     /// Appends `num_rows` rows to be written in place and returns their slots: features
-    /// (`num_rows × d`, row-major), targets and ids, holding whatever the block held there
-    /// before (zeros where it never held rows). For writers that fill rows in bulk.
+    /// (`num_rows × d`, row-major; whatever the block's slack held there, zeros where it never
+    /// held rows), targets and ids (zeros). For writers that fill rows in bulk.
     #[inline]
     pub fn append_rows(&mut self, num_rows: usize) -> (&mut [f32], &mut [f32], &mut [u64]) {
         let slots = self.grow(num_rows);

@@ -23,9 +23,9 @@ pub type Emit<'a> = dyn FnMut(&[f32], f32, u64) -> ControlFlow<()> + 'a;
 /// filled: the `shuffle` thread's path, with no call per row ([`Emit`] takes them one at a
 /// time). The rows, and their order, are the same either way.
 pub trait BatchSink {
-    /// The batch being filled and how many more rows it takes before a batch or step ends
-    /// (at least 1); `None` when the rows are not kept (they then go to
-    /// [`emit_one`](BatchSink::emit_one) one at a time).
+    /// The batch being filled and how many more rows it takes before a batch or step ends, or
+    /// the epoch's last row to keep (at least 1); `None` when the rows are not kept (a dropped
+    /// last partial step: they then go to [`emit_one`](BatchSink::emit_one) one at a time).
     fn open(&mut self) -> Option<(&mut RowBlock, usize)>;
     /// `num_rows` rows were appended to the open batch.
     fn appended(&mut self, num_rows: usize) -> ControlFlow<()>;
