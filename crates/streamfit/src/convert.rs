@@ -40,7 +40,7 @@ use crate::data::source::shard::{
 use crate::data::source::{ColumnRole, OpenOptions, ParquetFormat, Source, SourceFormat};
 use crate::error::{Error, Result};
 use crate::output_path::InputSet;
-use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::run::{
     PrepareEvent, check_positive_label_seen, count_dropped_labels, decide_standardize,
     fit_preprocessing,
@@ -347,14 +347,7 @@ fn write_shards(
         };
         ShardWriter::create(&dir.join(shard_name(index)), &meta, shard.rows)
     };
-    let pipeline = Pipeline::new(
-        source.clone(),
-        PipelineConfig {
-            shuffle: Shuffle::Off,
-            num_readers,
-            ..PipelineConfig::default()
-        },
-    );
+    let pipeline = Pipeline::new(source.clone(), PipelineConfig::file_order(num_readers));
     pipeline.scan(|block| {
         let mut i = 0;
         while i < block.num_rows() {

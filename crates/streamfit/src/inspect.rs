@@ -25,7 +25,7 @@ use crate::data::source::{
 };
 use crate::data::stats::{ColumnStats, DatasetStats, StatsAccumulator};
 use crate::error::{Error, Result};
-use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
+use crate::pipeline::{Pipeline, PipelineConfig};
 
 /// Rows per decoded block of the statistics pass.
 const STATS_BLOCK_ROWS: usize = 8_192;
@@ -271,10 +271,8 @@ pub fn dataset_stats(source: Arc<dyn Source>, num_readers: usize) -> Result<Data
     let pipeline = Pipeline::new(
         source,
         PipelineConfig {
-            shuffle: Shuffle::Off,
-            num_readers,
             block_rows: STATS_BLOCK_ROWS,
-            ..PipelineConfig::default()
+            ..PipelineConfig::file_order(num_readers)
         },
     );
     pipeline.scan(|block| {

@@ -147,6 +147,17 @@ impl PipelineConfig {
         if self.lanes() > 1 { LANE_ROUNDS } else { 1 }
     }
 
+    /// The settings of one pass over a source's rows in file order, unshuffled, with
+    /// `num_readers` readers and the rest at their defaults (what `inspect --stats`, the class
+    /// counts of «class_weight» and `convert` read with).
+    pub fn file_order(num_readers: usize) -> PipelineConfig {
+        PipelineConfig {
+            shuffle: Shuffle::Off,
+            num_readers,
+            ..PipelineConfig::default()
+        }
+    }
+
     /// The settings of an evaluation pass over `num_rows` rows: file order, every row, batches
     /// as large as the pipeline allows (one step of all rows), a unit that fails stops the
     /// pass (the files training dropped are left out of it before it starts); readers, rank

@@ -17,7 +17,7 @@ use crate::data::FeatureSelection;
 use crate::data::source::Source;
 use crate::error::{Error, Result};
 use crate::model::Head;
-use crate::pipeline::{Pipeline, PipelineConfig, Shuffle};
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::train::{ClassWeight, RowWeights, balanced_weights};
 
 use super::event::PrepareEvent;
@@ -103,14 +103,7 @@ pub(super) fn resolve_weights(
 /// «positive_label», null ones left out by «drop_null_labels»), in one unshuffled pass. A
 /// label that is no class id is an error.
 fn count_labels(source: &Arc<dyn Source>, num_readers: usize, classes: usize) -> Result<Vec<u64>> {
-    let pipeline = Pipeline::new(
-        source.clone(),
-        PipelineConfig {
-            shuffle: Shuffle::Off,
-            num_readers,
-            ..PipelineConfig::default()
-        },
-    );
+    let pipeline = Pipeline::new(source.clone(), PipelineConfig::file_order(num_readers));
     let mut counts = vec![0u64; classes];
     pipeline.scan(|block| {
         for &label in block.targets() {
