@@ -279,13 +279,7 @@ impl Model {
             }
             out
         });
-        if k == 1 {
-            Ok(out.into_pyarray(py).into_any())
-        } else {
-            let out = Array2::from_shape_vec((rows, k), out)
-                .map_err(|e| PyRuntimeError::new_err(format!("internal error: {e}")))?;
-            Ok(out.into_pyarray(py).into_any())
-        }
+        outputs_array(py, out, rows, k)
     }
 
     /// Outputs for the raw rows of Parquet `paths` (files or directories), decoded with the
@@ -318,13 +312,7 @@ impl Model {
                 .map(|rows| (out, rows as usize))
             })
             .py_err()?;
-        if k == 1 {
-            Ok(out.into_pyarray(py).into_any())
-        } else {
-            let out = Array2::from_shape_vec((rows, k), out)
-                .map_err(|e| PyRuntimeError::new_err(format!("internal error: {e}")))?;
-            Ok(out.into_pyarray(py).into_any())
-        }
+        outputs_array(py, out, rows, k)
     }
 
     fn __repr__(&self) -> String {
@@ -401,4 +389,19 @@ pub(crate) fn generate(
     py.detach(|| streamfit::generate::generate(&config, &|_| {}))
         .py_err()?;
     Ok(out)
+}
+
+/// `rows × k` model outputs as NumPy: one value per row as a 1-D array, else `(rows, k)`.
+fn outputs_array(
+    py: Python<'_>,
+    out: Vec<f32>,
+    rows: usize,
+    k: usize,
+) -> PyResult<Bound<'_, PyAny>> {
+    if k == 1 {
+        return Ok(out.into_pyarray(py).into_any());
+    }
+    let out = Array2::from_shape_vec((rows, k), out)
+        .map_err(|e| PyRuntimeError::new_err(format!("internal error: {e}")))?;
+    Ok(out.into_pyarray(py).into_any())
 }
