@@ -108,24 +108,13 @@ impl Moments {
             return;
         };
         let (x0, y0) = *self.origin.get_or_insert((first_x, y_first));
-        // The same sums, in the same order, as adding `x as f64 - x0 as f64` pair by pair:
-        // below 2^53 every value, and every difference, is exact either way.
+        // Summed in locals, one batch at a time: the same sums in the same order as pair by
+        // pair.
         let (mut n, mut sx, mut sy) = (self.n, self.sum_x, self.sum_y);
         let (mut sxx, mut syy, mut sxy) = (self.sum_xx, self.sum_yy, self.sum_xy);
-        let exact = first_x + ys.len() as u64 <= 1 << 53
-            && x0 < 1 << 53
-            && y0 < 1 << 53
-            && ys.iter().all(|&y| y < 1 << 53);
         for (i, &y) in ys.iter().enumerate() {
-            let x_at = first_x + i as u64;
-            let (x, y) = if exact {
-                (
-                    (x_at as i64 - x0 as i64) as f64,
-                    (y as i64 - y0 as i64) as f64,
-                )
-            } else {
-                (x_at as f64 - x0 as f64, y as f64 - y0 as f64)
-            };
+            let x = (first_x + i as u64) as f64 - x0 as f64;
+            let y = y as f64 - y0 as f64;
             n += 1.0;
             sx += x;
             sy += y;
